@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared kernel-side machinery of every rung: maps, event header fill, filters,
+ * counters, ring-buffer output. It is not #included: lsmtrace/bpfgen.py puts it
+ * first in the program text, before the rung's .bpf.c files, because bcc
+ * rewrites map method calls (`m.lookup()`) only in its main file.
+ *
+ * Compile-time options (always -D cflags from lsmtrace/loader.py, never text edits):
+ *   LSMT_PERFBUF          perf buffer instead of the BPF ring buffer (old kernels)
+ *   LSMT_RINGBUF_PAGES    ring buffer size in pages (power of two)
+ *   LSMT_WAKEUP_EVERY     wake the consumer once every this many events per CPU
+ *   LSMT_RUNG             enum lsmt_rung of this build
+ *
+ * No bpf_printk: every error or drop is a counter in `stats`.
+ */
+#ifndef LSMTRACE_COMMON_H
+#define LSMTRACE_COMMON_H
+
+#include <linux/sched.h>
+#include <linux/fs.h>
+#include <linux/cred.h>
+#include <linux/nsproxy.h>
+#include <linux/ptrace.h>
+#include "lsmtrace.h"
+
+#ifndef LSMT_RINGBUF_PAGES
+#define LSMT_RINGBUF_PAGES 512
+#endif
+#ifndef LSMT_WAKEUP_EVERY
+#define LSMT_WAKEUP_EVERY (LSMT_RINGBUF_PAGES * 4096 / 8 / (sizeof(struct lsmt_event) + 8))
+#endif
+#ifndef LSMT_RUNG
+#define LSMT_RUNG LSMT_RUNG_TRACEPOINT
+#endif
+
+/* Syscall arguments and number from the task's user registers. */
+#if defined(__x86_64__)
+#define LSMT_SYSCALL_NR(regs) ((regs)->orig_ax)
+#define LSMT_ARG0(regs) ((regs)->di)
+#define LSMT_ARG1(regs) ((regs)->si)
+#define LSMT_ARG2(regs) ((regs)->dx)
+#define LSMT_ARG3(regs) ((regs)->r10)
+#define LSMT_ARG4(regs) ((regs)->r8)
+#define LSMT_ARG5(regs) ((regs)->r9)
+#elif defined(__aarch64__)
+#define LSMT_SYSCALL_NR(regs) ((regs)->syscallno)
+#define LSMT_ARG0(regs) ((regs)->orig_x0)
+#define LSMT_ARG1(regs) ((regs)->regs[1])
+#define LSMT_ARG2(regs) ((regs)->regs[2])
+#define LSMT_ARG3(regs) ((regs)->regs[3])
+#define LSMT_ARG4(regs) ((regs)->regs[4])
+#define LSMT_ARG5(regs) ((regs)->regs[5])
+#else
+#error "lsmtrace supports x86_64 and aarch64"
+#endif
+
+#define LSMT_READ(dst, src) bpf_probe_read_kernel(&(dst), sizeof(dst), &(src))
+
+#ifdef LSMT_PERFBUF
+BPF_PERF_OUTPUT(events);
+BPF_PERCPU_ARRAY(scratch, struct lsmt_event, 1);
+#else
+BPF_RINGBUF_OUTPUT(events, LSMT_RINGBUF_PAGES);
+BPF_PERCPU_ARRAY(wake_count, u32, 1);
+#endif
+
+BPF_ARRAY(settings, struct lsmt_config, 1);
+BPF_PERCPU_ARRAY(stats, u64, LSMT_STAT_MAX);
+/* Allowed decisions per id: the hot path, an array the verifier inlines. */
+BPF_PERCPU_ARRAY(allow_counts, u64, LSMT_MAX_IDS);
+/* Denials per (id, lsm, errno). */
+BPF_PERCPU_HASH(deny_counts, struct lsmt_count_key, u64, 8192);
+/* log2(latency ns) histogram per (id, bucket); fexit/kprobe rungs only. */
+BPF_PERCPU_HASH(lat_hist, struct lsmt_lat_key, u64, 16384);
+/* --pid/--children: the set of traced processes. */
+BPF_HASH(traced_tgids, u32, u8, 65536);
+/* --cgroup: slot 0 holds the cgroup; its whole subtree is traced. */
+BPF_CGROUP_ARRAY(cgroup_filter, 1);
+/* Last hook denial of each thread, for DAC-vs-LSM attribution of syscalls. */
+BPF_TABLE("lru_hash", u64, struct lsmt_pending, pending, 16384);
+
+static __always_inline void lsmt_stat(u32 idx)
+{
+	u64 *v = stats.lookup(&idx);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline struct lsmt_config *lsmt_config(void)
+{
+	u32 zero = 0;
+	return settings.lookup(&zero);
+}
+
+/* Aggregate one decision; runs for every decision, before any filter. */
+static __always_inline void lsmt_count(u32 id, u16 lsm, s32 ret)
+{
+	lsmt_stat(LSMT_STAT_SEEN);
+	if (ret >= 0) {
+		u32 idx = id & (LSMT_MAX_IDS - 1);
+		u64 *v = allow_counts.lookup(&idx);
+		if (v)
+			__sync_fetch_and_add(v, 1);
+		return;
+	}
+	struct lsmt_count_key key = {.id = id, .lsm = lsm, .err = -ret};
+	u64 one = 1;
+	u64 *v = deny_counts.lookup(&key);
+	if (v) {
+		__sync_fetch_and_add(v, 1);
+	} else if (deny_counts.update(&key, &one) != 0) {
+		lsmt_stat(LSMT_STAT_MAP_FULL);
+	}
+}
+
+static __always_inline u32 lsmt_log2(u64 v)
+{
+	u32 r = 0;
+#pragma unroll
+	for (int i = 32; i > 0; i >>= 1) {
+		if (v >= (1ull << i)) {
+			v >>= i;
+			r += i;
+		}
+	}
+	return r;
+}
+
+static __always_inline void lsmt_latency(u32 id, u64 ns)
+{
+	struct lsmt_lat_key key = {.id = id, .bucket = lsmt_log2(ns)};
+	if (key.bucket >= LSMT_LAT_BUCKETS)
+		key.bucket = LSMT_LAT_BUCKETS - 1;
+	u64 one = 1;
+	u64 *v = lat_hist.lookup(&key);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	else if (lat_hist.update(&key, &one) != 0)
+		lsmt_stat(LSMT_STAT_MAP_FULL);
+}
+
+static __always_inline int lsmt_comm_eq(const char *a, const char *b)
+{
+#pragma unroll
+	for (int i = 0; i < LSMT_COMM_LEN; i++) {
+		if (a[i] != b[i])
+			return 0;
+		if (a[i] == 0)
+			return 1;
+	}
+	return 1;
+}
+
+/*
+ * Scope filters (--pid/--children, --uid, --comm, --cgroup) and the stream
+ * filter (--denied). Returns 1 when the decision should be emitted. `denied`:
+ * a hook returned non-zero, or a syscall failed with EPERM/EACCES (a syscall's
+ * ENOENT is a failure, not a security denial).
+ */
+static __always_inline int lsmt_want(struct lsmt_config *cfg, int denied)
+{
+	if (!(cfg->flags & LSMT_CFG_STREAM))
+		return 0;
+	if ((cfg->flags & LSMT_CFG_DENIED_ONLY) && !denied)
+		return 0;
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tgid == cfg->self_tgid)
+		return 0;
+	if (cfg->flags & LSMT_CFG_PID) {
+		if (!traced_tgids.lookup(&tgid))
+			return 0;
+	}
+	if (cfg->flags & LSMT_CFG_UID) {
+		if ((u32)bpf_get_current_uid_gid() != cfg->uid)
+			return 0;
+	}
+	if (cfg->flags & LSMT_CFG_COMM) {
+		char comm[LSMT_COMM_LEN] = {};
+		bpf_get_current_comm(comm, sizeof(comm));
+		if (!lsmt_comm_eq(comm, cfg->comm))
+			return 0;
+	}
+	if (cfg->flags & LSMT_CFG_CGROUP) {
+		if (cgroup_filter.check_current_task(0) != 1)
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline struct pt_regs *lsmt_user_regs(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+	return (struct pt_regs *)bpf_task_pt_regs(t);
+}
+
+static __always_inline s32 lsmt_current_syscall(void)
+{
+	struct pt_regs *regs = lsmt_user_regs();
+	long nr = -1;
+	LSMT_READ(nr, LSMT_SYSCALL_NR(regs));
+	return (s32)nr;
+}
+
+/* Reserve an event; NULL (and the loss counted) when the buffer is full. */
+static __always_inline struct lsmt_event *lsmt_reserve(void)
+{
+	lsmt_stat(LSMT_STAT_ATTEMPTED);
+#ifdef LSMT_PERFBUF
+	u32 zero = 0;
+	struct lsmt_event *e = scratch.lookup(&zero);
+#else
+	struct lsmt_event *e = events.ringbuf_reserve(sizeof(struct lsmt_event));
+#endif
+	if (!e)
+		lsmt_stat(LSMT_STAT_LOST);
+	return e;
+}
+
+static __always_inline void lsmt_submit(void *ctx, struct lsmt_event *e)
+{
+#ifdef LSMT_PERFBUF
+	if (events.perf_submit(ctx, e, sizeof(*e)) != 0)
+		lsmt_stat(LSMT_STAT_LOST);
+#else
+	/* No wakeup per event: the consumer polls on a short timer, and each CPU
+	 * wakes it early once every LSMT_WAKEUP_EVERY events (about 1/8 of the
+	 * ring), before the ring can fill between two timer ticks. */
+	u32 zero = 0;
+	u32 *n = wake_count.lookup(&zero);
+	u64 flags = BPF_RB_NO_WAKEUP;
+	if (n) {
+		*n += 1;
+		if (*n >= LSMT_WAKEUP_EVERY) {
+			*n = 0;
+			flags = BPF_RB_FORCE_WAKEUP;
+		}
+	}
+	events.ringbuf_submit(e, flags);
+#endif
+}
+
+/* Fill the header: who, where, when. The object is the caller's. */
+static __always_inline void lsmt_fill(struct lsmt_event *e, u16 kind, u16 id, s32 ret,
+				      u16 lsm)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	u64 uid_gid = bpf_get_current_uid_gid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *parent = NULL;
+	const struct cred *cred = NULL;
+	struct nsproxy *nsp = NULL;
+	struct mnt_namespace *mnt = NULL;
+
+	e->ts_ns = bpf_ktime_get_ns();
+	e->latency_ns = 0;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->kind = kind;
+	e->rung = LSMT_RUNG;
+	e->id = id;
+	e->lsm = lsm;
+	e->ret = ret;
+	e->pid = (u32)pid_tgid;
+	e->tgid = pid_tgid >> 32;
+	e->uid = (u32)uid_gid;
+	e->gid = uid_gid >> 32;
+	e->ppid = 0;
+	e->euid = 0;
+	e->mntns = 0;
+	LSMT_READ(parent, task->real_parent);
+	if (parent)
+		LSMT_READ(e->ppid, parent->tgid);
+	LSMT_READ(cred, task->cred);
+	if (cred)
+		LSMT_READ(e->euid, cred->euid.val);
+	LSMT_READ(nsp, task->nsproxy);
+	if (nsp)
+		LSMT_READ(mnt, nsp->mnt_ns);
+	if (mnt)
+		LSMT_READ(e->mntns, mnt->ns.inum);
+	e->syscall = lsmt_current_syscall();
+	e->obj_type = LSMT_OBJ_NONE;
+	e->flags = 0;
+	/* ring buffer memory is not zeroed: no stale bytes may leak out */
+	/* (an explicit loop: a large __builtin_memset becomes a libcall in BPF) */
+	u64 *words = (u64 *)&e->obj;
+#pragma unroll
+	for (int i = 0; i < sizeof(e->obj) / 8; i++)
+		words[i] = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+/* Read a user string into dst; flag truncation and read errors. */
+static __always_inline void lsmt_user_str(struct lsmt_event *e, char *dst, u32 size,
+					  const void *src)
+{
+	long n = bpf_probe_read_user_str(dst, size, src);
+	if (n < 0) {
+		dst[0] = 0;
+		e->flags |= LSMT_EV_READ_ERR;
+		lsmt_stat(LSMT_STAT_READ_ERR);
+	} else if (n == size) {
+		e->flags |= LSMT_EV_TRUNCATED;
+	}
+}
+
+static __always_inline void lsmt_kernel_str(struct lsmt_event *e, char *dst, u32 size,
+					    const void *src)
+{
+	long n = bpf_probe_read_kernel_str(dst, size, src);
+	if (n < 0) {
+		dst[0] = 0;
+		e->flags |= LSMT_EV_READ_ERR;
+		lsmt_stat(LSMT_STAT_READ_ERR);
+	} else if (n == size) {
+		e->flags |= LSMT_EV_TRUNCATED;
+	}
+}
+
+/* Remember a hook denial of this thread (for the syscall that contains it). */
+static __always_inline void lsmt_note_denial(u16 id, u16 lsm, s32 ret)
+{
+	u64 key = bpf_get_current_pid_tgid();
+	struct lsmt_pending p = {
+		.ts_ns = bpf_ktime_get_ns(),
+		.ret = ret,
+		.lsm = lsm,
+		.id = id,
+		.syscall = lsmt_current_syscall(),
+	};
+	if (pending.update(&key, &p) != 0)
+		lsmt_stat(LSMT_STAT_MAP_FULL);
+}
+
+/*
+ * Capabilities that only override DAC: their denial inside a failing syscall is
+ * the DAC decision itself (generic_permission asks for them after the mode bits
+ * said no), not a capability-module veto.
+ */
+static __always_inline int lsmt_cap_is_dac_override(s32 cap)
+{
+	return cap == 1 /* CAP_DAC_OVERRIDE */ || cap == 2 /* CAP_DAC_READ_SEARCH */ ||
+	       cap == 3 /* CAP_FOWNER */;
+}
+
+#endif /* LSMTRACE_COMMON_H */

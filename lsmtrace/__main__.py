@@ -1,0 +1,3 @@
+from lsmtrace.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,205 @@
+"""Command line: `lsmtrace trace|hooks|doctor ...`. Heavy imports stay inside commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from lsmtrace import __version__
+from lsmtrace.errors import LsmtraceError, UsageError
+
+log = logging.getLogger("lsmtrace")
+
+TRACE_EPILOG = """examples:
+  lsmtrace trace                         # default hooks, every decision, text
+  lsmtrace trace --denied                # only denials
+  lsmtrace trace --json --duration 10    # JSON Lines for 10 seconds
+  lsmtrace trace --pid 1234 --children   # a process and its descendants
+  lsmtrace trace --comm nginx --family network
+  lsmtrace trace --hooks 'file_*' --uid 1000
+  lsmtrace trace --cgroup system.slice/ssh.service
+  lsmtrace trace --backend tracepoint    # force a rung (auto: best that loads)
+"""
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filters (applied in the kernel)")
+    g.add_argument("--pid", type=int, help="only this process (tgid)")
+    g.add_argument("--children", action="store_true", help="with --pid: and its descendants")
+    g.add_argument("--uid", type=int, help="only processes of this real uid")
+    g.add_argument("--comm", help="only processes with this command name (15 bytes max)")
+    g.add_argument("--cgroup", help="only this cgroup (v2 path) and its subtree")
+    g.add_argument("--hooks", action="append", metavar="GLOB",
+                   help="hooks to trace (glob, repeatable; default: the default set)")
+    g.add_argument("--family", action="append", metavar="NAME",
+                   help="hook families to trace (file, exec, task, network, ...)")
+    g.add_argument("--denied", action="store_true", help="only denials")
+
+
+def _add_backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="auto",
+                   help="auto|fexit|kprobe|tracepoint (default: auto, the best that loads)")
+    p.add_argument("--buffer-pages", type=int, default=512, metavar="N",
+                   help="ring buffer size in 4 KiB pages, a power of two (default 512)")
+    p.add_argument("--perf-buffer", action="store_true",
+                   help="use the perf buffer even where the ring buffer works")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lsmtrace",
+        description="Live tracer of Linux Security Module decisions.",
+    )
+    p.add_argument("--version", action="version", version=f"lsmtrace {__version__}")
+    p.add_argument("--debug", action="store_true", help="tracebacks and debug logs")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("trace", help="show LSM decisions live",
+                       epilog=TRACE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_backend(t)
+    _add_filters(t)
+    t.add_argument("--json", action="store_true", help="JSON Lines (see docs/events.md)")
+    t.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    t.add_argument("--width", type=int, help="text width (default: terminal, or 80)")
+    t.add_argument("--no-header", action="store_true", help="no column header")
+
+    h = sub.add_parser("hooks", help="the hook catalogue and what each rung attaches",
+                       epilog="examples:\n  lsmtrace hooks\n  lsmtrace hooks --all\n"
+                       "  lsmtrace hooks --json\n",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    h.add_argument("--all", action="store_true", help="every hook, not only the default set")
+    h.add_argument("--json", action="store_true")
+    h.add_argument("--no-probe", action="store_true", help="do not probe the rungs")
+
+    d = sub.add_parser("doctor", help="what this machine supports, with hints",
+                       epilog="examples:\n  lsmtrace doctor\n  lsmtrace doctor --json\n",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("--json", action="store_true")
+    return p
+
+
+def _width(args: argparse.Namespace, out: TextIO) -> int:
+    if args.width is not None:
+        return max(0, args.width)
+    if out.isatty():
+        return shutil.get_terminal_size((80, 24)).columns
+    return 80
+
+
+def cmd_trace(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    from lsmtrace import output
+    from lsmtrace.events import Event, WallClock
+    from lsmtrace.loader import TraceOptions, Tracer
+    from lsmtrace.session import Session
+
+    opts = TraceOptions(
+        backend=args.backend, hooks=args.hooks, families=args.family, pid=args.pid,
+        children=args.children, uid=args.uid, comm=args.comm, cgroup=args.cgroup,
+        denied=args.denied, ringbuf_pages=args.buffer_pages, perf_buffer=args.perf_buffer,
+    )  # fmt: skip
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError("--duration must be positive", hint="e.g. --duration 10")
+    tracer = Tracer(opts)
+    clock = WallClock()
+    width = _width(args, out)
+    try:
+        att = tracer.open()
+        print(
+            f"Tracing {len(att.attached)} hooks via {att.rung} "
+            f"({att.buffer}, headers from {att.headers}); "
+            f"{len(att.skipped)} skipped. Ctrl-C to end.",
+            file=sys.stderr,
+        )
+        for name, why in att.skipped.items():
+            log.debug("skipped %s: %s", name, why)
+        if not args.json and not args.no_header:
+            out.write(output.header(width) + "\n")
+
+        def on_events(evs: list[Event]) -> None:
+            if args.json:
+                out.write("".join(output.json_line(e, clock) + "\n" for e in evs))
+            else:
+                out.write("".join(output.text_line(e, clock, width) + "\n" for e in evs))
+            out.flush()
+
+        session = Session(tracer, on_events)
+        try:
+            summary = session.run(args.duration)
+        except BrokenPipeError:
+            summary = session.summary
+            _quiet_stdout()
+    finally:
+        tracer.close()
+    print(
+        f"{summary.delivered} events ({summary.by_verdict['deny']} denied, "
+        f"{summary.by_verdict['allow']} allowed, {summary.by_verdict['error']} failed), "
+        f"{summary.lost} lost, "
+        f"{summary.seen} decisions seen in kernel, {summary.filtered} filtered"
+        + ("" if summary.exact else " [accounting mismatch]"),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _quiet_stdout() -> None:
+    # stdout's reader went away (e.g. `| head`): don't let Python complain at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def cmd_hooks(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    from lsmtrace import hooks, probe
+
+    cat = hooks.load_catalogue()
+    status: dict[str, dict[str, str]] | None = None
+    if not args.no_probe:
+        from lsmtrace.hookgen import rung_status
+
+        status = rung_status(cat, probe.probe_all() if os.geteuid() == 0 else None)
+    if args.json:
+        out.write(hooks.catalogue_to_json(cat) + "\n")
+    else:
+        out.write(hooks.render_catalogue(cat, status, verbose=args.all) + "\n")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    from lsmtrace import doctor
+
+    report = doctor.diagnose()
+    out.write((doctor.to_json(report) if args.json else doctor.render(report)) + "\n")
+    return 0
+
+
+COMMANDS: dict[str, Any] = {"trace": cmd_trace, "hooks": cmd_hooks, "doctor": cmd_doctor}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(COMMANDS[args.command](args))
+    except LsmtraceError as e:
+        if args.debug:
+            log.exception("failed")
+            log_text = getattr(e, "log", "")
+            if log_text:
+                sys.stderr.write(log_text)
+        print(f"error: {e.message}", file=sys.stderr)
+        if e.hint:
+            print(f"hint: {e.hint}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 0

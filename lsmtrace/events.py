@@ -1,0 +1,343 @@
+"""Decoded events: raw wire bytes -> frozen dataclass -> JSON-ready dict. Pure.
+
+The JSON Lines schema (stable; documented in docs/events.md):
+  time      RFC 3339 UTC wall time of the decision
+  ts_ns     kernel monotonic time (bpf_ktime_get_ns)
+  rung      "fexit" | "kprobe" | "tracepoint": how it was observed
+  kind      "hook" | "syscall" | "capable" | "avc" | "exec" | "fork" | "exit"
+  hook      LSM hook ("file_open"), "sys_<name>" for syscall exits,
+            "capable" (cap_capable tracepoint), "selinux_audited"
+  family    hook family (file, exec, task, network, ...)
+  verdict   "allow" | "deny" | "error" (a syscall failing with another errno
+            than EPERM/EACCES, e.g. ENOENT: not a security decision)
+  ret       raw return value (0 for allowed syscalls, -errno when denied)
+  errno     "EACCES"... or null
+  lsm       deciding LSM, "dac" (no LSM hook denied), or null (rung can't tell)
+  pid tgid ppid uid euid gid comm cgroup mntns
+  syscall   name of the syscall in progress, or null
+  latency_ns hook entry->exit (fexit/kprobe rungs), else null
+  object    decoded object of the hook, e.g. {"path": ...}, {"cap": 23, ...}
+  truncated true when a string hit its buffer size
+Strings that are not valid UTF-8 are decoded with "surrogateescape"; the
+original bytes come back with s.encode("utf-8", "surrogateescape").
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import errno as errno_mod
+import ipaddress
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from lsmtrace import abi
+from lsmtrace.abi import EvFlag, Kind, ObjType, Rung
+
+CAP_NAMES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)  # fmt: skip
+
+AF_NAMES = {0: "AF_UNSPEC", 1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK",
+            17: "AF_PACKET", 40: "AF_VSOCK", 44: "AF_XDP"}  # fmt: skip
+SOCK_TYPES = {1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 5: "SOCK_SEQPACKET"}
+RUNG_NAMES = {Rung.FEXIT: "fexit", Rung.KPROBE: "kprobe", Rung.TRACEPOINT: "tracepoint"}
+KIND_NAMES = {k: k.name.lower() for k in Kind}
+BPF_CMDS = ("MAP_CREATE", "MAP_LOOKUP_ELEM", "MAP_UPDATE_ELEM", "MAP_DELETE_ELEM",
+            "MAP_GET_NEXT_KEY", "PROG_LOAD", "OBJ_PIN", "OBJ_GET", "PROG_ATTACH",
+            "PROG_DETACH", "PROG_TEST_RUN")  # fmt: skip
+
+
+DENY_ERRNOS = frozenset({errno_mod.EPERM, errno_mod.EACCES})
+
+
+def cap_name(cap: int) -> str:
+    return CAP_NAMES[cap] if 0 <= cap < len(CAP_NAMES) else f"CAP_{cap}"
+
+
+def errno_name(ret: int) -> str | None:
+    if ret >= 0:
+        return None
+    return errno_mod.errorcode.get(-ret, f"E{-ret}")
+
+
+def signal_name(sig: int) -> str | None:
+    if sig == 0:
+        return None
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"SIG{sig}"
+
+
+def prot_string(prot: int) -> str:
+    return "".join(c if prot & bit else "-" for c, bit in (("r", 1), ("w", 2), ("x", 4)))
+
+
+def cstr(raw: bytes) -> str:
+    """A C string buffer as str; invalid UTF-8 kept losslessly (surrogateescape)."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True)
+class IdNames:
+    """What user space knows about the ids the kernel side used."""
+
+    names: Mapping[int, str]
+    families: Mapping[int, str]
+
+    def name(self, id_: int) -> str:
+        return self.names.get(id_, f"id{id_}")
+
+    def family(self, id_: int) -> str | None:
+        return self.families.get(id_)
+
+
+@dataclass(frozen=True)
+class Event:
+    ts_ns: int
+    latency_ns: int
+    cgroup: int
+    kind: str
+    rung: str
+    hook: str
+    family: str | None
+    lsm: str | None
+    ret: int
+    syscall: str | None
+    pid: int
+    tgid: int
+    ppid: int
+    uid: int
+    euid: int
+    gid: int
+    mntns: int
+    comm: str
+    object: Mapping[str, Any]
+    truncated: bool
+    attributed: bool
+
+    @property
+    def verdict(self) -> str:
+        """allow | deny | error. A hook's non-zero return is a denial; a
+        syscall's is one only for EPERM/EACCES (ENOENT is not a decision)."""
+        if self.ret >= 0:
+            return "allow"
+        if self.kind == "syscall" and -self.ret not in DENY_ERRNOS:
+            return "error"
+        return "deny"
+
+    @property
+    def errno(self) -> str | None:
+        return errno_name(self.ret)
+
+    def to_dict(self, clock: WallClock | None = None) -> dict[str, Any]:
+        clock = clock or WallClock()
+        return {
+            "time": clock.iso(self.ts_ns),
+            "ts_ns": self.ts_ns,
+            "rung": self.rung,
+            "kind": self.kind,
+            "hook": self.hook,
+            "family": self.family,
+            "verdict": self.verdict,
+            "ret": self.ret,
+            "errno": self.errno,
+            "lsm": self.lsm,
+            "pid": self.pid,
+            "tgid": self.tgid,
+            "ppid": self.ppid,
+            "uid": self.uid,
+            "euid": self.euid,
+            "gid": self.gid,
+            "comm": self.comm,
+            "cgroup": self.cgroup,
+            "mntns": self.mntns,
+            "syscall": self.syscall,
+            "latency_ns": self.latency_ns or None,
+            "object": dict(self.object),
+            "truncated": self.truncated,
+        }
+
+
+class WallClock:
+    """Maps kernel monotonic ns to wall time (offset taken once, injectable)."""
+
+    def __init__(self, offset_ns: int | None = None) -> None:
+        if offset_ns is None:
+            offset_ns = time.time_ns() - time.monotonic_ns()
+        self.offset_ns = offset_ns
+
+    def wall_ns(self, ts_ns: int) -> int:
+        return ts_ns + self.offset_ns
+
+    def iso(self, ts_ns: int) -> str:
+        ns = self.wall_ns(ts_ns)
+        dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
+        return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ns // 1000) % 1_000_000:06d}Z"
+
+
+def _sock(s: abi.ObjSock) -> dict[str, Any]:
+    out: dict[str, Any] = {"family": AF_NAMES.get(s.family, s.family)}
+    if s.type:
+        out["type"] = SOCK_TYPES.get(s.type & 0xF, s.type)
+    if s.protocol:
+        out["protocol"] = s.protocol
+    if s.family == 2:
+        out["addr"] = str(ipaddress.IPv4Address(bytes(s.addr[:4])))
+        out["port"] = s.port
+    elif s.family == 10:
+        out["addr"] = str(ipaddress.IPv6Address(bytes(s.addr)))
+        out["port"] = s.port
+    elif s.family == 1 and s.addrlen > 2:
+        raw = bytes(s.path)[: max(0, min(s.addrlen - 2, 108))]
+        if raw.startswith(b"\0"):
+            out["path"] = "@" + cstr(raw[1:])  # abstract socket, ss(8) style
+        else:
+            out["path"] = cstr(raw)
+    return out
+
+
+def _object(ev: abi.Event, obj_type: int, syscall: str | None) -> dict[str, Any]:
+    o = ev.obj
+    if obj_type in (ObjType.FILE, ObjType.EXEC, ObjType.MOUNT, ObjType.MODULE):
+        f = o.file
+        out: dict[str, Any] = {}
+        path = cstr(f.path)
+        name = cstr(f.name)
+        if obj_type == ObjType.MOUNT:
+            out["source"] = path
+            if name:
+                out["fstype"] = name
+            if f.flags:
+                out["flags"] = f.flags
+            return out
+        if path:
+            out["path"] = path
+        elif obj_type in (ObjType.FILE, ObjType.MODULE) and f.dfd >= 0:
+            out["fd"] = f.dfd
+        if name:
+            out["path2"] = name
+        if f.flags:
+            out["flags"] = f.flags
+        if f.mode:
+            out["mode"] = oct(f.mode)
+        if f.mask:
+            out["mask"] = f.mask
+        if f.ino:
+            out["ino"] = f.ino
+            out["dev"] = f.dev
+        return out
+    if obj_type == ObjType.CAP:
+        return {"cap": o.cap.cap, "cap_name": cap_name(o.cap.cap), "opts": o.cap.opts}
+    if obj_type == ObjType.SOCK:
+        return _sock(o.sock)
+    if obj_type == ObjType.SIGNAL:
+        out = {"sig": o.signal.sig, "sig_name": signal_name(o.signal.sig),
+               "target_pid": o.signal.target_pid}  # fmt: skip
+        comm = cstr(o.signal.target_comm)
+        if comm:
+            out["target_comm"] = comm
+        return out
+    if obj_type == ObjType.PTRACE:
+        out = {"target_pid": o.ptrace.target_pid}
+        if syscall:
+            out["request"] = o.ptrace.request
+        else:
+            out["mode"] = o.ptrace.mode
+        comm = cstr(o.ptrace.target_comm)
+        if comm:
+            out["target_comm"] = comm
+        return out
+    if obj_type == ObjType.MEM:
+        m = o.mem
+        out = {"prot": prot_string(m.prot), "prot_raw": m.prot}
+        if cstr(m.path):
+            out["path"] = cstr(m.path)
+        if m.reqprot != m.prot:
+            out["reqprot"] = prot_string(m.reqprot)
+        if m.flags:
+            out["flags"] = m.flags
+        if m.len:
+            out["len"] = m.len
+        if m.fd >= 0:
+            out["fd"] = m.fd
+        return out
+    if obj_type == ObjType.SETID:
+        return {"ids": list(o.setid.ids), "flags": o.setid.flags}
+    if obj_type == ObjType.BPF:
+        cmd = o.bpf.cmd
+        return {"cmd": cmd, "cmd_name": BPF_CMDS[cmd] if 0 <= cmd < len(BPF_CMDS) else None}
+    if obj_type == ObjType.LOCKDOWN:
+        return {"reason": o.lockdown.reason}
+    if obj_type == ObjType.AVC:
+        a = o.avc
+        return {"requested": a.requested, "denied": a.denied, "audited": a.audited,
+                "result": a.result, "tclass": cstr(a.tclass),
+                "scontext": cstr(a.scontext), "tcontext": cstr(a.tcontext)}  # fmt: skip
+    if obj_type == ObjType.PROC:
+        p = o.proc
+        if ev.kind == Kind.FORK:
+            return {"child_pid": p.child_pid}
+        if ev.kind == Kind.EXIT:
+            return {"exit_code": p.exit_code}
+        return {"filename": cstr(p.filename)}
+    return {}
+
+
+def decode(
+    raw: bytes | bytearray | memoryview,
+    ids: IdNames,
+    syscall_names: Mapping[int, str],
+    offset: int = 0,
+) -> Event:
+    """Decode one wire event (sizeof(struct lsmt_event) bytes at `offset`)."""
+    if len(raw) - offset < abi.EVENT_SIZE:
+        raise ValueError(f"short event: {len(raw) - offset} < {abi.EVENT_SIZE} bytes")
+    ev = abi.Event.from_buffer_copy(raw, offset)
+    kind = Kind(ev.kind) if ev.kind in Kind._value2member_map_ else None
+    kind_name = KIND_NAMES[kind] if kind else f"kind{ev.kind}"
+    if kind in (Kind.EXEC, Kind.FORK, Kind.EXIT):
+        hook = kind_name
+    else:
+        hook = ids.name(ev.id)
+    syscall = syscall_names.get(ev.syscall) if ev.syscall >= 0 else None
+    if syscall is None and ev.syscall >= 0:
+        syscall = f"syscall{ev.syscall}"
+    return Event(
+        ts_ns=ev.ts_ns,
+        latency_ns=ev.latency_ns,
+        cgroup=ev.cgroup_id,
+        kind=kind_name,
+        rung=RUNG_NAMES.get(Rung(ev.rung), "?") if ev.rung in Rung._value2member_map_ else "?",
+        hook=hook,
+        family=ids.family(ev.id) if kind not in (Kind.EXEC, Kind.FORK, Kind.EXIT) else "process",
+        lsm=abi.lsm_name(ev.lsm),
+        ret=ev.ret,
+        syscall=syscall,
+        pid=ev.pid,
+        tgid=ev.tgid,
+        ppid=ev.ppid,
+        uid=ev.uid,
+        euid=ev.euid,
+        gid=ev.gid,
+        mntns=ev.mntns,
+        comm=cstr(ev.comm),
+        object=_object(ev, ev.obj_type, syscall if kind == Kind.SYSCALL else None),
+        truncated=bool(ev.flags & EvFlag.TRUNCATED),
+        attributed=bool(ev.flags & EvFlag.ATTRIBUTED),
+    )
+
+
+assert ct.sizeof(abi.Event) == abi.EVENT_SIZE

@@ -1,0 +1,426 @@
+"""The only module that imports bcc: compile, attach, read maps, detach.
+
+A Tracer owns one bcc.BPF object. Everything it attaches is owned by file
+descriptors of this process (perf events, bpf links), so the kernel detaches it
+all when the process dies, however it dies; close() does it explicitly and is
+called from `finally` blocks and signal handlers.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsmtrace import abi, bpfgen, kheaders, probe, syscalls
+from lsmtrace.errors import BccError, KernelFeatureError, PrivilegeError, UsageError
+from lsmtrace.events import IdNames
+from lsmtrace.ringbuf import BatchCallback, RingBuffer
+
+log = logging.getLogger(__name__)
+
+RUNG_IDS = {"fexit": abi.Rung.FEXIT, "kprobe": abi.Rung.KPROBE, "tracepoint": abi.Rung.TRACEPOINT}
+BACKENDS = ("auto", "fexit", "kprobe", "tracepoint")
+
+
+@dataclass
+class TraceOptions:
+    backend: str = "auto"
+    hooks: list[str] | None = None
+    families: list[str] | None = None
+    pid: int | None = None
+    children: bool = False
+    uid: int | None = None
+    comm: str | None = None
+    cgroup: str | None = None
+    denied: bool = False
+    stream: bool = True
+    proc_events: bool = False
+    latency: bool = True
+    ringbuf_pages: int = 512
+    perf_buffer: bool = False
+
+
+@dataclass
+class Attachment:
+    rung: str
+    buffer: str
+    headers: str
+    attached: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def check_root() -> None:
+    if os.geteuid() != 0:
+        raise PrivilegeError(
+            "loading BPF programs needs root",
+            hint="run with sudo (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN are required)",
+        )
+
+
+def import_bcc() -> Any:
+    try:
+        import bcc
+    except ImportError as e:
+        raise BccError(
+            "the bcc Python module is not importable",
+            hint="apt-get install python3-bpfcc (and use a venv made with "
+            "--system-site-packages; the PyPI package named 'bcc' is unrelated)",
+        ) from e
+    return bcc
+
+
+def choose_rung(backend: str) -> tuple[str, dict[str, str]]:
+    """The rung to use and, for the others tried, why not."""
+    if backend not in BACKENDS:
+        raise UsageError(
+            f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}"
+        )
+    order = probe.RUNG_ORDER if backend == "auto" else (backend,)
+    refused: dict[str, str] = {}
+    for rung in order:
+        res = probe.probe_rung(rung)
+        if res.ok:
+            return rung, refused
+        refused[rung] = res.detail
+    if backend == "auto":
+        raise KernelFeatureError(
+            "no tracing rung loads on this kernel: "
+            + "; ".join(f"{r}: {d}" for r, d in refused.items()),
+            hint="run `lsmtrace doctor` for what each rung needs",
+        )
+    hints = {
+        "fexit": "fexit needs BPF trampolines (CONFIG_DEBUG_INFO_BTF, x86_64/arm64, "
+        "and no lockdown/LSM policy refusing them); try --backend auto",
+        "kprobe": "kprobes need CONFIG_KPROBES=y; try --backend auto",
+        "tracepoint": "tracepoints need CONFIG_FTRACE_SYSCALLS and a mounted tracefs",
+    }
+    raise KernelFeatureError(f"the {backend} rung does not load here: {refused[backend]}",
+                             hint=hints[backend])  # fmt: skip
+
+
+def _cgroup_id(path: str) -> str:
+    p = Path(path)
+    if not p.is_absolute():
+        p = Path("/sys/fs/cgroup") / path
+    if not p.is_dir() or not (p / "cgroup.procs").exists():
+        raise UsageError(
+            f"cgroup {path!r} does not exist ({p} is not a cgroup directory)",
+            hint="give a path under /sys/fs/cgroup, e.g. system.slice/ssh.service",
+        )
+    return str(p)
+
+
+class Tracer:
+    def __init__(self, opts: TraceOptions) -> None:
+        self.opts = opts
+        self.bpf: Any = None
+        self.ring: RingBuffer | None = None
+        self._perf_cb: Callable[..., None] | None = None
+        self.attachment: Attachment | None = None
+        self.id_names = IdNames({}, {})
+        self.arch = syscalls.machine()
+        self.syscall_names = {nr: s.name for nr, s in syscalls.by_nr(self.arch).items()}
+        self._cgroup_fd = -1
+        self._perf_delivered = 0
+        self._detach: list[Callable[[], object]] = []
+
+    # -- setup ---------------------------------------------------------------
+    def _validate(self) -> None:
+        o = self.opts
+        if o.pid is not None and not Path(f"/proc/{o.pid}").exists():
+            raise UsageError(f"no process with pid {o.pid}", hint="check the pid with ps")
+        if o.children and o.pid is None:
+            raise UsageError("--children needs --pid", hint="e.g. --pid 1234 --children")
+        if o.comm is not None and not 0 < len(o.comm.encode()) < abi.COMM_LEN:
+            raise UsageError(
+                f"--comm {o.comm!r} is longer than the kernel keeps ({abi.COMM_LEN - 1} bytes)",
+                hint="the kernel truncates comm to 15 bytes; pass the truncated name",
+            )
+        if o.cgroup is not None:
+            o.cgroup = _cgroup_id(o.cgroup)
+        if o.ringbuf_pages <= 0 or o.ringbuf_pages & (o.ringbuf_pages - 1):
+            raise UsageError(f"--buffer-pages {o.ringbuf_pages} is not a power of two",
+                             hint="e.g. 256, 512, 1024")  # fmt: skip
+
+    def open(self) -> Attachment:
+        check_root()
+        self._validate()
+        probe.mount_pseudo_filesystems()
+        rung, _refused = choose_rung(self.opts.backend)
+        bcc = import_bcc()
+        tree, kind = kheaders.header_tree()
+        os.environ["BCC_KERNEL_SOURCE"] = str(tree)
+        use_perf = self.opts.perf_buffer or not probe.probe_ringbuf().ok
+        att = Attachment(rung=rung, buffer="perf" if use_perf else "ringbuf", headers=kind)
+
+        plan = bpfgen.plan(rung, self.opts.hooks, self.opts.families, self.arch)
+        att.skipped.update(plan.skipped)
+        self.id_names = plan.id_names
+        cflags = [f"-I{abi.BPF_DIR}", f"-DLSMT_RUNG={int(RUNG_IDS[rung])}",
+                  f"-DLSMT_RINGBUF_PAGES={self.opts.ringbuf_pages}"]  # fmt: skip
+        cflags += plan.cflags
+        if use_perf:
+            cflags.append("-DLSMT_PERFBUF=1")
+        self.bpf = self._compile(bcc, plan.source, cflags)
+        self._configure(plan)
+        self._attach(bcc, plan, att)
+        if not att.attached:
+            self.close()
+            raise KernelFeatureError(
+                f"nothing could be attached on the {rung} rung: "
+                + "; ".join(f"{k}: {v}" for k, v in list(att.skipped.items())[:5]),
+                hint="run `lsmtrace hooks` to see what each rung can attach",
+            )
+        if use_perf:
+            self._open_perf()
+        else:
+            self.ring = RingBuffer(self.bpf["events"].map_fd, self.opts.ringbuf_pages * 4096)
+        self.attachment = att
+        return att
+
+    def _compile(self, bcc: Any, source: str, cflags: list[str]) -> Any:
+        class QuietBPF(bcc.BPF):  # type: ignore[misc,name-defined]
+            # We attach each program ourselves so that one refused program is
+            # reported as skipped instead of failing the whole load.
+            def _trace_autoload(self) -> None:
+                return None
+
+        with tempfile.TemporaryFile() as errlog:
+            saved = os.dup(2)
+            os.dup2(errlog.fileno(), 2)
+            try:
+                return QuietBPF(text=source, cflags=cflags)
+            except Exception as e:
+                os.dup2(saved, 2)
+                errlog.seek(0)
+                text = errlog.read().decode(errors="replace")
+                errors = [ln for ln in text.splitlines() if "error" in ln]
+                raise BccError(
+                    f"bcc could not compile or load the BPF programs: {e}",
+                    hint="run with --debug for the compiler log; "
+                    + (errors[0].strip() if errors else "see the log"),
+                    log=text,
+                ) from e
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+
+    def _configure(self, plan: bpfgen.Plan) -> None:
+        o = self.opts
+        flags = abi.CfgFlag(0)
+        if o.stream:
+            flags |= abi.CfgFlag.STREAM
+        if o.denied:
+            flags |= abi.CfgFlag.DENIED_ONLY
+        if o.proc_events:
+            flags |= abi.CfgFlag.PROC_EVENTS
+        if o.latency:
+            flags |= abi.CfgFlag.LATENCY
+        cfg = abi.Config()
+        cfg.self_tgid = os.getpid()
+        if o.pid is not None:
+            flags |= abi.CfgFlag.PID
+            t = self.bpf["traced_tgids"]
+            t[t.Key(o.pid)] = t.Leaf(1)
+            if o.children:
+                flags |= abi.CfgFlag.CHILDREN
+                for child in _descendants(o.pid):
+                    t[t.Key(child)] = t.Leaf(1)
+        if o.uid is not None:
+            flags |= abi.CfgFlag.UID
+            cfg.uid = o.uid
+        if o.comm is not None:
+            flags |= abi.CfgFlag.COMM
+            cfg.comm = o.comm.encode()
+        if o.cgroup is not None:
+            flags |= abi.CfgFlag.CGROUP
+            self._cgroup_fd = os.open(o.cgroup, os.O_RDONLY | os.O_DIRECTORY)
+            self.bpf["cgroup_filter"][0] = self._cgroup_fd
+        cfg.flags = int(flags)
+        table = self.bpf["settings"]
+        table[ct.c_int(0)] = ct.cast(ct.pointer(cfg), ct.POINTER(table.Leaf)).contents
+        if plan.syscalls:
+            desc = self.bpf["sys_desc"]
+            for s in plan.syscalls:
+                nr = s.nr(self.arch)
+                assert nr is not None
+                d = abi.SysDesc(1, int(s.decoder), int(s.obj_type), (ct.c_uint8 * 4)(*s.args))
+                desc[ct.c_int(nr)] = ct.cast(ct.pointer(d), ct.POINTER(desc.Leaf)).contents
+
+    def _attach(self, bcc: Any, plan: bpfgen.Plan, att: Attachment) -> None:
+        b = self.bpf
+        for s in plan.syscalls:
+            names = [f"syscalls:sys_exit_{s.name}"]
+            if plan.rung != "tracepoint":
+                names.append(f"syscalls:sys_enter_{s.name}")
+            missing = [n for n in names if probe.tracepoint_id(*n.split(":")) is None]
+            if missing:
+                att.skipped[s.event_name] = f"no tracepoint {missing[0]}"
+                continue
+            try:
+                b.attach_tracepoint(tp=names[0], fn_name=b"lsmt_sys_exit")
+                self._detach.append(lambda tp=names[0]: b.detach_tracepoint(tp=tp))
+                if len(names) > 1:
+                    b.attach_tracepoint(tp=names[1], fn_name=b"lsmt_sys_enter")
+                    self._detach.append(lambda tp=names[1]: b.detach_tracepoint(tp=tp))
+            except Exception as e:  # noqa: BLE001 - bcc raises bare Exception
+                att.skipped[s.event_name] = f"attach failed: {e}"
+                continue
+            att.attached.append(s.event_name)
+        for tp in plan.tracepoints:
+            cat, name = tp.split(":")
+            if probe.tracepoint_id(cat, name) is None:
+                att.skipped[tp] = "tracepoint not in this kernel"
+                continue
+            try:
+                b.attach_tracepoint(tp=tp, fn_name=f"tracepoint__{cat}__{name}".encode())
+                self._detach.append(lambda tp=tp: b.detach_tracepoint(tp=tp))
+            except Exception as e:  # noqa: BLE001
+                att.skipped[tp] = f"attach failed: {e}"
+                continue
+            if not tp.startswith("sched:"):
+                att.attached.append(tp)
+        for prog in plan.programs:
+            fn, ev = prog.fn.encode(), prog.target.encode()
+            try:
+                if prog.kind == "kfunc":
+                    b.attach_kfunc(fn_name=fn)
+                    self._detach.append(lambda fn=fn: b.detach_kfunc(fn_name=fn))
+                elif prog.kind == "kretfunc":
+                    b.attach_kretfunc(fn_name=fn)
+                    self._detach.append(lambda fn=fn: b.detach_kretfunc(fn_name=fn))
+                elif prog.kind == "kprobe":
+                    b.attach_kprobe(event=ev, fn_name=fn)
+                    self._detach.append(lambda ev=ev, fn=fn: b.detach_kprobe(ev, fn))
+                else:
+                    b.attach_kretprobe(event=ev, fn_name=fn)
+                    self._detach.append(lambda ev=ev, fn=fn: b.detach_kretprobe(ev, fn))
+            except Exception as e:  # noqa: BLE001
+                if prog.required:
+                    att.skipped[prog.hook] = f"{prog.target}: {e}"
+                else:
+                    att.skipped[f"{prog.hook}@{prog.target}"] = f"attribution: {e}"
+                continue
+            if prog.primary and prog.hook not in att.attached:
+                att.attached.append(prog.hook)
+        # a hook whose entry half failed must not count as attached
+        att.attached = [h for h in att.attached if h not in att.skipped]
+
+    def _open_perf(self) -> None:
+        pending: list[bytes] = []
+
+        def on_event(_cpu: int, data: Any, size: int) -> None:
+            pending.append(ct.string_at(data, size))
+
+        def on_lost(_count: int) -> None:
+            pass  # the kernel side counts LOST itself when perf_submit fails
+
+        self._perf_pending = pending
+        # wakeup_events > 1: never bcc's default of one wakeup per event.
+        self.bpf["events"].open_perf_buffer(on_event, page_cnt=64, lost_cb=on_lost,
+                                            wakeup_events=64)  # fmt: skip
+
+    # -- running -------------------------------------------------------------
+    def poll(self, on_batch: BatchCallback, timeout: float = 0.1) -> int:
+        if self.ring is not None:
+            return self.ring.poll(on_batch, timeout)
+        self.bpf.perf_buffer_poll(int(timeout * 1000))
+        return self._flush_perf(on_batch)
+
+    def drain(self, on_batch: BatchCallback) -> int:
+        if self.ring is not None:
+            return self.ring.consume(on_batch)
+        self.bpf.perf_buffer_poll(0)
+        return self._flush_perf(on_batch)
+
+    def _flush_perf(self, on_batch: BatchCallback) -> int:
+        batch = self._perf_pending
+        if not batch:
+            return 0
+        n = len(batch)
+        size = abi.EVENT_SIZE
+        chunk = b"".join(x[:size].ljust(size, b"\0") for x in batch)
+        batch.clear()
+        self._perf_delivered += n
+        on_batch(chunk, [i * size for i in range(n)])
+        return n
+
+    @property
+    def delivered(self) -> int:
+        return self.ring.delivered if self.ring is not None else self._perf_delivered
+
+    def stats(self) -> dict[str, int]:
+        t = self.bpf["stats"]
+        out = {}
+        for s in abi.Stat:
+            vals = t[t.Key(int(s))]
+            out[s.name.lower()] = int(sum(int(v) for v in vals))
+        return out
+
+    def counts(self) -> list[tuple[int, int, int, int]]:
+        """[(id, lsm, errno, count)]: allowed (errno 0) and denied decisions."""
+        out: list[tuple[int, int, int, int]] = []
+        allow = self.bpf["allow_counts"]
+        for k, vals in allow.items():
+            n = int(sum(int(v) for v in vals))
+            if n:
+                out.append((int(k.value), 0, 0, n))
+        for k, vals in self.bpf["deny_counts"].items():
+            out.append((int(k.id), int(k.lsm), int(k.err), int(sum(int(v) for v in vals))))
+        return out
+
+    def latency_histogram(self) -> dict[int, list[int]]:
+        hist: dict[int, list[int]] = {}
+        for k, vals in self.bpf["lat_hist"].items():
+            row = hist.setdefault(int(k.id), [0] * abi.LAT_BUCKETS)
+            row[min(int(k.bucket), abi.LAT_BUCKETS - 1)] += int(sum(int(v) for v in vals))
+        return hist
+
+    def detach(self) -> None:
+        """Stop every program (maps stay readable, the buffer drainable)."""
+        while self._detach:
+            undo = self._detach.pop()
+            try:
+                undo()
+            except Exception as e:  # noqa: BLE001 - keep detaching the rest
+                log.warning("detach failed: %s", e)
+
+    def close(self) -> None:
+        self.detach()
+        if self.ring is not None:
+            self.ring.close()
+            self.ring = None
+        if self.bpf is not None:
+            try:
+                self.bpf.cleanup()
+            finally:
+                self.bpf = None
+        if self._cgroup_fd >= 0:
+            os.close(self._cgroup_fd)
+            self._cgroup_fd = -1
+
+
+def _descendants(pid: int) -> list[int]:
+    """Processes already below `pid` when tracing starts (new ones: sched_process_fork)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out

@@ -1,0 +1,90 @@
+"""Fixtures for tests that run INSIDE the VM target (vagrant/vmtest.py, `make test-vm`).
+
+The harness sets LSMTRACE_IN_VM=1 (and LSMTRACE_VM_KERNEL=<6.1|6.12>) and runs pytest as
+root with the copied tree as cwd and PYTHONPATH. The Vagrant box sets LSMTRACE_IN_VM=1 too.
+Anywhere else every test in this directory is skipped with a reason, so a plain
+`pytest tests/` on a developer machine stays green.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+VM_SKIP_REASON = "runs inside the VM target: make test-vm"
+SECURITYFS_LSM = Path("/sys/kernel/security/lsm")
+
+
+def running_in_vm() -> bool:
+    return os.environ.get("LSMTRACE_IN_VM") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip every test under tests/vm unless inside the VM and root (reason attached)."""
+    here = Path(__file__).parent
+    if not running_in_vm():
+        reason = VM_SKIP_REASON
+    elif os.geteuid() != 0:
+        reason = "needs root (run through vagrant/vmtest.py, which runs as root in the guest)"
+    else:
+        return
+    marker = pytest.mark.skip(reason=reason)
+    for item in items:
+        if here in Path(str(item.path)).parents:
+            item.add_marker(marker)
+
+
+@pytest.fixture(scope="session")
+def in_vm() -> None:
+    """Skip unless running inside the VM target."""
+    if not running_in_vm():
+        pytest.skip(VM_SKIP_REASON)
+
+
+@pytest.fixture(scope="session")
+def require_root() -> None:
+    """Skip unless running as root."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+
+
+@pytest.fixture(scope="session")
+def vm_kernel(in_vm: None) -> str:
+    """The harness's kernel name ("6.1", "6.12"), or the running release if unknown."""
+    return os.environ.get("LSMTRACE_VM_KERNEL") or os.uname().release
+
+
+@pytest.fixture(scope="session")
+def active_lsms(in_vm: None) -> list[str]:
+    """The active LSM list from securityfs (mounted if needed)."""
+    if not SECURITYFS_LSM.exists() and os.geteuid() == 0:
+        os.system("mount -t securityfs securityfs /sys/kernel/security 2>/dev/null")
+    if not SECURITYFS_LSM.exists():
+        pytest.skip(f"{SECURITYFS_LSM} not available")
+    return SECURITYFS_LSM.read_text().strip().split(",")
+
+
+@pytest.fixture(scope="session")
+def bcc_module(in_vm: None, require_root: None) -> Any:
+    """The bcc Python module (python3-bpfcc in the guest); imported lazily."""
+    try:
+        import bcc
+    except ImportError as e:  # pragma: no cover - only without python3-bpfcc
+        pytest.skip(f"bcc not importable: {e}")
+    return bcc
+
+
+@pytest.fixture()
+def bpf_cleanup() -> Iterator[list[Any]]:
+    """Append BPF objects to the yielded list; they are detached at teardown."""
+    objs: list[Any] = []
+    yield objs
+    for b in reversed(objs):
+        try:
+            b.cleanup()
+        except Exception:  # noqa: BLE001 - teardown must not mask the test result
+            pass

@@ -1,0 +1,962 @@
+#!/usr/bin/python3
+"""lsmtrace VM test target: build a Debian guest image offline, boot it under qemu, run tests.
+
+Self-contained (Python 3.11 standard library only). Run with the system Python:
+
+    /usr/bin/python3 vagrant/vmtest.py build [--force]
+    /usr/bin/python3 vagrant/vmtest.py run [--kernel 6.1|6.12] [--timeout S] -- COMMAND...
+    /usr/bin/python3 vagrant/vmtest.py test [--kernel 6.1|6.12|all] [PYTEST ARGS...]
+    /usr/bin/python3 vagrant/vmtest.py shell [--kernel 6.1|6.12]
+
+The image is a raw ext4 file system made with mmdebstrap + `mke2fs -d` (no loop devices),
+cached under <repo>/.cache/vm/<key>/ where <key> hashes the package list and the recipe.
+Each boot uses a throw-away qcow2 overlay, qemu TCG, user-mode networking restricted to the
+guest with one ssh port forward bound to 127.0.0.1. qemu is always stopped: try/finally,
+SIGINT/SIGTERM/SIGHUP handlers, and PR_SET_PDEATHSIG so it dies with the harness.
+
+See docs/vm.md for how it works and how to debug it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import hashlib
+import inspect
+import io
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# --------------------------------------------------------------------------------------
+# Recipe. Everything in this section (plus the source of the build functions) feeds the
+# cache key: change it and the next run builds a new image.
+# --------------------------------------------------------------------------------------
+
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+SECURITY_MIRROR = "http://deb.debian.org/debian-security"
+# Private sources list handed to mmdebstrap (and to a private apt used to resolve the
+# backports kernel's versioned package names). The host's /etc/apt is never touched.
+APT_SOURCES = (
+    f"deb {MIRROR} bookworm main\n"
+    f"deb {MIRROR} bookworm-updates main\n"
+    f"deb {SECURITY_MIRROR} bookworm-security main\n"
+    f"deb {MIRROR} bookworm-backports main\n"
+)
+
+PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    "openssh-server",
+    "ca-certificates",
+    "python3",
+    "python3-bpfcc",
+    "bpfcc-tools",
+    "bpftool",
+    "python3-pytest",
+    "python3-psutil",
+    "python3-prometheus-client",
+    "apparmor",
+    "apparmor-utils",
+    "iproute2",
+    "procps",
+    "kmod",
+    "util-linux",
+    "gcc",
+    "libc6-dev",
+    "make",
+    "tar",
+    "less",
+    "strace",
+)
+
+# Kernel name (the --kernel value) -> the suite whose cloud-amd64 flavour is installed.
+# The metapackages linux-image-cloud-amd64 exist in both suites under the same name, so
+# the build resolves each to its versioned package (linux-image-<release>) and installs
+# both versioned packages side by side, each with its matching headers.
+KERNELS: dict[str, str] = {
+    "6.1": "bookworm",
+    "6.12": "bookworm-backports",
+}
+KERNEL_FLAVOUR = "cloud-amd64"
+DEFAULT_KERNEL = "6.12"
+
+# Runs inside the guest root (chroot) at the end of mmdebstrap. @PUBKEY@ is substituted.
+GUEST_SETUP = r"""
+set -eu
+echo lsmtrace-vm > /etc/hostname
+printf '127.0.0.1 localhost\n127.0.1.1 lsmtrace-vm\n' > /etc/hosts
+printf '/dev/vda / ext4 rw,relatime,errors=remount-ro 0 1\n' > /etc/fstab
+mkdir -p /etc/systemd/network
+printf '[Match]\nName=eth0 en*\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n' \
+    > /etc/systemd/network/20-wired.network
+systemctl enable systemd-networkd.service ssh.service
+systemctl mask systemd-networkd-wait-online.service apt-daily.timer \
+    apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
+    man-db.timer 2>/dev/null || true
+install -d -m 700 /root/.ssh
+printf '%s\n' '@PUBKEY@' > /root/.ssh/authorized_keys
+chmod 600 /root/.ssh/authorized_keys
+mkdir -p /etc/ssh/sshd_config.d
+printf 'PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\nAcceptEnv LANG LC_*\n' \
+    > /etc/ssh/sshd_config.d/lsmtrace.conf
+# Root has no password; the serial console autologins so a failed boot is debuggable.
+passwd -d root
+mkdir -p /etc/systemd/system/serial-getty@ttyS0.service.d
+printf '[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin root --keep-baud 115200,57600,38400,9600 %%I $TERM\n' \
+    > /etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf
+echo 'kernel.printk = 4 4 1 7' > /etc/sysctl.d/10-console.conf
+rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/share/doc/* /usr/share/man/* \
+    /usr/share/locale/*
+"""
+
+# `bpf` must be in the active LSM list for BPF-LSM programs to attach.
+LSM_LIST = "lockdown,capability,landlock,yama,apparmor,tomoyo,bpf"
+KERNEL_CMDLINE = (
+    "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=1 mitigations=off "
+    f"lsm={LSM_LIST}"
+)
+
+# Extra space in the image on top of what the root tree uses.
+IMAGE_FREE_MB = 1536
+
+# --------------------------------------------------------------------------------------
+# Runtime settings (not part of the cache key).
+# --------------------------------------------------------------------------------------
+
+QEMU_MEMORY_MB = 2048
+QEMU_SMP = 2
+# qemu 7.2 TCG emulates the gs-relative CMPXCHG16B in SLUB's fast path wrongly: the 6.12
+# kernel double-faults in early boot (with -cpu max and qemu64 alike). Without CX16 the
+# kernel uses its software fallback. See docs/vm.md.
+QEMU_CPU = os.environ.get("VMTEST_CPU", "max,-cx16")
+BOOT_TIMEOUT_S = 300
+DEFAULT_RUN_TIMEOUT_S = 3600
+GUEST_TREE = "/root/lsmtrace"
+TREE_EXCLUDE_PREFIXES = (".venv/", ".cache/", ".git/")
+TREE_EXCLUDE_PARTS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+
+HOST_TOOLS = {
+    # executable -> Debian package providing it
+    "mmdebstrap": "mmdebstrap",
+    "mke2fs": "e2fsprogs",
+    "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-img": "qemu-utils",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "apt-get": "apt",
+    "git": "git",
+}
+BUILD_TOOLS = ("mmdebstrap", "mke2fs", "ssh-keygen", "apt-get")
+RUN_TOOLS = ("qemu-system-x86_64", "qemu-img", "ssh", "git")
+# Needed by mmdebstrap/qemu but not found through an executable name.
+HOST_EXTRA_PACKAGES = ("debian-archive-keyring", "seabios")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class HarnessError(Exception):
+    """A failure of the harness itself (not of the command run in the guest)."""
+
+
+class Interrupted(BaseException):
+    """Raised from the signal handlers; unwinds through every finally block."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def log(msg: str) -> None:
+    print(f"vmtest: {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------
+# Pure helpers (unit-tested in tests/unit/test_vmtest_harness.py)
+# --------------------------------------------------------------------------------------
+
+
+def recipe() -> dict[str, object]:
+    """Everything that determines the image content."""
+    build_code = "".join(
+        inspect.getsource(fn)
+        for fn in (build_image, _mmdebstrap_command, _resolve_kernel_packages, make_ext4)
+    )
+    return {
+        "suite": SUITE,
+        "sources": APT_SOURCES,
+        "packages": sorted(PACKAGES),
+        "kernels": dict(sorted(KERNELS.items())),
+        "flavour": KERNEL_FLAVOUR,
+        "guest_setup": GUEST_SETUP,
+        "image_free_mb": IMAGE_FREE_MB,
+        "build_code": build_code,
+    }
+
+
+def cache_key(rec: dict[str, object] | None = None) -> str:
+    data = json.dumps(rec if rec is not None else recipe(), sort_keys=True)
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+def cache_root(repo: Path = REPO) -> Path:
+    return repo / ".cache" / "vm"
+
+
+def select_tree_files(paths: Iterable[str]) -> list[str]:
+    """Filter `git ls-files` output: drop .venv/.cache/.git and byte-code caches."""
+    out: set[str] = set()
+    for p in paths:
+        p = p.strip()
+        if not p or p.startswith("/") or ".." in Path(p).parts:
+            continue
+        if any(p == x.rstrip("/") or p.startswith(x) for x in TREE_EXCLUDE_PREFIXES):
+            continue
+        if any(part in TREE_EXCLUDE_PARTS for part in Path(p).parts):
+            continue
+        if p.endswith(".pyc"):
+            continue
+        out.add(p)
+    return sorted(out)
+
+
+def kernel_cmdline(extra: str = "") -> str:
+    return f"{KERNEL_CMDLINE} {extra}".strip()
+
+
+def qemu_command(
+    *,
+    kernel: Path,
+    initrd: Path,
+    disk: Path,
+    port: int,
+    console_log: Path,
+    pidfile: Path,
+    append: str | None = None,
+    memory_mb: int = QEMU_MEMORY_MB,
+    smp: int = QEMU_SMP,
+    cpu: str = QEMU_CPU,
+) -> list[str]:
+    return [
+        "qemu-system-x86_64",
+        "-name", "lsmtrace-vmtest",
+        "-accel", "tcg",
+        "-cpu", cpu,
+        "-m", str(memory_mb),
+        "-smp", str(smp),
+        "-nodefaults",
+        "-display", "none",
+        "-no-reboot",
+        "-kernel", str(kernel),
+        "-initrd", str(initrd),
+        "-append", append if append is not None else kernel_cmdline(),
+        "-drive", f"file={disk},if=virtio,format=qcow2,cache=unsafe",
+        "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
+        "-device", "virtio-net-pci,netdev=n0,romfile=",
+        "-device", "virtio-rng-pci",
+        "-serial", f"file:{console_log}",
+        "-monitor", "none",
+        "-pidfile", str(pidfile),
+    ]  # fmt: skip
+
+
+def ssh_base(port: int, key: Path) -> list[str]:
+    return [
+        "ssh",
+        "-p", str(port),
+        "-i", str(key),
+        "-o", "IdentitiesOnly=yes",
+        "-o", "BatchMode=yes",
+        "-o", "StrictHostKeyChecking=no",
+        "-o", "UserKnownHostsFile=/dev/null",
+        "-o", "LogLevel=ERROR",
+        "-o", "ConnectTimeout=10",
+        "-o", "ServerAliveInterval=15",
+        "-o", "ServerAliveCountMax=8",
+        "root@127.0.0.1",
+    ]  # fmt: skip
+
+
+def guest_command(command: Sequence[str], kernel: str, tree: str = GUEST_TREE) -> str:
+    """The shell line run by sshd in the guest."""
+    env = {
+        "PYTHONPATH": tree,
+        "LSMTRACE_IN_VM": "1",
+        "LSMTRACE_VM_KERNEL": kernel,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env_s = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    cmd = " ".join(shlex.quote(c) for c in command)
+    return f"cd {shlex.quote(tree)} && exec env {env_s} {cmd}"
+
+
+def parse_depends(output: str) -> list[str]:
+    """Package names from `apt-cache depends` output (Depends: lines only)."""
+    names = []
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("Depends:"):
+            name = line.split(":", 1)[1].strip()
+            if name and not name.startswith("<"):
+                names.append(name)
+    return names
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    return f"{int(seconds // 60)}m{seconds % 60:04.1f}s"
+
+
+# --------------------------------------------------------------------------------------
+# Process hygiene
+# --------------------------------------------------------------------------------------
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL this child when the harness dies, even by SIGKILL."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM/SIGHUP into an Interrupted exception for the duration."""
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {s: signal.getsignal(s) for s in sigs}
+    for s in sigs:
+        signal.signal(s, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _ignore_signals() -> contextlib.AbstractContextManager[None]:
+    """Block further Ctrl-C while cleaning up so cleanup itself is not interrupted."""
+
+    @contextlib.contextmanager
+    def cm() -> Iterator[None]:
+        sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        old = {s: signal.getsignal(s) for s in sigs}
+        for s in sigs:
+            signal.signal(s, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    return cm()
+
+
+def run_checked(cmd: Sequence[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    kw.setdefault("text", True)
+    proc = subprocess.run(list(cmd), preexec_fn=_die_with_parent, **kw)  # type: ignore[call-overload]
+    if proc.returncode != 0:
+        raise HarnessError(f"command failed ({proc.returncode}): {shlex.join(cmd)}")
+    return proc
+
+
+# --------------------------------------------------------------------------------------
+# Host packages
+# --------------------------------------------------------------------------------------
+
+
+def ensure_host_tools(tools: Sequence[str]) -> None:
+    missing = sorted({HOST_TOOLS[t] for t in tools if shutil.which(t) is None})
+    if "mmdebstrap" in tools and not Path("/usr/share/keyrings/debian-archive-keyring.gpg").exists():
+        missing.append("debian-archive-keyring")
+    if "qemu-system-x86_64" in tools and not Path("/usr/share/seabios/bios-256k.bin").exists():
+        missing.append("seabios")
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise HarnessError(
+            f"missing host packages: {' '.join(missing)} (run as root to install them, or "
+            f"apt-get install {' '.join(missing)})"
+        )
+    log(f"installing host packages: {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run_checked(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
+    run_checked(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Image build
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Image:
+    dir: Path
+    manifest: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def rootfs(self) -> Path:
+        return self.dir / "rootfs.img"
+
+    @property
+    def key(self) -> Path:
+        return self.dir / "id_ed25519"
+
+    def kernel_files(self, kernel: str) -> tuple[Path, Path]:
+        if kernel not in KERNELS:
+            raise HarnessError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
+        return self.dir / f"vmlinuz-{kernel}", self.dir / f"initrd-{kernel}"
+
+    @classmethod
+    def load(cls, d: Path) -> Image | None:
+        m = d / "manifest.json"
+        if not m.is_file():
+            return None
+        img = cls(d, json.loads(m.read_text()))
+        if not img.rootfs.is_file() or not img.key.is_file():
+            return None
+        return img
+
+
+def _apt_private(workdir: Path) -> list[str]:
+    """apt options for a private apt state (lists, cache, sources) under workdir."""
+    for sub in ("lists/partial", "cache/archives/partial", "etc"):
+        (workdir / sub).mkdir(parents=True, exist_ok=True)
+    (workdir / "etc/sources.list").write_text(APT_SOURCES)
+    return [
+        "-o", f"Dir::Etc::SourceList={workdir}/etc/sources.list",
+        "-o", "Dir::Etc::SourceParts=/dev/null",
+        "-o", f"Dir::State::Lists={workdir}/lists",
+        "-o", f"Dir::Cache={workdir}/cache",
+        "-o", "Dir::State::status=/dev/null",
+        "-o", "APT::Architecture=amd64",
+    ]  # fmt: skip
+
+
+def _resolve_kernel_packages(workdir: Path) -> dict[str, dict[str, str]]:
+    """Versioned image/headers package and kernel release for each entry of KERNELS."""
+    opts = _apt_private(workdir)
+    run_checked(["apt-get", *opts, "update", "-q"], stdout=subprocess.DEVNULL)
+    out: dict[str, dict[str, str]] = {}
+    for name, suite in KERNELS.items():
+        entry: dict[str, str] = {"suite": suite}
+        for kind in ("image", "headers"):
+            meta = f"linux-{kind}-{KERNEL_FLAVOUR}/{suite}"
+            res = run_checked(["apt-cache", *opts, "depends", meta], capture_output=True)
+            deps = [d for d in parse_depends(res.stdout) if d.startswith(f"linux-{kind}-")]
+            if not deps:
+                raise HarnessError(f"cannot resolve {meta}: {res.stdout!r}")
+            entry[kind] = deps[0]
+        entry["release"] = entry["image"].removeprefix("linux-image-")
+        out[name] = entry
+    return out
+
+
+def _mmdebstrap_command(target: Path, sources: Path, hook: Path, kernel_pkgs: list[str]) -> list[str]:
+    return [
+        "mmdebstrap",
+        "--variant=minbase",
+        "--mode=root",
+        "--format=directory",
+        "--aptopt=Acquire::Retries \"3\"",
+        "--dpkgopt=path-exclude=/usr/share/doc/*",
+        "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+        "--dpkgopt=path-include=/usr/share/locale/locale.alias",
+        f"--include={','.join(PACKAGES)}",
+        f"--include={','.join(kernel_pkgs)}",
+        f'--customize-hook=chroot "$1" /bin/sh -s < {shlex.quote(str(hook))}',
+        SUITE,
+        str(target),
+        str(sources),
+    ]
+
+
+def make_ext4(root: Path, image: Path) -> None:
+    used = int(subprocess.run(["du", "-sxm", str(root)], capture_output=True, text=True,
+                              check=True).stdout.split()[0])
+    size_mb = int(used * 1.15) + IMAGE_FREE_MB
+    run_checked(
+        ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "lsmtrace-root", "-m", "0",
+         "-E", "lazy_itable_init=0,lazy_journal_init=0", "-d", str(root), str(image),
+         f"{size_mb}M"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = str(path.resolve()) + "/"
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].replace("\\040", " ")
+            if mp.startswith(prefix) or mp == prefix.rstrip("/"):
+                mounts.append(mp)
+    return mounts
+
+
+def _remove_tree(path: Path) -> None:
+    if not path.exists():
+        return
+    mounts = _mounts_under(path)
+    if mounts:
+        log(f"NOT removing {path}: still mounted under it: {mounts}")
+        return
+    subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=False)
+
+
+def _prune_cache(root: Path, keep: str) -> None:
+    """Remove stale temp builds (dead pids) and images of other recipes."""
+    if not root.is_dir():
+        return
+    for d in root.iterdir():
+        if not d.is_dir() or d.name in (keep, "runs"):
+            continue
+        if ".tmp-" in d.name:
+            pid = d.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and Path(f"/proc/{pid}").exists():
+                continue  # a concurrent build
+        elif not (d / "manifest.json").exists():
+            continue
+        log(f"removing stale cache entry {d.name}")
+        _remove_tree(d)
+
+
+def build_image(force: bool = False, repo: Path = REPO) -> tuple[Image, float, bool]:
+    """Return (image, seconds, built). Reuses the cached image unless force."""
+    t0 = time.monotonic()
+    key = cache_key()
+    root = cache_root(repo)
+    final = root / key
+    if not force:
+        img = Image.load(final)
+        if img is not None:
+            return img, time.monotonic() - t0, False
+    if os.geteuid() != 0:
+        raise HarnessError("building the image needs root (mmdebstrap --mode=root)")
+    ensure_host_tools(BUILD_TOOLS)
+    root.mkdir(parents=True, exist_ok=True)
+    _prune_cache(root, keep=key)
+    tmp = root / f"{key}.tmp-{os.getpid()}"
+    _remove_tree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        log(f"building image {key} in {tmp} (cold build, a few minutes)")
+        run_checked(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lsmtrace-vmtest",
+                     "-f", str(tmp / "id_ed25519")], stdout=subprocess.DEVNULL)  # fmt: skip
+        pubkey = (tmp / "id_ed25519.pub").read_text().strip()
+        kernels = _resolve_kernel_packages(tmp / "apt")
+        for name, k in kernels.items():
+            log(f"kernel {name}: {k['image']} + {k['headers']} ({k['suite']})")
+        sources = tmp / "sources.list"
+        sources.write_text(APT_SOURCES)
+        hook = tmp / "guest-setup.sh"
+        hook.write_text(GUEST_SETUP.replace("@PUBKEY@", pubkey))
+        target = tmp / "root"
+        kernel_pkgs = [p for k in kernels.values() for p in (k["image"], k["headers"])]
+        t_deb = time.monotonic()
+        proc = subprocess.Popen(
+            _mmdebstrap_command(target, sources, hook, kernel_pkgs),
+            preexec_fn=_die_with_parent,
+            stdout=subprocess.DEVNULL if not os.environ.get("VMTEST_VERBOSE") else None,
+            stderr=open(tmp / "mmdebstrap.log", "w"),  # noqa: SIM115
+        )
+        try:
+            rc = proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted: let mmdebstrap unmount and clean up
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        if rc != 0:
+            tail = (tmp / "mmdebstrap.log").read_text(errors="replace").splitlines()[-30:]
+            raise HarnessError("mmdebstrap failed:\n" + "\n".join(tail))
+        log(f"mmdebstrap done in {format_duration(time.monotonic() - t_deb)}")
+        for name, k in kernels.items():
+            rel = k["release"]
+            shutil.copyfile(target / "boot" / f"vmlinuz-{rel}", tmp / f"vmlinuz-{name}")
+            shutil.copyfile(target / "boot" / f"initrd.img-{rel}", tmp / f"initrd-{name}")
+        t_fs = time.monotonic()
+        make_ext4(target, tmp / "rootfs.img.part")
+        os.rename(tmp / "rootfs.img.part", tmp / "rootfs.img")
+        log(f"ext4 image done in {format_duration(time.monotonic() - t_fs)}")
+        _remove_tree(target)
+        _remove_tree(tmp / "apt")
+        manifest = {
+            "key": key,
+            "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "build_seconds": round(time.monotonic() - t0, 1),
+            "kernels": kernels,
+            "packages": sorted(PACKAGES),
+            "lsm": LSM_LIST,
+        }
+        # The manifest is written last: its presence marks a complete image.
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if final.exists():
+            _remove_tree(final)
+        os.rename(tmp, final)
+    except BaseException:
+        with _ignore_signals():
+            _remove_tree(tmp)
+        raise
+    img = Image.load(final)
+    assert img is not None
+    return img, time.monotonic() - t0, True
+
+
+# --------------------------------------------------------------------------------------
+# Boot and run
+# --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def git_tree_files(repo: Path = REPO) -> list[str]:
+    res = subprocess.run(
+        ["git", "-C", str(repo), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+    )
+    names = [n.decode(errors="surrogateescape") for n in res.stdout.split(b"\0") if n]
+    return [n for n in select_tree_files(names) if (repo / n).is_file() or (repo / n).is_symlink()]
+
+
+def tree_tarball(repo: Path = REPO) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
+        for name in git_tree_files(repo):
+            tar.add(str(repo / name), arcname=name, recursive=False)
+    return buf.getvalue()
+
+
+class VM:
+    """One qemu guest on a throw-away overlay. Use as a context manager."""
+
+    def __init__(self, image: Image, kernel: str, repo: Path = REPO) -> None:
+        self.image = image
+        self.kernel = kernel
+        self.repo = repo
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.rundir = Path()
+        self.console_log = cache_root(repo) / f"console-{kernel}.log"
+
+    def __enter__(self) -> VM:
+        runs = cache_root(self.repo) / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        self.rundir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=runs))
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _start(self) -> None:
+        vmlinuz, initrd = self.image.kernel_files(self.kernel)
+        overlay = self.rundir / "overlay.qcow2"
+        run_checked(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.image.rootfs.resolve()),
+             "-F", "raw", str(overlay)],
+        )  # fmt: skip
+        self.port = free_port()
+        cmd = qemu_command(
+            kernel=vmlinuz,
+            initrd=initrd,
+            disk=overlay,
+            port=self.port,
+            console_log=self.console_log,
+            pidfile=self.rundir / "qemu.pid",
+            append=kernel_cmdline(os.environ.get("VMTEST_APPEND", "")),
+        )
+        self.console_log.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=open(self.rundir / "qemu.out", "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,  # terminal Ctrl-C goes to the harness, which stops qemu
+        )
+
+    def stop(self) -> None:
+        with _ignore_signals():
+            p = self.proc
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            # Belt and braces: the pid qemu itself wrote, if it is still a qemu.
+            pidfile = self.rundir / "qemu.pid"
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(pidfile.read_text().strip())
+                if "qemu" in Path(f"/proc/{pid}/comm").read_text():
+                    os.kill(pid, signal.SIGKILL)
+            if self.rundir != Path() and self.rundir.exists():
+                shutil.rmtree(self.rundir, ignore_errors=True)
+            self.proc = None
+
+    def console_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.console_log.read_text(errors="replace")
+        except OSError:
+            return "(no console log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def qemu_output(self) -> str:
+        try:
+            return (self.rundir / "qemu.out").read_text(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def ssh(self) -> list[str]:
+        return ssh_base(self.port, self.image.key)
+
+    def wait_ready(self, timeout: float = BOOT_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        assert self.proc is not None
+        while True:
+            if self.proc.poll() is not None:
+                raise HarnessError(
+                    f"qemu exited with {self.proc.returncode} before the guest was ready\n"
+                    f"qemu: {self.qemu_output()}\n--- console tail ({self.console_log}) ---\n"
+                    f"{self.console_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise HarnessError(
+                    f"guest not reachable over ssh after {timeout:.0f}s\n"
+                    f"--- console tail ({self.console_log}) ---\n{self.console_tail()}"
+                )
+            try:
+                r = subprocess.run(
+                    [*self.ssh(), "true"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=30,
+                    preexec_fn=_die_with_parent,
+                )
+                if r.returncode == 0:
+                    return
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(1)
+
+    def copy_tree(self) -> int:
+        data = tree_tarball(self.repo)
+        remote = f"rm -rf {GUEST_TREE} && mkdir -p {GUEST_TREE} && tar -xzf - -C {GUEST_TREE}"
+        subprocess.run(
+            [*self.ssh(), remote], input=data, check=True, preexec_fn=_die_with_parent,
+        )
+        return len(data)
+
+    def run(self, command: Sequence[str], timeout: float | None, tty: bool = False) -> int:
+        ssh = self.ssh()
+        if tty:
+            ssh = [ssh[0], "-t", *ssh[1:]]
+        p = subprocess.Popen(
+            [*ssh, guest_command(command, self.kernel)],
+            stdin=None if tty else subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        try:
+            return p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log(f"command timed out after {timeout:.0f}s")
+            return 124
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+@dataclass
+class RunResult:
+    kernel: str
+    rc: int
+    timings: dict[str, float]
+
+
+def run_in_vm(
+    command: Sequence[str], kernel: str, timeout: float | None, tty: bool = False
+) -> RunResult:
+    timings: dict[str, float] = {}
+    ensure_host_tools(RUN_TOOLS)
+    img, t, built = build_image()
+    timings["image build" if built else "image (cache hit)"] = t
+    log(f"image {img.dir.name} {'built' if built else 'cached'} in {format_duration(t)}")
+    rel = img.manifest.get("kernels", {}).get(kernel, {}).get("release", "?")  # type: ignore[union-attr]
+    t0 = time.monotonic()
+    with VM(img, kernel) as vm:
+        log(f"booting kernel {kernel} ({rel}), ssh on 127.0.0.1:{vm.port}, "
+            f"console log {vm.console_log}")  # fmt: skip
+        vm.wait_ready()
+        timings["boot-to-ready"] = time.monotonic() - t0
+        log(f"guest ready in {format_duration(timings['boot-to-ready'])}")
+        t1 = time.monotonic()
+        size = vm.copy_tree()
+        timings["copy"] = time.monotonic() - t1
+        log(f"copied tree ({size // 1024} KiB) in {format_duration(timings['copy'])}")
+        t2 = time.monotonic()
+        log(f"running: {shlex.join(command)}")
+        rc = vm.run(command, timeout, tty=tty)
+        timings["command"] = time.monotonic() - t2
+        log(f"command exited {rc} in {format_duration(timings['command'])}")
+    return RunResult(kernel, rc, timings)
+
+
+def _timings_line(r: RunResult) -> str:
+    return ", ".join(f"{k} {format_duration(v)}" for k, v in r.timings.items())
+
+
+# --------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    img, t, built = build_image(force=args.force)
+    state = "built" if built else "cache hit"
+    log(f"image {img.dir} ({state}) in {format_duration(t)}")
+    for name, k in img.manifest.get("kernels", {}).items():  # type: ignore[union-attr]
+        log(f"  kernel {name}: {k['release']}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise HarnessError("run: give a command after --, e.g. run -- uname -a")
+    r = run_in_vm(command, args.kernel, args.timeout)
+    log(f"timings [{r.kernel}]: {_timings_line(r)}")
+    return r.rc
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    if os.environ.get("LSMTRACE_SKIP_VM") == "1":
+        print("VM stage skipped (LSMTRACE_SKIP_VM=1)")
+        return 0
+    extra = list(args.pytest_args)
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    kernels = list(KERNELS) if args.kernel == "all" else [args.kernel]
+    t0 = time.monotonic()
+    results = []
+    for k in kernels:
+        log(f"=== VM tests on kernel {k} ===")
+        cmd = ["python3", "-m", "pytest", "-v", "-rs", "-p", "no:cacheprovider", "tests/vm", *extra]
+        try:
+            results.append(run_in_vm(cmd, k, args.timeout))
+        except HarnessError as e:
+            log(f"error on kernel {k}: {e}")
+            results.append(RunResult(k, 2, {"harness error": 0.0}))
+    total = time.monotonic() - t0
+    print("\nVM test summary:", file=sys.stderr)
+    for r in results:
+        status = "PASS" if r.rc == 0 else f"FAIL (exit {r.rc})"
+        print(f"  kernel {r.kernel:5} {status:16} {_timings_line(r)}", file=sys.stderr)
+    print(f"  total {format_duration(total)}", file=sys.stderr, flush=True)
+    return 0 if all(r.rc == 0 for r in results) else 1
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    r = run_in_vm(["bash", "-l"], args.kernel, None, tty=True)
+    return r.rc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vmtest.py",
+        description="Build and boot the lsmtrace VM test target (qemu TCG, Debian guest).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  vmtest.py build                      # build or reuse the cached image\n"
+            "  vmtest.py run --kernel 6.1 -- uname -r\n"
+            "  vmtest.py test                       # tests/vm on every kernel\n"
+            "  vmtest.py test --kernel 6.12 -k lsm  # extra args go to pytest\n"
+            "  LSMTRACE_SKIP_VM=1 vmtest.py test    # skip the VM stage\n"
+        ),
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="build the guest image (cached)")
+    b.add_argument("--force", action="store_true", help="rebuild even if cached")
+    b.set_defaults(func=cmd_build)
+    r = sub.add_parser("run", help="boot, copy the tree, run a command as root")
+    r.add_argument("--kernel", choices=list(KERNELS), default=DEFAULT_KERNEL)
+    r.add_argument("--timeout", type=float, default=DEFAULT_RUN_TIMEOUT_S,
+                   help="command timeout in seconds (exit 124)")  # fmt: skip
+    r.add_argument("command", nargs=argparse.REMAINDER)
+    r.set_defaults(func=cmd_run)
+    t = sub.add_parser("test", help="run pytest tests/vm in the guest")
+    t.add_argument("--kernel", choices=[*KERNELS, "all"], default="all")
+    t.add_argument("--timeout", type=float, default=DEFAULT_RUN_TIMEOUT_S)
+    t.set_defaults(func=cmd_test, pytest_args=[])
+    s = sub.add_parser("shell", help="boot and open an interactive root shell (ssh)")
+    s.add_argument("--kernel", choices=list(KERNELS), default=DEFAULT_KERNEL)
+    s.set_defaults(func=cmd_shell)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if args.cmd != "test":
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.pytest_args = unknown  # everything vmtest does not know goes to pytest
+    try:
+        with signals_raise():
+            return int(args.func(args))
+    except Interrupted as e:
+        log(f"interrupted by {e}; guest stopped")
+        return 128 + e.signum
+    except HarnessError as e:
+        log(f"error: {e}")
+        return 2
+    except subprocess.CalledProcessError as e:
+        log(f"error: {e}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
