@@ -185,6 +185,18 @@ struct lsmt_sys_desc {
 	lsmt_u8 pad;
 };
 
+/* A hook call in flight (hooks.bpf.c): when it started, its arguments. */
+struct lsmt_entry_key {
+	lsmt_u64 pid_tgid;
+	lsmt_u32 id;
+	lsmt_u32 pad;
+};
+
+struct lsmt_entry {
+	lsmt_u64 ts_ns;
+	lsmt_u64 args[4];
+};
+
 struct lsmt_obj_file {
 	lsmt_u64 ino;
 	lsmt_u32 dev;

@@ -170,6 +170,14 @@ class SysDesc(ct.Structure):
     ]
 
 
+class EntryKey(ct.Structure):
+    _fields_ = [("pid_tgid", ct.c_uint64), ("id", ct.c_uint32), ("pad", ct.c_uint32)]
+
+
+class Entry(ct.Structure):
+    _fields_ = [("ts_ns", ct.c_uint64), ("args", ct.c_uint64 * 4)]
+
+
 class ObjFile(ct.Structure):
     _fields_ = [
         ("ino", ct.c_uint64),
@@ -317,6 +325,8 @@ STRUCTS: dict[str, type[ct.Structure] | type[ct.Union]] = {
     "lsmt_lat_key": LatKey,
     "lsmt_pending": Pending,
     "lsmt_sys_desc": SysDesc,
+    "lsmt_entry_key": EntryKey,
+    "lsmt_entry": Entry,
     "lsmt_obj_file": ObjFile,
     "lsmt_obj_cap": ObjCap,
     "lsmt_obj_sock": ObjSock,

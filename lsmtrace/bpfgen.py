@@ -126,8 +126,8 @@ def bpf_source(*names: str, generated: str = "") -> str:
     return "\n".join(parts)
 
 
-def _matches(name: str, globs: list[str] | None) -> bool:
-    return globs is None or any(fnmatch.fnmatchcase(name, g) for g in globs)
+def _matches_any(name: str, globs: list[str] | None) -> bool:
+    return any(fnmatch.fnmatchcase(name, g) for g in globs or [])
 
 
 def decoder_for(hook: str, params: tuple[str, ...]) -> tuple[str, tuple[int, ...]]:
@@ -185,11 +185,13 @@ def plan_tracepoint(
     chosen = syscalls.select(globs, families, arch)
     tps: list[str] = []
     cflags = ["-DLSMT_WITH_SCHED=1"]
-    want_cap = _matches("capable", globs) and (not families or "capability" in families)
+    # globs and families add up, as in the catalogue's select()
+    selecting = globs is not None or families is not None
+    want_cap = not selecting or _matches_any("capable", globs) or "capability" in (families or [])
     if want_cap:
         tps.append("capability:cap_capable")
         cflags.append("-DLSMT_WITH_CAP_TP=1")
-    want_avc = _matches("selinux_audited", globs) and (not families or "selinux" in families)
+    want_avc = not selecting or _matches_any("selinux_audited", globs) or "selinux" in (families or [])
     if want_avc:
         tps.append("avc:selinux_audited")
         cflags.append("-DLSMT_WITH_AVC_TP=1")

@@ -64,8 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend(t)
     _add_filters(t)
     t.add_argument("--json", action="store_true", help="JSON Lines (see docs/events.md)")
+    t.add_argument("--count", action="store_true",
+                   help="count in the kernel only (no event stream); print the "
+                   "counts per hook, verdict, errno and LSM at exit")
     t.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
     t.add_argument("--width", type=int, help="text width (default: terminal, or 80)")
+    t.add_argument("--discard", action="store_true",
+                   help="consume events without decoding or printing them "
+                   "(measures the transport; see benchmarks/bench.py)")
     t.add_argument("--no-header", action="store_true", help="no column header")
 
     h = sub.add_parser("hooks", help="the hook catalogue and what each rung attaches",
@@ -101,6 +107,7 @@ def cmd_trace(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         backend=args.backend, hooks=args.hooks, families=args.family, pid=args.pid,
         children=args.children, uid=args.uid, comm=args.comm, cgroup=args.cgroup,
         denied=args.denied, ringbuf_pages=args.buffer_pages, perf_buffer=args.perf_buffer,
+        stream=not args.count,
     )  # fmt: skip
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive", hint="e.g. --duration 10")
@@ -117,19 +124,25 @@ def cmd_trace(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         )
         for name, why in att.skipped.items():
             log.debug("skipped %s: %s", name, why)
-        if not args.json and not args.no_header:
+        if not args.json and not args.no_header and not args.count:
             out.write(output.header(width) + "\n")
 
         def on_events(evs: list[Event]) -> None:
+            if not evs:
+                return
             if args.json:
                 out.write("".join(output.json_line(e, clock) + "\n" for e in evs))
             else:
                 out.write("".join(output.text_line(e, clock, width) + "\n" for e in evs))
             out.flush()
 
-        session = Session(tracer, on_events)
+        session = Session(tracer, on_events, decode_events=not args.discard)
         try:
             summary = session.run(args.duration)
+            if args.count:
+                rows = output.count_rows(tracer.counts(), tracer.id_names)
+                out.write(output.count_table(rows, args.json))
+                out.flush()
         except BrokenPipeError:
             summary = session.summary
             _quiet_stdout()

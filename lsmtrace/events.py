@@ -209,7 +209,9 @@ def _sock(s: abi.ObjSock) -> dict[str, Any]:
     return out
 
 
-def _object(ev: abi.Event, obj_type: int, syscall: str | None) -> dict[str, Any]:
+def _object(
+    ev: abi.Event, obj_type: int, syscall: str | None, hook: str = ""
+) -> dict[str, Any]:
     o = ev.obj
     if obj_type in (ObjType.FILE, ObjType.EXEC, ObjType.MOUNT, ObjType.MODULE):
         f = o.file
@@ -243,6 +245,9 @@ def _object(ev: abi.Event, obj_type: int, syscall: str | None) -> dict[str, Any]
         return {"cap": o.cap.cap, "cap_name": cap_name(o.cap.cap), "opts": o.cap.opts}
     if obj_type == ObjType.SOCK:
         return _sock(o.sock)
+    if obj_type == ObjType.SIGNAL and hook == "task_setnice":
+        return {"target_pid": o.signal.target_pid, "nice": o.signal.sig,
+                "target_comm": cstr(o.signal.target_comm)}  # fmt: skip
     if obj_type == ObjType.SIGNAL:
         out = {"sig": o.signal.sig, "sig_name": signal_name(o.signal.sig),
                "target_pid": o.signal.target_pid}  # fmt: skip
@@ -275,6 +280,9 @@ def _object(ev: abi.Event, obj_type: int, syscall: str | None) -> dict[str, Any]
             out["fd"] = m.fd
         return out
     if obj_type == ObjType.SETID:
+        if syscall == "setpriority":
+            which, who, prio = o.setid.ids
+            return {"which": which, "who": who, "nice": prio}
         return {"ids": list(o.setid.ids), "flags": o.setid.flags}
     if obj_type == ObjType.BPF:
         cmd = o.bpf.cmd
@@ -334,7 +342,7 @@ def decode(
         gid=ev.gid,
         mntns=ev.mntns,
         comm=cstr(ev.comm),
-        object=_object(ev, ev.obj_type, syscall if kind == Kind.SYSCALL else None),
+        object=_object(ev, ev.obj_type, syscall if kind == Kind.SYSCALL else None, hook),
         truncated=bool(ev.flags & EvFlag.TRUNCATED),
         attributed=bool(ev.flags & EvFlag.ATTRIBUTED),
     )

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from lsmtrace.events import Event, WallClock
+from lsmtrace.events import Event, IdNames, WallClock
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
@@ -58,6 +58,8 @@ def object_summary(ev: Event) -> str:
         return f"{escape(str(o['source']))} type={escape(str(o.get('fstype', '')))}"
     if "cap_name" in o:
         return str(o["cap_name"])
+    if "nice" in o:
+        return f"nice={o['nice']}" + (f" pid {o['target_pid']}" if "target_pid" in o else "")
     if "sig" in o:
         return f"{o.get('sig_name') or o['sig']} -> pid {o['target_pid']}"
     if "target_pid" in o:
@@ -126,3 +128,43 @@ def json_line(ev: Event, clock: WallClock, extra: Mapping[str, Any] | None = Non
     if extra:
         d.update(extra)
     return json.dumps(d, ensure_ascii=True, separators=(",", ":"))
+
+
+def count_rows(
+    counts: list[tuple[int, int, int, int]], ids: IdNames
+) -> list[dict[str, Any]]:
+    """Kernel counts [(id, lsm, errno, n)] as rows, most frequent first."""
+    import errno as errno_mod
+
+    from lsmtrace.abi import lsm_name
+
+    from lsmtrace.abi import SYSCALL_BASE
+    from lsmtrace.events import DENY_ERRNOS
+
+    rows = []
+    for id_, lsm, err, n in counts:
+        verdict = "allow" if err == 0 else "deny"
+        if err and id_ >= SYSCALL_BASE and err not in DENY_ERRNOS:
+            verdict = "error"  # e.g. ENOENT: a failure, not a decision
+        rows.append({
+            "hook": ids.name(id_),
+            "family": ids.family(id_),
+            "verdict": verdict,
+            "errno": errno_mod.errorcode.get(err, f"E{err}") if err else None,
+            "lsm": lsm_name(lsm),
+            "count": n,
+        })  # fmt: skip
+    rows.sort(key=lambda r: (-int(r["count"]), str(r["hook"])))
+    return rows
+
+
+def count_table(rows: list[dict[str, Any]], as_json: bool = False) -> str:
+    if as_json:
+        return "".join(json.dumps(r, ensure_ascii=True) + "\n" for r in rows)
+    lines = [f"{'HOOK':<24} {'VERDICT':<7} {'ERRNO':<8} {'LSM':<12} {'COUNT':>12}"]
+    for r in rows:
+        lines.append(
+            f"{fit(str(r['hook']), 24):<24} {r['verdict']:<7} {r['errno'] or '-':<8} "
+            f"{r['lsm'] or '-':<12} {r['count']:>12}"
+        )
+    return "\n".join(lines) + "\n"

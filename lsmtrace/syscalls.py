@@ -105,7 +105,7 @@ _TABLE: tuple[tuple[str, int | None, int | None, str, tuple[str, ...], Decoder, 
     ("kill", 62, 129, "task", ("task_kill",), K, OSG, (0, 1, X, X)),
     ("tkill", 200, 130, "task", ("task_kill",), K, OSG, (0, 1, X, X)),
     ("tgkill", 234, 131, "task", ("task_kill",), K, OSG, (1, 2, X, X)),
-    ("setpriority", 141, 140, "task", ("task_setnice", "capable"), NI, ON, (0, 1, 2, X)),
+    ("setpriority", 141, 140, "task", ("task_setnice", "capable"), NI, OSE, (0, 1, 2, X)),
     ("ptrace", 101, 117, "ptrace", ("ptrace_access_check", "ptrace_traceme"), PT, OP, (0, 1, X, X)),
     ("process_vm_readv", 310, 270, "ptrace", ("ptrace_access_check",), PT, OP, (X, 0, X, X)),
     ("process_vm_writev", 311, 271, "ptrace", ("ptrace_access_check",), PT, OP, (X, 0, X, X)),
@@ -168,7 +168,8 @@ def select(
     """The syscalls to trace for these filters (all of them by default).
 
     A glob selects a syscall when it matches the syscall's event name
-    (``sys_openat``), its bare name, or one of the hooks it exercises.
+    (``sys_openat``), its bare name, or one of the hooks it exercises; globs and
+    families add up (union), as in the hook catalogue's ``select``.
     """
     arch = arch or machine()
     globs = list(hook_globs or [])
@@ -177,13 +178,14 @@ def select(
     for s in SYSCALLS:
         if s.nr(arch) is None:
             continue
-        if fams and s.family not in fams:
-            continue
-        if globs and not any(
-            fnmatch.fnmatchcase(name, g)
-            for g in globs
-            for name in (s.event_name, s.name, *s.hooks)
-        ):
-            continue
+        if globs or fams:
+            by_family = s.family in fams
+            by_glob = any(
+                fnmatch.fnmatchcase(name, g)
+                for g in globs
+                for name in (s.event_name, s.name, *s.hooks)
+            )
+            if not (by_family or by_glob):
+                continue
         out.append(s)
     return out

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""lsmtrace benchmarks: overhead ratios and consumer throughput, measured here.
+
+Run as root from the checkout: `make bench` (or `.venv/bin/python benchmarks/bench.py`).
+Nothing here is a pass/fail test: it prints what it measured, side by side.
+
+1. Overhead: an open+close loop (C, the worst case: nothing but syscalls; and
+   Python, closer to a real program) untraced vs traced, A/B alternated with a
+   fresh tracer for every pair, for three modes: counting only (`--count`),
+   denied-only streaming (`--denied`) and full streaming. Ratio = untraced time
+   / traced time per open (1.0 = free).
+2. Throughput: the tracer consuming a paced open loop at rising offered rates;
+   delivered/s, lost, and whether attempted == delivered + lost held exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache" / "bench"
+PY = sys.executable
+
+PY_LOOP = """
+import os, sys, time
+n = int(sys.argv[1]); path = sys.argv[2]
+t = time.perf_counter()
+for _ in range(n):
+    os.close(os.open(path, os.O_RDONLY))
+el = time.perf_counter() - t
+print(el * 1e9 / n, n / el)
+"""
+
+
+def build_loop() -> Path:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    exe = CACHE / "openloop"
+    src = ROOT / "benchmarks" / "openloop.c"
+    if not exe.exists() or exe.stat().st_mtime < src.stat().st_mtime:
+        subprocess.run(["cc", "-O2", "-o", str(exe), str(src)], check=True)
+    return exe
+
+
+def run_loop(kind: str, n: int, rate: float = 0.0) -> tuple[float, float]:
+    """(ns per open+close, opens per second)."""
+    if kind == "c":
+        out = subprocess.run([str(build_loop()), str(n), "/etc/hostname", str(rate)],
+                             check=True, capture_output=True, text=True).stdout  # fmt: skip
+    else:
+        out = subprocess.run([PY, "-c", PY_LOOP, str(n), "/etc/hostname"],
+                             check=True, capture_output=True, text=True).stdout  # fmt: skip
+    ns, rate_s = out.split()
+    return float(ns), float(rate_s)
+
+
+class TracerProc:
+    """`lsmtrace trace` in the background, ready when its status line is out."""
+
+    def __init__(self, args: list[str], stdout: Path | None = None) -> None:
+        self.err = tempfile.NamedTemporaryFile(prefix="lsmtrace-bench-", suffix=".err")
+        self.out = open(stdout or os.devnull, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [PY, "-m", "lsmtrace", "trace", "--no-header", *args],
+            cwd=ROOT, stdout=self.out, stderr=self.err,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = Path(self.err.name).read_text()
+            if "Ctrl-C to end" in text:
+                return
+            if self.proc.poll() is not None:
+                raise SystemExit(f"tracer failed: {text}")
+            time.sleep(0.05)
+        self.proc.kill()
+        raise SystemExit("tracer did not start in 60 s")
+
+    def stop(self) -> dict[str, int]:
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=60)
+        self.out.close()
+        text = Path(self.err.name).read_text()
+        self.err.close()
+        # "N events (D denied, A allowed, F failed), L lost, S decisions seen ..."
+        last = text.strip().splitlines()[-1]
+        words = last.replace(",", " ").replace("(", " ").split()
+        res = {"delivered": int(words[0]), "lost": int(words[words.index("lost") - 1])}
+        res["exact"] = int("mismatch" not in last)
+        return res
+
+
+MODES = {
+    "counting (--count)": ["--count"],
+    "denied-only (--denied)": ["--denied"],
+    "full streaming (--json)": ["--json"],
+}
+
+
+def overhead(pairs: int, n_c: int, n_py: int, backend: str) -> list[dict[str, object]]:
+    rows = []
+    for mode, flags in MODES.items():
+        for loop, n in (("c", n_c), ("python", n_py)):
+            ratios, lost, delivered = [], 0, 0
+            for _ in range(pairs):
+                base, _r = run_loop(loop, n)
+                t = TracerProc(["--backend", backend, *flags])
+                traced, _r = run_loop(loop, n)
+                res = t.stop()
+                lost += res["lost"]
+                delivered += res["delivered"]
+                ratios.append(base / traced)
+            rows.append({
+                "mode": mode, "loop": loop, "pairs": pairs,
+                "ratio_median": statistics.median(ratios),
+                "ratio_min": min(ratios), "ratio_max": max(ratios),
+                "delivered": delivered, "lost": lost,
+            })  # fmt: skip
+            r = rows[-1]
+            print(f"  {mode:<26} {loop:<7} ratio {r['ratio_median']:.3f} "
+                  f"(min {r['ratio_min']:.3f}, max {r['ratio_max']:.3f}; "
+                  f"{pairs} pairs; delivered {delivered}, lost {lost})", flush=True)  # fmt: skip
+    return rows
+
+
+def throughput(
+    rates: list[float], seconds: float, backend: str, consumer: list[str]
+) -> list[dict[str, object]]:
+    rows = []
+    for rate in rates:
+        n = int(rate * seconds) if rate else int(2_000_000 * seconds)
+        t = TracerProc(["--backend", backend, *consumer, "--comm", "openloop",
+                        "--buffer-pages", "1024"])  # fmt: skip
+        start = time.monotonic()
+        _ns, offered = run_loop("c", n, rate)
+        time.sleep(0.5)
+        res = t.stop()
+        el = time.monotonic() - start
+        rows.append({"consumer": " ".join(consumer), "offered_per_s": round(offered),
+                     "events": n,
+                     "delivered": res["delivered"], "lost": res["lost"],
+                     "delivered_per_s": round(res["delivered"] / el),
+                     "exact": bool(res["exact"]) and res["delivered"] + res["lost"] >= n})  # fmt: skip
+        r = rows[-1]
+        print(f"  offered {r['offered_per_s']:>9}/s  delivered {r['delivered']:>9} "
+              f"({r['delivered_per_s']:>8}/s)  lost {r['lost']:>9}  "
+              f"accounting {'exact' if r['exact'] else 'NOT EXACT'}", flush=True)  # fmt: skip
+    return rows
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pairs", type=int, default=5)
+    p.add_argument("--n-c", type=int, default=400_000, help="opens per C loop run")
+    p.add_argument("--n-py", type=int, default=200_000, help="opens per Python loop run")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--rates", default="100000,250000,500000,1000000,0",
+                   help="offered opens/s for the throughput table (0 = unpaced)")
+    p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--json", type=Path, help="also write the results here")
+    a = p.parse_args()
+    if os.geteuid() != 0:
+        print("error: benchmarks load BPF programs: run as root", file=sys.stderr)
+        return 1
+    print(f"lsmtrace bench on {platform.release()}, {os.cpu_count()} CPUs, "
+          f"backend {a.backend}", flush=True)  # fmt: skip
+    print("overhead (untraced/traced time per open+close; 1.0 = no overhead):", flush=True)
+    over = overhead(a.pairs, a.n_c, a.n_py, a.backend)
+    rates = [float(x) for x in a.rates.split(",")]
+    thr = []
+    for consumer, what in ((["--discard"], "transport: batches out of the ring, not decoded"),
+                           (["--json"], "JSON Lines to /dev/null")):  # fmt: skip
+        print(f"throughput, full streaming ({what}), --comm openloop:", flush=True)
+        thr += throughput(rates, a.seconds, a.backend, consumer)
+    if a.json:
+        a.json.write_text(json.dumps({"kernel": platform.release(), "overhead": over,
+                                      "throughput": thr}, indent=2))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

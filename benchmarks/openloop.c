@@ -1,0 +1,37 @@
+/* open+close loop for benchmarks/bench.py.
+ * usage: openloop COUNT [PATH] [RATE]  -> prints ns per open+close pair
+ * RATE > 0 paces the loop to about RATE opens per second (batches of 1000). */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	long n = argc > 1 ? atol(argv[1]) : 1000000;
+	const char *path = argc > 2 ? argv[2] : "/etc/hostname";
+	double rate = argc > 3 ? atof(argv[3]) : 0;
+	double start = now();
+	for (long i = 0; i < n; i++) {
+		int fd = open(path, O_RDONLY);
+		if (fd >= 0)
+			close(fd);
+		if (rate > 0 && i % 1000 == 999) {
+			double due = start + (i + 1) / rate;
+			double left = due - now();
+			if (left > 0)
+				usleep((useconds_t)(left * 1e6));
+		}
+	}
+	double el = now() - start;
+	printf("%.1f %.0f\n", el * 1e9 / n, n / el);
+	return 0;
+}

@@ -1,0 +1,225 @@
+"""The hook rungs' programs, generated from the catalogue. Pure (no bcc).
+
+For each selected hook: an entry program (fentry/kprobe: start time, and on the
+kprobe rung the arguments the decoder needs), an exit program (fexit/kretprobe:
+verdict, latency, decoded object) on the ``security_*`` wrapper, and an exit
+program on each active LSM's implementation so a denial names its LSM. The C
+bodies are in bpf/hooks.bpf.c; the text generated here is one line per program.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from lsmtrace import abi, syscalls
+from lsmtrace.bpfgen import (
+    Plan,
+    Program,
+    _syscall_ids,
+    bpf_source,
+    decoder_for,
+)
+from lsmtrace.events import IdNames
+from lsmtrace.hooks import Catalogue, Hook, load_catalogue
+
+log = logging.getLogger(__name__)
+
+MAX_ARGS = {"fexit": 11, "kprobe": 6}
+MAX_HOOKS = abi.SYSCALL_BASE - 3  # ids 1..N; the ids below SYSCALL_BASE-2 are ours
+
+
+def wrapper_proto(h: Hook) -> tuple[str, tuple[str, ...]]:
+    if h.wrapper_params or h.wrapper_ret:
+        return h.wrapper_ret or h.ret, tuple(p.ctype for p in h.wrapper_params)
+    return h.ret, tuple(p.ctype for p in h.params)
+
+
+def static_skip(h: Hook, rung: str) -> str | None:
+    """Why this hook cannot be traced on this rung, whatever the kernel allows."""
+    if h.function is None:
+        return "no security_* wrapper (only the bpf_lsm stub exists)"
+    ret, params = wrapper_proto(h)
+    if ret != "int":
+        return f"wrapper returns {ret}, not a verdict"
+    for t in params:
+        if (t.startswith(("struct ", "union ", "const struct ")) and not t.endswith("*")):
+            return f"by-value argument {t}"
+    if len(params) > MAX_ARGS[rung]:
+        return f"{len(params)} arguments (the {rung} rung reads at most {MAX_ARGS[rung]})"
+    return None
+
+
+def _lsm_id(name: str) -> int:
+    return int(abi.LSM_IDS.get(name, abi.Lsm.UNKNOWN))
+
+
+def _args(n: int) -> str:
+    return ", ".join(f"u64 a{i}" for i in range(n))
+
+
+def _xs(positions: tuple[int, ...], nargs: int, arg: Callable[[int], str]) -> list[str]:
+    """The decoder's four inputs: the wrapper arguments at `positions`, or 0."""
+    xs = []
+    for i in range(4):
+        pos = positions[i] if i < len(positions) else -1
+        xs.append(arg(pos) if 0 <= pos < nargs else "0")
+    return xs
+
+
+def generate(
+    rung: str, hooks: list[tuple[int, Hook]], impls: Mapping[str, list[Any]]
+) -> tuple[str, list[Program]]:
+    """C text and the program list for (id, hook) pairs and their impls."""
+    lines: list[str] = []
+    progs: list[Program] = []
+    for hid, h in hooks:
+        fn = h.function
+        assert fn is not None
+        _ret, params = wrapper_proto(h)
+        n = len(params)
+        dec, pos = decoder_for(h.name, params)
+        hd = f"LSMT_HD_{dec}"
+        if rung == "fexit":
+            xs = _xs(pos, n, lambda p: f"a{p}")
+            args = _args(n)
+            lines.append(
+                f"KFUNC_PROBE({fn}{', ' if n else ''}{args}) "
+                f"{{ return lsmt_hook_enter({hid}, 0, 0, 0, 0); }}"
+            )
+            lines.append(
+                f"KRETFUNC_PROBE({fn}{', ' if n else ''}{args}, int ret) "
+                f"{{ return lsmt_hook_exit(ctx, {hid}, {hd}, 0, {', '.join(xs)}, ret); }}"
+            )
+            progs.append(Program("kfunc", f"kfunc__{fn}", fn, h.name, True, True))
+            progs.append(Program("kretfunc", f"kretfunc__{fn}", fn, h.name, True, True))
+            for imp in impls.get(h.name, []):
+                m = len(h.params)
+                lines.append(
+                    f"KRETFUNC_PROBE({imp.function}{', ' if m else ''}{_args(m)}, int ret) "
+                    f"{{ return lsmt_impl_exit({hid}, {_lsm_id(imp.lsm)}, ret); }}"
+                )
+                progs.append(Program("kretfunc", f"kretfunc__{imp.function}",
+                                     imp.function, h.name, False, False))  # fmt: skip
+        else:
+            xs = _xs(pos, n, lambda p: f"PT_REGS_PARM{p + 1}(ctx)")
+            lines.append(
+                f"int lsmt_kp_{hid}(struct pt_regs *ctx) "
+                f"{{ return lsmt_hook_enter({hid}, {', '.join(xs)}); }}"
+            )
+            lines.append(
+                f"int lsmt_krp_{hid}(struct pt_regs *ctx) "
+                f"{{ return lsmt_hook_exit(ctx, {hid}, {hd}, 1, 0, 0, 0, 0, "
+                "(s32)PT_REGS_RC(ctx)); }"
+            )
+            progs.append(Program("kprobe", f"lsmt_kp_{hid}", fn, h.name, True, True))
+            progs.append(Program("kretprobe", f"lsmt_krp_{hid}", fn, h.name, True, True))
+            for j, imp in enumerate(impls.get(h.name, [])):
+                name = f"lsmt_kri_{hid}_{j}"
+                lines.append(
+                    f"int {name}(struct pt_regs *ctx) "
+                    f"{{ return lsmt_impl_exit({hid}, {_lsm_id(imp.lsm)}, "
+                    "(s32)PT_REGS_RC(ctx)); }"
+                )
+                progs.append(Program("kretprobe", name, imp.function, h.name, False, False))
+    return "\n".join(lines) + "\n", progs
+
+
+def mount_offsets() -> list[str]:
+    """Offsets in the kernel-private struct mount, from BTF, for path walks."""
+    try:
+        from lsmtrace.btf import load
+
+        members = {n: off // 8 for n, _t, off in load().struct_members("mount")}
+        return [
+            f"-DLSMT_MOUNT_PARENT={members['mnt_parent']}",
+            f"-DLSMT_MOUNT_MOUNTPOINT={members['mnt_mountpoint']}",
+            f"-DLSMT_MOUNT_MNT={members['mnt']}",
+        ]
+    except Exception as e:  # noqa: BLE001 - no BTF/struct: paths stop at mounts
+        log.info("no struct mount in BTF (%s): paths will not cross mounts", e)
+        return ["-DLSMT_NO_MOUNT_WALK=1", "-DLSMT_MOUNT_PARENT=0",
+                "-DLSMT_MOUNT_MOUNTPOINT=0", "-DLSMT_MOUNT_MNT=0"]  # fmt: skip
+
+
+def plan_hooks(
+    rung: str,
+    globs: list[str] | None,
+    families: list[str] | None,
+    arch: str,
+    catalogue: Catalogue | None = None,
+    lsms: list[str] | None = None,
+) -> Plan:
+    from lsmtrace import probe
+
+    cat = catalogue or load_catalogue()
+    chosen = cat.select(globs, families)
+    active = lsms if lsms is not None else probe.active_lsms()
+    # commoncap is always there even when securityfs is not mounted
+    active_set = set(active) | {"capability"}
+    skipped: dict[str, str] = {}
+    traced: list[tuple[int, Hook]] = []
+    for h in chosen:
+        why = static_skip(h, rung)
+        if why:
+            skipped[h.name] = why
+            continue
+        if len(traced) >= MAX_HOOKS:
+            skipped[h.name] = f"more than {MAX_HOOKS} hooks selected"
+            continue
+        traced.append((len(traced) + 1, h))
+    impls = {h.name: cat.impls_for(h, active_set) for _i, h in traced}
+    text, progs = generate(rung, traced, impls)
+    names, fams = {}, {}
+    for hid, h in traced:
+        names[hid] = h.name
+        fams[hid] = h.family
+    hook_names = [h.name for _i, h in traced]
+    sys_sel = [s for s in syscalls.select(None, None, arch) if set(s.hooks) & set(hook_names)]
+    snames, sfams = _syscall_ids(sys_sel, arch)
+    names.update(snames)
+    fams.update(sfams)
+    cflags = ["-DLSMT_WITH_SCHED=1", *mount_offsets()]
+    return Plan(
+        rung=rung,
+        source=bpf_source("syscalls.bpf.c", "hooks.bpf.c", generated=text),
+        cflags=cflags,
+        syscalls=sys_sel,
+        tracepoints=["sched:sched_process_fork", "sched:sched_process_exec",
+                     "sched:sched_process_exit"],  # fmt: skip
+        programs=progs,
+        id_names=IdNames(names, fams),
+        skipped=skipped,
+    )
+
+
+def rung_status(cat: Catalogue, features: Any | None) -> dict[str, dict[str, str]]:
+    """For `lsmtrace hooks`: per rung, the hooks it cannot attach and why."""
+    out: dict[str, dict[str, str]] = {}
+    for rung in ("fexit", "kprobe"):
+        res = features.rungs.get(rung) if features is not None else None
+        reasons: dict[str, str] = {}
+        for h in cat.hooks.values():
+            why = static_skip(h, rung)
+            if why is None and res is not None and not res.ok:
+                why = f"rung unavailable: {res.detail}"
+            elif why is None and res is None:
+                why = "not probed (needs root)"
+            if why:
+                reasons[h.name] = why
+        out[rung] = reasons
+    covered = {hk for s in syscalls.SYSCALLS for hk in s.hooks}
+    tp = features.rungs.get("tracepoint") if features is not None else None
+    reasons = {}
+    for h in cat.hooks.values():
+        if h.name == "capable":
+            continue  # capability:cap_capable
+        if h.name not in covered:
+            reasons[h.name] = "no traced syscall exercises it"
+        elif tp is not None and not tp.ok:
+            reasons[h.name] = f"rung unavailable: {tp.detail}"
+        else:
+            reasons[h.name] = "seen only as its syscalls' exits (errno, no LSM verdict)"
+    out["tracepoint"] = reasons
+    return out
