@@ -294,12 +294,16 @@ static __always_inline void lsmt_user_str(struct lsmt_event *e, char *dst, u32 s
 					  const void *src)
 {
 	long n = bpf_probe_read_user_str(dst, size, src);
+	char next = 0;
 	if (n < 0) {
 		dst[0] = 0;
 		e->flags |= LSMT_EV_READ_ERR;
 		lsmt_stat(LSMT_STAT_READ_ERR);
 	} else if (n == size) {
-		e->flags |= LSMT_EV_TRUNCATED;
+		/* full buffer: truncated unless the string ended exactly there */
+		bpf_probe_read_user(&next, 1, src + size - 1);
+		if (next)
+			e->flags |= LSMT_EV_TRUNCATED;
 	}
 }
 
@@ -307,12 +311,15 @@ static __always_inline void lsmt_kernel_str(struct lsmt_event *e, char *dst, u32
 					    const void *src)
 {
 	long n = bpf_probe_read_kernel_str(dst, size, src);
+	char next = 0;
 	if (n < 0) {
 		dst[0] = 0;
 		e->flags |= LSMT_EV_READ_ERR;
 		lsmt_stat(LSMT_STAT_READ_ERR);
 	} else if (n == size) {
-		e->flags |= LSMT_EV_TRUNCATED;
+		bpf_probe_read_kernel(&next, 1, src + size - 1);
+		if (next)
+			e->flags |= LSMT_EV_TRUNCATED;
 	}
 }
 

@@ -194,11 +194,13 @@ def _sock(s: abi.ObjSock) -> dict[str, Any]:
         out["type"] = SOCK_TYPES.get(s.type & 0xF, s.type)
     if s.protocol:
         out["protocol"] = s.protocol
-    if s.family == 2:
+    # an address only when one was passed (connect/bind/sendto), a port also
+    # when the socket has a local one (listen/accept hooks)
+    if s.family == 2 and s.addrlen:
         out["addr"] = str(ipaddress.IPv4Address(bytes(s.addr[:4])))
-        out["port"] = s.port
-    elif s.family == 10:
+    elif s.family == 10 and s.addrlen:
         out["addr"] = str(ipaddress.IPv6Address(bytes(s.addr)))
+    if s.family in (2, 10) and (s.addrlen or s.port):
         out["port"] = s.port
     elif s.family == 1 and s.addrlen > 2:
         raw = bytes(s.path)[: max(0, min(s.addrlen - 2, 108))]

@@ -195,31 +195,34 @@ def plan_hooks(
 
 
 def rung_status(cat: Catalogue, features: Any | None) -> dict[str, dict[str, str]]:
-    """For `lsmtrace hooks`: per rung, the hooks it cannot attach and why."""
+    """For `lsmtrace hooks`: per rung, the hooks it cannot attach and why.
+
+    "*" is a reason for the whole rung; "partial: " marks hooks the tracepoint
+    rung sees only through the exits of the syscalls that exercise them.
+    """
     out: dict[str, dict[str, str]] = {}
-    for rung in ("fexit", "kprobe"):
+    for rung in ("fexit", "kprobe", "tracepoint"):
         res = features.rungs.get(rung) if features is not None else None
         reasons: dict[str, str] = {}
+        if res is None:
+            reasons["*"] = "not probed (needs root)"
+        elif not res.ok:
+            reasons["*"] = res.detail
+        out[rung] = reasons
+    for rung in ("fexit", "kprobe"):
         for h in cat.hooks.values():
             why = static_skip(h, rung)
-            if why is None and res is not None and not res.ok:
-                why = f"rung unavailable: {res.detail}"
-            elif why is None and res is None:
-                why = "not probed (needs root)"
             if why:
-                reasons[h.name] = why
-        out[rung] = reasons
+                out[rung][h.name] = why
     covered = {hk for s in syscalls.SYSCALLS for hk in s.hooks}
-    tp = features.rungs.get("tracepoint") if features is not None else None
-    reasons = {}
     for h in cat.hooks.values():
         if h.name == "capable":
-            continue  # capability:cap_capable
-        if h.name not in covered:
-            reasons[h.name] = "no traced syscall exercises it"
-        elif tp is not None and not tp.ok:
-            reasons[h.name] = f"rung unavailable: {tp.detail}"
+            continue  # capability:cap_capable is the capability module's verdict
+        if h.name in covered:
+            out["tracepoint"][h.name] = (
+                "partial: seen through the exits of the syscalls that exercise it "
+                "(errno and object, no LSM verdict)"
+            )
         else:
-            reasons[h.name] = "seen only as its syscalls' exits (errno, no LSM verdict)"
-    out["tracepoint"] = reasons
+            out["tracepoint"][h.name] = "no traced syscall exercises it"
     return out

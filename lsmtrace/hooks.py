@@ -793,8 +793,12 @@ def render_catalogue(
 
     ``rung_status`` maps rung ("fexit", "kprobe"...) to {hook: reason} for the
     hooks that rung skips; a hook absent from a rung's map can attach there.
+    The key ``"*"`` gives a reason for the whole rung (said once, every hook
+    marked "no"); a reason starting with ``"partial: "`` marks the hook "part"
+    (seen, but not as a hook verdict) and is said once under the table.
     """
-    rungs = list(rung_status or {})
+    rung_status = rung_status or {}
+    rungs = list(rung_status)
     hooks = list(cat.hooks.values()) if verbose else cat.default_hooks()
     name_w = min(max([len(h.name) for h in hooks] + [4]), 28)
     fam_w = 10
@@ -810,6 +814,7 @@ def render_catalogue(
     head = f"{'HOOK':<{name_w}} {'FAMILY':<{fam_w}} {'LSMS':<{lsm_w}}"
     head += "".join(f" {r:<{w}}" for r, w in zip(rungs, rung_w, strict=True))
     lines.append(head.rstrip())
+    partial_notes: dict[str, str] = {}
     sub = textwrap.TextWrapper(
         width=width, initial_indent="    ", subsequent_indent="      "
     )
@@ -817,8 +822,12 @@ def render_catalogue(
         lsms = textwrap.wrap(_lsm_list(cat, h.name), lsm_w, break_on_hyphens=False)
         marks = []
         for r, w in zip(rungs, rung_w, strict=True):
-            ok = h.name not in (rung_status or {}).get(r, {})
-            marks.append(f" {('yes' if ok else 'no'):<{w}}")
+            why = rung_status[r].get("*") or rung_status[r].get(h.name)
+            mark = "yes" if why is None else "no"
+            if why and why.startswith("partial: "):
+                mark = "part"
+                partial_notes[r] = why[len("partial: ") :]
+            marks.append(f" {mark:<{w}}")
         name = h.name
         if len(name) > name_w:
             lines.append(name)
@@ -836,8 +845,8 @@ def render_catalogue(
                 note += f" has another prototype: {sig}"
             lines.extend(sub.wrap(note))
         for r in rungs:
-            reason = (rung_status or {}).get(r, {}).get(h.name)
-            if reason:
+            reason = rung_status[r].get(h.name)
+            if reason and "*" not in rung_status[r] and not reason.startswith("partial: "):
                 lines.extend(sub.wrap(f"{r}: {reason}"))
     if not verbose and cat.missing_defaults:
         lines.extend(
@@ -845,7 +854,14 @@ def render_catalogue(
                 "not on this kernel: " + ", ".join(cat.missing_defaults), width
             )
         )
+    for r in rungs:
+        if "*" in rung_status[r]:
+            lines.extend(textwrap.wrap(f"{r}: not available here: {rung_status[r]['*']}",
+                                       width, subsequent_indent="  "))  # fmt: skip
+        elif r in partial_notes:
+            lines.extend(textwrap.wrap(f"{r}: part = {partial_notes[r]}", width,
+                                       subsequent_indent="  "))  # fmt: skip
     lines.append("LSMS: compiled-in implementations by name; '!' = prototype differs")
     if not verbose:
-        lines.append("all hooks: lsmtrace hooks --verbose")
+        lines.append("all hooks: lsmtrace hooks --all")
     return "\n".join(lines) + "\n"

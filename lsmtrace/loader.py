@@ -125,7 +125,7 @@ class Tracer:
         self.attachment: Attachment | None = None
         self.id_names = IdNames({}, {})
         self.arch = syscalls.machine()
-        self.syscall_names = {nr: s.name for nr, s in syscalls.by_nr(self.arch).items()}
+        self.syscall_names = syscalls.all_names(self.arch)
         self._cgroup_fd = -1
         self._perf_delivered = 0
         self._detach: list[Callable[[], object]] = []

@@ -9,6 +9,7 @@ escape sequences arrive as ``\\u001b`` and can never reach a terminal raw.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,20 +31,48 @@ def escape(s: str) -> str:
             out.append(f"\\x{code - 0xDC00:02x}")
         elif ch.isprintable():
             out.append(ch)
-        elif code < 0x100:
+        elif code < 0x80:  # C0 control or DEL: the byte itself
             out.append(f"\\x{code:02x}")
-        else:
+        else:  # C1 control, format char...: a code point, never confused with \xNN
             out.append(f"\\u{code:04x}")
     return "".join(out)
 
 
+def char_width(ch: str) -> int:
+    """Terminal columns of one character (wide East Asian: 2, combining: 0)."""
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def columns(s: str) -> int:
+    if s.isascii():
+        return len(s)
+    return sum(char_width(c) for c in s)
+
+
 def fit(s: str, width: int, keep_end: bool = False) -> str:
-    """Cut an (already escaped) string to `width` columns, marking the cut."""
-    if width <= 0 or len(s) <= width:
+    """Cut an (already escaped) string to `width` terminal columns, marking the
+    cut with "~". `width` None-like (< 0) means no limit; 0 gives ""."""
+    if width < 0 or columns(s) <= width:
         return s
-    if width == 1:
-        return "~"
-    return "~" + s[-(width - 1) :] if keep_end else s[: width - 1] + "~"
+    if width <= 1:
+        return "~"[:width]
+    budget = width - 1
+    chars = reversed(s) if keep_end else iter(s)
+    kept: list[str] = []
+    for ch in chars:
+        w = char_width(ch)
+        if w > budget:
+            break
+        budget -= w
+        kept.append(ch)
+    body = "".join(reversed(kept)) if keep_end else "".join(kept)
+    return "~" + body if keep_end else body + "~"
+
+
+def pad(s: str, width: int) -> str:
+    return s + " " * max(0, width - columns(s))
 
 
 def object_summary(ev: Event) -> str:
@@ -93,7 +122,8 @@ COLUMNS = ((8, "TIME"), (7, "PID"), (15, "COMM"), (15, "HOOK"), (17, "RESULT"))
 
 def header(width: int = 80) -> str:
     cols = [f"{title:<{w}}" for w, title in COLUMNS]
-    return fit(" ".join(cols) + " OBJECT", width)
+    text = " ".join(cols) + " OBJECT"
+    return text if width <= 0 else fit(text, width)
 
 
 def result_text(ev: Event) -> str:
@@ -115,12 +145,15 @@ def text_line(ev: Event, clock: WallClock, width: int = 80) -> str:
         ev.hook,
         result_text(ev),
     ]
-    parts = [fit(f, w).ljust(w) for f, (w, _t) in zip(fields, COLUMNS, strict=True)]
+    parts = [pad(fit(f, w), w) for f, (w, _t) in zip(fields, COLUMNS, strict=True)]
     line = " ".join(parts) + " "
-    rest = width - len(line) if width > 0 else 0
     obj = object_summary(ev)
+    if width <= 0:  # no limit
+        return line + obj
+    if len(line) >= width:
+        return line[:width].rstrip()
     keep_end = "path" in ev.object or "filename" in ev.object
-    return line + (fit(obj, rest, keep_end=keep_end) if width > 0 else obj)
+    return line + fit(obj, width - len(line), keep_end=keep_end)
 
 
 def json_line(ev: Event, clock: WallClock, extra: Mapping[str, Any] | None = None) -> str:

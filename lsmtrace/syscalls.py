@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import fnmatch
 import platform
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from lsmtrace.abi import NONE_ARG, SYSCALL_BASE, Decoder, ObjType
 
@@ -153,6 +155,31 @@ def by_nr(arch: str | None = None) -> dict[int, Syscall]:
         nr = s.nr(arch)
         if nr is not None:
             out[nr] = s
+    return out
+
+
+UNISTD = {
+    "x86_64": ("/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "/usr/include/asm/unistd_64.h"),
+    "aarch64": ("/usr/include/aarch64-linux-gnu/asm/unistd.h", "/usr/include/asm-generic/unistd.h"),
+}
+
+
+def all_names(arch: str | None = None) -> dict[int, str]:
+    """Every syscall's name by number, for the `syscall` field of events.
+
+    Read from the uapi header (Debian linux-libc-dev) when present, else only
+    the traced syscalls of the table above are named.
+    """
+    arch = arch or machine()
+    out = {nr: s.name for nr, s in by_nr(arch).items()}
+    for cand in UNISTD.get(arch, ()):
+        try:
+            text = Path(cand).read_text()
+        except OSError:
+            continue
+        for m in re.finditer(r"^#define __NR_(\w+)\s+(\d+)\s*$", text, re.M):
+            out.setdefault(int(m.group(2)), m.group(1))
+        break
     return out
 
 
