@@ -98,10 +98,9 @@ def _width(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_trace(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    from lsmtrace import output
-    from lsmtrace.events import Event, WallClock
+    from lsmtrace.events import WallClock
     from lsmtrace.loader import TraceOptions, Tracer
-    from lsmtrace.session import Session
+    from lsmtrace.session import stop_on_signals
 
     opts = TraceOptions(
         backend=args.backend, hooks=args.hooks, families=args.family, pid=args.pid,
@@ -114,8 +113,24 @@ def cmd_trace(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     tracer = Tracer(opts)
     clock = WallClock()
     width = _width(args, out)
+    stop = [False]
+    # SIGINT/SIGTERM from here on end the run cleanly, setup included
+    with stop_on_signals(stop):
+        return _run_trace(args, out, tracer, clock, width, stop)
+
+
+def _run_trace(
+    args: argparse.Namespace, out: TextIO, tracer: Any, clock: Any, width: int,
+    stop: list[bool],
+) -> int:
+    from lsmtrace import output
+    from lsmtrace.events import Event
+    from lsmtrace.session import Session
+
     try:
         att = tracer.open()
+        if stop[0]:
+            return 0
         print(
             f"Tracing {len(att.attached)} hooks via {att.rung} "
             f"({att.buffer}, headers from {att.headers}); "
@@ -124,7 +139,7 @@ def cmd_trace(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         )
         for name, why in att.skipped.items():
             log.debug("skipped %s: %s", name, why)
-        if not args.json and not args.no_header and not args.count:
+        if not args.json and not args.no_header and not args.count and not args.discard:
             out.write(output.header(width) + "\n")
 
         def on_events(evs: list[Event]) -> None:
@@ -137,6 +152,7 @@ def cmd_trace(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             out.flush()
 
         session = Session(tracer, on_events, decode_events=not args.discard)
+        session.stop = stop
         try:
             summary = session.run(args.duration)
             if args.count:
@@ -151,7 +167,7 @@ def cmd_trace(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     print(
         f"{summary.delivered} events ({summary.by_verdict['deny']} denied, "
         f"{summary.by_verdict['allow']} allowed, {summary.by_verdict['error']} failed), "
-        f"{summary.lost} lost, "
+        f"{summary.lost} lost, {summary.attempted} attempted, "
         f"{summary.seen} decisions seen in kernel, {summary.filtered} filtered"
         + ("" if summary.exact else " [accounting mismatch]"),
         file=sys.stderr,

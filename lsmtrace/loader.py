@@ -104,14 +104,39 @@ def choose_rung(backend: str) -> tuple[str, dict[str, str]]:
                              hint=hints[backend])  # fmt: skip
 
 
-def _cgroup_id(path: str) -> str:
+CGROUP2_MAGIC = 0x63677270
+
+
+def cgroup2_mounts(mountinfo: Path = Path("/proc/self/mountinfo")) -> list[Path]:
+    """Where cgroup v2 is mounted (on hybrid hosts: /sys/fs/cgroup/unified)."""
+    out = []
+    try:
+        for line in mountinfo.read_text().splitlines():
+            left, _, right = line.partition(" - ")
+            if right.split(" ", 1)[0] == "cgroup2":
+                out.append(Path(left.split()[4].encode().decode("unicode_escape")))
+    except OSError:
+        pass
+    return out
+
+
+def resolve_cgroup(path: str, mounts: list[Path] | None = None) -> str:
+    """An existing cgroup v2 directory for --cgroup (absolute, or relative to
+    the cgroup v2 mount). cgroup v1 hierarchies cannot filter BPF programs."""
+    mounts = cgroup2_mounts() if mounts is None else mounts
+    if not mounts:
+        raise UsageError("--cgroup needs cgroup v2, and none is mounted",
+                         hint="mount -t cgroup2 none /sys/fs/cgroup/unified")  # fmt: skip
     p = Path(path)
     if not p.is_absolute():
-        p = Path("/sys/fs/cgroup") / path
-    if not p.is_dir() or not (p / "cgroup.procs").exists():
+        p = mounts[0] / path
+    p = Path(os.path.realpath(p))
+    inside = any(p == m or m in p.parents for m in mounts)
+    if not inside or not p.is_dir() or not (p / "cgroup.procs").exists():
         raise UsageError(
-            f"cgroup {path!r} does not exist ({p} is not a cgroup directory)",
-            hint="give a path under /sys/fs/cgroup, e.g. system.slice/ssh.service",
+            f"cgroup {path!r} is not a cgroup v2 directory ({p})",
+            hint="give a path under the cgroup v2 mount "
+            f"({', '.join(map(str, mounts))}), e.g. system.slice/ssh.service",
         )
     return str(p)
 
@@ -129,6 +154,7 @@ class Tracer:
         self._cgroup_fd = -1
         self._perf_delivered = 0
         self._detach: list[Callable[[], object]] = []
+        self._cfg: abi.Config | None = None
 
     # -- setup ---------------------------------------------------------------
     def _validate(self) -> None:
@@ -143,7 +169,7 @@ class Tracer:
                 hint="the kernel truncates comm to 15 bytes; pass the truncated name",
             )
         if o.cgroup is not None:
-            o.cgroup = _cgroup_id(o.cgroup)
+            o.cgroup = resolve_cgroup(o.cgroup)
         if o.ringbuf_pages <= 0 or o.ringbuf_pages & (o.ringbuf_pages - 1):
             raise UsageError(f"--buffer-pages {o.ringbuf_pages} is not a power of two",
                              hint="e.g. 256, 512, 1024")  # fmt: skip
@@ -243,8 +269,8 @@ class Tracer:
             self._cgroup_fd = os.open(o.cgroup, os.O_RDONLY | os.O_DIRECTORY)
             self.bpf["cgroup_filter"][0] = self._cgroup_fd
         cfg.flags = int(flags)
-        table = self.bpf["settings"]
-        table[ct.c_int(0)] = ct.cast(ct.pointer(cfg), ct.POINTER(table.Leaf)).contents
+        self._cfg = cfg
+        self._write_settings()
         if plan.syscalls:
             desc = self.bpf["sys_desc"]
             for s in plan.syscalls:
@@ -252,6 +278,22 @@ class Tracer:
                 assert nr is not None
                 d = abi.SysDesc(1, int(s.decoder), int(s.obj_type), (ct.c_uint8 * 4)(*s.args))
                 desc[ct.c_int(nr)] = ct.cast(ct.pointer(d), ct.POINTER(desc.Leaf)).contents
+
+    def _write_settings(self) -> None:
+        table = self.bpf["settings"]
+        table[ct.c_int(0)] = ct.cast(ct.pointer(self._cfg), ct.POINTER(table.Leaf)).contents
+
+    def quiesce(self) -> None:
+        """Stop streaming (counting goes on): nothing new enters the buffer.
+
+        Detaching ~70 tracepoints takes seconds (each unregistration waits for
+        an RCU grace period); stopping the stream first and draining lets the
+        session finish with exact accounting and nothing lost meanwhile.
+        """
+        if self.bpf is None or self._cfg is None:
+            return
+        self._cfg.flags &= ~int(abi.CfgFlag.STREAM)
+        self._write_settings()
 
     def _attach(self, bcc: Any, plan: bpfgen.Plan, att: Attachment) -> None:
         b = self.bpf

@@ -1,9 +1,9 @@
 """The one pipeline every live consumer shares: poll, decode, hand over, account.
 
 A Session turns the tracer's raw batches into Events for a consumer callback,
-stops on SIGINT/SIGTERM/--duration, and at the end detaches every program
-*before* the last drain, so that the kernel's counters are final when read:
-attempted = delivered + lost holds exactly.
+stops on SIGINT/SIGTERM/--duration, and at the end stops the stream in the
+kernel *before* the last drain, so that the kernel's counters are final when
+read: attempted = delivered + lost holds exactly. Then it detaches.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class EventSource(Protocol):
     syscall_names: dict[int, str]
 
     def poll(self, on_batch: Callable[[bytes, list[int]], None], timeout: float) -> int: ...
+    def quiesce(self) -> None: ...
     def drain(self, on_batch: Callable[[bytes, list[int]], None]) -> int: ...
     def detach(self) -> None: ...
     def stats(self) -> dict[str, int]: ...
@@ -110,7 +111,11 @@ class Session:
         return self.summary
 
     def finish(self, start: float) -> None:
-        self.source.detach()
+        # Stop the stream, let programs in flight commit, drain, then count:
+        # nothing is produced after the drain, so the counters are final.
+        # (Detaching first would lose what arrives during the seconds it takes.)
+        self.source.quiesce()
+        time.sleep(0.02)
         try:
             self.source.drain(self._on_batch)
         except BrokenPipeError:
@@ -125,3 +130,4 @@ class Session:
         s.map_full = st[abi.Stat.MAP_FULL.name.lower()]
         s.read_err = st[abi.Stat.READ_ERR.name.lower()]
         s.seconds = time.monotonic() - start
+        self.source.detach()
