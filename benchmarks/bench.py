@@ -67,7 +67,7 @@ class TracerProc:
     """`lsmtrace trace` in the background, ready when its status line is out."""
 
     def __init__(self, args: list[str], stdout: Path | None = None) -> None:
-        self.err = tempfile.NamedTemporaryFile(prefix="lsmtrace-bench-", suffix=".err")
+        self.err = tempfile.NamedTemporaryFile(prefix="lsmtrace-bench-", suffix=".err")  # noqa: SIM115
         self.out = open(stdout or os.devnull, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [PY, "-m", "lsmtrace", "trace", "--no-header", *args],

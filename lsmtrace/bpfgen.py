@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lsmtrace import abi, syscalls
-from lsmtrace.events import IdNames
 from lsmtrace.errors import UsageError
+
+if TYPE_CHECKING:
+    from lsmtrace.hooks import Catalogue
+from lsmtrace.events import IdNames
 
 TRACEPOINT_EXTRAS = ("capability:cap_capable", "avc:selinux_audited")
 SCHED_TPS = ("sched:sched_process_fork", "sched:sched_process_exec", "sched:sched_process_exit")
@@ -213,7 +217,7 @@ def plan(
     globs: list[str] | None,
     families: list[str] | None,
     arch: str,
-    catalogue: object | None = None,
+    catalogue: Catalogue | None = None,
 ) -> Plan:
     if rung == "tracepoint":
         return plan_tracepoint(globs, families, arch)

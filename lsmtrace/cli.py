@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _width(args: argparse.Namespace, out: TextIO) -> int:
     if args.width is not None:
-        return max(0, args.width)
+        return max(0, int(args.width))
     if out.isatty():
         return shutil.get_terminal_size((80, 24)).columns
     return 80
@@ -219,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(COMMANDS[args.command](args))
+        func = getattr(args, "func", None) or COMMANDS[args.command]
+        return int(func(args))
     except LsmtraceError as e:
         if args.debug:
             log.exception("failed")

@@ -31,7 +31,7 @@ import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from lsmtrace import abi
@@ -184,7 +184,7 @@ class WallClock:
 
     def iso(self, ts_ns: int) -> str:
         ns = self.wall_ns(ts_ns)
-        dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
+        dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
         return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ns // 1000) % 1_000_000:06d}Z"
 
 
@@ -318,10 +318,7 @@ def decode(
     ev = abi.Event.from_buffer_copy(raw, offset)
     kind = Kind(ev.kind) if ev.kind in Kind._value2member_map_ else None
     kind_name = KIND_NAMES[kind] if kind else f"kind{ev.kind}"
-    if kind in (Kind.EXEC, Kind.FORK, Kind.EXIT):
-        hook = kind_name
-    else:
-        hook = ids.name(ev.id)
+    hook = kind_name if kind in (Kind.EXEC, Kind.FORK, Kind.EXIT) else ids.name(ev.id)
     syscall = syscall_names.get(ev.syscall) if ev.syscall >= 0 else None
     if syscall is None and ev.syscall >= 0:
         syscall = f"syscall{ev.syscall}"

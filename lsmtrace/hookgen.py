@@ -137,7 +137,7 @@ def mount_offsets() -> list[str]:
             f"-DLSMT_MOUNT_MOUNTPOINT={members['mnt_mountpoint']}",
             f"-DLSMT_MOUNT_MNT={members['mnt']}",
         ]
-    except Exception as e:  # noqa: BLE001 - no BTF/struct: paths stop at mounts
+    except Exception as e:
         log.info("no struct mount in BTF (%s): paths will not cross mounts", e)
         return ["-DLSMT_NO_MOUNT_WALK=1", "-DLSMT_MOUNT_PARENT=0",
                 "-DLSMT_MOUNT_MOUNTPOINT=0", "-DLSMT_MOUNT_MNT=0"]  # fmt: skip
@@ -187,7 +187,7 @@ def plan_hooks(
         cflags=cflags,
         syscalls=sys_sel,
         tracepoints=["sched:sched_process_fork", "sched:sched_process_exec",
-                     "sched:sched_process_exit"],  # fmt: skip
+                     "sched:sched_process_exit"],
         programs=progs,
         id_names=IdNames(names, fams),
         skipped=skipped,

@@ -9,6 +9,7 @@ called from `finally` blocks and signal handlers.
 from __future__ import annotations
 
 import ctypes as ct
+import functools
 import logging
 import os
 import tempfile
@@ -211,7 +212,7 @@ class Tracer:
         return att
 
     def _compile(self, bcc: Any, source: str, cflags: list[str]) -> Any:
-        class QuietBPF(bcc.BPF):  # type: ignore[misc,name-defined]
+        class QuietBPF(bcc.BPF):  # type: ignore[misc]
             # We attach each program ourselves so that one refused program is
             # reported as skipped instead of failing the whole load.
             def _trace_autoload(self) -> None:
@@ -280,6 +281,7 @@ class Tracer:
                 desc[ct.c_int(nr)] = ct.cast(ct.pointer(d), ct.POINTER(desc.Leaf)).contents
 
     def _write_settings(self) -> None:
+        assert self._cfg is not None
         table = self.bpf["settings"]
         table[ct.c_int(0)] = ct.cast(ct.pointer(self._cfg), ct.POINTER(table.Leaf)).contents
 
@@ -307,11 +309,11 @@ class Tracer:
                 continue
             try:
                 b.attach_tracepoint(tp=names[0], fn_name=b"lsmt_sys_exit")
-                self._detach.append(lambda tp=names[0]: b.detach_tracepoint(tp=tp))
+                self._detach.append(functools.partial(b.detach_tracepoint, tp=names[0]))
                 if len(names) > 1:
                     b.attach_tracepoint(tp=names[1], fn_name=b"lsmt_sys_enter")
-                    self._detach.append(lambda tp=names[1]: b.detach_tracepoint(tp=tp))
-            except Exception as e:  # noqa: BLE001 - bcc raises bare Exception
+                    self._detach.append(functools.partial(b.detach_tracepoint, tp=names[1]))
+            except Exception as e:
                 att.skipped[s.event_name] = f"attach failed: {e}"
                 continue
             att.attached.append(s.event_name)
@@ -322,8 +324,8 @@ class Tracer:
                 continue
             try:
                 b.attach_tracepoint(tp=tp, fn_name=f"tracepoint__{cat}__{name}".encode())
-                self._detach.append(lambda tp=tp: b.detach_tracepoint(tp=tp))
-            except Exception as e:  # noqa: BLE001
+                self._detach.append(functools.partial(b.detach_tracepoint, tp=tp))
+            except Exception as e:
                 att.skipped[tp] = f"attach failed: {e}"
                 continue
             if not tp.startswith("sched:"):
@@ -333,17 +335,17 @@ class Tracer:
             try:
                 if prog.kind == "kfunc":
                     b.attach_kfunc(fn_name=fn)
-                    self._detach.append(lambda fn=fn: b.detach_kfunc(fn_name=fn))
+                    self._detach.append(functools.partial(b.detach_kfunc, fn_name=fn))
                 elif prog.kind == "kretfunc":
                     b.attach_kretfunc(fn_name=fn)
-                    self._detach.append(lambda fn=fn: b.detach_kretfunc(fn_name=fn))
+                    self._detach.append(functools.partial(b.detach_kretfunc, fn_name=fn))
                 elif prog.kind == "kprobe":
                     b.attach_kprobe(event=ev, fn_name=fn)
-                    self._detach.append(lambda ev=ev, fn=fn: b.detach_kprobe(ev, fn))
+                    self._detach.append(functools.partial(b.detach_kprobe, ev, fn))
                 else:
                     b.attach_kretprobe(event=ev, fn_name=fn)
-                    self._detach.append(lambda ev=ev, fn=fn: b.detach_kretprobe(ev, fn))
-            except Exception as e:  # noqa: BLE001
+                    self._detach.append(functools.partial(b.detach_kretprobe, ev, fn))
+            except Exception as e:
                 if prog.required:
                     att.skipped[prog.hook] = f"{prog.target}: {e}"
                 else:
@@ -430,7 +432,7 @@ class Tracer:
             undo = self._detach.pop()
             try:
                 undo()
-            except Exception as e:  # noqa: BLE001 - keep detaching the rest
+            except Exception as e:
                 log.warning("detach failed: %s", e)
 
     def close(self) -> None:

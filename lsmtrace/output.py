@@ -169,9 +169,7 @@ def count_rows(
     """Kernel counts [(id, lsm, errno, n)] as rows, most frequent first."""
     import errno as errno_mod
 
-    from lsmtrace.abi import lsm_name
-
-    from lsmtrace.abi import SYSCALL_BASE
+    from lsmtrace.abi import SYSCALL_BASE, lsm_name
     from lsmtrace.events import DENY_ERRNOS
 
     rows = []
@@ -187,7 +185,7 @@ def count_rows(
             "lsm": lsm_name(lsm),
             "count": n,
         })  # fmt: skip
-    rows.sort(key=lambda r: (-int(r["count"]), str(r["hook"])))
+    rows.sort(key=lambda r: (-int(str(r["count"])), str(r["hook"])))
     return rows
 
 

@@ -194,7 +194,7 @@ def _btf_func_id(name: str) -> int | None:
 
     try:
         return load().func_ids().get(name)
-    except Exception:  # noqa: BLE001 - any BTF problem means "cannot probe"
+    except Exception:
         return None
 
 

@@ -15,6 +15,7 @@ aligned.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import select
 import struct
@@ -99,8 +100,6 @@ class RingBuffer:
     def poll(self, callback: BatchCallback, timeout: float) -> int:
         """Wait up to `timeout` seconds for a wakeup, then consume."""
         if self.available() == 0:
-            try:
+            with contextlib.suppress(InterruptedError):
                 self._epoll.poll(timeout)
-            except InterruptedError:
-                pass
         return self.consume(callback)

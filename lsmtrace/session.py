@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Protocol
@@ -116,10 +116,8 @@ class Session:
         # (Detaching first would lose what arrives during the seconds it takes.)
         self.source.quiesce()
         time.sleep(0.02)
-        try:
+        with suppress(BrokenPipeError):
             self.source.drain(self._on_batch)
-        except BrokenPipeError:
-            pass
         st = self.source.stats()
         s = self.summary
         s.delivered = self.source.delivered
