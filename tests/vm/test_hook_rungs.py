@@ -47,6 +47,7 @@ def rung_loads(rung: str) -> tuple[bool, str]:
 
 @pytest.fixture(params=RUNGS)
 def rung(request: pytest.FixtureRequest) -> str:
+    """For the tests that need a tracer of their own."""
     ok, detail = rung_loads(request.param)
     if not ok:
         pytest.skip(f"the {request.param} rung does not load here: {detail}")
@@ -54,7 +55,14 @@ def rung(request: pytest.FixtureRequest) -> str:
 
 
 class Tracer:
+    """One `lsmtrace trace --backend RUNG --json ...` for many scenarios.
+
+    Under TCG compiling the programs takes a minute, so each rung's tracer is
+    started once per module; scenarios wait for their event in its output.
+    """
+
     def __init__(self, rung: str, workdir: Path, *args: str) -> None:
+        self.rung = rung
         self.out = workdir / f"trace-{rung}.out"
         self.err = workdir / f"trace-{rung}.err"
         env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -66,24 +74,61 @@ class Tracer:
             )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if "Ctrl-C to end" in self.err.read_text(errors="replace"):
+            if "Ctrl-C to end" in self.stderr:
                 return
             if self.proc.poll() is not None:
                 break
             time.sleep(0.2)
         self.proc.kill()
-        raise AssertionError(f"tracer did not start: {self.err.read_text(errors='replace')}")
+        raise AssertionError(f"tracer did not start: {self.stderr}")
+
+    def events(self) -> list[dict[str, Any]]:
+        lines = self.out.read_text(errors="replace").splitlines()
+        return [json.loads(ln) for ln in lines if ln.strip().endswith("}")]
+
+    def wait_for(
+        self, pid: int, hook: str, timeout: float = 60.0
+    ) -> list[dict[str, Any]]:
+        """This pid's events for `hook`, once at least one has arrived."""
+        deadline = time.monotonic() + timeout
+        while True:
+            evs = [e for e in self.events() if e["tgid"] == pid and e["hook"] == hook]
+            if evs or time.monotonic() > deadline:
+                return evs
+            time.sleep(0.25)
 
     def stop(self, sig: int = signal.SIGINT) -> list[dict[str, Any]]:
-        time.sleep(0.5)  # let the consumer's timer tick pick up the last events
         self.proc.send_signal(sig)
         rc = self.proc.wait(timeout=300)
-        assert rc == 0, self.err.read_text(errors="replace")
-        return [json.loads(ln) for ln in self.out.read_text().splitlines() if ln.strip()]
+        assert rc == 0, self.stderr
+        return self.events()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     @property
     def stderr(self) -> str:
         return self.err.read_text(errors="replace")
+
+
+LIVE_HOOKS = ("capable", "file_open", "ptrace_access_check", "task_kill")
+
+
+@pytest.fixture(scope="module", params=RUNGS)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Tracer]:
+    ok, detail = rung_loads(request.param)
+    if not ok:
+        pytest.skip(f"the {request.param} rung does not load here: {detail}")
+    hooks = [a for h in LIVE_HOOKS for a in ("--hooks", h)]
+    t = Tracer(str(request.param), tmp_path_factory.mktemp("live"), "--denied", *hooks)
+    try:
+        yield t
+    finally:
+        t.kill()
 
 
 @contextlib.contextmanager
@@ -92,9 +137,7 @@ def tracing(rung: str, tmp_path: Path, *args: str) -> Iterator[Tracer]:
     try:
         yield t
     finally:
-        if t.proc.poll() is None:
-            t.proc.kill()
-            t.proc.wait()
+        t.kill()
 
 
 def child(code: str, uid: int | None = None) -> subprocess.CompletedProcess[str]:
@@ -111,7 +154,9 @@ def pid_of(res: subprocess.CompletedProcess[str]) -> int:
     return int(res.stdout.split()[0])
 
 
-def hook_events(events: list[dict[str, Any]], pid: int, hook: str) -> list[dict[str, Any]]:
+def hook_events(
+    events: list[dict[str, Any]], pid: int, hook: str
+) -> list[dict[str, Any]]:
     return [e for e in events if e["tgid"] == pid and e["hook"] == hook]
 
 
@@ -123,28 +168,28 @@ def assert_denied_by(ev: dict[str, Any], rung: str, lsm: str, errno_name: str) -
     assert ev["lsm"] == lsm, ev
 
 
-def test_capability(rung: str, tmp_path: Path) -> None:
-    with tracing(rung, tmp_path, "--denied", "--uid", str(NOBODY)) as t:
-        res = child("""
-            try:
-                os.nice(-1)
-                print("allowed")
-            except OSError as e:
-                print(errno.errorcode[e.errno])
-            """, uid=NOBODY)  # fmt: skip
-        events = t.stop()
+def test_capability(live: Tracer) -> None:
+    res = child("""
+        try:
+            os.nice(-1)
+            print("allowed")
+        except OSError as e:
+            print(errno.errorcode[e.errno])
+        """, uid=NOBODY)  # fmt: skip
     pid = pid_of(res)
     assert res.stdout.split()[1] in ("EPERM", "EACCES")
-    caps = [e for e in hook_events(events, pid, "capable") if e["object"]["cap"] == 23]
-    assert caps, f"no capable(CAP_SYS_NICE) denial for {pid}: {events[-5:]}"
+    caps = [e for e in live.wait_for(pid, "capable") if e["object"]["cap"] == 23]
+    assert caps, f"no capable(CAP_SYS_NICE) denial for {pid}: {live.events()[-5:]}"
     ev = caps[0]
-    assert_denied_by(ev, rung, "capability", "EPERM")
+    assert_denied_by(ev, live.rung, "capability", "EPERM")
     assert ev["object"]["cap_name"] == "CAP_SYS_NICE"
-    assert ev["uid"] == NOBODY and ev["pid"] == pid
+    assert ev["uid"] == NOBODY
+    assert ev["pid"] == pid
     assert ev["comm"] == "python3"
-    assert ev["latency_ns"] is not None and ev["latency_ns"] > 0
-    sys_ev = [e for e in events if e["tgid"] == pid and e["hook"] == "sys_setpriority"]
-    assert sys_ev and sys_ev[0]["lsm"] == "capability"
+    assert ev["latency_ns"] is not None
+    assert ev["latency_ns"] > 0
+    sys_ev = live.wait_for(pid, "sys_setpriority")
+    assert sys_ev and sys_ev[0]["lsm"] == "capability", sys_ev
 
 
 LANDLOCK_CHILD = """
@@ -164,56 +209,55 @@ except OSError as e:
 """
 
 
-def test_landlock(rung: str, tmp_path: Path) -> None:
+def test_landlock(live: Tracer, tmp_path: Path) -> None:
     if "landlock" not in active_lsms():
         pytest.skip("landlock is not in /sys/kernel/security/lsm")
     target = tmp_path / "secret.txt"
     target.write_text("x")
-    with tracing(rung, tmp_path, "--denied", "--hooks", "file_open") as t:
-        res = subprocess.run(
-            [sys.executable, "-c", "import os,sys,ctypes,errno\nprint(os.getpid(),flush=True)\n"
-             + LANDLOCK_CHILD, str(target)],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        events = t.stop()
+    res = subprocess.run(
+        [sys.executable, "-c", "import os,sys,ctypes,errno\nprint(os.getpid(),flush=True)\n"
+         + LANDLOCK_CHILD, str(target)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
     pid = pid_of(res)
     assert res.stdout.split()[1] == "EACCES", res
-    evs = hook_events(events, pid, "file_open")
-    assert evs, f"no file_open denial for {pid}: {events[-5:]}"
+    evs = live.wait_for(pid, "file_open")
+    assert evs, f"no file_open denial for {pid}: {live.events()[-5:]}"
     ev = evs[0]
-    assert_denied_by(ev, rung, "landlock", "EACCES")
+    assert_denied_by(ev, live.rung, "landlock", "EACCES")
     assert ev["object"]["path"] == str(target)
     assert ev["pid"] == pid
+    sys_ev = live.wait_for(pid, "sys_openat")
+    assert sys_ev and sys_ev[0]["lsm"] == "landlock", sys_ev
 
 
-def test_dac(rung: str, tmp_path: Path) -> None:
+def test_dac(live: Tracer, tmp_path: Path) -> None:
     target = tmp_path / "mode000"
     target.write_text("x")
     target.chmod(0)
     tmp_path.chmod(0o755)
-    with tracing(rung, tmp_path, "--denied", "--uid", str(NOBODY)) as t:
-        res = child(f"""
-            try:
-                os.close(os.open({str(target)!r}, os.O_RDONLY))
-                print("allowed")
-            except OSError as e:
-                print(errno.errorcode[e.errno])
-            """, uid=NOBODY)  # fmt: skip
-        events = t.stop()
+    res = child(f"""
+        try:
+            os.close(os.open({str(target)!r}, os.O_RDONLY))
+            print("allowed")
+        except OSError as e:
+            print(errno.errorcode[e.errno])
+        """, uid=NOBODY)  # fmt: skip
     pid = pid_of(res)
     assert res.stdout.split()[1] == "EACCES"
-    sys_ev = [e for e in events if e["tgid"] == pid and e["hook"] == "sys_openat"
-              and e["object"].get("path") == str(target)]  # fmt: skip
-    assert sys_ev, f"no sys_openat denial for {pid}: {events[-5:]}"
-    assert sys_ev[0]["verdict"] == "deny" and sys_ev[0]["lsm"] == "dac"
+    sys_ev = [e for e in live.wait_for(pid, "sys_openat")
+              if e["object"].get("path") == str(target)]  # fmt: skip
+    assert sys_ev, f"no sys_openat denial for {pid}: {live.events()[-5:]}"
+    assert sys_ev[0]["verdict"] == "deny"
+    assert sys_ev[0]["lsm"] == "dac"
     assert sys_ev[0]["errno"] == "EACCES"
     # no LSM hook said no: only the DAC-override capability checks failed
-    vetoes = [e for e in events if e["tgid"] == pid and e["kind"] == "hook"
-              and e["verdict"] == "deny" and e["hook"] != "capable"]  # fmt: skip
+    mine = [e for e in live.events() if e["tgid"] == pid]
+    vetoes = [e for e in mine if e["kind"] == "hook" and e["hook"] != "capable"]
     assert vetoes == []
-    overrides = {e["object"]["cap_name"] for e in hook_events(events, pid, "capable")}
-    assert overrides <= {"CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-                         "CAP_SYS_ADMIN"}  # fmt: skip
+    caps = {e["object"]["cap_name"] for e in mine if e["hook"] == "capable"}
+    assert caps <= {"CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
+                    "CAP_SYS_ADMIN"}  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -227,33 +271,31 @@ def sysctl(path: str, value: str) -> Iterator[None]:
         p.write_text(old)
 
 
-def test_yama(rung: str, tmp_path: Path) -> None:
+def test_yama(live: Tracer) -> None:
     scope = Path("/proc/sys/kernel/yama/ptrace_scope")
     if "yama" not in active_lsms() or not scope.exists():
         pytest.skip("yama is not active in this kernel")
     victim = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
                                "--clear-groups", "sleep", "60"])  # fmt: skip
     try:
-        with sysctl(str(scope), "1"), tracing(rung, tmp_path, "--denied",
-                                              "--hooks", "ptrace_access_check") as t:
+        with sysctl(str(scope), "1"):
             res = child(f"""
                 libc = ctypes.CDLL(None, use_errno=True)
                 r = libc.ptrace(16, {victim.pid}, 0, 0)  # PTRACE_ATTACH
                 print("allowed" if r == 0 else errno.errorcode[ctypes.get_errno()])
                 """, uid=NOBODY)  # fmt: skip
-            events = t.stop()
     finally:
         victim.kill()
         victim.wait()
     pid = pid_of(res)
     assert res.stdout.split()[1] == "EPERM"
-    evs = hook_events(events, pid, "ptrace_access_check")
-    assert evs, f"no ptrace_access_check denial for {pid}: {events[-5:]}"
-    assert_denied_by(evs[0], rung, "yama", "EPERM")
+    evs = live.wait_for(pid, "ptrace_access_check")
+    assert evs, f"no ptrace_access_check denial for {pid}: {live.events()[-5:]}"
+    assert_denied_by(evs[0], live.rung, "yama", "EPERM")
     assert evs[0]["object"]["target_pid"] == victim.pid
 
 
-def test_apparmor(rung: str, tmp_path: Path) -> None:
+def test_apparmor(live: Tracer, tmp_path: Path) -> None:
     if "apparmor" not in active_lsms():
         pytest.skip("apparmor is not in /sys/kernel/security/lsm")
     parser = shutil.which("apparmor_parser")
@@ -275,23 +317,21 @@ def test_apparmor(rung: str, tmp_path: Path) -> None:
         """))  # fmt: skip
     subprocess.run([parser, "-r", str(profile)], check=True)
     try:
-        with tracing(rung, tmp_path, "--denied", "--hooks", "file_open") as t:
-            proc = subprocess.Popen([str(exe), str(secret)], stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE)  # fmt: skip
-            proc.communicate(timeout=30)
-            events = t.stop()
+        proc = subprocess.Popen([str(exe), str(secret)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)  # fmt: skip
+        proc.communicate(timeout=30)
     finally:
         subprocess.run([parser, "-R", str(profile)], check=False)
         exe.unlink()
     assert proc.returncode != 0
-    evs = hook_events(events, proc.pid, "file_open")
-    assert evs, f"no file_open denial for {proc.pid}: {events[-5:]}"
-    assert_denied_by(evs[0], rung, "apparmor", "EACCES")
+    evs = live.wait_for(proc.pid, "file_open")
+    assert evs, f"no file_open denial for {proc.pid}: {live.events()[-5:]}"
+    assert_denied_by(evs[0], live.rung, "apparmor", "EACCES")
     assert evs[0]["object"]["path"] == str(secret)
     assert evs[0]["comm"] == "lsmt-aa-cat"
 
 
-def test_tomoyo(rung: str) -> None:
+def test_tomoyo(live: Tracer) -> None:
     if "tomoyo" not in active_lsms():
         pytest.skip("tomoyo is not in /sys/kernel/security/lsm")
     pytest.skip("tomoyo is active but in learning mode: it denies nothing without a "
@@ -311,7 +351,7 @@ LSM_PROBE(file_open, struct file *file)
 """
 
 
-def test_bpf_lsm(rung: str, tmp_path: Path) -> None:
+def test_bpf_lsm(live: Tracer, tmp_path: Path) -> None:
     if "bpf" not in active_lsms():
         pytest.skip("'bpf' missing from /sys/kernel/security/lsm")
     from bcc import BPF
@@ -321,22 +361,20 @@ def test_bpf_lsm(rung: str, tmp_path: Path) -> None:
     b = BPF(text=BPF_LSM_PROG)
     try:
         b["marker"][0] = b["marker"].Leaf(target.stat().st_ino)
-        with tracing(rung, tmp_path, "--denied", "--hooks", "file_open") as t:
-            res = child(f"""
-                try:
-                    os.close(os.open({str(target)!r}, os.O_RDONLY))
-                    print("allowed")
-                except OSError as e:
-                    print(errno.errorcode[e.errno])
-                """)  # fmt: skip
-            events = t.stop()
+        res = child(f"""
+            try:
+                os.close(os.open({str(target)!r}, os.O_RDONLY))
+                print("allowed")
+            except OSError as e:
+                print(errno.errorcode[e.errno])
+            """)  # fmt: skip
     finally:
         b.cleanup()
     pid = pid_of(res)
     assert res.stdout.split()[1] == "EPERM"
-    evs = hook_events(events, pid, "file_open")
-    assert evs, f"no file_open denial for {pid}: {events[-5:]}"
-    assert_denied_by(evs[0], rung, "bpf", "EPERM")
+    evs = live.wait_for(pid, "file_open")
+    assert evs, f"no file_open denial for {pid}: {live.events()[-5:]}"
+    assert_denied_by(evs[0], live.rung, "bpf", "EPERM")
     assert evs[0]["object"]["path"] == str(target)
 
 
@@ -344,8 +382,16 @@ def test_accounting_and_detach(rung: str, tmp_path: Path) -> None:
     """Small buffer + flood: attempted == delivered + lost; nothing left attached."""
     before = subprocess.run(["bpftool", "prog", "show"], capture_output=True,
                             text=True).stdout  # fmt: skip
-    with tracing(rung, tmp_path, "--hooks", "file_open", "--buffer-pages", "8",
-                 "--comm", "lsmt-flood") as t:
+    with tracing(
+        rung,
+        tmp_path,
+        "--hooks",
+        "file_open",
+        "--buffer-pages",
+        "8",
+        "--comm",
+        "lsmt-flood",
+    ) as t:
         subprocess.run([sys.executable, "-c",
                         "import ctypes,os\nctypes.CDLL(None).prctl(15, b'lsmt-flood', 0, 0, 0)\n"
                         "for _ in range(30000): os.close(os.open('/etc/hostname', 0))"],
