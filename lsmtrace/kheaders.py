@@ -93,11 +93,18 @@ _MISSING_DEFINES = {
 
 
 def real_header_tree(release: str | None = None) -> Path | None:
-    """The distribution's header tree for the running kernel, if installed."""
+    """The distribution's header tree for the running kernel, if installed.
+
+    Debian splits it: /lib/modules/R/build holds include/generated/ and
+    /lib/modules/R/source holds include/linux/kconfig.h. bcc finds both itself,
+    so with real headers BCC_KERNEL_SOURCE must stay unset.
+    """
     release = release or platform.release()
-    for cand in (Path("/lib/modules") / release / "build", Path("/lib/modules") / release / "source"):
-        if (cand / "include" / "linux" / "kconfig.h").exists():
-            return cand
+    build = Path("/lib/modules") / release / "build"
+    if (build / "include" / "generated" / "autoconf.h").exists() or (
+        build / "include" / "linux" / "kconfig.h"
+    ).exists():
+        return build
     return None
 
 
@@ -250,7 +257,8 @@ def synthesized_tree(
 
 
 def header_tree() -> tuple[Path, str]:
-    """(tree, kind) where kind is "headers" or "btf"; sets nothing."""
+    """(tree, kind) where kind is "headers" (bcc finds them itself: leave
+    BCC_KERNEL_SOURCE alone) or "btf" (point BCC_KERNEL_SOURCE at the tree)."""
     real = real_header_tree()
     if real is not None and not os.environ.get("LSMTRACE_FORCE_BTF_HEADERS"):
         return real, "headers"

@@ -182,7 +182,8 @@ class Tracer:
         rung, _refused = choose_rung(self.opts.backend)
         bcc = import_bcc()
         tree, kind = kheaders.header_tree()
-        os.environ["BCC_KERNEL_SOURCE"] = str(tree)
+        if kind == "btf":
+            os.environ["BCC_KERNEL_SOURCE"] = str(tree)
         use_perf = self.opts.perf_buffer or not probe.probe_ringbuf().ok
         att = Attachment(rung=rung, buffer="perf" if use_perf else "ringbuf", headers=kind)
 

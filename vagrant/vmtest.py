@@ -39,6 +39,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # --------------------------------------------------------------------------------------
 # Recipe. Everything in this section (plus the source of the build functions) feeds the
@@ -195,7 +196,12 @@ def recipe() -> dict[str, object]:
     """Everything that determines the image content."""
     build_code = "".join(
         inspect.getsource(fn)
-        for fn in (build_image, _mmdebstrap_command, _resolve_kernel_packages, make_ext4)
+        for fn in (
+            build_image,
+            _mmdebstrap_command,
+            _resolve_kernel_packages,
+            make_ext4,
+        )
     )
     return {
         "suite": SUITE,
@@ -372,9 +378,11 @@ def _ignore_signals() -> contextlib.AbstractContextManager[None]:
     return cm()
 
 
-def run_checked(cmd: Sequence[str], **kw: object) -> subprocess.CompletedProcess[str]:
+def run_checked(cmd: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     kw.setdefault("text", True)
-    proc = subprocess.run(list(cmd), preexec_fn=_die_with_parent, **kw)  # type: ignore[call-overload]
+    proc: subprocess.CompletedProcess[str] = subprocess.run(
+        list(cmd), preexec_fn=_die_with_parent, **kw
+    )
     if proc.returncode != 0:
         raise HarnessError(f"command failed ({proc.returncode}): {shlex.join(cmd)}")
     return proc
@@ -387,9 +395,15 @@ def run_checked(cmd: Sequence[str], **kw: object) -> subprocess.CompletedProcess
 
 def ensure_host_tools(tools: Sequence[str]) -> None:
     missing = sorted({HOST_TOOLS[t] for t in tools if shutil.which(t) is None})
-    if "mmdebstrap" in tools and not Path("/usr/share/keyrings/debian-archive-keyring.gpg").exists():
+    if (
+        "mmdebstrap" in tools
+        and not Path("/usr/share/keyrings/debian-archive-keyring.gpg").exists()
+    ):
         missing.append("debian-archive-keyring")
-    if "qemu-system-x86_64" in tools and not Path("/usr/share/seabios/bios-256k.bin").exists():
+    if (
+        "qemu-system-x86_64" in tools
+        and not Path("/usr/share/seabios/bios-256k.bin").exists()
+    ):
         missing.append("seabios")
     if not missing:
         return
@@ -416,7 +430,7 @@ def ensure_host_tools(tools: Sequence[str]) -> None:
 @dataclass
 class Image:
     dir: Path
-    manifest: dict[str, object] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rootfs(self) -> Path:
@@ -428,7 +442,9 @@ class Image:
 
     def kernel_files(self, kernel: str) -> tuple[Path, Path]:
         if kernel not in KERNELS:
-            raise HarnessError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
+            raise HarnessError(
+                f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}"
+            )
         return self.dir / f"vmlinuz-{kernel}", self.dir / f"initrd-{kernel}"
 
     @classmethod
@@ -466,8 +482,12 @@ def _resolve_kernel_packages(workdir: Path) -> dict[str, dict[str, str]]:
         entry: dict[str, str] = {"suite": suite}
         for kind in ("image", "headers"):
             meta = f"linux-{kind}-{KERNEL_FLAVOUR}/{suite}"
-            res = run_checked(["apt-cache", *opts, "depends", meta], capture_output=True)
-            deps = [d for d in parse_depends(res.stdout) if d.startswith(f"linux-{kind}-")]
+            res = run_checked(
+                ["apt-cache", *opts, "depends", meta], capture_output=True
+            )
+            deps = [
+                d for d in parse_depends(res.stdout) if d.startswith(f"linux-{kind}-")
+            ]
             if not deps:
                 raise HarnessError(f"cannot resolve {meta}: {res.stdout!r}")
             entry[kind] = deps[0]
@@ -476,13 +496,15 @@ def _resolve_kernel_packages(workdir: Path) -> dict[str, dict[str, str]]:
     return out
 
 
-def _mmdebstrap_command(target: Path, sources: Path, hook: Path, kernel_pkgs: list[str]) -> list[str]:
+def _mmdebstrap_command(
+    target: Path, sources: Path, hook: Path, kernel_pkgs: list[str]
+) -> list[str]:
     return [
         "mmdebstrap",
         "--variant=minbase",
         "--mode=root",
         "--format=directory",
-        "--aptopt=Acquire::Retries \"3\"",
+        '--aptopt=Acquire::Retries "3"',
         "--dpkgopt=path-exclude=/usr/share/doc/*",
         "--dpkgopt=path-exclude=/usr/share/man/*",
         "--dpkgopt=path-exclude=/usr/share/locale/*",
@@ -497,8 +519,11 @@ def _mmdebstrap_command(target: Path, sources: Path, hook: Path, kernel_pkgs: li
 
 
 def make_ext4(root: Path, image: Path) -> None:
-    used = int(subprocess.run(["du", "-sxm", str(root)], capture_output=True, text=True,
-                              check=True).stdout.split()[0])
+    used = int(
+        subprocess.run(
+            ["du", "-sxm", str(root)], capture_output=True, text=True, check=True
+        ).stdout.split()[0]
+    )
     size_mb = int(used * 1.15) + IMAGE_FREE_MB
     run_checked(
         ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "lsmtrace-root", "-m", "0",
@@ -596,13 +621,17 @@ def build_image(force: bool = False, repo: Path = REPO) -> tuple[Image, float, b
                     proc.kill()
                     proc.wait()
         if rc != 0:
-            tail = (tmp / "mmdebstrap.log").read_text(errors="replace").splitlines()[-30:]
+            tail = (
+                (tmp / "mmdebstrap.log").read_text(errors="replace").splitlines()[-30:]
+            )
             raise HarnessError("mmdebstrap failed:\n" + "\n".join(tail))
         log(f"mmdebstrap done in {format_duration(time.monotonic() - t_deb)}")
         for name, k in kernels.items():
             rel = k["release"]
             shutil.copyfile(target / "boot" / f"vmlinuz-{rel}", tmp / f"vmlinuz-{name}")
-            shutil.copyfile(target / "boot" / f"initrd.img-{rel}", tmp / f"initrd-{name}")
+            shutil.copyfile(
+                target / "boot" / f"initrd.img-{rel}", tmp / f"initrd-{name}"
+            )
         t_fs = time.monotonic()
         make_ext4(target, tmp / "rootfs.img.part")
         os.rename(tmp / "rootfs.img.part", tmp / "rootfs.img")
@@ -644,12 +673,25 @@ def free_port() -> int:
 
 def git_tree_files(repo: Path = REPO) -> list[str]:
     res = subprocess.run(
-        ["git", "-C", str(repo), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        [
+            "git",
+            "-C",
+            str(repo),
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ],
         capture_output=True,
         check=True,
     )
     names = [n.decode(errors="surrogateescape") for n in res.stdout.split(b"\0") if n]
-    return [n for n in select_tree_files(names) if (repo / n).is_file() or (repo / n).is_symlink()]
+    return [
+        n
+        for n in select_tree_files(names)
+        if (repo / n).is_file() or (repo / n).is_symlink()
+    ]
 
 
 def tree_tarball(repo: Path = REPO) -> bytes:
@@ -658,6 +700,14 @@ def tree_tarball(repo: Path = REPO) -> bytes:
         for name in git_tree_files(repo):
             tar.add(str(repo / name), arcname=name, recursive=False)
     return buf.getvalue()
+
+
+def _prune_runs(runs: Path) -> None:
+    """Remove run dirs (overlays) left by harnesses that were SIGKILLed."""
+    for d in runs.iterdir():
+        pid = d.name.split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class VM:
@@ -670,12 +720,17 @@ class VM:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.rundir = Path()
-        self.console_log = cache_root(repo) / f"console-{kernel}.log"
+        # The live log is in the run dir (concurrent runs do not clash); stop() keeps a
+        # copy of the last one as .cache/vm/console-<kernel>.log.
+        self.console_log = Path()
+        self.last_console_log = cache_root(repo) / f"console-{kernel}.log"
 
     def __enter__(self) -> VM:
         runs = cache_root(self.repo) / "runs"
         runs.mkdir(parents=True, exist_ok=True)
+        _prune_runs(runs)
         self.rundir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=runs))
+        self.console_log = self.rundir / "console.log"
         try:
             self._start()
         except BaseException:
@@ -703,7 +758,6 @@ class VM:
             pidfile=self.rundir / "qemu.pid",
             append=kernel_cmdline(os.environ.get("VMTEST_APPEND", "")),
         )
-        self.console_log.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -730,6 +784,8 @@ class VM:
                 if "qemu" in Path(f"/proc/{pid}/comm").read_text():
                     os.kill(pid, signal.SIGKILL)
             if self.rundir != Path() and self.rundir.exists():
+                with contextlib.suppress(OSError):
+                    shutil.copyfile(self.console_log, self.last_console_log)
                 shutil.rmtree(self.rundir, ignore_errors=True)
             self.proc = None
 
@@ -756,13 +812,13 @@ class VM:
             if self.proc.poll() is not None:
                 raise HarnessError(
                     f"qemu exited with {self.proc.returncode} before the guest was ready\n"
-                    f"qemu: {self.qemu_output()}\n--- console tail ({self.console_log}) ---\n"
+                    f"qemu: {self.qemu_output()}\n--- console tail ({self.last_console_log}) ---\n"
                     f"{self.console_tail()}"
                 )
             if time.monotonic() > deadline:
                 raise HarnessError(
                     f"guest not reachable over ssh after {timeout:.0f}s\n"
-                    f"--- console tail ({self.console_log}) ---\n{self.console_tail()}"
+                    f"--- console tail ({self.last_console_log}) ---\n{self.console_tail()}"
                 )
             try:
                 r = subprocess.run(
@@ -783,11 +839,16 @@ class VM:
         data = tree_tarball(self.repo)
         remote = f"rm -rf {GUEST_TREE} && mkdir -p {GUEST_TREE} && tar -xzf - -C {GUEST_TREE}"
         subprocess.run(
-            [*self.ssh(), remote], input=data, check=True, preexec_fn=_die_with_parent,
+            [*self.ssh(), remote],
+            input=data,
+            check=True,
+            preexec_fn=_die_with_parent,
         )
         return len(data)
 
-    def run(self, command: Sequence[str], timeout: float | None, tty: bool = False) -> int:
+    def run(
+        self, command: Sequence[str], timeout: float | None, tty: bool = False
+    ) -> int:
         ssh = self.ssh()
         if tty:
             ssh = [ssh[0], "-t", *ssh[1:]]
@@ -821,12 +882,14 @@ def run_in_vm(
     ensure_host_tools(RUN_TOOLS)
     img, t, built = build_image()
     timings["image build" if built else "image (cache hit)"] = t
-    log(f"image {img.dir.name} {'built' if built else 'cached'} in {format_duration(t)}")
-    rel = img.manifest.get("kernels", {}).get(kernel, {}).get("release", "?")  # type: ignore[union-attr]
+    log(
+        f"image {img.dir.name} {'built' if built else 'cached'} in {format_duration(t)}"
+    )
+    rel = img.manifest.get("kernels", {}).get(kernel, {}).get("release", "?")
     t0 = time.monotonic()
     with VM(img, kernel) as vm:
         log(f"booting kernel {kernel} ({rel}), ssh on 127.0.0.1:{vm.port}, "
-            f"console log {vm.console_log}")  # fmt: skip
+            f"console log {vm.last_console_log}")  # fmt: skip
         vm.wait_ready()
         timings["boot-to-ready"] = time.monotonic() - t0
         log(f"guest ready in {format_duration(timings['boot-to-ready'])}")
@@ -855,7 +918,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     img, t, built = build_image(force=args.force)
     state = "built" if built else "cache hit"
     log(f"image {img.dir} ({state}) in {format_duration(t)}")
-    for name, k in img.manifest.get("kernels", {}).items():  # type: ignore[union-attr]
+    for name, k in img.manifest.get("kernels", {}).items():
         log(f"  kernel {name}: {k['release']}")
     return 0
 
@@ -883,7 +946,17 @@ def cmd_test(args: argparse.Namespace) -> int:
     results = []
     for k in kernels:
         log(f"=== VM tests on kernel {k} ===")
-        cmd = ["python3", "-m", "pytest", "-v", "-rs", "-p", "no:cacheprovider", "tests/vm", *extra]
+        cmd = [
+            "python3",
+            "-m",
+            "pytest",
+            "-v",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "tests/vm",
+            *extra,
+        ]
         try:
             results.append(run_in_vm(cmd, k, args.timeout))
         except HarnessError as e:
@@ -948,7 +1021,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with signals_raise():
             return int(args.func(args))
     except Interrupted as e:
-        log(f"interrupted by {e}; guest stopped")
+        log(f"interrupted by {e}; stopped and cleaned up")
         return 128 + e.signum
     except HarnessError as e:
         log(f"error: {e}")

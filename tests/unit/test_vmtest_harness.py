@@ -267,3 +267,16 @@ def test_signals_raise_restores_handlers(vmtest: ModuleType) -> None:
 def test_format_duration(vmtest: ModuleType) -> None:
     assert vmtest.format_duration(3.25) == "3.2s"
     assert vmtest.format_duration(125.0) == "2m05.0s"
+
+
+def test_missing_host_tools_named_by_package(
+    vmtest: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vmtest.shutil, "which", lambda name: None)
+    monkeypatch.setattr(vmtest.os, "geteuid", lambda: 1000)
+    with pytest.raises(vmtest.HarnessError) as exc:
+        vmtest.ensure_host_tools(vmtest.RUN_TOOLS)
+    msg = str(exc.value)
+    for pkg in ("qemu-system-x86", "qemu-utils", "openssh-client", "git"):
+        assert pkg in msg
+    assert "mmdebstrap" not in msg

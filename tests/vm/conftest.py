@@ -8,6 +8,8 @@ Anywhere else every test in this directory is skipped with a reason, so a plain
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,16 @@ def running_in_vm() -> bool:
     return os.environ.get("LSMTRACE_IN_VM") == "1"
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_configure(config: pytest.Config) -> None:
+    # bcc 0.26 warns on every str argument ("not a bytes object"); it is noise here.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:not a bytes object:DeprecationWarning"
+    )
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
     """Skip every test under tests/vm unless inside the VM and root (reason attached)."""
     here = Path(__file__).parent
     if not running_in_vm():
@@ -72,19 +83,17 @@ def active_lsms(in_vm: None) -> list[str]:
 def bcc_module(in_vm: None, require_root: None) -> Any:
     """The bcc Python module (python3-bpfcc in the guest); imported lazily."""
     try:
-        import bcc
+        bcc = importlib.import_module("bcc")
     except ImportError as e:  # pragma: no cover - only without python3-bpfcc
         pytest.skip(f"bcc not importable: {e}")
     return bcc
 
 
-@pytest.fixture()
+@pytest.fixture
 def bpf_cleanup() -> Iterator[list[Any]]:
     """Append BPF objects to the yielded list; they are detached at teardown."""
     objs: list[Any] = []
     yield objs
     for b in reversed(objs):
-        try:
+        with contextlib.suppress(Exception):
             b.cleanup()
-        except Exception:  # noqa: BLE001 - teardown must not mask the test result
-            pass

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.usefixtures("in_vm", "require_root")
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("in_vm", "require_root")]
 
 N_OPENS = 25
 
