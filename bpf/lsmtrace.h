@@ -48,6 +48,7 @@ enum lsmt_kind {
 	LSMT_KIND_EXEC = 5,    /* sched:sched_process_exec */
 	LSMT_KIND_FORK = 6,    /* sched:sched_process_fork */
 	LSMT_KIND_EXIT = 7,    /* sched:sched_process_exit */
+	LSMT_KIND_SIGNAL = 8,  /* signal:signal_generate (a signal that was allowed) */
 };
 
 /* How the event was observed (macros, not an enum: #if compares them). */

@@ -13,7 +13,7 @@
  * tracepoint; `sys_desc[nr]` (written by user space from lsmtrace/syscalls.py)
  * says how to decode the syscall's object from the task's user registers.
  *
- * Options: LSMT_WITH_CAP_TP, LSMT_WITH_AVC_TP, LSMT_WITH_SCHED.
+ * Options: LSMT_WITH_CAP_TP, LSMT_WITH_AVC_TP, LSMT_WITH_SIGNAL_TP, LSMT_WITH_SCHED.
  */
 /* common.h comes first in the program text (see lsmtrace/bpfgen.py). */
 
@@ -25,6 +25,7 @@
 #define LSMT_AF_INET6 10
 #define LSMT_ID_CAPABLE (LSMT_SYSCALL_BASE - 1)
 #define LSMT_ID_AVC (LSMT_SYSCALL_BASE - 2)
+#define LSMT_ID_SIGNAL (LSMT_SYSCALL_BASE - 3)
 
 BPF_ARRAY(sys_desc, struct lsmt_sys_desc, LSMT_MAX_SYSCALL);
 
@@ -317,6 +318,27 @@ TRACEPOINT_PROBE(avc, selinux_audited)
 	TP_DATA_LOC_READ_STR(e->obj.avc.tclass, tclass, sizeof(e->obj.avc.tclass));
 	TP_DATA_LOC_READ_STR(e->obj.avc.scontext, scontext, sizeof(e->obj.avc.scontext));
 	TP_DATA_LOC_READ_STR(e->obj.avc.tcontext, tcontext, sizeof(e->obj.avc.tcontext));
+	lsmt_submit(args, e);
+	return 0;
+}
+#endif
+
+#ifdef LSMT_WITH_SIGNAL_TP
+/* A generated signal: the kill passed its permission checks (a denied kill
+ * never gets here; its sys_kill exit says EPERM). Streamed, not counted. */
+TRACEPOINT_PROBE(signal, signal_generate)
+{
+	struct lsmt_config *cfg = lsmt_config();
+	if (!cfg || !lsmt_want(cfg, 0))
+		return 0;
+	struct lsmt_event *e = lsmt_reserve();
+	if (!e)
+		return 0;
+	lsmt_fill(e, LSMT_KIND_SIGNAL, LSMT_ID_SIGNAL, 0, LSMT_LSM_UNKNOWN);
+	e->obj_type = LSMT_OBJ_SIGNAL;
+	e->obj.signal.sig = args->sig;
+	e->obj.signal.target_pid = args->pid;
+	bpf_probe_read_kernel(e->obj.signal.target_comm, LSMT_COMM_LEN, args->comm);
 	lsmt_submit(args, e);
 	return 0;
 }

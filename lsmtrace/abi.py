@@ -26,6 +26,7 @@ LAT_BUCKETS = 32
 NONE_ARG = 255
 ID_CAPABLE = SYSCALL_BASE - 1
 ID_AVC = SYSCALL_BASE - 2
+ID_SIGNAL = SYSCALL_BASE - 3
 
 
 class Kind(enum.IntEnum):
@@ -36,6 +37,7 @@ class Kind(enum.IntEnum):
     EXEC = 5
     FORK = 6
     EXIT = 7
+    SIGNAL = 8
 
 
 class Rung(enum.IntEnum):

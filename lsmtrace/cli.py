@@ -30,24 +30,47 @@ TRACE_EPILOG = """examples:
 def _add_filters(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters (applied in the kernel)")
     g.add_argument("--pid", type=int, help="only this process (tgid)")
-    g.add_argument("--children", action="store_true", help="with --pid: and its descendants")
+    g.add_argument(
+        "--children", action="store_true", help="with --pid: and its descendants"
+    )
     g.add_argument("--uid", type=int, help="only processes of this real uid")
-    g.add_argument("--comm", help="only processes with this command name (15 bytes max)")
+    g.add_argument(
+        "--comm", help="only processes with this command name (15 bytes max)"
+    )
     g.add_argument("--cgroup", help="only this cgroup (v2 path) and its subtree")
-    g.add_argument("--hooks", action="append", metavar="GLOB",
-                   help="hooks to trace (glob, repeatable; default: the default set)")
-    g.add_argument("--family", action="append", metavar="NAME",
-                   help="hook families to trace (file, exec, task, network, ...)")
+    g.add_argument(
+        "--hooks",
+        action="append",
+        metavar="GLOB",
+        help="hooks to trace (glob, repeatable; default: the default set)",
+    )
+    g.add_argument(
+        "--family",
+        action="append",
+        metavar="NAME",
+        help="hook families to trace (file, exec, task, network, ...)",
+    )
     g.add_argument("--denied", action="store_true", help="only denials")
 
 
 def _add_backend(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="auto",
-                   help="auto|fexit|kprobe|tracepoint (default: auto, the best that loads)")
-    p.add_argument("--buffer-pages", type=int, default=512, metavar="N",
-                   help="ring buffer size in 4 KiB pages, a power of two (default 512)")
-    p.add_argument("--perf-buffer", action="store_true",
-                   help="use the perf buffer even where the ring buffer works")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        help="auto|fexit|kprobe|tracepoint (default: auto, the best that loads)",
+    )
+    p.add_argument(
+        "--buffer-pages",
+        type=int,
+        default=512,
+        metavar="N",
+        help="ring buffer size in 4 KiB pages, a power of two (default 512)",
+    )
+    p.add_argument(
+        "--perf-buffer",
+        action="store_true",
+        help="use the perf buffer even where the ring buffer works",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,32 +82,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="tracebacks and debug logs")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser("trace", help="show LSM decisions live",
-                       epilog=TRACE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t = sub.add_parser(
+        "trace",
+        help="show LSM decisions live",
+        epilog=TRACE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_backend(t)
     _add_filters(t)
-    t.add_argument("--json", action="store_true", help="JSON Lines (see docs/events.md)")
-    t.add_argument("--count", action="store_true",
-                   help="count in the kernel only (no event stream); print the "
-                   "counts per hook, verdict, errno and LSM at exit")
-    t.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    t.add_argument(
+        "--json", action="store_true", help="JSON Lines (see docs/events.md)"
+    )
+    t.add_argument(
+        "--count",
+        action="store_true",
+        help="count in the kernel only (no event stream); print the "
+        "counts per hook, verdict, errno and LSM at exit",
+    )
+    t.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="stop after this long"
+    )
     t.add_argument("--width", type=int, help="text width (default: terminal, or 80)")
-    t.add_argument("--discard", action="store_true",
-                   help="consume events without decoding or printing them "
-                   "(measures the transport; see benchmarks/bench.py)")
+    t.add_argument(
+        "--discard",
+        action="store_true",
+        help="consume events without decoding or printing them "
+        "(measures the transport; see benchmarks/bench.py)",
+    )
     t.add_argument("--no-header", action="store_true", help="no column header")
 
-    h = sub.add_parser("hooks", help="the hook catalogue and what each rung attaches",
-                       epilog="examples:\n  lsmtrace hooks\n  lsmtrace hooks --all\n"
-                       "  lsmtrace hooks --json\n",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    h.add_argument("--all", action="store_true", help="every hook, not only the default set")
+    h = sub.add_parser(
+        "hooks",
+        help="the hook catalogue and what each rung attaches",
+        epilog="examples:\n  lsmtrace hooks\n  lsmtrace hooks --all\n"
+        "  lsmtrace hooks --json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    h.add_argument(
+        "--all", action="store_true", help="every hook, not only the default set"
+    )
     h.add_argument("--json", action="store_true")
     h.add_argument("--no-probe", action="store_true", help="do not probe the rungs")
 
-    d = sub.add_parser("doctor", help="what this machine supports, with hints",
-                       epilog="examples:\n  lsmtrace doctor\n  lsmtrace doctor --json\n",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = sub.add_parser(
+        "doctor",
+        help="what this machine supports, with hints",
+        epilog="examples:\n  lsmtrace doctor\n  lsmtrace doctor --json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     d.add_argument("--json", action="store_true")
     return p
 
@@ -120,7 +165,11 @@ def cmd_trace(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 
 def _run_trace(
-    args: argparse.Namespace, out: TextIO, tracer: Any, clock: Any, width: int,
+    args: argparse.Namespace,
+    out: TextIO,
+    tracer: Any,
+    clock: Any,
+    width: int,
     stop: list[bool],
 ) -> int:
     from lsmtrace import output
@@ -148,7 +197,9 @@ def _run_trace(
             if args.json:
                 out.write("".join(output.json_line(e, clock) + "\n" for e in evs))
             else:
-                out.write("".join(output.text_line(e, clock, width) + "\n" for e in evs))
+                out.write(
+                    "".join(output.text_line(e, clock, width) + "\n" for e in evs)
+                )
             out.flush()
 
         session = Session(tracer, on_events, decode_events=not args.discard)
@@ -169,6 +220,7 @@ def _run_trace(
         f"{summary.by_verdict['allow']} allowed, {summary.by_verdict['error']} failed), "
         f"{summary.lost} lost, {summary.attempted} attempted, "
         f"{summary.seen} decisions seen in kernel, {summary.filtered} filtered"
+        + (f", {summary.malformed} malformed" if summary.malformed else "")
         + ("" if summary.exact else " [accounting mismatch]"),
         file=sys.stderr,
     )
@@ -205,7 +257,11 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-COMMANDS: dict[str, Any] = {"trace": cmd_trace, "hooks": cmd_hooks, "doctor": cmd_doctor}
+COMMANDS: dict[str, Any] = {
+    "trace": cmd_trace,
+    "hooks": cmd_hooks,
+    "doctor": cmd_doctor,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

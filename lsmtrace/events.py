@@ -4,7 +4,7 @@ The JSON Lines schema (stable; documented in docs/events.md):
   time      RFC 3339 UTC wall time of the decision
   ts_ns     kernel monotonic time (bpf_ktime_get_ns)
   rung      "fexit" | "kprobe" | "tracepoint": how it was observed
-  kind      "hook" | "syscall" | "capable" | "avc" | "exec" | "fork" | "exit"
+  kind      "hook" | "syscall" | "capable" | "avc" | "signal" | "exec" | "fork" | "exit"
   hook      LSM hook ("file_open"), "sys_<name>" for syscall exits,
             "capable" (cap_capable tracepoint), "selinux_audited"
   family    hook family (file, exec, task, network, ...)
@@ -82,7 +82,9 @@ def signal_name(sig: int) -> str | None:
 
 
 def prot_string(prot: int) -> str:
-    return "".join(c if prot & bit else "-" for c, bit in (("r", 1), ("w", 2), ("x", 4)))
+    return "".join(
+        c if prot & bit else "-" for c, bit in (("r", 1), ("w", 2), ("x", 4))
+    )
 
 
 def cstr(raw: bytes) -> str:
@@ -288,7 +290,10 @@ def _object(
         return {"ids": list(o.setid.ids), "flags": o.setid.flags}
     if obj_type == ObjType.BPF:
         cmd = o.bpf.cmd
-        return {"cmd": cmd, "cmd_name": BPF_CMDS[cmd] if 0 <= cmd < len(BPF_CMDS) else None}
+        return {
+            "cmd": cmd,
+            "cmd_name": BPF_CMDS[cmd] if 0 <= cmd < len(BPF_CMDS) else None,
+        }
     if obj_type == ObjType.LOCKDOWN:
         return {"reason": o.lockdown.reason}
     if obj_type == ObjType.AVC:
@@ -327,9 +332,13 @@ def decode(
         latency_ns=ev.latency_ns,
         cgroup=ev.cgroup_id,
         kind=kind_name,
-        rung=RUNG_NAMES.get(Rung(ev.rung), "?") if ev.rung in Rung._value2member_map_ else "?",
+        rung=RUNG_NAMES.get(Rung(ev.rung), "?")
+        if ev.rung in Rung._value2member_map_
+        else "?",
         hook=hook,
-        family=ids.family(ev.id) if kind not in (Kind.EXEC, Kind.FORK, Kind.EXIT) else "process",
+        family=ids.family(ev.id)
+        if kind not in (Kind.EXEC, Kind.FORK, Kind.EXIT)
+        else "process",
         lsm=abi.lsm_name(ev.lsm),
         ret=ev.ret,
         syscall=syscall,
@@ -341,7 +350,9 @@ def decode(
         gid=ev.gid,
         mntns=ev.mntns,
         comm=cstr(ev.comm),
-        object=_object(ev, ev.obj_type, syscall if kind == Kind.SYSCALL else None, hook),
+        object=_object(
+            ev, ev.obj_type, syscall if kind == Kind.SYSCALL else None, hook
+        ),
         truncated=bool(ev.flags & EvFlag.TRUNCATED),
         attributed=bool(ev.flags & EvFlag.ATTRIBUTED),
     )

@@ -44,10 +44,12 @@ def static_skip(h: Hook, rung: str) -> str | None:
     if ret != "int":
         return f"wrapper returns {ret}, not a verdict"
     for t in params:
-        if (t.startswith(("struct ", "union ", "const struct ")) and not t.endswith("*")):
+        if t.startswith(("struct ", "union ", "const struct ")) and not t.endswith("*"):
             return f"by-value argument {t}"
     if len(params) > MAX_ARGS[rung]:
-        return f"{len(params)} arguments (the {rung} rung reads at most {MAX_ARGS[rung]})"
+        return (
+            f"{len(params)} arguments (the {rung} rung reads at most {MAX_ARGS[rung]})"
+        )
     return None
 
 
@@ -114,7 +116,9 @@ def generate(
                 "(s32)PT_REGS_RC(ctx)); }"
             )
             progs.append(Program("kprobe", f"lsmt_kp_{hid}", fn, h.name, True, True))
-            progs.append(Program("kretprobe", f"lsmt_krp_{hid}", fn, h.name, True, True))
+            progs.append(
+                Program("kretprobe", f"lsmt_krp_{hid}", fn, h.name, True, True)
+            )
             for j, imp in enumerate(impls.get(h.name, [])):
                 name = f"lsmt_kri_{hid}_{j}"
                 lines.append(
@@ -122,7 +126,9 @@ def generate(
                     f"{{ return lsmt_impl_exit({hid}, {_lsm_id(imp.lsm)}, "
                     "(s32)PT_REGS_RC(ctx)); }"
                 )
-                progs.append(Program("kretprobe", name, imp.function, h.name, False, False))
+                progs.append(
+                    Program("kretprobe", name, imp.function, h.name, False, False)
+                )
     return "\n".join(lines) + "\n", progs
 
 
@@ -176,7 +182,9 @@ def plan_hooks(
         names[hid] = h.name
         fams[hid] = h.family
     hook_names = [h.name for _i, h in traced]
-    sys_sel = [s for s in syscalls.select(None, None, arch) if set(s.hooks) & set(hook_names)]
+    sys_sel = [
+        s for s in syscalls.select(None, None, arch) if set(s.hooks) & set(hook_names)
+    ]
     snames, sfams = _syscall_ids(sys_sel, arch)
     names.update(snames)
     fams.update(sfams)
@@ -186,8 +194,11 @@ def plan_hooks(
         source=bpf_source("syscalls.bpf.c", "hooks.bpf.c", generated=text),
         cflags=cflags,
         syscalls=sys_sel,
-        tracepoints=["sched:sched_process_fork", "sched:sched_process_exec",
-                     "sched:sched_process_exit"],
+        tracepoints=[
+            "sched:sched_process_fork",
+            "sched:sched_process_exec",
+            "sched:sched_process_exit",
+        ],
         programs=progs,
         id_names=IdNames(names, fams),
         skipped=skipped,

@@ -846,7 +846,11 @@ def render_catalogue(
             lines.extend(sub.wrap(note))
         for r in rungs:
             reason = rung_status[r].get(h.name)
-            if reason and "*" not in rung_status[r] and not reason.startswith("partial: "):
+            if (
+                reason
+                and "*" not in rung_status[r]
+                and not reason.startswith("partial: ")
+            ):
                 lines.extend(sub.wrap(f"{r}: {reason}"))
     if not verbose and cat.missing_defaults:
         lines.extend(

@@ -25,7 +25,11 @@ from lsmtrace.ringbuf import BatchCallback, RingBuffer
 
 log = logging.getLogger(__name__)
 
-RUNG_IDS = {"fexit": abi.Rung.FEXIT, "kprobe": abi.Rung.KPROBE, "tracepoint": abi.Rung.TRACEPOINT}
+RUNG_IDS = {
+    "fexit": abi.Rung.FEXIT,
+    "kprobe": abi.Rung.KPROBE,
+    "tracepoint": abi.Rung.TRACEPOINT,
+}
 BACKENDS = ("auto", "fexit", "kprobe", "tracepoint")
 
 
@@ -154,6 +158,7 @@ class Tracer:
         self.syscall_names = syscalls.all_names(self.arch)
         self._cgroup_fd = -1
         self._perf_delivered = 0
+        self._perf_malformed = 0
         self._detach: list[Callable[[], object]] = []
         self._cfg: abi.Config | None = None
 
@@ -161,9 +166,13 @@ class Tracer:
     def _validate(self) -> None:
         o = self.opts
         if o.pid is not None and not Path(f"/proc/{o.pid}").exists():
-            raise UsageError(f"no process with pid {o.pid}", hint="check the pid with ps")
+            raise UsageError(
+                f"no process with pid {o.pid}", hint="check the pid with ps"
+            )
         if o.children and o.pid is None:
-            raise UsageError("--children needs --pid", hint="e.g. --pid 1234 --children")
+            raise UsageError(
+                "--children needs --pid", hint="e.g. --pid 1234 --children"
+            )
         if o.comm is not None and not 0 < len(o.comm.encode()) < abi.COMM_LEN:
             raise UsageError(
                 f"--comm {o.comm!r} is longer than the kernel keeps ({abi.COMM_LEN - 1} bytes)",
@@ -185,7 +194,9 @@ class Tracer:
         if kind == "btf":
             os.environ["BCC_KERNEL_SOURCE"] = str(tree)
         use_perf = self.opts.perf_buffer or not probe.probe_ringbuf().ok
-        att = Attachment(rung=rung, buffer="perf" if use_perf else "ringbuf", headers=kind)
+        att = Attachment(
+            rung=rung, buffer="perf" if use_perf else "ringbuf", headers=kind
+        )
 
         plan = bpfgen.plan(rung, self.opts.hooks, self.opts.families, self.arch)
         att.skipped.update(plan.skipped)
@@ -208,7 +219,11 @@ class Tracer:
         if use_perf:
             self._open_perf()
         else:
-            self.ring = RingBuffer(self.bpf["events"].map_fd, self.opts.ringbuf_pages * 4096)
+            self.ring = RingBuffer(
+                self.bpf["events"].map_fd,
+                self.opts.ringbuf_pages * 4096,
+                abi.EVENT_SIZE,
+            )
         self.attachment = att
         return att
 
@@ -278,13 +293,19 @@ class Tracer:
             for s in plan.syscalls:
                 nr = s.nr(self.arch)
                 assert nr is not None
-                d = abi.SysDesc(1, int(s.decoder), int(s.obj_type), (ct.c_uint8 * 4)(*s.args))
-                desc[ct.c_int(nr)] = ct.cast(ct.pointer(d), ct.POINTER(desc.Leaf)).contents
+                d = abi.SysDesc(
+                    1, int(s.decoder), int(s.obj_type), (ct.c_uint8 * 4)(*s.args)
+                )
+                desc[ct.c_int(nr)] = ct.cast(
+                    ct.pointer(d), ct.POINTER(desc.Leaf)
+                ).contents
 
     def _write_settings(self) -> None:
         assert self._cfg is not None
         table = self.bpf["settings"]
-        table[ct.c_int(0)] = ct.cast(ct.pointer(self._cfg), ct.POINTER(table.Leaf)).contents
+        table[ct.c_int(0)] = ct.cast(
+            ct.pointer(self._cfg), ct.POINTER(table.Leaf)
+        ).contents
 
     def quiesce(self) -> None:
         """Stop streaming (counting goes on): nothing new enters the buffer.
@@ -313,7 +334,9 @@ class Tracer:
                 self._detach.append(functools.partial(b.detach_tracepoint, tp=names[0]))
                 if len(names) > 1:
                     b.attach_tracepoint(tp=names[1], fn_name=b"lsmt_sys_enter")
-                    self._detach.append(functools.partial(b.detach_tracepoint, tp=names[1]))
+                    self._detach.append(
+                        functools.partial(b.detach_tracepoint, tp=names[1])
+                    )
             except Exception as e:
                 att.skipped[s.event_name] = f"attach failed: {e}"
                 continue
@@ -324,7 +347,9 @@ class Tracer:
                 att.skipped[tp] = "tracepoint not in this kernel"
                 continue
             try:
-                b.attach_tracepoint(tp=tp, fn_name=f"tracepoint__{cat}__{name}".encode())
+                b.attach_tracepoint(
+                    tp=tp, fn_name=f"tracepoint__{cat}__{name}".encode()
+                )
                 self._detach.append(functools.partial(b.detach_tracepoint, tp=tp))
             except Exception as e:
                 att.skipped[tp] = f"attach failed: {e}"
@@ -339,7 +364,9 @@ class Tracer:
                     self._detach.append(functools.partial(b.detach_kfunc, fn_name=fn))
                 elif prog.kind == "kretfunc":
                     b.attach_kretfunc(fn_name=fn)
-                    self._detach.append(functools.partial(b.detach_kretfunc, fn_name=fn))
+                    self._detach.append(
+                        functools.partial(b.detach_kretfunc, fn_name=fn)
+                    )
                 elif prog.kind == "kprobe":
                     b.attach_kprobe(event=ev, fn_name=fn)
                     self._detach.append(functools.partial(b.detach_kprobe, ev, fn))
@@ -361,7 +388,11 @@ class Tracer:
         pending: list[bytes] = []
 
         def on_event(_cpu: int, data: Any, size: int) -> None:
-            pending.append(ct.string_at(data, size))
+            # perf pads records to 8 bytes: at least EVENT_SIZE, never less
+            if size < abi.EVENT_SIZE:
+                self._perf_malformed += 1
+                return
+            pending.append(ct.string_at(data, abi.EVENT_SIZE))
 
         def on_lost(_count: int) -> None:
             pass  # the kernel side counts LOST itself when perf_submit fails
@@ -376,12 +407,15 @@ class Tracer:
         if self.ring is not None:
             return self.ring.poll(on_batch, timeout)
         self.bpf.perf_buffer_poll(int(timeout * 1000))
+        # wakeup_events > 1: a quiet buffer never wakes epoll, so also read
+        # every per-CPU buffer whatever its wakeup state
+        self.bpf.perf_buffer_consume()
         return self._flush_perf(on_batch)
 
     def drain(self, on_batch: BatchCallback) -> int:
         if self.ring is not None:
             return self.ring.consume(on_batch)
-        self.bpf.perf_buffer_poll(0)
+        self.bpf.perf_buffer_consume()
         return self._flush_perf(on_batch)
 
     def _flush_perf(self, on_batch: BatchCallback) -> int:
@@ -390,11 +424,16 @@ class Tracer:
             return 0
         n = len(batch)
         size = abi.EVENT_SIZE
-        chunk = b"".join(x[:size].ljust(size, b"\0") for x in batch)
+        chunk = b"".join(batch)
         batch.clear()
         self._perf_delivered += n
         on_batch(chunk, [i * size for i in range(n)])
         return n
+
+    @property
+    def malformed(self) -> int:
+        """Records whose size is not sizeof(struct lsmt_event) (never decoded)."""
+        return self.ring.malformed if self.ring is not None else self._perf_malformed
 
     @property
     def delivered(self) -> int:
@@ -417,14 +456,18 @@ class Tracer:
             if n:
                 out.append((int(k.value), 0, 0, n))
         for k, vals in self.bpf["deny_counts"].items():
-            out.append((int(k.id), int(k.lsm), int(k.err), int(sum(int(v) for v in vals))))
+            out.append(
+                (int(k.id), int(k.lsm), int(k.err), int(sum(int(v) for v in vals)))
+            )
         return out
 
     def latency_histogram(self) -> dict[int, list[int]]:
         hist: dict[int, list[int]] = {}
         for k, vals in self.bpf["lat_hist"].items():
             row = hist.setdefault(int(k.id), [0] * abi.LAT_BUCKETS)
-            row[min(int(k.bucket), abi.LAT_BUCKETS - 1)] += int(sum(int(v) for v in vals))
+            row[min(int(k.bucket), abi.LAT_BUCKETS - 1)] += int(
+                sum(int(v) for v in vals)
+            )
         return hist
 
     def detach(self) -> None:

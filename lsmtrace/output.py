@@ -88,11 +88,15 @@ def object_summary(ev: Event) -> str:
     if "cap_name" in o:
         return str(o["cap_name"])
     if "nice" in o:
-        return f"nice={o['nice']}" + (f" pid {o['target_pid']}" if "target_pid" in o else "")
+        return f"nice={o['nice']}" + (
+            f" pid {o['target_pid']}" if "target_pid" in o else ""
+        )
     if "sig" in o:
         return f"{o.get('sig_name') or o['sig']} -> pid {o['target_pid']}"
     if "target_pid" in o:
-        extra = f"req={o['request']}" if "request" in o else f"mode={o.get('mode', 0):#x}"
+        extra = (
+            f"req={o['request']}" if "request" in o else f"mode={o.get('mode', 0):#x}"
+        )
         return f"pid {o['target_pid']} {extra}"
     if "family" in o:
         fam = str(o["family"])
@@ -156,7 +160,9 @@ def text_line(ev: Event, clock: WallClock, width: int = 80) -> str:
     return line + fit(obj, width - len(line), keep_end=keep_end)
 
 
-def json_line(ev: Event, clock: WallClock, extra: Mapping[str, Any] | None = None) -> str:
+def json_line(
+    ev: Event, clock: WallClock, extra: Mapping[str, Any] | None = None
+) -> str:
     d = ev.to_dict(clock)
     if extra:
         d.update(extra)

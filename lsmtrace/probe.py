@@ -61,8 +61,12 @@ class Features:
     headers: str | None
     lsms: list[str]
     rungs: dict[str, ProbeResult] = field(default_factory=dict)
-    bpf_lsm: ProbeResult = field(default_factory=lambda: ProbeResult(False, "not probed"))
-    ringbuf: ProbeResult = field(default_factory=lambda: ProbeResult(False, "not probed"))
+    bpf_lsm: ProbeResult = field(
+        default_factory=lambda: ProbeResult(False, "not probed")
+    )
+    ringbuf: ProbeResult = field(
+        default_factory=lambda: ProbeResult(False, "not probed")
+    )
 
 
 def _sys_bpf(cmd: int, attr: bytearray) -> int:
@@ -85,8 +89,18 @@ def _prog_load(
     log = ct.create_string_buffer(4096)
     attr = bytearray(128)
     struct.pack_into(
-        "<IIQQIIQII", attr, 0, prog_type, len(_RET0) // 8, ct.addressof(insns),
-        ct.addressof(lic), 1, len(log), ct.addressof(log), kern_version, 0,
+        "<IIQQIIQII",
+        attr,
+        0,
+        prog_type,
+        len(_RET0) // 8,
+        ct.addressof(insns),
+        ct.addressof(lic),
+        1,
+        len(log),
+        ct.addressof(log),
+        kern_version,
+        0,
     )
     attr[48:56] = b"lsmt_prb"
     struct.pack_into("<I", attr, 68, attach_type)
@@ -104,7 +118,11 @@ def _perf_event_open(attr: bytearray, pid: int = -1, cpu: int = 0) -> int:
     nr = _NR_PERF_EVENT_OPEN[machine()]
     buf = (ct.c_char * len(attr)).from_buffer(attr)
     ret = _libc.syscall(
-        ct.c_long(nr), buf, ct.c_int(pid), ct.c_int(cpu), ct.c_int(-1),
+        ct.c_long(nr),
+        buf,
+        ct.c_int(pid),
+        ct.c_int(cpu),
+        ct.c_int(-1),
         ct.c_ulong(PERF_FLAG_FD_CLOEXEC),
     )
     if ret < 0:
@@ -114,7 +132,12 @@ def _perf_event_open(attr: bytearray, pid: int = -1, cpu: int = 0) -> int:
 
 
 def _ioctl_set_bpf(perf_fd: int, prog_fd: int) -> None:
-    if _libc.ioctl(ct.c_int(perf_fd), ct.c_ulong(PERF_EVENT_IOC_SET_BPF), ct.c_int(prog_fd)) < 0:
+    if (
+        _libc.ioctl(
+            ct.c_int(perf_fd), ct.c_ulong(PERF_EVENT_IOC_SET_BPF), ct.c_int(prog_fd)
+        )
+        < 0
+    ):
         e = ct.get_errno()
         raise OSError(e, os.strerror(e))
 
@@ -123,7 +146,9 @@ def _perf_attr(type_: int, config: int, config1: int = 0) -> bytearray:
     attr = bytearray(128)
     # type, size, config, sample_period, sample_type, read_format, flags,
     # wakeup_events, bp_type, config1
-    struct.pack_into("<IIQQQQQIIQ", attr, 0, type_, 128, config, 1, 0, 0, 0, 1, 0, config1)
+    struct.pack_into(
+        "<IIQQQQQIIQ", attr, 0, type_, 128, config, 1, 0, 0, 0, 1, 0, config1
+    )
     return attr
 
 
@@ -147,7 +172,9 @@ def mount_pseudo_filesystems() -> None:
     if not (SECURITYFS / "lsm").exists() and SECURITYFS.is_dir():
         _libc.mount(b"securityfs", str(SECURITYFS).encode(), b"securityfs", 0, None)
     if tracefs() is None and TRACEFS_CANDIDATES[0].is_dir():
-        _libc.mount(b"tracefs", str(TRACEFS_CANDIDATES[0]).encode(), b"tracefs", 0, None)
+        _libc.mount(
+            b"tracefs", str(TRACEFS_CANDIDATES[0]).encode(), b"tracefs", 0, None
+        )
         tracefs.cache_clear()
 
 
@@ -171,7 +198,9 @@ def tracepoint_id(category: str, name: str) -> int | None:
 def probe_tracepoint() -> ProbeResult:
     tp = tracepoint_id("syscalls", "sys_exit_openat")
     if tp is None:
-        return ProbeResult(False, "no syscalls:sys_exit_openat in tracefs (CONFIG_FTRACE_SYSCALLS?)")
+        return ProbeResult(
+            False, "no syscalls:sys_exit_openat in tracefs (CONFIG_FTRACE_SYSCALLS?)"
+        )
     try:
         prog = _prog_load(BPF_PROG_TYPE_TRACEPOINT)
     except OSError as e:
@@ -259,18 +288,26 @@ def probe_ringbuf() -> ProbeResult:
     try:
         os.close(_sys_bpf(BPF_MAP_CREATE, attr))
     except OSError as e:
-        return ProbeResult(False, f"BPF ring buffer unavailable ({_explain(e)}); perf buffer used")
+        return ProbeResult(
+            False, f"BPF ring buffer unavailable ({_explain(e)}); perf buffer used"
+        )
     return ProbeResult(True, "BPF ring buffer")
 
 
 def _version_code() -> int:
-    parts = [int(x) for x in platform.release().split("-")[0].split(".")[:3] if x.isdigit()]
+    parts = [
+        int(x) for x in platform.release().split("-")[0].split(".")[:3] if x.isdigit()
+    ]
     parts += [0] * (3 - len(parts))
     return (parts[0] << 16) + (parts[1] << 8) + min(parts[2], 255)
 
 
 RUNG_ORDER = ("fexit", "kprobe", "tracepoint")
-_RUNG_PROBES = {"fexit": probe_fexit, "kprobe": probe_kprobe, "tracepoint": probe_tracepoint}
+_RUNG_PROBES = {
+    "fexit": probe_fexit,
+    "kprobe": probe_kprobe,
+    "tracepoint": probe_tracepoint,
+}
 
 
 def probe_rung(rung: str) -> ProbeResult:

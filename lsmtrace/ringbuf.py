@@ -36,14 +36,16 @@ def record_stride(size: int) -> int:
 
 
 class RingBuffer:
-    def __init__(self, map_fd: int, size: int) -> None:
+    def __init__(self, map_fd: int, size: int, record_size: int | None = None) -> None:
         if size <= 0 or size & (size - 1):
             raise ValueError(f"ring buffer size must be a power of two, not {size}")
         self.fd = map_fd
         self.size = size
         self.mask = size - 1
         page = mmap.PAGESIZE
-        self._cons = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self._cons = mmap.mmap(
+            map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
+        )
         self._data = mmap.mmap(
             map_fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page
         )
@@ -51,6 +53,10 @@ class RingBuffer:
         self._epoll = select.epoll()
         self._epoll.register(map_fd, select.EPOLLIN)
         self.delivered = 0
+        # records whose length is not sizeof(struct lsmt_event): never handed
+        # over (a C/Python layout mismatch would show here first)
+        self.record_size = record_size
+        self.malformed = 0
 
     def close(self) -> None:
         self._epoll.close()
@@ -84,7 +90,11 @@ class RingBuffer:
                 if hdr & BUSY:
                     break
                 length = hdr & ~(BUSY | DISCARD)
-                if not hdr & DISCARD:
+                if hdr & DISCARD:
+                    pass
+                elif self.record_size is not None and length != self.record_size:
+                    self.malformed += 1
+                else:
                     offsets.append(pos - cons + HDR)
                 pos += (length + HDR + 7) & ~7
             if pos == cons:

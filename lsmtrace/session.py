@@ -26,7 +26,9 @@ class EventSource(Protocol):
     id_names: IdNames
     syscall_names: dict[int, str]
 
-    def poll(self, on_batch: Callable[[bytes, list[int]], None], timeout: float) -> int: ...
+    def poll(
+        self, on_batch: Callable[[bytes, list[int]], None], timeout: float
+    ) -> int: ...
     def quiesce(self) -> None: ...
     def drain(self, on_batch: Callable[[bytes, list[int]], None]) -> int: ...
     def detach(self) -> None: ...
@@ -45,6 +47,7 @@ class Summary:
     filtered: int = 0
     map_full: int = 0
     read_err: int = 0
+    malformed: int = 0
     by_verdict: dict[str, int] = field(
         default_factory=lambda: {"allow": 0, "deny": 0, "error": 0}
     )
@@ -52,7 +55,7 @@ class Summary:
 
     @property
     def exact(self) -> bool:
-        return self.attempted == self.delivered + self.lost
+        return self.attempted == self.delivered + self.lost + self.malformed
 
 
 @contextmanager
@@ -127,5 +130,6 @@ class Session:
         s.filtered = st[abi.Stat.FILTERED.name.lower()]
         s.map_full = st[abi.Stat.MAP_FULL.name.lower()]
         s.read_err = st[abi.Stat.READ_ERR.name.lower()]
+        s.malformed = int(getattr(self.source, "malformed", 0))
         s.seconds = time.monotonic() - start
         self.source.detach()

@@ -51,12 +51,42 @@ def machine() -> str:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
 
 
-P, P2, EX, K, PT = Decoder.PATH, Decoder.PATH2, Decoder.EXEC, Decoder.KILL, Decoder.PTRACE
-M, S, SA, MH, SI = Decoder.MEM, Decoder.SOCKET, Decoder.SOCKADDR, Decoder.MSGHDR, Decoder.SETID
-MO, FD, MN, B, NI = Decoder.MOUNT, Decoder.FD, Decoder.MODNAME, Decoder.BPF, Decoder.NICE
+P, P2, EX, K, PT = (
+    Decoder.PATH,
+    Decoder.PATH2,
+    Decoder.EXEC,
+    Decoder.KILL,
+    Decoder.PTRACE,
+)
+M, S, SA, MH, SI = (
+    Decoder.MEM,
+    Decoder.SOCKET,
+    Decoder.SOCKADDR,
+    Decoder.MSGHDR,
+    Decoder.SETID,
+)
+MO, FD, MN, B, NI = (
+    Decoder.MOUNT,
+    Decoder.FD,
+    Decoder.MODNAME,
+    Decoder.BPF,
+    Decoder.NICE,
+)
 N0 = Decoder.NONE
-OF, OE, OS, OSG, OP = ObjType.FILE, ObjType.EXEC, ObjType.SOCK, ObjType.SIGNAL, ObjType.PTRACE
-OM, OSE, OMO, OMD, OB = ObjType.MEM, ObjType.SETID, ObjType.MOUNT, ObjType.MODULE, ObjType.BPF
+OF, OE, OS, OSG, OP = (
+    ObjType.FILE,
+    ObjType.EXEC,
+    ObjType.SOCK,
+    ObjType.SIGNAL,
+    ObjType.PTRACE,
+)
+OM, OSE, OMO, OMD, OB = (
+    ObjType.MEM,
+    ObjType.SETID,
+    ObjType.MOUNT,
+    ObjType.MODULE,
+    ObjType.BPF,
+)
 ON = ObjType.NONE
 X = NONE_ARG
 
@@ -67,17 +97,48 @@ _UNLINK = ("path_unlink", "inode_unlink", "path_rmdir", "inode_rmdir")
 _RENAME = ("path_rename", "inode_rename")
 _MKNOD = ("path_mknod", "inode_mknod", "path_mkdir", "inode_mkdir", "inode_create")
 _LINK = ("path_link", "inode_link", "path_symlink", "inode_symlink")
-_EXEC = ("bprm_check_security", "bprm_creds_for_exec", "bprm_creds_from_file", "file_open")
+_EXEC = (
+    "bprm_check_security",
+    "bprm_creds_for_exec",
+    "bprm_creds_from_file",
+    "file_open",
+)
 _SETID = ("task_fix_setuid", "task_fix_setgid", "capable")
-_MODULE = ("kernel_load_data", "kernel_read_file", "kernel_module_request", "locked_down")
+_MODULE = (
+    "kernel_load_data",
+    "kernel_read_file",
+    "kernel_module_request",
+    "locked_down",
+)
 
 # name, x86_64, aarch64, family, hooks, decoder, object, args
-_TABLE: tuple[tuple[str, int | None, int | None, str, tuple[str, ...], Decoder, ObjType, tuple[int, int, int, int]], ...] = (
+_TABLE: tuple[
+    tuple[
+        str,
+        int | None,
+        int | None,
+        str,
+        tuple[str, ...],
+        Decoder,
+        ObjType,
+        tuple[int, int, int, int],
+    ],
+    ...,
+] = (
     ("open", 2, None, "file", _OPEN, P, OF, (0, 1, 2, X)),
     ("openat", 257, 56, "file", _OPEN, P, OF, (1, 2, 3, 0)),
     ("openat2", 437, 437, "file", _OPEN, P, OF, (1, X, X, 0)),
     ("creat", 85, None, "file", _OPEN, P, OF, (0, X, 1, X)),
-    ("truncate", 76, 45, "file", ("path_truncate", "inode_setattr"), P, OF, (0, X, X, X)),
+    (
+        "truncate",
+        76,
+        45,
+        "file",
+        ("path_truncate", "inode_setattr"),
+        P,
+        OF,
+        (0, X, X, X),
+    ),
     ("chmod", 90, None, "file", _CHMOD, P, OF, (0, X, 1, X)),
     ("fchmod", 91, 52, "file", _CHMOD, FD, OF, (0, 1, X, X)),
     ("fchmodat", 268, 53, "file", _CHMOD, P, OF, (1, X, 2, 0)),
@@ -107,10 +168,46 @@ _TABLE: tuple[tuple[str, int | None, int | None, str, tuple[str, ...], Decoder, 
     ("kill", 62, 129, "task", ("task_kill",), K, OSG, (0, 1, X, X)),
     ("tkill", 200, 130, "task", ("task_kill",), K, OSG, (0, 1, X, X)),
     ("tgkill", 234, 131, "task", ("task_kill",), K, OSG, (1, 2, X, X)),
-    ("setpriority", 141, 140, "task", ("task_setnice", "capable"), NI, OSE, (0, 1, 2, X)),
-    ("ptrace", 101, 117, "ptrace", ("ptrace_access_check", "ptrace_traceme"), PT, OP, (0, 1, X, X)),
-    ("process_vm_readv", 310, 270, "ptrace", ("ptrace_access_check",), PT, OP, (X, 0, X, X)),
-    ("process_vm_writev", 311, 271, "ptrace", ("ptrace_access_check",), PT, OP, (X, 0, X, X)),
+    (
+        "setpriority",
+        141,
+        140,
+        "task",
+        ("task_setnice", "capable"),
+        NI,
+        OSE,
+        (0, 1, 2, X),
+    ),
+    (
+        "ptrace",
+        101,
+        117,
+        "ptrace",
+        ("ptrace_access_check", "ptrace_traceme"),
+        PT,
+        OP,
+        (0, 1, X, X),
+    ),
+    (
+        "process_vm_readv",
+        310,
+        270,
+        "ptrace",
+        ("ptrace_access_check",),
+        PT,
+        OP,
+        (X, 0, X, X),
+    ),
+    (
+        "process_vm_writev",
+        311,
+        271,
+        "ptrace",
+        ("ptrace_access_check",),
+        PT,
+        OP,
+        (X, 0, X, X),
+    ),
     ("setuid", 105, 146, "cred", _SETID, SI, OSE, (0, X, X, X)),
     ("setgid", 106, 144, "cred", _SETID, SI, OSE, (0, X, X, X)),
     ("setreuid", 113, 145, "cred", _SETID, SI, OSE, (0, 1, X, X)),
@@ -131,10 +228,46 @@ _TABLE: tuple[tuple[str, int | None, int | None, str, tuple[str, ...], Decoder, 
     ("init_module", 175, 105, "kernel", _MODULE, N0, ON, (X, X, X, X)),
     ("finit_module", 313, 273, "kernel", _MODULE, FD, OMD, (0, 2, X, X)),
     ("delete_module", 176, 106, "kernel", ("locked_down",), MN, OMD, (0, X, X, X)),
-    ("kexec_load", 246, 104, "kernel", ("kernel_load_data", "locked_down"), N0, ON, (X, X, X, X)),
-    ("kexec_file_load", 320, 294, "kernel", ("kernel_read_file", "locked_down"), FD, OMD, (0, X, X, X)),
-    ("bpf", 321, 280, "bpf", ("bpf", "bpf_map", "bpf_prog", "locked_down"), B, OB, (0, X, 2, X)),
-    ("perf_event_open", 298, 241, "kernel", ("perf_event_open", "locked_down"), N0, ON, (X, X, X, X)),
+    (
+        "kexec_load",
+        246,
+        104,
+        "kernel",
+        ("kernel_load_data", "locked_down"),
+        N0,
+        ON,
+        (X, X, X, X),
+    ),
+    (
+        "kexec_file_load",
+        320,
+        294,
+        "kernel",
+        ("kernel_read_file", "locked_down"),
+        FD,
+        OMD,
+        (0, X, X, X),
+    ),
+    (
+        "bpf",
+        321,
+        280,
+        "bpf",
+        ("bpf", "bpf_map", "bpf_prog", "locked_down"),
+        B,
+        OB,
+        (0, X, 2, X),
+    ),
+    (
+        "perf_event_open",
+        298,
+        241,
+        "kernel",
+        ("perf_event_open", "locked_down"),
+        N0,
+        ON,
+        (X, X, X, X),
+    ),
     ("mount", 165, 40, "mount", ("sb_mount",), MO, OMO, (0, 1, 2, 3)),
     ("umount2", 166, 39, "mount", ("sb_umount",), P, OF, (0, 1, X, X)),
     ("move_mount", 429, 429, "mount", ("move_mount",), P2, OF, (1, 3, 4, X)),
@@ -159,8 +292,14 @@ def by_nr(arch: str | None = None) -> dict[int, Syscall]:
 
 
 UNISTD = {
-    "x86_64": ("/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "/usr/include/asm/unistd_64.h"),
-    "aarch64": ("/usr/include/aarch64-linux-gnu/asm/unistd.h", "/usr/include/asm-generic/unistd.h"),
+    "x86_64": (
+        "/usr/include/x86_64-linux-gnu/asm/unistd_64.h",
+        "/usr/include/asm/unistd_64.h",
+    ),
+    "aarch64": (
+        "/usr/include/aarch64-linux-gnu/asm/unistd.h",
+        "/usr/include/asm-generic/unistd.h",
+    ),
 }
 
 

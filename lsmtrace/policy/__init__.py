@@ -1,0 +1,86 @@
+"""Policies from recordings: model.py builds the access set, one renderer per target.
+
+generate(target, access_set) -> policy text; check(policy file, access_set) ->
+what the policy would deny (landlock and apparmor parse their format back;
+docs/policy.md). Pure: no bcc, no kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from lsmtrace.errors import LsmtraceError, UsageError
+from lsmtrace.policy.landlock import CheckResult
+from lsmtrace.policy.model import AccessSet, from_files
+
+TARGETS = ("apparmor", "selinux", "landlock", "tomoyo")
+
+
+def load_access_set(paths: Iterable[str], include_denied: bool = False) -> AccessSet:
+    return from_files(list(paths), include_denied=include_denied)
+
+
+def generate(target: str, aset: AccessSet, name: str | None = None) -> str:
+    if target == "landlock":
+        from lsmtrace.policy import landlock
+
+        return landlock.render(aset, name)
+    if target == "apparmor":
+        from lsmtrace.policy import apparmor
+
+        return apparmor.render(aset, name)
+    if target == "selinux":
+        from lsmtrace.policy import selinux
+
+        return selinux.render(aset, name)
+    if target == "tomoyo":
+        from lsmtrace.policy import tomoyo
+
+        return tomoyo.render(aset, name)
+    raise UsageError(f"unknown target {target!r}", hint=f"one of: {', '.join(TARGETS)}")
+
+
+def guess_target(text: str) -> str:
+    head = text.lstrip()[:4096]
+    if head.startswith("{") and '"lsmtrace_landlock"' in head:
+        return "landlock"
+    if "<kernel>" in head:
+        return "tomoyo"
+    if "\nmodule " in "\n" + head or head.startswith("module "):
+        return "selinux"
+    return "apparmor"
+
+
+def check(policy_path: str, aset: AccessSet, target: str | None = None) -> CheckResult:
+    try:
+        text = Path(policy_path).read_text(errors="surrogateescape")
+    except OSError as e:
+        raise LsmtraceError(f"cannot read {policy_path}: {e.strerror}") from e
+    target = target or guess_target(text)
+    if target == "landlock":
+        from lsmtrace.policy import landlock
+
+        return landlock.check(landlock.parse(text, policy_path), aset)
+    if target == "apparmor":
+        from lsmtrace.policy import apparmor
+
+        return apparmor.check(apparmor.parse(text, policy_path), aset)
+    if target == "tomoyo":
+        from lsmtrace.policy import tomoyo
+
+        return tomoyo.check(tomoyo.parse(text, policy_path), aset)
+    raise UsageError(
+        f"policy check does not evaluate {target} policies",
+        hint="check works on landlock, apparmor and tomoyo policies lsmtrace generated",
+    )
+
+
+__all__ = [
+    "TARGETS",
+    "AccessSet",
+    "CheckResult",
+    "check",
+    "generate",
+    "load_access_set",
+]

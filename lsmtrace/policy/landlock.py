@@ -1,0 +1,275 @@
+"""Landlock ruleset (JSON) from an access set, and its evaluation. Pure.
+
+Landlock has no globbing: a rule grants rights beneath one existing file or
+directory. So every path is exact, except where the access itself needs the
+parent directory (creating, removing, renaming, linking: the MAKE_*/REMOVE_*
+rights live on the directory), or the path has a random temp component (the
+temp directory is granted, widened on purpose, and said so in `why`).
+/proc/<own pid>/... becomes /proc/self/... (the sandbox execs the command in
+its own process, so "self" is the same process).
+
+Landlock ignores mmap, chmod/chown, capabilities, signals and UDP: those
+accesses are "not mediated" here (always allowed) — docs/policy.md.
+
+File format (docs/policy.md):
+  {"lsmtrace_landlock": 1, "comment": [...],
+   "handled_access_fs": [...], "handled_access_net": [...],
+   "rules": [{"path": "/etc/x", "access": ["read_file"], "why": [...]}],
+   "net_rules": [{"port": 443, "access": ["connect_tcp"], "why": [...]}],
+   "exec_interpreters": true}
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsmtrace.errors import LsmtraceError
+from lsmtrace.policy.model import Access, AccessSet, Program, proc_pid_rest, temp_glob
+
+FORMAT = 1
+FS_RIGHTS = ("execute", "write_file", "read_file", "read_dir", "remove_dir",
+             "remove_file", "make_char", "make_dir", "make_reg", "make_sock",
+             "make_fifo", "make_block", "make_sym", "refer", "truncate", "ioctl_dev")  # fmt: skip
+FS_BIT = {name: 1 << i for i, name in enumerate(FS_RIGHTS)}
+# the ABI that introduced each right (v2 refer, v3 truncate, v5 ioctl_dev)
+FS_ABI = {**{n: 1 for n in FS_RIGHTS[:13]}, "refer": 2, "truncate": 3, "ioctl_dev": 5}
+FILE_RIGHTS = frozenset({"execute", "write_file", "read_file", "truncate", "ioctl_dev"})
+NET_RIGHTS = ("bind_tcp", "connect_tcp")
+NET_BIT = {name: 1 << i for i, name in enumerate(NET_RIGHTS)}
+NET_ABI = 4
+
+# model access -> (on the parent directory?, Landlock rights)
+FILE_MAP: dict[str, tuple[bool, tuple[str, ...]]] = {
+    "read": (False, ("read_file",)),
+    "readdir": (False, ("read_dir",)),
+    "write": (False, ("write_file",)),
+    "append": (False, ("write_file",)),
+    "truncate": (False, ("truncate",)),
+    "exec": (False, ("execute", "read_file")),  # open_exec reads and executes
+    "unlink": (True, ("remove_file",)),
+    "rmdir": (True, ("remove_dir",)),
+    "mkdir": (True, ("make_dir",)),
+    "mknod": (True, ("make_reg", "make_fifo", "make_sock")),
+    "symlink": (True, ("make_sym",)),
+    "link": (True, ("make_reg", "refer")),
+    "rename_src": (True, ("remove_file", "refer")),
+    "rename_dst": (True, ("make_reg", "refer")),
+    "create": (True, ("make_reg",)),
+}
+NOT_MEDIATED = frozenset({"mmap_exec", "chmod", "chown"})
+
+
+@dataclass(frozen=True)
+class Requirement:
+    access: Access
+    path: str
+    rights: tuple[str, ...]
+    why: str
+
+
+@dataclass
+class Rule:
+    path: str
+    access: set[str] = field(default_factory=set)
+    why: set[str] = field(default_factory=set)
+
+
+def landlock_path(prog: Program, path: str) -> tuple[str, str | None]:
+    """(path to use, note) with /proc/<own pid> -> /proc/self."""
+    pr = proc_pid_rest(path)
+    if pr is not None and path in prog.own_proc:
+        return "/proc/self" + pr[1], None
+    return path, None
+
+
+def requirements(aset: AccessSet) -> list[Requirement]:
+    """What each recorded access needs from a Landlock ruleset."""
+    out: list[Requirement] = []
+    for name in sorted(aset.programs):
+        prog = aset.programs[name]
+        for raw in sorted(prog.files):
+            path, _ = landlock_path(prog, raw)
+            accs = prog.files[raw]
+            created = "create" in accs and not path.startswith("/dev/")
+            tg = temp_glob(path)
+            for acc in sorted(accs):
+                a = Access(name, "file", raw, acc)
+                if acc in NOT_MEDIATED or acc not in FILE_MAP:
+                    continue
+                if acc == "create" and path.startswith("/dev/"):
+                    continue
+                on_parent, rights = FILE_MAP[acc]
+                target = path
+                why = f"{acc} {path} by {name}"
+                if tg is not None:
+                    # random temp name: the temp directory, widened on purpose
+                    target = posixpath.dirname(tg[0] + "x")
+                    why += " (random temp name: its directory)"
+                elif on_parent or (created and not on_parent):
+                    # a file the program creates does not exist yet: every file
+                    # right it uses must be granted beneath its directory
+                    target = posixpath.dirname(path) or "/"
+                    if not on_parent:
+                        why += " (created: its directory)"
+                out.append(Requirement(a, target, rights, why))
+        for n in sorted(
+            prog.network, key=lambda x: (x.op, x.family, x.type, x.port or 0)
+        ):
+            if n.family not in ("AF_INET", "AF_INET6") or n.port is None:
+                continue
+            if n.type not in ("", "SOCK_STREAM"):
+                continue
+            if n.op not in ("connect", "bind"):
+                continue
+            right = "connect_tcp" if n.op == "connect" else "bind_tcp"
+            a = Access(name, "net", f"{n.op} {n.family} {n.type} port {n.port}", n.op)
+            out.append(
+                Requirement(
+                    a, f"port:{n.port}", (right,), f"{n.op} TCP {n.port} by {name}"
+                )
+            )
+    return out
+
+
+def render(aset: AccessSet, name: str | None = None) -> str:
+    rules: dict[str, Rule] = {}
+    ports: dict[int, Rule] = {}
+    for r in requirements(aset):
+        if r.path.startswith("port:"):
+            port = int(r.path[5:])
+            rule = ports.setdefault(port, Rule(r.path))
+        else:
+            rule = rules.setdefault(r.path, Rule(r.path))
+        rule.access.update(r.rights)
+        rule.why.add(r.why)
+    doc: dict[str, Any] = {
+        "lsmtrace_landlock": FORMAT,
+        "name": name or "lsmtrace",
+        "comment": [
+            "Generated by lsmtrace policy generate --target landlock from: "
+            + ", ".join(aset.sources),
+            "Everything in handled_access_* is denied unless a rule grants it; "
+            "the sandbox masks rights the running kernel's ABI lacks.",
+            "Paths are exact (Landlock cannot glob); a created or removed file's "
+            "rights are granted beneath its directory.",
+        ],
+        "handled_access_fs": list(FS_RIGHTS),
+        "handled_access_net": list(NET_RIGHTS),
+        "exec_interpreters": True,
+        "rules": [
+            {"path": p, "access": sorted(r.access, key=FS_RIGHTS.index),
+             "why": sorted(r.why)[:5] + ([f"... {len(r.why) - 5} more"] if len(r.why) > 5 else [])}
+            for p, r in sorted(rules.items())
+        ],
+        "net_rules": [
+            {"port": p, "access": sorted(r.access), "why": sorted(r.why)[:5]}
+            for p, r in sorted(ports.items())
+        ],
+    }  # fmt: skip
+    if aset.unresolved:
+        doc["comment"].append(
+            f"{len(aset.unresolved)} relative path(s) could not be resolved and have no rule"
+        )
+    return json.dumps(doc, indent=1, ensure_ascii=True) + "\n"
+
+
+class PolicyFormatError(LsmtraceError):
+    pass
+
+
+def parse(text: str, path: str = "policy") -> dict[str, Any]:
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise PolicyFormatError(f"{path}: not a Landlock policy (not JSON: {e})") from e
+    if not isinstance(doc, dict) or doc.get("lsmtrace_landlock") != FORMAT:
+        raise PolicyFormatError(
+            f"{path}: not an lsmtrace Landlock policy (format {FORMAT} expected)",
+            hint="generate one with `lsmtrace policy generate --target landlock`",
+        )
+    for key, names in (
+        ("handled_access_fs", FS_RIGHTS),
+        ("handled_access_net", NET_RIGHTS),
+    ):
+        bad = [x for x in doc.get(key, []) if x not in names]
+        if bad:
+            raise PolicyFormatError(f"{path}: unknown right(s) in {key}: {bad}")
+    for r in doc.get("rules", []):
+        if not isinstance(r, dict) or not isinstance(r.get("path"), str) or not str(
+                r["path"]).startswith("/"):  # fmt: skip
+            raise PolicyFormatError(f"{path}: a rule needs an absolute 'path': {r!r}")
+        bad = [x for x in r.get("access", []) if x not in FS_RIGHTS]
+        if bad:
+            raise PolicyFormatError(f"{path}: unknown right(s) {bad} for {r['path']!r}")
+    for r in doc.get("net_rules", []):
+        if not isinstance(r, dict) or not isinstance(r.get("port"), int):
+            raise PolicyFormatError(
+                f"{path}: a net rule needs an integer 'port': {r!r}"
+            )
+    return doc
+
+
+def beneath(rule_path: str, path: str) -> bool:
+    rp = rule_path.rstrip("/") or "/"
+    return path == rp or rp == "/" or path.startswith(rp + "/")
+
+
+@dataclass
+class CheckResult:
+    denied: list[Access] = field(default_factory=list)
+    allowed: list[Access] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)
+
+
+def check(doc: dict[str, Any], aset: AccessSet) -> CheckResult:
+    handled_fs = set(doc.get("handled_access_fs", []))
+    handled_net = set(doc.get("handled_access_net", []))
+    rules = [(str(r["path"]), set(r.get("access", []))) for r in doc.get("rules", [])]
+    ports = {int(r["port"]): set(r.get("access", [])) for r in doc.get("net_rules", [])}
+    used: set[tuple[str, str]] = set()
+    res = CheckResult()
+    verdicts: dict[Access, bool] = {}
+    for req in requirements(aset):
+        ok = True
+        for right in req.rights:
+            if req.path.startswith("port:"):
+                port = int(req.path[5:])
+                if right in handled_net:
+                    if right in ports.get(port, set()):
+                        used.add((req.path, right))
+                    else:
+                        ok = False
+                continue
+            if right not in handled_fs:
+                continue
+            granting = [
+                rp for rp, acc in rules if right in acc and beneath(rp, req.path)
+            ]
+            if granting:
+                used.update((g, right) for g in granting)
+            else:
+                ok = False
+        verdicts[req.access] = verdicts.get(req.access, True) and ok
+    for a in aset.flat():
+        (res.allowed if verdicts.get(a, True) else res.denied).append(a)
+    for rp, acc in rules:
+        for right in sorted(acc, key=FS_RIGHTS.index):
+            if (rp, right) not in used:
+                res.unused.append(f"{rp} {right}")
+    for port, acc in sorted(ports.items()):
+        res.unused += [
+            f"port {port} {r}" for r in sorted(acc) if (f"port:{port}", r) not in used
+        ]
+    return res
+
+
+def rights_mask(names: Iterable[str], abi: int) -> int:
+    mask = 0
+    for n in names:
+        if n in FS_BIT and FS_ABI[n] <= abi:
+            mask |= FS_BIT[n]
+    return mask

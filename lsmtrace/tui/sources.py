@@ -1,0 +1,360 @@
+"""Event sources of the TUI: the live tracer and recordings. Pure (no textual).
+
+A source's ``run(out, should_stop)`` runs in a worker thread. It never touches
+the terminal: it hands events to a :class:`Coalescer`, which merges floods into
+at most ~10 posts a second, each post a :class:`Batch` delivered through the
+``post`` callback the app gives it (``app.post_message``, thread-safe). The next
+batch is posted only after the app acknowledged the previous one
+(``batch.ack()``), so at most one batch is in flight and the events waiting are
+held in a deque of at most ``maxlen`` events: memory stays bounded however slow
+the screen is. A live source drops the oldest waiting events when the deque is
+full (counted in ``Batch.dropped``; the kernel's own losses are ``Batch.lost``);
+a replay waits instead (back-pressure), so a recording is shown in full.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from lsmtrace.errors import LsmtraceError, RecordingError
+
+log = logging.getLogger(__name__)
+
+EventDict = dict[str, Any]
+ShouldStop = Callable[[], bool]
+
+
+def _noop() -> None:
+    return None
+
+
+@dataclass
+class Batch:
+    """What one post carries to the app."""
+
+    events: list[EventDict] = field(default_factory=list)
+    dropped: int = 0  # merged away in user space since the previous batch
+    lost: int | None = None  # the kernel's lost counter (absolute), when known
+    status: str | None = None  # a status line to show ("Tracing 65 hooks ...")
+    error: str | None = None  # the source failed; message and hint
+    done: bool = False  # the source has ended (recording read, tracer detached)
+    info: dict[str, Any] | None = None  # recording header/trailer, live summary
+    ack: Callable[[], None] = _noop
+
+
+Post = Callable[[Batch], object]
+
+
+class Coalescer:
+    """Merges a flood of events into few, bounded posts (see module doc)."""
+
+    def __init__(
+        self,
+        post: Post,
+        maxlen: int,
+        interval: float = 0.1,
+        max_batch: int = 20_000,
+        block: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.post = post
+        self.maxlen = max(1, maxlen)
+        self.interval = interval
+        self.max_batch = max(1, max_batch)
+        self.block = block
+        self.clock = clock
+        self._q: deque[EventDict] = deque()
+        self._cond = threading.Condition()
+        self._pending = False
+        self._last = -1e9
+        self._dropped = 0
+        self.lost: int | None = None
+        self.posted = 0  # batches posted (for tests)
+
+    # -- called by the app (UI thread) ----------------------------------------
+    def ack(self) -> None:
+        with self._cond:
+            self._pending = False
+            self._cond.notify_all()
+
+    # -- called by the source thread ------------------------------------------
+    def add(
+        self, events: Iterable[EventDict], should_stop: ShouldStop = lambda: False
+    ) -> None:
+        evs = list(events)
+        with self._cond:
+            if self.block:
+                while len(self._q) + len(evs) > self.maxlen and self._q:
+                    if should_stop():
+                        return
+                    if not self._post_locked(respect_interval=False):
+                        self._cond.wait(0.05)
+            self._q.extend(evs)
+            over = len(self._q) - self.maxlen
+            if over > 0:
+                for _ in range(over):
+                    self._q.popleft()
+                self._dropped += over
+        self.tick()
+
+    def tick(self) -> bool:
+        """Post what waits if the previous batch was acked and ~interval passed."""
+        with self._cond:
+            return self._post_locked(respect_interval=True)
+
+    def _post_locked(self, respect_interval: bool, **extra: Any) -> bool:
+        if self._pending:
+            return False
+        now = self.clock()
+        if respect_interval and now - self._last < self.interval:
+            return False
+        if not self._q and not self._dropped and not extra:
+            return False
+        n = min(len(self._q), self.max_batch)
+        evs = [self._q.popleft() for _ in range(n)]
+        batch = Batch(evs, self._dropped, self.lost, ack=self.ack, **extra)
+        self._dropped = 0
+        self._pending = True
+        self._last = now
+        self.posted += 1
+        self.post(batch)
+        return True
+
+    def status(self, text: str, info: dict[str, Any] | None = None) -> None:
+        """A status line, posted at once and outside the flow control."""
+        self.post(Batch(status=text, info=info, lost=self.lost))
+
+    def finish(
+        self,
+        should_stop: ShouldStop,
+        status: str | None = None,
+        error: str | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        """Post everything left, then a final batch with done=True."""
+        with self._cond:
+            while self._q and not should_stop():
+                if not self._post_locked(respect_interval=False):
+                    self._cond.wait(0.05)
+            while self._pending and not should_stop():
+                self._cond.wait(0.05)
+            self._pending = False
+            self._post_locked(respect_interval=False, done=True, status=status,
+                              error=error, info=info)  # fmt: skip
+
+
+class Source(Protocol):
+    """What the app runs in its worker thread."""
+
+    name: str
+    block: bool  # back-pressure (replay) rather than dropping (live)
+
+    def run(self, out: Coalescer, should_stop: ShouldStop) -> None: ...
+
+
+# -- recordings ----------------------------------------------------------------
+
+
+@dataclass
+class LocalRecording:
+    """The shape of lsmtrace.record.Recording that the TUI uses."""
+
+    header: dict[str, Any]
+    events: Iterable[EventDict]
+    trailer: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def _local_read_recording(path: str | Path) -> LocalRecording:
+    """Fallback reader of the JSON Lines recording format (until lsmtrace.record
+    lands): a header line containing "lsmtrace_recording", one event dict per
+    line, a trailer line with "trailer": true. Plain `trace --json` output (no
+    header) is accepted too."""
+    p = Path(path)
+    try:
+        f = p.open("r", encoding="utf-8", errors="surrogateescape")
+    except OSError as e:
+        raise RecordingError(f"cannot read {path}: {e.strerror}",
+                             hint="give a file written by `lsmtrace record`") from e  # fmt: skip
+    first = f.readline()
+    header: dict[str, Any] = {}
+    pushback: list[str] = []
+    if "lsmtrace_recording" in first:
+        try:
+            header = json.loads(first)
+        except json.JSONDecodeError as e:
+            f.close()
+            raise RecordingError(f"{path}: bad header line: {e}") from e
+    elif first.strip():
+        pushback.append(first)
+    rec = LocalRecording(header=header, events=[])
+
+    def events() -> Iterator[EventDict]:
+        lineno = 1
+        try:
+            for line in [*pushback, *f] if pushback else f:
+                lineno += 1
+                if not line.strip():
+                    continue
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError:
+                    rec.error = f"line {lineno}: not JSON (truncated recording?)"
+                    return
+                if not isinstance(d, dict):
+                    continue
+                if d.get("trailer") is True:
+                    rec.trailer = d
+                    continue
+                yield d
+        finally:
+            f.close()
+
+    rec.events = events()
+    return rec
+
+
+def read_recording(path: str | Path) -> Any:
+    """lsmtrace.record.read_recording when it exists, else the local reader."""
+    try:
+        from lsmtrace.record import read_recording as real
+    except ImportError:
+        return _local_read_recording(path)
+    return real(path)
+
+
+class ReplaySource:
+    """Reads a recording as fast as the screen takes it (back-pressure)."""
+
+    name = "replay"
+    block = True
+
+    def __init__(self, path: str | Path, chunk: int = 2000,
+                 reader: Callable[[str | Path], Any] = read_recording) -> None:  # fmt: skip
+        self.path = Path(path)
+        self.chunk = chunk
+        self.reader = reader
+
+    def open(self) -> Any:
+        """Open now (in the caller's thread) so a bad file fails before the UI."""
+        self._rec = self.reader(self.path)
+        return self._rec
+
+    def run(self, out: Coalescer, should_stop: ShouldStop) -> None:
+        try:
+            rec = getattr(self, "_rec", None) or self.open()
+            header = dict(getattr(rec, "header", None) or {})
+            out.status(f"replay of {self.path.name}", info={"header": header})
+            buf: list[EventDict] = []
+            for ev in rec.events:
+                buf.append(ev)
+                if len(buf) >= self.chunk:
+                    out.add(buf, should_stop)
+                    buf = []
+                    if should_stop():
+                        return
+            if buf:
+                out.add(buf, should_stop)
+        except (LsmtraceError, OSError) as e:
+            out.finish(should_stop, error=str(getattr(e, "message", e)))
+            return
+        trailer = getattr(rec, "trailer", None)
+        error = getattr(rec, "error", None)
+        if trailer and trailer.get("lost") is not None:
+            out.lost = int(trailer["lost"])
+        out.finish(should_stop, status=f"replay of {self.path.name}: end",
+                   error=str(error) if error else None,
+                   info={"header": header, "trailer": trailer})  # fmt: skip
+
+
+# -- live ----------------------------------------------------------------------
+
+
+class LiveSource:
+    """The tracer and a Session, polled in the worker thread."""
+
+    name = "live"
+    block = False
+
+    def __init__(
+        self,
+        opts: Any,  # lsmtrace.loader.TraceOptions (imported lazily: bcc)
+        tracer_factory: Callable[[Any], Any] | None = None,
+        stats_interval: float = 1.0,
+    ) -> None:
+        self.opts = opts
+        self.tracer_factory = tracer_factory
+        self.stats_interval = stats_interval
+
+    def run(self, out: Coalescer, should_stop: ShouldStop) -> None:
+        from lsmtrace.events import Event, WallClock
+        from lsmtrace.session import Session
+
+        if self.tracer_factory is None:
+            from lsmtrace.loader import Tracer
+
+            factory: Callable[[Any], Any] = Tracer
+        else:
+            factory = self.tracer_factory
+        tracer = factory(self.opts)
+        session: Session | None = None
+        start = time.monotonic()
+        try:
+            out.status("compiling and attaching the BPF programs...")
+            att = tracer.open()
+            if should_stop():
+                return
+            out.status(f"tracing {len(att.attached)} hooks via {att.rung} ({att.buffer}); "
+                       f"{len(att.skipped)} skipped")  # fmt: skip
+            for name, why in att.skipped.items():
+                log.debug("skipped %s: %s", name, why)
+            clock = WallClock()
+
+            def on_events(evs: list[Event]) -> None:
+                if evs:
+                    out.add([e.to_dict(clock) for e in evs])
+
+            session = Session(tracer, on_events)
+            next_stats = 0.0
+            while not should_stop():
+                tracer.poll(session._on_batch, 0.1)
+                now = time.monotonic()
+                if now >= next_stats:
+                    try:
+                        out.lost = int(tracer.stats().get("lost", 0))
+                    except Exception:  # noqa: BLE001 - a stats read must not end the trace
+                        log.exception("reading the kernel counters")
+                    next_stats = now + self.stats_interval
+                out.tick()
+        except LsmtraceError as e:
+            log.error("live source failed: %s", e.message)
+            out.finish(
+                should_stop, error=e.message + (f" (hint: {e.hint})" if e.hint else "")
+            )
+            return
+        except Exception as e:
+            log.exception("live source failed")
+            out.finish(should_stop, error=f"{type(e).__name__}: {e}")
+            return
+        finally:
+            if session is not None:
+                try:
+                    session.finish(start)  # detach, drain, final counters
+                except Exception:  # noqa: BLE001 - closing below still detaches
+                    log.exception("finishing the session")
+            tracer.close()
+        s = session.summary if session is not None else None
+        info = None
+        if s is not None:
+            out.lost = s.lost
+            info = {"delivered": s.delivered, "lost": s.lost, "attempted": s.attempted,
+                    "seen": s.seen, "filtered": s.filtered}  # fmt: skip
+        out.finish(should_stop, status="tracer detached", info=info)
