@@ -10,6 +10,7 @@
  *   LSMT_RINGBUF_PAGES    ring buffer size in pages (power of two)
  *   LSMT_WAKEUP_EVERY     wake the consumer once every this many events per CPU
  *   LSMT_RUNG             enum lsmt_rung of this build
+ *   LSMT_MNTNS_INUM       offset of ns.inum in the private struct mnt_namespace
  *
  * No bpf_printk: every error or drop is a counter in `stats`.
  */
@@ -20,6 +21,7 @@
 #include <linux/fs.h>
 #include <linux/cred.h>
 #include <linux/nsproxy.h>
+#include <linux/user_namespace.h>
 #include <linux/ptrace.h>
 #include "lsmtrace.h"
 
@@ -275,8 +277,10 @@ static __always_inline void lsmt_fill(struct lsmt_event *e, u16 kind, u16 id, s3
 	LSMT_READ(nsp, task->nsproxy);
 	if (nsp)
 		LSMT_READ(mnt, nsp->mnt_ns);
+	/* struct mnt_namespace is private to fs/: its ns.inum offset comes from
+	 * BTF (-DLSMT_MNTNS_INUM), so real kernel headers work too */
 	if (mnt)
-		LSMT_READ(e->mntns, mnt->ns.inum);
+		bpf_probe_read_kernel(&e->mntns, sizeof(e->mntns), (void *)mnt + LSMT_MNTNS_INUM);
 	e->syscall = lsmt_current_syscall();
 	e->obj_type = LSMT_OBJ_NONE;
 	e->flags = 0;

@@ -9,12 +9,21 @@
  * functions below with constant hook id and decoder, so the compiler keeps
  * only the decoder each program needs.
  *
- * Needs (-D from hookgen.py, read from BTF, so real and synthesized headers
- * both work): LSMT_MOUNT_PARENT, LSMT_MOUNT_MOUNTPOINT, LSMT_MOUNT_MNT —
- * offsets in the kernel-private struct mount.
+ * Needs (-D from bpfgen.struct_offsets(), read from BTF, so real and
+ * synthesized headers both work): LSMT_MOUNT_PARENT, LSMT_MOUNT_MOUNTPOINT,
+ * LSMT_MOUNT_MNT (the kernel-private struct mount) and LSMT_SK_FAMILY,
+ * LSMT_SK_NUM, LSMT_SK_PROTOCOL (struct sock: net/sock.h pulls in linux/bpf.h,
+ * which bcc 0.26 cannot compile against on 6.9+ kernels).
  *
  * common.h and syscalls.bpf.c precede this file in the program text.
  */
+
+#include <linux/binfmts.h>
+#include <linux/mm_types.h>
+#include <linux/dcache.h>
+#include <linux/mount.h>
+#include <linux/net.h>
+#include <linux/socket.h>
 
 #ifndef LSMT_MAX_DEPTH
 #define LSMT_MAX_DEPTH 16
@@ -205,9 +214,12 @@ static __always_inline void lsmt_socket(struct lsmt_event *e, struct socket *soc
 	e->obj.sock.type = type;
 	LSMT_READ(sk, sock->sk);
 	if (sk) {
-		LSMT_READ(e->obj.sock.family, sk->__sk_common.skc_family);
-		LSMT_READ(e->obj.sock.port, sk->__sk_common.skc_num);
-		LSMT_READ(e->obj.sock.protocol, sk->sk_protocol);
+		u16 proto = 0;
+		/* offsets from BTF (-D): see bpfgen.struct_offsets() */
+		bpf_probe_read_kernel(&e->obj.sock.family, 2, (void *)sk + LSMT_SK_FAMILY);
+		bpf_probe_read_kernel(&e->obj.sock.port, 2, (void *)sk + LSMT_SK_NUM);
+		bpf_probe_read_kernel(&proto, 2, (void *)sk + LSMT_SK_PROTOCOL);
+		e->obj.sock.protocol = proto;
 	}
 }
 

@@ -370,6 +370,44 @@ class BTF:
             out.append((self.string(noff), self.type_str(mtype), off))
         return out
 
+    def member_offset(self, struct: str, path: str) -> int:
+        """Byte offset of ``path`` ("ns.inum", "__sk_common.skc_num") in
+        ``struct``, looking through anonymous struct/union members.
+
+        Raises ``KeyError`` when the struct or a member is missing.
+        """
+        tid = next(
+            (t for t in self.ids_by_name(struct) if self._kinds[t] in (KIND_STRUCT, KIND_UNION)),
+            None,
+        )
+        if tid is None:
+            raise KeyError(struct)
+        found = self._find_member(tid, path.split("."), 0)
+        if found is None:
+            raise KeyError(f"{struct}.{path}")
+        return found
+
+    def _find_member(self, tid: int, parts: list[str], base_bits: int) -> int | None:
+        w = self._w
+        start = self._check(tid) + 3
+        bitfield = self._kind_flag(tid)
+        for k in range(self._vlen(tid)):
+            noff, mtype, moff = w[start + 3 * k : start + 3 * k + 3]
+            off = base_bits + (moff & 0xFFFFFF if bitfield else moff)
+            name = self.string(noff)
+            rt = self.resolve(mtype)
+            if name == parts[0]:
+                if len(parts) == 1:
+                    return off // 8
+                if self._kinds[rt] in (KIND_STRUCT, KIND_UNION):
+                    return self._find_member(rt, parts[1:], off)
+                return None
+            if not name and self._kinds[rt] in (KIND_STRUCT, KIND_UNION):
+                hit = self._find_member(rt, parts, off)
+                if hit is not None:
+                    return hit
+        return None
+
     def enum_values(self, name: str) -> dict[str, int]:
         """Enumerators of ``enum name`` (ENUM or ENUM64), signedness honoured."""
         for tid in self.ids_by_name(name):

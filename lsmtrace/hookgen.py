@@ -20,6 +20,7 @@ from lsmtrace.bpfgen import (
     _syscall_ids,
     bpf_source,
     decoder_for,
+    struct_offsets,
 )
 from lsmtrace.events import IdNames
 from lsmtrace.hooks import Catalogue, Hook, load_catalogue
@@ -132,23 +133,6 @@ def generate(
     return "\n".join(lines) + "\n", progs
 
 
-def mount_offsets() -> list[str]:
-    """Offsets in the kernel-private struct mount, from BTF, for path walks."""
-    try:
-        from lsmtrace.btf import load
-
-        members = {n: off // 8 for n, _t, off in load().struct_members("mount")}
-        return [
-            f"-DLSMT_MOUNT_PARENT={members['mnt_parent']}",
-            f"-DLSMT_MOUNT_MOUNTPOINT={members['mnt_mountpoint']}",
-            f"-DLSMT_MOUNT_MNT={members['mnt']}",
-        ]
-    except Exception as e:
-        log.info("no struct mount in BTF (%s): paths will not cross mounts", e)
-        return ["-DLSMT_NO_MOUNT_WALK=1", "-DLSMT_MOUNT_PARENT=0",
-                "-DLSMT_MOUNT_MOUNTPOINT=0", "-DLSMT_MOUNT_MNT=0"]  # fmt: skip
-
-
 def plan_hooks(
     rung: str,
     globs: list[str] | None,
@@ -188,7 +172,7 @@ def plan_hooks(
     snames, sfams = _syscall_ids(sys_sel, arch)
     names.update(snames)
     fams.update(sfams)
-    cflags = ["-DLSMT_WITH_SCHED=1", *mount_offsets()]
+    cflags = ["-DLSMT_WITH_SCHED=1", *struct_offsets()]
     return Plan(
         rung=rung,
         source=bpf_source("syscalls.bpf.c", "hooks.bpf.c", generated=text),

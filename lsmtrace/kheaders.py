@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 BTF_PATH = Path("/sys/kernel/btf/vmlinux")
 # Bump when the layout of the synthesized tree changes, so stale caches are redone.
-TREE_VERSION = 4
+TREE_VERSION = 5
 
 # Headers that bcc's built-in helpers or our BPF sources include. With a real
 # tree they are the kernel's; with the synthesized tree they are empty.
@@ -70,6 +70,8 @@ STUB_HEADERS = (
     "linux/errno.h",
     "linux/signal.h",
     "linux/nsproxy.h",
+    "linux/user_namespace.h",
+    "linux/net.h",
     "linux/ns_common.h",
     "linux/cgroup.h",
     "linux/kernel_read_file.h",
