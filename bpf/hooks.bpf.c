@@ -34,6 +34,12 @@ BPF_TABLE("lru_hash", struct lsmt_entry_key, struct lsmt_entry, entries, 16384);
 /* The last LSM implementation that returned non-zero, per thread. */
 BPF_TABLE("lru_hash", u64, struct lsmt_pending, denier, 16384);
 
+/* Scratch for path assembly (not wire format: never leaves the kernel). */
+struct lsmt_pathbuf {
+	char b[2 * LSMT_PATH_LEN];
+};
+BPF_PERCPU_ARRAY(path_scratch, struct lsmt_pathbuf, 1);
+
 enum lsmt_hdec {
 	LSMT_HD_NONE = 0,
 	LSMT_HD_FILE,
@@ -75,8 +81,11 @@ enum lsmt_hdec {
 static __always_inline void lsmt_dpath(struct lsmt_event *e, char *buf, struct dentry *d,
 				       struct vfsmount *mnt)
 {
+	/* names[i] is written by iteration i of the unrolled loop (a constant
+	 * index: the verifier refuses variable offsets into the stack); mount
+	 * crossings leave their slot NULL. */
 	const unsigned char *names[LSMT_MAX_DEPTH] = {};
-	int depth = 0;
+	int complete = 0;
 	struct dentry *mnt_root = NULL;
 #ifdef LSMT_NO_MOUNT_WALK
 	mnt = NULL;
@@ -86,8 +95,10 @@ static __always_inline void lsmt_dpath(struct lsmt_event *e, char *buf, struct d
 #pragma unroll
 	for (int i = 0; i < LSMT_MAX_DEPTH; i++) {
 		struct dentry *parent = NULL;
-		if (!d)
+		if (!d) {
+			complete = 1;
 			break;
+		}
 		if (mnt && d == mnt_root) {
 			/* climb to the mount point in the parent mount */
 			void *m = (void *)mnt - LSMT_MOUNT_MNT;
@@ -95,42 +106,59 @@ static __always_inline void lsmt_dpath(struct lsmt_event *e, char *buf, struct d
 			struct dentry *mp = NULL;
 			bpf_probe_read_kernel(&pm, sizeof(pm), m + LSMT_MOUNT_PARENT);
 			bpf_probe_read_kernel(&mp, sizeof(mp), m + LSMT_MOUNT_MOUNTPOINT);
-			if (!pm || pm == m)
+			if (!pm || pm == m) {
+				complete = 1;
 				break; /* the namespace root */
+			}
 			mnt = (struct vfsmount *)(pm + LSMT_MOUNT_MNT);
 			LSMT_READ(mnt_root, mnt->mnt_root);
 			d = mp;
 			continue;
 		}
 		LSMT_READ(parent, d->d_parent);
-		if (!parent || parent == d)
+		if (!parent || parent == d) {
+			complete = 1;
 			break; /* the filesystem root */
-		LSMT_READ(names[depth & (LSMT_MAX_DEPTH - 1)], d->d_name.name);
-		depth++;
+		}
+		LSMT_READ(names[i], d->d_name.name);
 		d = parent;
 	}
-	if (depth >= LSMT_MAX_DEPTH)
+	if (!complete)
 		e->flags |= LSMT_EV_TRUNCATED;
+	/* Assemble in a per-CPU scratch twice the path size, so a component of
+	 * up to LSMT_PATH_LEN bytes at any offset below LSMT_PATH_LEN stays in
+	 * bounds for the verifier; then copy the first LSMT_PATH_LEN bytes. */
+	u32 zero = 0;
+	struct lsmt_pathbuf *pb = path_scratch.lookup(&zero);
+	if (!pb)
+		return;
 	u32 pos = 0;
 #pragma unroll
 	for (int i = LSMT_MAX_DEPTH - 1; i >= 0; i--) {
-		if (i >= depth)
+		if (!names[i])
 			continue;
-		if (pos >= LSMT_PATH_LEN - 2) {
+		if (pos >= LSMT_PATH_LEN - 1) {
 			e->flags |= LSMT_EV_TRUNCATED;
 			break;
 		}
-		buf[pos & (LSMT_PATH_LEN - 1)] = '/';
-		pos++;
-		long n = bpf_probe_read_kernel_str(&buf[pos & (LSMT_PATH_LEN - 1)],
-						   LSMT_PATH_LEN - (pos & (LSMT_PATH_LEN - 1)), names[i]);
-		if (n > 1)
-			pos += n - 1;
+		u32 off = pos;
+		/* the mask in asm: clang drops a C mask it can prove redundant,
+		 * and the verifier would then see an unbounded offset */
+		asm volatile("%0 &= 255" : "+r"(off));
+		pb->b[off] = '/';
+		off += 1;
+		long n = bpf_probe_read_kernel_str(&pb->b[off], LSMT_PATH_LEN, names[i]);
+		pos = n > 1 ? off + n - 1 : off;
 	}
 	if (pos == 0) {
-		buf[0] = '/';
-		buf[1] = 0;
+		pb->b[0] = '/';
+		pos = 1;
 	}
+	if (pos >= LSMT_PATH_LEN)
+		e->flags |= LSMT_EV_TRUNCATED;
+	pb->b[pos & (2 * LSMT_PATH_LEN - 1)] = 0;
+	bpf_probe_read_kernel(buf, LSMT_PATH_LEN, pb->b);
+	buf[LSMT_PATH_LEN - 1] = 0;
 }
 
 static __always_inline void lsmt_inode_info(struct lsmt_event *e, struct inode *inode)
