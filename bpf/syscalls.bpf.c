@@ -349,7 +349,8 @@ TRACEPOINT_PROBE(signal, signal_generate)
 static __always_inline struct lsmt_event *lsmt_proc_event(u16 kind, s32 child, s32 code)
 {
 	struct lsmt_config *cfg = lsmt_config();
-	if (!cfg || !(cfg->flags & LSMT_CFG_PROC_EVENTS) || !lsmt_want(cfg, 0))
+	/* scope filters apply; --denied does not (the process tree needs them) */
+	if (!cfg || !(cfg->flags & LSMT_CFG_PROC_EVENTS) || !lsmt_want(cfg, 1))
 		return NULL;
 	struct lsmt_event *e = lsmt_reserve();
 	if (!e)

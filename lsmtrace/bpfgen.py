@@ -233,7 +233,7 @@ def plan_tracepoint(
     _validate_globs(globs, families, arch)
     chosen = syscalls.select(globs, families, arch)
     tps: list[str] = []
-    cflags = ["-DLSMT_WITH_SCHED=1"]
+    cflags = ["-DLSMT_WITH_SCHED=1", *struct_offsets()]
     # globs and families add up, as in the catalogue's select()
     selecting = globs is not None or families is not None
     want_cap = (

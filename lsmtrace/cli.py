@@ -131,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d.add_argument("--json", action="store_true")
+
+    # the consumers of the event stream, each in its own module
+    from lsmtrace import export_cmd, replay_cmd
+    from lsmtrace.tui import cli as tui_cli  # textual is imported only when run
+
+    export_cmd.add_parser(sub)
+    replay_cmd.add_parsers(sub)
+    tui_cli.add_parser(sub)
     return p
 
 

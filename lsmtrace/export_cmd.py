@@ -388,7 +388,7 @@ def enable_bpf_stats() -> int:
 
     attr = bytearray(struct.pack("<I", BPF_STATS_RUN_TIME).ljust(16, b"\0"))
     try:
-        return probe._sys_bpf(BPF_ENABLE_STATS, attr)
+        return probe.sys_bpf(BPF_ENABLE_STATS, attr)
     except OSError as e:
         raise LsmtraceError(f"--bpf-stats: BPF_ENABLE_STATS failed: {e.strerror}",
                             hint="needs kernel 5.8+ and CAP_SYS_ADMIN; or set "
@@ -401,7 +401,7 @@ def prog_name(fd: int) -> str:
 
     info = ct.create_string_buffer(80)  # bpf_prog_info up to and including name[16]
     attr = bytearray(struct.pack("<IIQ", fd, len(info), ct.addressof(info)))
-    probe._sys_bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
+    probe.sys_bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
     return info.raw[64:80].split(b"\0", 1)[0].decode(errors="replace")
 
 

@@ -451,10 +451,11 @@ class Tracer:
         """[(id, lsm, errno, count)]: allowed (errno 0) and denied decisions."""
         out: list[tuple[int, int, int, int]] = []
         allow = self.bpf["allow_counts"]
-        for k, vals in allow.items():
-            n = int(sum(int(v) for v in vals))
+        # only the ids this run uses, not all LSMT_MAX_IDS slots (scrape cost)
+        for id_ in sorted(self.id_names.names):
+            n = int(sum(int(v) for v in allow[allow.Key(id_)]))
             if n:
-                out.append((int(k.value), 0, 0, n))
+                out.append((id_, 0, 0, n))
         for k, vals in self.bpf["deny_counts"].items():
             out.append(
                 (int(k.id), int(k.lsm), int(k.err), int(sum(int(v) for v in vals)))

@@ -69,7 +69,7 @@ class Features:
     )
 
 
-def _sys_bpf(cmd: int, attr: bytearray) -> int:
+def sys_bpf(cmd: int, attr: bytearray) -> int:
     nr = _NR_BPF.get(machine())
     if nr is None:
         raise OSError(errno.ENOSYS, f"bpf(2) number unknown on {machine()}")
@@ -106,7 +106,7 @@ def _prog_load(
     struct.pack_into("<I", attr, 68, attach_type)
     struct.pack_into("<I", attr, 108, attach_btf_id)
     try:
-        return _sys_bpf(BPF_PROG_LOAD, attr)
+        return sys_bpf(BPF_PROG_LOAD, attr)
     except OSError as e:
         text = log.value.decode(errors="replace").strip().splitlines()
         if text:
@@ -238,7 +238,7 @@ def probe_fexit(func: str = "security_file_open") -> ProbeResult:
     try:
         attr = bytearray(16)
         struct.pack_into("<QI", attr, 0, 0, prog)
-        os.close(_sys_bpf(BPF_RAW_TRACEPOINT_OPEN, attr))
+        os.close(sys_bpf(BPF_RAW_TRACEPOINT_OPEN, attr))
     except OSError as e:
         return ProbeResult(False, f"fexit attach refused ({_explain(e)})")
     finally:
@@ -286,7 +286,7 @@ def probe_ringbuf() -> ProbeResult:
     attr = bytearray(72)
     struct.pack_into("<IIII", attr, 0, BPF_MAP_TYPE_RINGBUF, 0, 0, 4096 * 4)
     try:
-        os.close(_sys_bpf(BPF_MAP_CREATE, attr))
+        os.close(sys_bpf(BPF_MAP_CREATE, attr))
     except OSError as e:
         return ProbeResult(
             False, f"BPF ring buffer unavailable ({_explain(e)}); perf buffer used"

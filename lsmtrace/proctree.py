@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 
 CMDLINE_MAX = 256
 ANCESTORS_MAX = 64
+NEVER = 1 << 63
+RECHECK_NS = 100_000_000
 PROC_KINDS = frozenset({"exec", "fork", "exit"})
 
 
@@ -252,7 +254,7 @@ class Proc:
     lists reference it; never mutate)."""
 
     __slots__ = ("_fields", "_gen", "ancestor", "attr", "cmdline", "comm", "exe",
-                 "exit_code", "exited", "ghost", "node", "ppid", "stale",
+                 "exit_code", "exit_ns", "exited", "exited_at", "ghost", "node", "ppid", "stale",
                  "start_ns", "tgid")  # fmt: skip
 
     def __init__(
@@ -267,6 +269,8 @@ class Proc:
         self.cmdline = cmdline
         self.exited = ghost
         self.exit_code: int | None = None
+        self.exited_at = NEVER  # ts of the exit event
+        self.exit_ns = NEVER  # events after this ts make the tree check /proc
         self.ghost = ghost
         self.stale = False  # exe/cmdline to re-read (after an exec)
         self.ancestor = False  # some cached ancestors list shows this entry
@@ -295,6 +299,7 @@ class TreeStats:
     threads_skipped: int = 0
     hits: int = 0  # events matched to a known incarnation
     misses: int = 0  # events whose process was not in the tree (looked up in /proc)
+    revalidations: int = 0  # a known entry checked against /proc (ppid, after exit)
     ghosts: int = 0  # processes gone before we could look: from the event's data
     reused: int = 0  # a pid seen with a new start time (predecessor kept apart)
     evicted_exited: int = 0
@@ -375,6 +380,8 @@ class ProcessTree:
                 return p
             if not cur.exited:
                 cur.exited = True  # its exit event was lost or not traced
+                cur.exited_at = cur.exit_ns = p.start_ns
+                cur._fields = None
                 self._queue_exit(cur, p.start_ns)
             self._insert_older(cur)
             if not cur.ghost:
@@ -448,8 +455,8 @@ class ProcessTree:
         from the event's own data (reported exited). Never raises."""
         p = self.find(tgid, ts_ns)
         if p is not None:
-            if ppid and p.ppid != ppid and not p.ghost:
-                p = self._reparented(p, ts_ns, ppid, comm)
+            if (ppid and p.ppid != ppid and not p.ghost) or ts_ns > p.exit_ns:
+                p = self._revalidate(p, ts_ns, ppid, comm)
             self.stats.hits += 1
             self.lru.move_to_end(p)
             return p
@@ -462,31 +469,91 @@ class ProcessTree:
             self._add(q)  # /proc has the successor: keep it, the event's is gone
         return self._ghost(tgid, ts_ns, ppid, comm)
 
-    def _ghost(self, tgid: int, ts_ns: int, ppid: int, comm: str) -> Proc:
+    def _ghost(
+        self, tgid: int, ts_ns: int, ppid: int, comm: str, start: int | None = None
+    ) -> Proc:
         self.stats.ghosts += 1
-        cur = self.live.get(tgid)
-        # start unknown: just before the event (and before any successor)
-        start = ts_ns if cur is None else min(ts_ns, cur.start_ns - 1)
+        if start is None:
+            cur = self.live.get(tgid)
+            # start unknown: just before the event (and before any successor)
+            start = ts_ns if cur is None else min(ts_ns, cur.start_ns - 1)
         g = Proc(tgid, start, ppid, comm, None, None, ghost=True)
+        g.exited_at = ts_ns
+        g.exit_ns = ts_ns + RECHECK_NS
         self._add(g)
         self._queue_exit(g, ts_ns)
         return g
 
-    def _reparented(self, p: Proc, ts_ns: int, ppid: int, comm: str) -> Proc:
-        """The event's ppid differs: reparented (parent died), or the pid was
-        reused while we did not see it (no process events)."""
-        if p.exited:
-            return p  # an exited process keeps what we knew
+    def _revalidate(self, p: Proc, ts_ns: int, ppid: int, comm: str = "") -> Proc:
+        """The event disagrees with the tree: its ppid differs (reparented, or the
+        pid was reused unseen: no process events), or it comes after the exit
+        (a reused pid whose fork we did not see, or threads outliving a leader
+        that called pthread_exit). /proc decides; when /proc no longer has it,
+        a ppid that differs after the exit means another process (a ghost)."""
+        self.stats.revalidations += 1
         rec = self.source.process(p.tgid)
-        if rec is not None and not self._same(p, rec):
+        if rec is not None:
             q = self._from_record(rec)
-            if q.start_ns <= ts_ns + self.tolerance_ns:
+            if not p.ghost and self._same(p, rec):
+                if p.exited:  # its threads live on: not exited after all
+                    p.exited = False
+                    p.exited_at = p.exit_ns = NEVER
+                    p._fields = None
+            elif q.start_ns <= ts_ns + self.tolerance_ns and (
+                p.ghost or q.start_ns > p.start_ns
+            ):
+                if p.ghost:
+                    self._forget(p)  # its start was a guess: the real one replaces it
                 return self._add(q)
-        p.ppid = ppid
-        p._fields = None
-        if p.ancestor:
-            self.gen += 1
+        if p.exited:
+            if ppid and ppid != p.ppid and ts_ns > p.exited_at and not p.ghost:
+                return self._ghost(p.tgid, ts_ns, ppid, comm, start=p.exited_at + 1)
+            p.exit_ns = max(p.exit_ns, ts_ns + RECHECK_NS)  # re-check every 100 ms
+            return p
+        if ppid and p.ppid != ppid:  # reparented
+            p.ppid = ppid
+            p._fields = None
+            if p.ancestor:
+                self.gen += 1
         return p
+
+    def _exec_target(self, ts_ns: int, tgid: int, ppid: int, comm: str) -> Proc:
+        """The process an exec event is about. After the exit of the one we know
+        (or when we only know a ghost), it is a process whose fork we did not
+        see (the tracer's own forks are filtered in the kernel; lost events):
+        from /proc if it still shows it, else from the event itself, alive
+        (its exit event follows in the stream)."""
+        old = self.find(tgid, ts_ns)
+        if old is not None and not old.ghost and ts_ns <= old.exited_at:
+            return self.lookup(tgid, ts_ns, ppid, comm)
+        self.stats.misses += 1
+        rec = self.source.process(tgid)
+        if (
+            old is not None
+            and not old.ghost
+            and rec is not None
+            and self._same(old, rec)
+        ):
+            old.exited = False  # a thread of a leader gone by pthread_exit
+            old.exited_at = old.exit_ns = NEVER
+            return old
+        lo = ts_ns  # the earliest it can have started
+        if old is not None:
+            lo = old.start_ns if old.ghost else old.exited_at + 1
+        q = None
+        if rec is not None:
+            q = self._from_record(rec)
+            if not (
+                lo - self.tick_ns - self.tolerance_ns
+                <= q.start_ns
+                <= ts_ns + self.tolerance_ns
+            ):
+                q = None  # /proc shows yet another process
+        if q is None:
+            q = Proc(tgid, lo, ppid, comm, None, None)
+        if old is not None and old.ghost:
+            self._forget(old)
+        return self._add(q)
 
     # -- process events ---------------------------------------------------------------
 
@@ -536,7 +603,7 @@ class ProcessTree:
         self, ts_ns: int, tgid: int, ppid: int, comm: str, filename: object
     ) -> None:
         self.stats.execs += 1
-        p = self.lookup(tgid, ts_ns, ppid, comm)
+        p = self._exec_target(ts_ns, tgid, ppid, comm)
         p.comm = comm or p.comm
         fn = filename if isinstance(filename, str) and filename else None
         p.exe = fn if fn is not None and fn.startswith("/") else None
@@ -554,6 +621,7 @@ class ProcessTree:
             return
         p.exited = True
         p.exit_code = exit_code
+        p.exited_at = p.exit_ns = ts_ns
         p.stale = False
         p._fields = None
         self._queue_exit(p, ts_ns)
@@ -565,16 +633,19 @@ class ProcessTree:
         p.stale = False
         rec = self.source.process(p.tgid)
         self.stats.refreshes += 1
-        if (
-            rec is None
-            or not rec.start_ticks
-            or self.start_ns_of(rec.start_ticks)
-            > (p.start_ns + self.tick_ns + self.tolerance_ns)
-        ):
-            return  # gone, or another process has the pid now
+        if rec is None or not self._same(p, rec):
+            return  # gone, or /proc shows another process with this pid
         p.exe = rec.exe or p.exe
         p.cmdline = bound_cmdline(rec.cmdline) or p.cmdline
         p.node = {"pid": p.tgid, "comm": p.comm, "exe": p.exe}
+        if p.ancestor:
+            self.gen += 1
+
+    def rename(self, p: Proc, comm: str) -> None:
+        """The process changed its name (prctl PR_SET_NAME, or comm written):
+        seen in an event of its main thread."""
+        p.comm = comm
+        p.node = {"pid": p.tgid, "comm": comm, "exe": p.exe}
         if p.ancestor:
             self.gen += 1
 
@@ -709,11 +780,14 @@ class Enricher:
             p is None
             or p.start_ns > ts + tree.tolerance_ns
             or (p.ppid != ev["ppid"] and not p.ghost)
+            or ts > p.exit_ns
         ):
             p = tree.lookup(tgid, ts, ev["ppid"], ev["comm"])
         else:
             tree.stats.hits += 1
             tree.lru.move_to_end(p)
+        if ev["pid"] == tgid and ev["comm"] != p.comm and not p.exited:
+            tree.rename(p, ev["comm"])  # the main thread's comm is the process's
         base = p._fields
         if base is None or p._gen != tree.gen:
             base = self._process_fields(p)
@@ -724,7 +798,9 @@ class Enricher:
         a = self._attr.get(cg)
         if a is None:
             a = self.attribution(cg, tgid, ts)
-        if (a is None or (a is HOST and self.cgroups.hybrid)) and p.attr is not None:
+        if (
+            a is None or (a.path == "/" and self.cgroups.hybrid)
+        ) and p.attr is not None:
             a = p.attr  # v1/hybrid host: the process's own /proc/<pid>/cgroup
         if a is None:
             out["container"] = None
@@ -792,20 +868,32 @@ def format_tree(d: Mapping[str, Any], width: int = 80) -> list[str]:
     """An (enriched) event as lines for `trace --tree`, each fitting `width`:
 
         18:15:58 19717   cat             sys_openat      EACCES:?          /etc/x
-          cat[19717] /usr/bin/cat  user nobody(65534) group nogroup(65534)
-          cmdline: cat /etc/x
-          in docker 3f2a1b9c4d5e  unit docker-3f2a...scope
+          process cat[19717]  user nobody(65534)  group nogroup(65534)
+          exe     /usr/bin/cat
+          cmdline cat /etc/x
+          in      docker 3f2a1b9c4d5e
           <- bash[19700] /usr/bin/bash
           <- sshd[1234] /usr/sbin/sshd
           <- systemd[1] /usr/lib/systemd/systemd
 
-    Every name is escaped (lsmtrace.output.escape); paths are cut from the left.
+    "in" is "host" or "<runtime> <short id> [pod <uid>]"; exe, cmdline and unit
+    lines only when known (no unit line when it is the container's own scope,
+    e.g. docker-<id>.scope); one "<-" line per ancestor, parent first. Every name
+    is escaped (lsmtrace.output.escape); cuts are marked "~" (paths keep their
+    end). width <= 0: no limit.
     """
     from lsmtrace.events import Event
     from lsmtrace.output import COLUMNS, escape, fit, object_summary, pad
 
     def cut(s: str, keep_end: bool = False) -> str:
         return s if width <= 0 else fit(s, width, keep_end=keep_end)
+
+    def labeled(label: str, value: str, keep_end: bool = False) -> str:
+        """ "  label   value", the value cut to what the width leaves."""
+        head = f"  {label:<8}"
+        if width <= 0:
+            return head + value
+        return head + fit(value, max(1, width - len(head)), keep_end=keep_end)
 
     t = str(d.get("time", ""))
     hms = t[11:19] if len(t) >= 19 else "--:--:--"
@@ -821,7 +909,7 @@ def format_tree(d: Mapping[str, Any], width: int = 80) -> list[str]:
     else:
         lines.append(cut(head + " " + obj))
 
-    who = "  " + _proc_label(d.get("tgid"), d.get("comm"), d.get("exe"))
+    who = "  process " + _proc_label(d.get("tgid"), d.get("comm"), None)
     for key, idkey in (("user", "uid"), ("group", "gid")):
         name = d.get(key)
         ident = d.get(idkey)
@@ -829,10 +917,12 @@ def format_tree(d: Mapping[str, Any], width: int = 80) -> list[str]:
     if d.get("exited"):
         who += "  (exited)"
     lines.append(cut(who))
+    if d.get("exe"):
+        lines.append(labeled("exe", escape(str(d["exe"])), keep_end=True))
     if d.get("cmdline"):
-        lines.append(cut("  cmdline: " + escape(str(d["cmdline"]))))
+        lines.append(labeled("cmdline", escape(str(d["cmdline"]))))
     c = d.get("container")
-    where = "  in "
+    where = "  in      "
     if isinstance(c, Mapping):
         cid = str(c.get("id", ""))
         short = cid[:12] if len(cid) == 64 else cid
@@ -841,9 +931,11 @@ def format_tree(d: Mapping[str, Any], width: int = 80) -> list[str]:
             where += f" pod {escape(str(c['pod_uid']))}"
     else:
         where += "host"
-    if d.get("unit"):
-        where += "  unit " + escape(str(d["unit"]))
     lines.append(cut(where))
+    unit = d.get("unit")
+    own = str(c.get("id")) if isinstance(c, Mapping) else None
+    if unit and not (own and own in str(unit)):  # not the container's own scope
+        lines.append(labeled("unit", escape(str(unit))))
     for a in d.get("ancestors") or ():
         lines.append(cut("  <- " + _proc_label(a.get("pid"), a.get("comm"), a.get("exe")),
                          keep_end=False))  # fmt: skip

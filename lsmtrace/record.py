@@ -85,7 +85,7 @@ class RecordingWriter:
         self._raw: IO[bytes] = os.fdopen(fd, "wb")
         self._out: IO[bytes] = self._raw
         if gzip:
-            self._out = gzip_mod.GzipFile(
+            self._out = gzip_mod.GzipFile(  # type: ignore[assignment]
                 fileobj=self._raw, mode="wb", filename="", mtime=0
             )
         self.events = 0
@@ -137,7 +137,7 @@ def _open_text(path: Path) -> IO[bytes]:
     magic = f.read(2)
     f.seek(0)
     if magic == b"\x1f\x8b":
-        return gzip_mod.GzipFile(fileobj=f, mode="rb")
+        return gzip_mod.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
     return f
 
 

@@ -156,7 +156,7 @@ def _command(args: argparse.Namespace) -> list[str]:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _active_lsms() -> list[str]:
@@ -229,6 +229,8 @@ def cmd_record(args: argparse.Namespace) -> int:
             "--pid and a command exclude each other",
             hint="with a command, lsmtrace records it and its descendants",
         )
+    if not args.force and os.path.lexists(args.output):  # before compiling anything
+        raise RecordingError(f"{args.output} exists", hint="choose another name or pass --force")
     child, go_fd = (-1, -1)
     if cmd:
         child, go_fd = _spawn_waiting(cmd)
@@ -330,7 +332,7 @@ def _offset_from(header: Mapping[str, Any], events: list[dict[str, Any]]) -> int
     for e in events[:1]:
         try:
             t = dt.datetime.strptime(str(e["time"]), "%Y-%m-%dT%H:%M:%S.%fZ")
-            wall = int(t.replace(tzinfo=dt.timezone.utc).timestamp()) * 10**9
+            wall = int(t.replace(tzinfo=dt.UTC).timestamp()) * 10**9
             return wall + t.microsecond * 1000 - int(e["ts_ns"])
         except (KeyError, ValueError, TypeError):
             break

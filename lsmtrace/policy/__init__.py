@@ -31,9 +31,9 @@ def generate(target: str, aset: AccessSet, name: str | None = None) -> str:
 
         return apparmor.render(aset, name)
     if target == "selinux":
-        from lsmtrace.policy import selinux
+        from lsmtrace.policy.selinux import render as selinux_render
 
-        return selinux.render(aset, name)
+        return selinux_render(aset, name)
     if target == "tomoyo":
         from lsmtrace.policy import tomoyo
 

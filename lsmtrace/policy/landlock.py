@@ -3,8 +3,9 @@
 Landlock has no globbing: a rule grants rights beneath one existing file or
 directory. So every path is exact, except where the access itself needs the
 parent directory (creating, removing, renaming, linking: the MAKE_*/REMOVE_*
-rights live on the directory), or the path has a random temp component (the
-temp directory is granted, widened on purpose, and said so in `why`).
+rights live on the directory), or the workload created a file or directory
+under a random temp name (it will not exist next run: the temp directory is
+granted, widened on purpose, and said so in `why`).
 /proc/<own pid>/... becomes /proc/self/... (the sandbox execs the command in
 its own process, so "self" is the same process).
 
@@ -89,6 +90,8 @@ def landlock_path(prog: Program, path: str) -> tuple[str, str | None]:
 def requirements(aset: AccessSet) -> list[Requirement]:
     """What each recorded access needs from a Landlock ruleset."""
     out: list[Requirement] = []
+    created_paths = {path for prog in aset.programs.values()
+                     for path, accs in prog.files.items() if accs & {"create", "mkdir"}}  # fmt: skip
     for name in sorted(aset.programs):
         prog = aset.programs[name]
         for raw in sorted(prog.files):
@@ -96,6 +99,12 @@ def requirements(aset: AccessSet) -> list[Requirement]:
             accs = prog.files[raw]
             created = "create" in accs and not path.startswith("/dev/")
             tg = temp_glob(path)
+            if tg is not None:
+                # widen only what the workload itself created under a random
+                # name (it will not exist next run); existing files stay exact
+                comp = path[: len(path) - len(tg[1])]
+                if not (created_paths & {comp, path}):
+                    tg = None
             for acc in sorted(accs):
                 a = Access(name, "file", raw, acc)
                 if acc in NOT_MEDIATED or acc not in FILE_MAP:

@@ -109,6 +109,17 @@ class AccessSet:
             p = self.programs[name] = Program(name, exe)
         return p
 
+    def directories(self) -> set[str]:
+        """Recorded paths that are directories of other recorded paths."""
+        paths = {p for prog in self.programs.values() for p in prog.files}
+        dirs = set()
+        for p in paths:
+            d = posixpath.dirname(p)
+            while d not in dirs and d != "/":
+                dirs.add(d)
+                d = posixpath.dirname(d)
+        return dirs & paths
+
     def flat(self) -> list[Access]:
         out: list[Access] = []
         for name in sorted(self.programs):
@@ -142,6 +153,12 @@ class AccessSet:
 
 def _net_key(n: NetAccess) -> tuple[str, str, str, int]:
     return (n.op, n.family, n.type, -1 if n.port is None else n.port)
+
+
+def byte_str(s: str) -> str:
+    """The path's bytes as a str of code points 0-255 (what the policy escapes
+    name: one octal escape per byte), for matching patterns byte by byte."""
+    return s.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
 def net_text(n: NetAccess) -> str:
@@ -229,8 +246,13 @@ class Builder:
         if kind == "exec":
             exe = resolve(str(obj.get("filename", "")), self.cwd)
             if exe:
-                proc.exe = exe
+                # the exec right belongs to the program that called execve; the
+                # recorded command's own first exec (by lsmtrace's child) to itself
+                if proc.exe is None:
+                    proc.exe = exe
                 self._prog(ev, proc).add_file(exe, "exec")
+                proc.exe = exe
+                proc.last_open = None
                 s.used += 1
             return
         verdict = ev.get("verdict")
@@ -369,10 +391,10 @@ class Builder:
             return True
         if name in ("ptrace", "ptrace_access_check", "process_vm_readv",
                     "process_vm_writev", "ptrace_traceme"):  # fmt: skip
-            mode = "read" if name == "process_vm_readv" else "trace"
+            how = "read" if name == "process_vm_readv" else "trace"
             target = _int(obj.get("target_pid"))
             who = "self" if target in (_int(ev.get("tgid")), 0) else "other"
-            self._prog(ev, proc).ptrace.add((mode, who))
+            self._prog(ev, proc).ptrace.add((how, who))
             return True
         return False
 

@@ -146,15 +146,29 @@ class EventsTable(ScrollView, can_focus=True):
         seq = self.store.view_seq(index)
         changed = seq != self.cursor_seq
         self.cursor_seq = seq
-        height = max(1, self.scrollable_content_region.height)
-        top = self.scroll_offset.y
-        if index < top:
-            self.scroll_to(y=index, animate=False)
-        elif index >= top + height:
-            self.scroll_to(y=index - height + 1, animate=False)
+        self._ensure_visible()
+        # the virtual size may only apply at the next layout: check again then
+        self.call_after_refresh(self._after_layout)
         if changed:
             self.post_message(RowHighlighted(seq))
         self.refresh()
+
+    def _ensure_visible(self) -> None:
+        index = self.cursor_index
+        if index is None:
+            return
+        height = max(1, self.scrollable_content_region.height)
+        top = self.scroll_offset.y
+        if index < top:
+            self.scroll_to(y=index, animate=False, force=True, immediate=True)
+        elif index >= top + height:
+            self.scroll_to(y=index - height + 1, animate=False, force=True, immediate=True)
+
+    def _after_layout(self) -> None:
+        self._ensure_visible()
+        # a scrollbar shown by this layout missed the scroll made before it
+        if self.show_vertical_scrollbar:
+            self.vertical_scrollbar.position = round(self.scroll_offset.y)
 
     def select_index(self, index: int) -> None:
         self.follow = index >= self.store.view_len - 1

@@ -284,7 +284,7 @@ def _ptrace_rules(obj: Mapping[str, Any]) -> dict[str, list[str]]:
         "yama": ["Yama        kernel.yama.ptrace_scope=1 allows descendants only: "
                  "attach to a child, or the target calls prctl(PR_SET_PTRACER, pid); "
                  "scope 2 needs CAP_SYS_PTRACE, 3 forbids ptrace"],
-        "capability": ["capability  CAP_SYS_PTRACE"],
+        "capability": _caps("CAP_SYS_PTRACE")[:1],
         "apparmor": [f"AppArmor    ptrace (read, trace) peer=<profile of {tcomm}>,"],
         "selinux": ["SELinux     allow <domain_t> <target_domain_t>:process ptrace;"],
         "dac": ["DAC         the tracer's uid must match the target's uids (and the "
@@ -334,7 +334,7 @@ def _net_rules(ev: Mapping[str, Any], obj: Mapping[str, Any]) -> dict[str, list[
     if typ == "SOCK_RAW" or fam == "AF_PACKET":
         caps.append("CAP_NET_RAW")
     if caps:
-        rules["capability"] = [f"capability  {c}" for c in caps]
+        rules["capability"] = [_caps(c)[0] for c in caps]
     return rules
 
 
@@ -464,7 +464,9 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
                  "smack": ["Smack       a rule giving the subject's label the access on "
                            "the file's label (chsmack -a to relabel)"]}  # fmt: skip
     if name in SYSCALL_CAPS and lsm == "capability" and not cap:
-        rules.setdefault("capability", [])[:0] = _caps(SYSCALL_CAPS[name])[:1]
+        grant = _caps(SYSCALL_CAPS[name])[0]
+        rules["capability"] = [grant, *(r for r in rules.get("capability", [])
+                                        if SYSCALL_CAPS[name] not in r)]  # fmt: skip
     if (family == "bpf" or name == "bpf") and "capability" not in rules:
         rules["capability"] = _caps("CAP_BPF")[:1]
 
@@ -479,7 +481,8 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
         chosen = rules.get(decider, [])
         if decider == "capability" and not chosen:
             chosen = rules.get("dac", [])
-        extra = [] if decider == "capability" else rules.get("capability", [])
+        # a capability bypasses DAC and Yama's scope 2, never a MAC policy
+        extra = rules.get("capability", []) if decider in ("dac", "yama") else []
         lines.append("Rule that would allow it:")
         lines.extend("  " + r for r in chosen or [f"{decider} policy: no template"])
         lines.extend("  " + r for r in extra if r not in chosen)

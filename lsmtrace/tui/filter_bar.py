@@ -32,8 +32,7 @@ class FilterBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label("Filter ", classes="bar-label")
-        f = Input(placeholder="hook:sys_openat lsm:capability /etc  (? for help)",
-                  id="filter")  # fmt: skip
+        f = Input(placeholder="e.g. verdict:deny comm:cat /etc  (? help)", id="filter")  # fmt: skip
         f.cursor_blink = self.blink
         yield f
         yield Label(" Search ", classes="bar-label")

@@ -10,6 +10,7 @@ bounded table of processes.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -274,8 +275,8 @@ class EventStore:
             return self._ring[seq % self.history]
         return None
 
-    def add(self, events: Iterable[EventDict]) -> int:
-        """Append events; returns how many entered the view."""
+    def add(self, events: Iterable[EventDict]) -> tuple[int, int]:
+        """Append events; returns (entered the view, evicted from the view)."""
         added = 0
         flt = self.filter
         view = self._view
@@ -286,8 +287,9 @@ class EventStore:
             if flt.matches(ev):
                 view.append(seq)
                 added += 1
+        before = self.view_len
         self._evict()
-        return added
+        return added, before - self.view_len
 
     def _evict(self) -> None:
         first = self.first_seq
@@ -528,7 +530,7 @@ def denial_tree(stats: Stats) -> list[ProcNode]:
                     node(pid, str(a.get("comm") or a.get("name") or "?"))
                     pids.append(pid)
             pids.append(tgid)
-            for up, down in zip(pids, pids[1:], strict=False):
+            for up, down in itertools.pairwise(pids):
                 if down != up:
                     parent.setdefault(down, up)
             continue
@@ -543,9 +545,9 @@ def denial_tree(stats: Stats) -> list[ProcNode]:
             cur = ppid
     roots = []
     for pid in sorted(nodes):
-        up = parent.get(pid)
-        if up is not None and up in nodes:
-            nodes[up].children.append(nodes[pid])
+        above = parent.get(pid)
+        if above is not None and above in nodes:
+            nodes[above].children.append(nodes[pid])
         else:
             roots.append(nodes[pid])
     return roots

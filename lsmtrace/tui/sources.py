@@ -259,6 +259,7 @@ class ReplaySource:
                 if len(buf) >= self.chunk:
                     out.add(buf, should_stop)
                     buf = []
+                    time.sleep(0)  # let the UI thread have the GIL
                     if should_stop():
                         return
             if buf:
@@ -330,7 +331,7 @@ class LiveSource:
                 if now >= next_stats:
                     try:
                         out.lost = int(tracer.stats().get("lost", 0))
-                    except Exception:  # noqa: BLE001 - a stats read must not end the trace
+                    except Exception:  # a stats read must not end the trace
                         log.exception("reading the kernel counters")
                     next_stats = now + self.stats_interval
                 out.tick()
@@ -348,7 +349,7 @@ class LiveSource:
             if session is not None:
                 try:
                     session.finish(start)  # detach, drain, final counters
-                except Exception:  # noqa: BLE001 - closing below still detaches
+                except Exception:  # closing below still detaches
                     log.exception("finishing the session")
             tracer.close()
         s = session.summary if session is not None else None

@@ -1,0 +1,151 @@
+"""`lsmtrace tui` on the command line. Textual-free: building the parser (what
+--help does) imports nothing heavy; run() imports the app.
+
+The lead wires it into lsmtrace/cli.py with::
+
+    from lsmtrace.tui import cli as tui_cli
+    tui_cli.add_parser(sub)          # in build_parser()
+    COMMANDS["tui"] = tui_cli.run    # or dispatch on args.func
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from lsmtrace.errors import LsmtraceError, UsageError
+from lsmtrace.tui.model import DEFAULT_HISTORY
+
+log = logging.getLogger(__name__)
+
+TUI_EPILOG = """examples:
+  lsmtrace tui                           # live, default hooks (root)
+  lsmtrace tui --denied                  # live, only denials reach the screen
+  lsmtrace tui --comm nginx --family file
+  lsmtrace tui --backend tracepoint      # force a rung (auto: best that loads)
+  lsmtrace tui --replay run.jsonl        # a recording (`lsmtrace record`), no root
+  lsmtrace tui --replay run.jsonl --history 200000
+keys: ? help, f filter, / search, space pause, d denials only, 1/2/3 views, q quit
+logs: ~/.cache/lsmtrace/tui.log (--log FILE); nothing is written to the terminal
+"""
+
+
+def default_log_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lsmtrace" / "tui.log"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("tui", help="interactive view of decisions, live or replayed",
+                       description="Debug denials on one screen: what was denied, to "
+                       "whom, by which LSM, and what rule would allow it.",
+                       epilog=TUI_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--replay", metavar="FILE",
+                   help="show a recording (JSON Lines) instead of tracing live")  # fmt: skip
+    p.add_argument("--history", type=int, default=DEFAULT_HISTORY, metavar="N",
+                   help=f"events kept in memory (default {DEFAULT_HISTORY})")  # fmt: skip
+    p.add_argument("--log", metavar="FILE",
+                   help=f"log file (default {default_log_path()})")  # fmt: skip
+    p.add_argument("--backend", default="auto",
+                   help="auto|fexit|kprobe|tracepoint (live; default: the best that loads)")
+    p.add_argument("--buffer-pages", type=int, default=512, metavar="N",
+                   help="ring buffer size in 4 KiB pages, a power of two (default 512)")
+    g = p.add_argument_group("live filters (applied in the kernel)")
+    g.add_argument("--pid", type=int, help="only this process (tgid)")
+    g.add_argument("--children", action="store_true", help="with --pid: and its descendants")
+    g.add_argument("--uid", type=int, help="only processes of this real uid")
+    g.add_argument("--comm", help="only processes with this command name (15 bytes max)")
+    g.add_argument("--cgroup", help="only this cgroup (v2 path) and its subtree")
+    g.add_argument("--hooks", action="append", metavar="GLOB",
+                   help="hooks to trace (glob, repeatable; default: the default set)")
+    g.add_argument("--family", action="append", metavar="NAME",
+                   help="hook families to trace (file, exec, task, network, ...)")
+    g.add_argument("--denied", action="store_true", help="only denials")
+
+
+@contextmanager
+def log_to_file(path: Path, debug: bool = False) -> Iterator[None]:
+    """While the TUI runs, every log record goes to `path`, none to the terminal
+    (a StreamHandler made before the app holds the real stderr)."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    handler: logging.Handler
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))  # fmt: skip
+    root.handlers = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    try:
+        yield
+    finally:
+        root.handlers = saved_handlers
+        root.setLevel(saved_level)
+        handler.close()
+
+
+def make_source(args: argparse.Namespace) -> object:
+    from lsmtrace.tui.sources import LiveSource, ReplaySource
+
+    if args.replay:
+        src = ReplaySource(args.replay)
+        src.open()  # a missing or unreadable file fails here, before the screen
+        return src
+    from lsmtrace.loader import TraceOptions, check_root
+
+    check_root()
+    opts = TraceOptions(
+        backend=args.backend, hooks=args.hooks, families=args.family, pid=args.pid,
+        children=args.children, uid=args.uid, comm=args.comm, cgroup=args.cgroup,
+        denied=args.denied, ringbuf_pages=args.buffer_pages,
+    )  # fmt: skip
+    return LiveSource(opts)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.history <= 0:
+        raise UsageError("--history must be positive", hint="e.g. --history 50000")
+    source = make_source(args)
+    from lsmtrace.tui.app import LsmtraceApp
+
+    app = LsmtraceApp(source, history=args.history)  # type: ignore[arg-type]
+    log_path = Path(args.log) if args.log else default_log_path()
+    with log_to_file(log_path, getattr(args, "debug", False)):
+        rc = app.run()
+    if app.source_error:
+        print(f"error: {app.source_error}", file=sys.stderr)
+        return 1
+    return int(rc or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry point (`python -c "from lsmtrace.tui.app import main;
+    main([...])"`) until `lsmtrace tui` is wired in lsmtrace/cli.py."""
+    p = argparse.ArgumentParser(prog="lsmtrace tui", epilog=TUI_EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--debug", action="store_true")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run(args)
+    except LsmtraceError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        if e.hint:
+            print(f"hint: {e.hint}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 0

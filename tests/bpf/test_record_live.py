@@ -1,0 +1,145 @@
+"""`lsmtrace record -- COMMAND` on this host (root, tracepoint rung): the command
+is recorded from its first exec, record exits with its exit code, the file is
+0600 and replays."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import helpers
+import pytest
+
+pytestmark = helpers.needs_root
+
+# Until the lead wires replay_cmd into cli.build_parser, run the commands
+# through the same parser the CLI will build.
+RUNNER = """
+import argparse, sys
+from lsmtrace import cli, replay_cmd
+from lsmtrace.errors import LsmtraceError
+p = cli.build_parser()
+sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+if "record" not in sub.choices:
+    replay_cmd.add_parsers(sub)
+args = p.parse_args(sys.argv[1:])
+try:
+    sys.exit(args.func(args))
+except LsmtraceError as e:
+    print("error: " + e.message, file=sys.stderr)
+    if e.hint:
+        print("hint: " + e.hint, file=sys.stderr)
+    sys.exit(e.exit_code)
+"""
+
+
+def lsmtrace(*args: str, timeout: float = 180, **kw: object) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-c", RUNNER, *args], env=helpers.cli_env(),
+                          capture_output=True, timeout=timeout, check=False, **kw)  # type: ignore[call-overload]  # fmt: skip
+
+
+def records(path: Path) -> list[dict[str, object]]:
+    from lsmtrace.record import read_recording
+
+    rec = read_recording(path)
+    assert rec.error is None, rec.error
+    assert rec.trailer is not None
+    return rec.events
+
+
+def test_record_command_exit_code_mode_and_content(tracepoint_rung: None, tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("one\n")
+    (tmp_path / "b").write_text("two\n")
+    out = tmp_path / "rec.jsonl"
+    old = os.umask(0)
+    try:
+        r = lsmtrace("record", "-o", str(out), "--backend", "tracepoint", "--",
+                     "sh", "-c", f"cat {tmp_path}/a b; exit 7", cwd=str(tmp_path))  # fmt: skip
+    finally:
+        os.umask(old)
+    assert r.returncode == 7, r.stderr.decode()
+    assert r.stdout == b"one\ntwo\n"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    from lsmtrace.record import read_recording
+
+    rec = read_recording(out)
+    h = rec.header
+    assert h["format_version"] == 1
+    assert h["rung"] == "tracepoint"
+    assert h["command"] == ["sh", "-c", f"cat {tmp_path}/a b; exit 7"]
+    assert h["cwd"] == str(tmp_path)
+    assert "landlock" in h["active_lsms"]
+    assert h["kernel"] == os.uname().release
+    assert rec.trailer is not None
+    assert rec.trailer["exit_code"] == 7
+    assert rec.trailer["events"] == len(rec.events)
+    assert rec.trailer["lost"] == 0
+    evs = rec.events
+    # nothing of the command is missed: its very first exec is there
+    execs = [e["object"]["filename"] for e in evs if e["kind"] == "exec"]  # type: ignore[index]
+    assert execs[:1] == ["/usr/bin/sh"]
+    assert "/usr/bin/cat" in execs
+    opened = {(e["object"].get("path"), e["verdict"]) for e in evs  # type: ignore[attr-defined]
+              if e["hook"] == "sys_openat"}  # fmt: skip
+    assert (f"{tmp_path}/a", "allow") in opened
+    assert ("b", "allow") in opened
+    # every event is the `trace --json` object (docs/events.md keys)
+    keys = {"time", "ts_ns", "rung", "kind", "hook", "family", "verdict", "ret", "errno",
+            "lsm", "pid", "tgid", "ppid", "uid", "euid", "gid", "comm", "cgroup", "mntns",
+            "syscall", "latency_ns", "object", "truncated"}  # fmt: skip
+    assert all(set(e) == keys for e in evs)
+    # the recorder itself is not in its recording
+    assert all(e["comm"] != "python3" or e["kind"] == "exec" for e in evs)
+
+    rep = lsmtrace("replay", "--json", str(out))
+    assert rep.returncode == 0
+    assert [json.loads(ln) for ln in rep.stdout.splitlines()] == evs
+
+
+def test_record_gzip_and_denial(tracepoint_rung: None, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("x")
+    os.chmod(secret, 0o600)
+    os.chmod(tmp_path, 0o755)
+    out = tmp_path / "rec.jsonl.gz"
+    r = lsmtrace("record", "-o", str(out), "--backend", "tracepoint", "--",
+                 "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                 "cat", str(secret))  # fmt: skip
+    assert r.returncode == 1, r.stderr.decode()
+    assert out.read_bytes()[:2] == b"\x1f\x8b"
+    denied = [e for e in records(out) if e["verdict"] == "deny" and e["hook"] == "sys_openat"]
+    assert denied
+    assert denied[0]["object"] == {"path": str(secret)}
+    assert denied[0]["errno"] == "EACCES"
+
+
+def test_record_refuses_existing_file(tracepoint_rung: None, tmp_path: Path) -> None:
+    out = tmp_path / "rec.jsonl"
+    out.write_text("keep")
+    r = lsmtrace("record", "-o", str(out), "--backend", "tracepoint", "--", "true")
+    assert r.returncode == 1
+    assert b"exists" in r.stderr
+    assert out.read_text() == "keep"
+
+
+def test_record_missing_command(tracepoint_rung: None, tmp_path: Path) -> None:
+    r = lsmtrace("record", "-o", str(tmp_path / "r.jsonl"), "--backend", "tracepoint", "--",
+                 "/nonexistent/cmd")  # fmt: skip
+    assert r.returncode == 127, r.stderr.decode()
+    assert b"/nonexistent/cmd" in r.stderr
+
+
+def test_record_needs_root_message() -> None:
+    if os.geteuid() == 0:
+        r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                            sys.executable, "-c", RUNNER, "record", "-o", "/tmp/x", "--", "true"],
+                           env=helpers.cli_env(), capture_output=True, timeout=60, check=False,
+                           cwd="/")  # fmt: skip
+        assert r.returncode == 1
+        assert b"needs root" in r.stderr
+    else:
+        pytest.skip(helpers.ROOT_REASON)
