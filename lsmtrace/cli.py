@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -14,6 +15,8 @@ from lsmtrace import __version__
 from lsmtrace.errors import LsmtraceError, UsageError
 
 log = logging.getLogger("lsmtrace")
+
+PROC_KINDS = ("exec", "fork", "exit")
 
 TRACE_EPILOG = """examples:
   lsmtrace trace                         # default hooks, every decision, text
@@ -93,6 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--json", action="store_true", help="JSON Lines (see docs/events.md)"
     )
+    w = t.add_argument_group("who (docs/proctree.md)")
+    w.add_argument("--container", metavar="ID-PREFIX",
+                   help="only this container (Docker, Podman, containerd/CRI, LXC)")
+    w.add_argument("--unit", metavar="NAME", help="only this systemd unit, scope or slice")
+    w.add_argument("--tree", action="store_true",
+                   help="print each denial with its process ancestry and container/unit")
+    w.add_argument("--proc-events", action="store_true",
+                   help="also print exec/fork/exit events")
+    w.add_argument("--no-enrich", action="store_true",
+                   help="JSON without exe, cmdline, user, ancestors, container, unit")
     t.add_argument(
         "--count",
         action="store_true",
@@ -155,12 +168,30 @@ def cmd_trace(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     from lsmtrace.loader import TraceOptions, Tracer
     from lsmtrace.session import stop_on_signals
 
+    if args.container or args.unit:
+        from lsmtrace.cgroups import resolve_cgroup_filter
+
+        if args.cgroup:
+            raise UsageError("--cgroup cannot be combined with --container/--unit",
+                             hint="give one of them")  # fmt: skip
+        args.cgroup = str(resolve_cgroup_filter(container=args.container, unit=args.unit))
+    # JSON and --tree are enriched (exe, ancestors, container...): from /proc at
+    # each process's first event; --tree/--proc-events also feed the tree from
+    # the kernel's exec/fork/exit events, which catches short-lived processes
+    enrich = not (args.no_enrich or args.count or args.discard) and (
+        args.json or args.tree or args.proc_events
+    )
     opts = TraceOptions(
         backend=args.backend, hooks=args.hooks, families=args.family, pid=args.pid,
         children=args.children, uid=args.uid, comm=args.comm, cgroup=args.cgroup,
         denied=args.denied, ringbuf_pages=args.buffer_pages, perf_buffer=args.perf_buffer,
-        stream=not args.count,
+        stream=not args.count, proc_events=enrich and (args.tree or args.proc_events),
     )  # fmt: skip
+    args.enricher = None
+    if enrich:
+        from lsmtrace.proctree import Enricher
+
+        args.enricher = Enricher.live()
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive", hint="e.g. --duration 10")
     tracer = Tracer(opts)
@@ -199,16 +230,37 @@ def _run_trace(
         if not args.json and not args.no_header and not args.count and not args.discard:
             out.write(output.header(width) + "\n")
 
+        enricher = getattr(args, "enricher", None)
+
         def on_events(evs: list[Event]) -> None:
             if not evs:
                 return
-            if args.json:
-                out.write("".join(output.json_line(e, clock) + "\n" for e in evs))
-            else:
-                out.write(
-                    "".join(output.text_line(e, clock, width) + "\n" for e in evs)
-                )
-            out.flush()
+            if enricher is None:
+                if args.json:
+                    out.write("".join(output.json_line(e, clock) + "\n" for e in evs))
+                else:
+                    out.write(
+                        "".join(output.text_line(e, clock, width) + "\n" for e in evs)
+                    )
+                out.flush()
+                return
+            from lsmtrace.proctree import format_tree
+
+            lines = []
+            for e in evs:
+                # every event (process events too, in order) feeds the tree
+                d = enricher.enrich(e.to_dict(clock))
+                if e.kind in PROC_KINDS and not args.proc_events:
+                    continue
+                if args.json:
+                    lines.append(json.dumps(d, ensure_ascii=True, separators=(",", ":")))
+                elif args.tree and e.verdict == "deny":
+                    lines.extend(format_tree(d, width if width > 0 else 10**6))
+                else:
+                    lines.append(output.text_line(e, clock, width))
+            if lines:
+                out.write("\n".join(lines) + "\n")
+                out.flush()
 
         session = Session(tracer, on_events, decode_events=not args.discard)
         session.stop = stop
@@ -225,7 +277,9 @@ def _run_trace(
         tracer.close()
     print(
         f"{summary.delivered} events ({summary.by_verdict['deny']} denied, "
-        f"{summary.by_verdict['allow']} allowed, {summary.by_verdict['error']} failed), "
+        f"{summary.by_verdict['allow']} allowed, {summary.by_verdict['error']} failed"
+        + (f", {summary.processes} process events" if summary.processes else "")
+        + "), "
         f"{summary.lost} lost, {summary.attempted} attempted, "
         f"{summary.seen} decisions seen in kernel, {summary.filtered} filtered"
         + (f", {summary.malformed} malformed" if summary.malformed else "")

@@ -48,6 +48,7 @@ class Summary:
     map_full: int = 0
     read_err: int = 0
     malformed: int = 0
+    processes: int = 0  # exec/fork/exit events (not decisions)
     by_verdict: dict[str, int] = field(
         default_factory=lambda: {"allow": 0, "deny": 0, "error": 0}
     )
@@ -93,7 +94,10 @@ class Session:
         ids, names = self.source.id_names, self.source.syscall_names
         evs = [decode(chunk, ids, names, off) for off in offsets]
         for ev in evs:
-            self.summary.by_verdict[ev.verdict] += 1
+            if ev.kind in ("exec", "fork", "exit"):
+                self.summary.processes += 1
+            else:
+                self.summary.by_verdict[ev.verdict] += 1
         self.on_events(evs)
 
     def run(self, duration: float | None = None, poll_timeout: float = 0.1) -> Summary:

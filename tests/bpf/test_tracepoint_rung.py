@@ -41,6 +41,8 @@ EVENT_KEYS = {
     "time", "ts_ns", "rung", "kind", "hook", "family", "verdict", "ret", "errno", "lsm",
     "pid", "tgid", "ppid", "uid", "euid", "gid", "comm", "cgroup", "mntns", "syscall",
     "latency_ns", "object", "truncated",
+    # the process tree's enrichment (docs/proctree.md)
+    "exe", "cmdline", "user", "group", "ancestors", "container", "unit", "exited",
 }  # fmt: skip
 
 
@@ -228,6 +230,8 @@ def common_fields(sc: Scene, actor: Actor, uid: int) -> dict[str, Any]:
 
 def check_shape(ev: dict[str, Any]) -> None:
     assert set(ev) == EVENT_KEYS, f"keys differ: {set(ev) ^ EVENT_KEYS}"
+    assert ev["container"] is None  # host processes: no container
+    assert ev["user"] in ("root", "nobody")
     assert TIME_RE.match(ev["time"]), ev["time"]
     assert isinstance(ev["ts_ns"], int)
     assert ev["ts_ns"] > 0
