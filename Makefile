@@ -8,7 +8,7 @@ APT_PACKAGES := python3 python3-venv python3-pip python3-bpfcc bpfcc-tools bpfto
 	gcc libc6-dev util-linux procps iproute2 tmux apparmor checkpolicy tomoyo-tools
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-bpf test-vm bench lint deps venv clean
+.PHONY: run test test-unit test-tui test-bpf test-vm bench lint deps venv clean
 
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "error: run as root (apt-get, BPF)"; exit 1; fi
@@ -34,11 +34,14 @@ run: venv
 	$(VENV)/bin/lsmtrace trace
 
 test: venv
-	$(PY) -m pytest tests/unit tests/bpf
+	$(PY) -m pytest tests/unit tests/tui tests/bpf
 	$(MAKE) test-vm
 
 test-unit: venv
 	$(PY) -m pytest tests/unit
+
+test-tui: venv
+	$(PY) -m pytest tests/tui
 
 test-bpf: venv
 	$(PY) -m pytest tests/bpf
@@ -50,6 +53,8 @@ test-vm: venv
 
 bench: venv
 	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/bench_proctree.py
+	$(PY) benchmarks/bench_export.py
 
 lint: venv
 	$(PY) -m ruff check lsmtrace tests benchmarks

@@ -163,11 +163,13 @@ class LsmtraceApp(App[int]):
             if b.error:
                 self.source_error = b.error
                 log.error("source: %s", b.error)
-                self.notify(b.error, title="source failed", severity="error", timeout=30)
+                self.notify(
+                    b.error, title="source failed", severity="error", timeout=30
+                )
             if b.events:
                 self.stats.add(b.events)
                 if not self._show_where and any(
-                    "container" in e or "unit" in e for e in b.events
+                    e.get("container") or e.get("unit") for e in b.events
                 ):
                     self._show_where = True
                     self.query_one(EventsTable).set_show_where(True)

@@ -36,7 +36,9 @@ logs: ~/.cache/lsmtrace/tui.log (--log FILE); nothing is written to the terminal
 
 
 def default_log_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache"
+    )
     return Path(base) / "lsmtrace" / "tui.log"
 
 
@@ -57,21 +59,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"events kept in memory (default {DEFAULT_HISTORY})")  # fmt: skip
     p.add_argument("--log", metavar="FILE",
                    help=f"log file (default {default_log_path()})")  # fmt: skip
-    p.add_argument("--backend", default="auto",
-                   help="auto|fexit|kprobe|tracepoint (live; default: the best that loads)")
-    p.add_argument("--buffer-pages", type=int, default=512, metavar="N",
-                   help="ring buffer size in 4 KiB pages, a power of two (default 512)")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        help="auto|fexit|kprobe|tracepoint (live; default: the best that loads)",
+    )
+    p.add_argument(
+        "--buffer-pages",
+        type=int,
+        default=512,
+        metavar="N",
+        help="ring buffer size in 4 KiB pages, a power of two (default 512)",
+    )
     g = p.add_argument_group("live filters (applied in the kernel)")
     g.add_argument("--pid", type=int, help="only this process (tgid)")
-    g.add_argument("--children", action="store_true", help="with --pid: and its descendants")
+    g.add_argument(
+        "--children", action="store_true", help="with --pid: and its descendants"
+    )
     g.add_argument("--uid", type=int, help="only processes of this real uid")
-    g.add_argument("--comm", help="only processes with this command name (15 bytes max)")
+    g.add_argument(
+        "--comm", help="only processes with this command name (15 bytes max)"
+    )
     g.add_argument("--cgroup", help="only this cgroup (v2 path) and its subtree")
-    g.add_argument("--hooks", action="append", metavar="GLOB",
-                   help="hooks to trace (glob, repeatable; default: the default set)")
-    g.add_argument("--family", action="append", metavar="NAME",
-                   help="hook families to trace (file, exec, task, network, ...)")
+    g.add_argument(
+        "--hooks",
+        action="append",
+        metavar="GLOB",
+        help="hooks to trace (glob, repeatable; default: the default set)",
+    )
+    g.add_argument(
+        "--family",
+        action="append",
+        metavar="NAME",
+        help="hook families to trace (file, exec, task, network, ...)",
+    )
     g.add_argument("--denied", action="store_true", help="only denials")
+    p.add_argument("--no-enrich", action="store_true",
+                   help="live: no exe, ancestors, container, unit from /proc")  # fmt: skip
 
 
 @contextmanager
@@ -113,7 +137,12 @@ def make_source(args: argparse.Namespace) -> object:
         children=args.children, uid=args.uid, comm=args.comm, cgroup=args.cgroup,
         denied=args.denied, ringbuf_pages=args.buffer_pages,
     )  # fmt: skip
-    return LiveSource(opts)
+    enrich = None
+    if not getattr(args, "no_enrich", False):
+        from lsmtrace.proctree import Enricher
+
+        enrich = Enricher.live().enrich
+    return LiveSource(opts, enrich=enrich)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,7 +31,9 @@ def _value(v: Any) -> str:
 def detail_text(ev: Mapping[str, Any]) -> Text:
     t = Text()
     verdict = ev.get("verdict")
-    head = {"deny": "bold red", "error": "yellow", "allow": "green"}.get(str(verdict), "")
+    head = {"deny": "bold red", "error": "yellow", "allow": "green"}.get(
+        str(verdict), ""
+    )
     for i, line in enumerate(explain(ev)):
         if i == 0:
             t.append(line + "\n", style=head)
@@ -65,7 +67,12 @@ def detail_text(ev: Mapping[str, Any]) -> Text:
             t.append(f"  object.{escape(str(k)):<4} ", style="dim")
             t.append(_value(v) + "\n")
     for key, v in ev.items():
-        if key not in FIELD_ORDER and key not in ("object", "container", "unit", "ancestors"):
+        if key not in FIELD_ORDER and key not in (
+            "object",
+            "container",
+            "unit",
+            "ancestors",
+        ):
             t.append(f"  {escape(str(key)):<11}", style="dim")
             t.append(_value(v) + "\n")
     if "ancestors" in ev:

@@ -162,7 +162,9 @@ class EventsTable(ScrollView, can_focus=True):
         if index < top:
             self.scroll_to(y=index, animate=False, force=True, immediate=True)
         elif index >= top + height:
-            self.scroll_to(y=index - height + 1, animate=False, force=True, immediate=True)
+            self.scroll_to(
+                y=index - height + 1, animate=False, force=True, immediate=True
+            )
 
     def _after_layout(self) -> None:
         self._ensure_visible()

@@ -290,8 +290,10 @@ class LiveSource:
         opts: Any,  # lsmtrace.loader.TraceOptions (imported lazily: bcc)
         tracer_factory: Callable[[Any], Any] | None = None,
         stats_interval: float = 1.0,
+        enrich: Callable[[EventDict], EventDict] | None = None,
     ) -> None:
         self.opts = opts
+        self.enrich = enrich  # e.g. lsmtrace.proctree.Enricher.live().enrich
         self.tracer_factory = tracer_factory
         self.stats_interval = stats_interval
 
@@ -319,9 +321,15 @@ class LiveSource:
                 log.debug("skipped %s: %s", name, why)
             clock = WallClock()
 
+            enrich = self.enrich
+
             def on_events(evs: list[Event]) -> None:
-                if evs:
-                    out.add([e.to_dict(clock) for e in evs])
+                if not evs:
+                    return
+                dicts = [e.to_dict(clock) for e in evs]
+                if enrich is not None:
+                    dicts = [enrich(d) for d in dicts]
+                out.add(dicts)
 
             session = Session(tracer, on_events)
             next_stats = 0.0

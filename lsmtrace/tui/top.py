@@ -38,7 +38,9 @@ def row_label(name: str, rate: float, total: int, width: int = 20) -> str:
 
 class TopView(Vertical):
     def compose(self) -> ComposeResult:
-        yield Label("RATE (last 5 s) AND TOTAL; SPARKLINES: LAST 60 s", classes="top-title")
+        yield Label(
+            "RATE (last 5 s) AND TOTAL; SPARKLINES: LAST 60 s", classes="top-title"
+        )
         yield SparkRow(id="spark-all")
         yield SparkRow(id="spark-deny")
         yield Label("HOOKS BY RATE", classes="top-title")

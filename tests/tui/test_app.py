@@ -25,10 +25,12 @@ async def test_replay_loads_everything() -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot)
-        assert len(app.store) == 686 and app.store.view_len == 686
+        assert len(app.store) == 686
+        assert app.store.view_len == 686
         assert app.stats.counters.deny == 193
         assert app.source_error is None
-        assert "686 ev" in status(app) and "193 denied" in status(app)
+        assert "686 ev" in status(app)
+        assert "193 denied" in status(app)
         # tail-follow: the cursor is on the newest event
         assert app.query_one(EventsTable).cursor_seq == 685
 
@@ -49,7 +51,8 @@ async def test_denied_toggle_and_filter_typing() -> None:
                        == "denied comm:cat path:/etc/shadow")  # fmt: skip
         evs = [app.store.view_event(i) for i in range(app.store.view_len)]
         assert len(evs) == 1
-        assert evs[0] is not None and evs[0]["object"]["path"] == "/etc/shadow"
+        assert evs[0] is not None
+        assert evs[0]["object"]["path"] == "/etc/shadow"
         await pilot.press("enter")  # back to the table
         assert isinstance(app.focused, EventsTable)
         await pilot.press("d")  # denied off: the allowed/failed /etc/shadow rows too
@@ -73,7 +76,8 @@ async def test_selection_and_detail_pane_explain() -> None:
         await loaded(pilot)
         await pilot.press("home")
         ev = app.selected_event()
-        assert ev is not None and ev["lsm"] == "apparmor"
+        assert ev is not None
+        assert ev["lsm"] == "apparmor"
         text = detail(app)
         assert "DENIED   file_open EACCES: nginx[4100]" in text
         assert "Who: AppArmor." in text
@@ -97,7 +101,9 @@ async def test_search_and_next() -> None:
         await pilot.press("slash", *"nginx", "enter")
         await pilot.pause()
         first = app.selected_event()
-        assert first is not None and first["comm"] == "nginx" and first["tgid"] == 4100
+        assert first is not None
+        assert first["comm"] == "nginx"
+        assert first["tgid"] == 4100
         await pilot.press("n")
         assert app.selected_event()["tgid"] == 4101  # type: ignore[index]
         await pilot.press("N", "N")
@@ -116,9 +122,11 @@ async def test_pause_holds_events_then_resume() -> None:
         src.feed(events[4:])
         await wait_for(pilot, lambda: app.stats.counters.total == 10)
         assert app.store.view_len == 4  # the table is frozen
-        assert "PAUSED" in status(app) and "+6" in status(app)
+        assert "PAUSED" in status(app)
+        assert "+6" in status(app)
         await pilot.press("space")
-        assert not app.paused and app.store.view_len == 10
+        assert not app.paused
+        assert app.store.view_len == 10
         src.end()
         await wait_for(pilot, lambda: app.source_done)
 
@@ -146,7 +154,8 @@ async def test_container_column_appears_when_wide() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
         header = str(app.query_one("#events-header", Static).render())
-        assert "CONTAINER/UNIT" in header and "TIME" in header
+        assert "CONTAINER/UNIT" in header
+        assert "TIME" in header
 
 
 async def test_quit_stops_the_source_thread() -> None:

@@ -20,7 +20,12 @@ def test_parser() -> None:
     args = parser().parse_args(["tui", "--replay", "x.jsonl", "--history", "10",
                                 "--denied", "--comm", "cat"])  # fmt: skip
     assert args.func is cli.run
-    assert (args.replay, args.history, args.denied, args.comm) == ("x.jsonl", 10, True, "cat")
+    assert (args.replay, args.history, args.denied, args.comm) == (
+        "x.jsonl",
+        10,
+        True,
+        "cat",
+    )
     sub = parser()._subparsers._group_actions[0].choices["tui"]  # type: ignore[union-attr]
     assert "examples:" in sub.format_help()
 

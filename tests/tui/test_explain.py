@@ -26,7 +26,9 @@ def test_apparmor_exec_rule(lsm_events: list[dict[str, Any]]) -> None:
     assert "/usr/bin/curl ix," in text(by(lsm_events, hook="bprm_check_security"))
 
 
-def test_selinux_avc_gives_the_exact_allow_rule(lsm_events: list[dict[str, Any]]) -> None:
+def test_selinux_avc_gives_the_exact_allow_rule(
+    lsm_events: list[dict[str, Any]],
+) -> None:
     t = text(by(lsm_events, hook="selinux_audited"))
     assert "allow httpd_t user_home_t:file { read };" in t
     assert "audit2allow" in t
@@ -40,7 +42,8 @@ def test_landlock_access_right(lsm_events: list[dict[str, Any]]) -> None:
 
 def test_yama_ptrace(lsm_events: list[dict[str, Any]]) -> None:
     t = text(by(lsm_events, lsm="yama"))
-    assert "ptrace_scope" in t and "CAP_SYS_PTRACE" in t
+    assert "ptrace_scope" in t
+    assert "CAP_SYS_PTRACE" in t
 
 
 def test_dac_write_create(lsm_events: list[dict[str, Any]]) -> None:
@@ -65,7 +68,9 @@ def test_failure_is_not_a_decision(lsm_events: list[dict[str, Any]]) -> None:
     assert "not a security decision" in lines[1]
 
 
-def test_tracepoint_rung_lists_every_target(denial_events: list[dict[str, Any]]) -> None:
+def test_tracepoint_rung_lists_every_target(
+    denial_events: list[dict[str, Any]],
+) -> None:
     """Real event: uid 65534 cat /etc/shadow on the tracepoint rung (lsm null)."""
     ev = by(denial_events, hook="sys_openat", verdict="deny", comm="cat")
     t = text(ev)
@@ -76,13 +81,18 @@ def test_tracepoint_rung_lists_every_target(denial_events: list[dict[str, Any]])
         assert needle in t
 
 
-def test_real_nice_denial_names_cap_sys_nice(denial_events: list[dict[str, Any]]) -> None:
+def test_real_nice_denial_names_cap_sys_nice(
+    denial_events: list[dict[str, Any]],
+) -> None:
     t = text(by(denial_events, hook="sys_setpriority", verdict="deny"))
-    assert "Who: the capability module" in t and "CAP_SYS_NICE" in t
+    assert "Who: the capability module" in t
+    assert "CAP_SYS_NICE" in t
 
 
 def test_dac_capability_probe_is_explained(denial_events: list[dict[str, Any]]) -> None:
-    ev = next(e for e in denial_events if e["object"].get("cap_name") == "CAP_DAC_OVERRIDE")
+    ev = next(
+        e for e in denial_events if e["object"].get("cap_name") == "CAP_DAC_OVERRIDE"
+    )
     assert "the DAC decision itself" in text(ev)
 
 
@@ -91,7 +101,8 @@ def test_every_fixture_event_explains_without_error(
 ) -> None:
     for ev in denial_events + lsm_events:
         lines = explain(ev)
-        assert lines and all(isinstance(x, str) and "\n" not in x for x in lines)
+        assert lines
+        assert all(isinstance(x, str) and "\n" not in x for x in lines)
 
 
 def test_hostile_path_is_escaped() -> None:
@@ -99,5 +110,6 @@ def test_hostile_path_is_escaped() -> None:
           "lsm": None, "rung": "tracepoint", "comm": "x\x1b[2J", "tgid": 1, "uid": 1,
           "euid": 1, "object": {"path": "/tmp/\x1b]0;pwned\x07"}}  # fmt: skip
     t = text(ev)
-    assert "\x1b" not in t and "\x07" not in t
+    assert "\x1b" not in t
+    assert "\x07" not in t
     assert "\\x1b" in t

@@ -49,13 +49,15 @@ async def test_flood_stays_responsive_and_bounded(tmp_path: Path) -> None:
             i += 1
             max_rows = max(max_rows, len(app.store), app.store.view_len)
             co = app.coalescer
-            assert co is not None and len(co._q) <= HISTORY
+            assert co is not None
+            assert len(co._q) <= HISTORY
             await pilot.pause(0.01)
             assert i < 20_000, "the replay did not finish"
         await pilot.pause(0.1)
         assert app.stats.counters.total == N  # replay: back-pressure, nothing dropped
         assert app.stats.counters.dropped == 0
-        assert len(app.store) == HISTORY and app.store.view_len == HISTORY
+        assert len(app.store) == HISTORY
+        assert app.store.view_len == HISTORY
         assert max_rows <= HISTORY
         assert app.batches >= N // 20_000  # merged into few batches
         t0 = time.monotonic()
@@ -64,7 +66,10 @@ async def test_flood_stays_responsive_and_bounded(tmp_path: Path) -> None:
         latencies.append(time.monotonic() - t0)
         assert all(app.store.view_event(i)["verdict"] == "deny"  # type: ignore[index]
                    for i in range(app.store.view_len))  # fmt: skip
-    print(f"key presses during the flood: {i}, latencies (s): "
-          + " ".join(f"{x:.3f}" for x in latencies))
+    print(
+        f"key presses during the flood: {i}, latencies (s): "
+        + " ".join(f"{x:.3f}" for x in latencies)
+    )
     assert i >= 1, "the flood ended before a key was tested"
-    assert latencies and max(latencies) < KEY_BOUND_S, latencies
+    assert latencies
+    assert max(latencies) < KEY_BOUND_S, latencies

@@ -25,10 +25,12 @@ def test_ring_is_bounded_and_view_follows() -> None:
         s.add(ev(i, verdict="deny" if i % 2 else "allow") for i in range(chunk * 50,
                                                                           chunk * 50 + 50))  # fmt: skip
     assert len(s) == 100
-    assert s.first_seq == 400 and s.next_seq == 500
+    assert s.first_seq == 400
+    assert s.next_seq == 500
     assert s.view_len == 50
     assert all(s.view_event(i)["verdict"] == "deny" for i in range(s.view_len))  # type: ignore[index]
-    assert s.get(399) is None and s.get(499) is not None
+    assert s.get(399) is None
+    assert s.get(499) is not None
 
 
 def test_view_eviction_is_reported() -> None:
@@ -58,7 +60,7 @@ def test_filter(query: str, expect: bool) -> None:
 
 @pytest.mark.parametrize("bad", ["bogus:1", "verdict:maybe", "pid:abc", "hook:"])
 def test_filter_errors(bad: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"\w"):
         Filter.parse(bad)
 
 
@@ -75,7 +77,8 @@ def test_stats_rates_and_series_use_event_time() -> None:
     st.add(ev(i, ts_ns=5_000_000_000 + i * 100_000_000,
               verdict="deny" if i < 5 else "allow") for i in range(20))  # fmt: skip
     now = st.latest_ns
-    assert st.counters.total == 20 and st.counters.deny == 5
+    assert st.counters.total == 20
+    assert st.counters.deny == 5
     assert st.series("*", now, 3) == [0, 10, 10]
     assert st.rate("deny", now, 5) == 1.0
     assert st.top_hooks(now)[0][0] == "sys_openat"
@@ -84,7 +87,9 @@ def test_stats_rates_and_series_use_event_time() -> None:
 def test_result_text() -> None:
     assert result_text({"verdict": "allow"}) == "allow"
     assert result_text({"verdict": "error", "errno": "ENOENT"}) == "ENOENT"
-    assert result_text({"verdict": "deny", "errno": "EACCES", "lsm": None}) == "EACCES:?"
+    assert (
+        result_text({"verdict": "deny", "errno": "EACCES", "lsm": None}) == "EACCES:?"
+    )
 
 
 def test_tree_from_ppid_chain_and_ancestors() -> None:
@@ -95,7 +100,8 @@ def test_tree_from_ppid_chain_and_ancestors() -> None:
                ancestors=[{"pid": 99, "comm": "shim"}, {"pid": 1, "comm": "systemd"}])])  # fmt: skip
     roots = denial_tree(st)
     texts = {n.pid: n for r in roots for n in r.walk()}
-    assert texts[30].denials == 1 and texts[40].denials == 1
+    assert texts[30].denials == 1
+    assert texts[40].denials == 1
     assert [c.pid for c in texts[10].children] == [20]
     assert [c.pid for c in texts[99].children] == [40]
     assert texts[1].comm == "systemd"

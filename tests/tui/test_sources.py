@@ -29,7 +29,8 @@ def test_live_coalescer_drops_oldest_when_the_screen_lags() -> None:
     posted[0].ack()
     co.tick()
     assert len(posted) == 2
-    assert len(posted[1].events) == 100 and posted[1].dropped == 190
+    assert len(posted[1].events) == 100
+    assert posted[1].dropped == 190
     assert posted[1].events[-1] == {"i": 299}
 
 
@@ -44,7 +45,8 @@ def test_coalescer_rate_limit() -> None:
     assert len(posted) == 1
     now[0] = 0.2
     co.tick()
-    assert len(posted) == 2 and len(posted[1].events) == 49
+    assert len(posted) == 2
+    assert len(posted[1].events) == 49
 
 
 def test_replay_blocks_instead_of_dropping() -> None:
@@ -91,7 +93,9 @@ def test_replay_reads_fixture() -> None:
     posted = _run_replay(DATA / "lsms.jsonl")
     events = [e for b in posted for e in b.events]
     assert len(events) == 10
-    assert posted[-1].done and posted[-1].lost == 3 and posted[-1].error is None
+    assert posted[-1].done
+    assert posted[-1].lost == 3
+    assert posted[-1].error is None
 
 
 def test_local_reader_fallback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -107,12 +111,15 @@ def test_local_reader_fallback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     rec = sources.read_recording(DATA / "denials.jsonl")
     assert isinstance(rec, sources.LocalRecording)
     events = list(rec.events)
-    assert len(events) == 686 and rec.trailer is not None and rec.trailer["lost"] == 0
+    assert len(events) == 686
+    assert rec.trailer is not None
+    assert rec.trailer["lost"] == 0
     bad = tmp_path / "cut.jsonl"
     lines = (DATA / "lsms.jsonl").read_text().splitlines()
     bad.write_text("\n".join(lines[:4]) + "\n" + lines[4][:30])
     rec = sources.read_recording(bad)
-    assert len(list(rec.events)) == 3 and rec.error
+    assert len(list(rec.events)) == 3
+    assert rec.error
 
 
 def test_truncated_recording_shows_prefix_and_error(tmp_path: Path) -> None:
@@ -121,7 +128,8 @@ def test_truncated_recording_shows_prefix_and_error(tmp_path: Path) -> None:
     bad.write_text("\n".join(lines[:6]) + "\n")  # no trailer
     posted = _run_replay(bad)
     assert len([e for b in posted for e in b.events]) == 5
-    assert posted[-1].done and posted[-1].error
+    assert posted[-1].done
+    assert posted[-1].error
 
 
 def test_pure_modules_import_without_textual() -> None:

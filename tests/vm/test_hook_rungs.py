@@ -339,6 +339,7 @@ def test_tomoyo(live: Tracer) -> None:
 
 
 BPF_LSM_PROG = r"""
+#include <linux/fs.h>
 BPF_ARRAY(marker, u64, 1);
 LSM_PROBE(file_open, struct file *file)
 {
