@@ -8,7 +8,7 @@ APT_PACKAGES := python3 python3-venv python3-pip python3-bpfcc bpfcc-tools bpfto
 	gcc libc6-dev util-linux procps iproute2 tmux apparmor checkpolicy tomoyo-tools
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-tui test-bpf test-vm bench lint deps venv clean
+.PHONY: run test test-unit test-tui test-bpf test-vm bench bench-vm lint deps venv clean
 
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "error: run as root (apt-get, BPF)"; exit 1; fi
@@ -55,6 +55,12 @@ bench: venv
 	$(PY) benchmarks/bench.py
 	$(PY) benchmarks/bench_proctree.py
 	$(PY) benchmarks/bench_export.py
+
+# The fexit rung's overhead, measured in the VM target (TCG: relative figures only).
+bench-vm: venv
+	/usr/bin/python3 vagrant/vmtest.py run --kernel 6.12 --timeout 3000 -- \
+		python3 benchmarks/bench.py --backend fexit --modes count,denied --loops c \
+		--pairs 5 --repeat 1 --n-c 50000 --no-throughput
 
 lint: venv
 	$(PY) -m ruff check lsmtrace tests benchmarks

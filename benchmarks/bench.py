@@ -6,7 +6,8 @@ Nothing here is a pass/fail test: it prints what it measured, side by side.
 
 1. Overhead: an open+close loop (C, the worst case: nothing but syscalls; and
    Python, closer to a real program) untraced vs traced, A/B alternated with a
-   fresh tracer for every pair, for three modes: counting only (`--count`),
+   fresh tracer for every pair (each side: fastest of --repeat runs, so noise
+   from the rest of the host weighs less), for three modes: counting only (`--count`),
    denied-only streaming (`--denied`) and full streaming. Ratio = untraced time
    / traced time per open (1.0 = free).
 2. Throughput: the tracer consuming a paced open loop at rising offered rates;
@@ -105,15 +106,27 @@ MODES = {
 }
 
 
-def overhead(pairs: int, n_c: int, n_py: int, backend: str) -> list[dict[str, object]]:
+def best_of(repeat: int, loop: str, n: int) -> float:
+    """Fastest of `repeat` runs: the run least disturbed by the rest of the host."""
+    return min(run_loop(loop, n)[0] for _ in range(repeat))
+
+
+def overhead(
+    pairs: int, n_c: int, n_py: int, backend: str, repeat: int = 3,
+    modes: list[str] | None = None, loops: list[str] | None = None,
+) -> list[dict[str, object]]:
     rows = []
     for mode, flags in MODES.items():
+        if modes and flags[0].lstrip("-") not in modes:
+            continue
         for loop, n in (("c", n_c), ("python", n_py)):
+            if loops and loop not in loops:
+                continue
             ratios, lost, delivered = [], 0, 0
             for _ in range(pairs):
-                base, _r = run_loop(loop, n)
+                base = best_of(repeat, loop, n)
                 t = TracerProc(["--backend", backend, *flags])
-                traced, _r = run_loop(loop, n)
+                traced = best_of(repeat, loop, n)
                 res = t.stop()
                 lost += res["lost"]
                 delivered += res["delivered"]
@@ -141,9 +154,9 @@ def throughput(
                         "--buffer-pages", "1024"])  # fmt: skip
         start = time.monotonic()
         _ns, offered = run_loop("c", n, rate)
+        el = time.monotonic() - start  # the producing interval
         time.sleep(0.5)
         res = t.stop()
-        el = time.monotonic() - start
         rows.append({"consumer": " ".join(consumer), "offered_per_s": round(offered),
                      "events": n,
                      "delivered": res["delivered"], "lost": res["lost"],
@@ -160,6 +173,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", type=int, default=5)
+    p.add_argument("--repeat", type=int, default=3,
+                   help="loop runs per side of a pair; the fastest counts")
     p.add_argument("--n-c", type=int, default=400_000, help="opens per C loop run")
     p.add_argument("--n-py", type=int, default=200_000, help="opens per Python loop run")
     p.add_argument("--backend", default="auto")
@@ -167,6 +182,10 @@ def main() -> int:
                    help="offered opens/s for the throughput table (0 = unpaced)")
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--modes", help="comma list of count,denied,json (default: all)")
+    p.add_argument("--loops", help="comma list of c,python (default: both)")
+    p.add_argument("--no-throughput", action="store_true",
+                   help="skip the throughput table (e.g. in the VM under TCG)")
     a = p.parse_args()
     if os.geteuid() != 0:
         print("error: benchmarks load BPF programs: run as root", file=sys.stderr)
@@ -174,11 +193,15 @@ def main() -> int:
     print(f"lsmtrace bench on {platform.release()}, {os.cpu_count()} CPUs, "
           f"backend {a.backend}", flush=True)  # fmt: skip
     print("overhead (untraced/traced time per open+close; 1.0 = no overhead):", flush=True)
-    over = overhead(a.pairs, a.n_c, a.n_py, a.backend)
-    rates = [float(x) for x in a.rates.split(",")]
-    thr = []
+    over = overhead(a.pairs, a.n_c, a.n_py, a.backend, a.repeat,
+                    a.modes.split(",") if a.modes else None,
+                    a.loops.split(",") if a.loops else None)  # fmt: skip
+    rates = [] if a.no_throughput else [float(x) for x in a.rates.split(",")]
+    thr: list[dict[str, object]] = []
     for consumer, what in ((["--discard"], "transport: batches out of the ring, not decoded"),
                            (["--json"], "JSON Lines to /dev/null")):  # fmt: skip
+        if not rates:
+            break
         print(f"throughput, full streaming ({what}), --comm openloop:", flush=True)
         thr += throughput(rates, a.seconds, a.backend, consumer)
     if a.json:

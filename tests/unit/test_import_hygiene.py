@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PURE = ("abi", "events", "output", "hooks", "btf", "syscalls", "bpfgen", "session",
-        "probe", "kheaders", "cli")  # fmt: skip
+PURE = ("abi", "events", "output", "hooks", "btf", "syscalls", "bpfgen", "hookgen",
+        "session", "probe", "kheaders", "cli", "doctor", "ringbuf", "proctree", "cgroups",
+        "record", "replay_cmd", "sandbox", "metrics", "export_cmd", "policy.model",
+        "policy.apparmor", "policy.selinux", "policy.landlock", "policy.tomoyo",
+        "tui.explain", "tui.sources", "tui.cli")  # fmt: skip
 HEAVY = ("bcc", "textual")
 
 PROBE = """

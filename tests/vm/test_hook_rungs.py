@@ -410,3 +410,53 @@ def test_accounting_and_detach(rung: str, tmp_path: Path) -> None:
     ours = [ln for ln in after.splitlines() if "lsmt_" in ln or "kfunc__" in ln
             or "kretfunc__" in ln]  # fmt: skip
     assert len(ours) <= len([ln for ln in before.splitlines() if "lsmt_" in ln]), ours
+
+
+def test_apparmor_policy_closed_loop(live: Tracer, tmp_path: Path) -> None:
+    """Issue #7's loop in enforce mode: record a workload, generate its AppArmor
+    profile, load it; the workload still runs, a deviation is denied and traced
+    with lsm = apparmor."""
+    if "apparmor" not in active_lsms():
+        pytest.skip("apparmor is not in /sys/kernel/security/lsm")
+    parser = shutil.which("apparmor_parser")
+    if parser is None:
+        pytest.skip("apparmor_parser is not installed (Debian package apparmor)")
+    work = Path(f"/srv/lsmt-loop-{live.rung}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (work / name).write_text(name)
+    exe = Path(f"/usr/local/bin/lsmt-loop-{live.rung}")
+    shutil.copy("/usr/bin/cat", exe)
+    rec, prof = tmp_path / "rec.jsonl", tmp_path / "loop.profile"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    lsmtrace = [sys.executable, "-m", "lsmtrace"]
+    try:
+        subprocess.run([*lsmtrace, "record", "-o", str(rec), "--backend", live.rung,
+                        "--", str(exe), str(work / "a"), str(work / "b")],
+                       check=True, env=env, cwd=REPO, timeout=600)  # fmt: skip
+        subprocess.run([*lsmtrace, "policy", "generate", "--target", "apparmor",
+                        str(rec), "-o", str(prof)], check=True, env=env, cwd=REPO,
+                       timeout=120)  # fmt: skip
+        text = prof.read_text()
+        assert str(work / "c") not in text
+        subprocess.run([parser, "-r", str(prof)], check=True)
+        try:
+            ok = subprocess.run([str(exe), str(work / "a"), str(work / "b")],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+            assert ok.returncode == 0, ok.stderr
+            assert ok.stdout == "ab"
+            bad = subprocess.Popen([str(exe), str(work / "c")], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)  # fmt: skip
+            _out, err = bad.communicate(timeout=60)
+            assert bad.returncode != 0
+            assert b"Permission denied" in err
+        finally:
+            subprocess.run([parser, "-R", str(prof)], check=False)
+    finally:
+        exe.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    evs = [e for e in live.wait_for(bad.pid, "file_open")
+           if e["object"].get("path") == str(work / "c")]  # fmt: skip
+    assert evs, f"no file_open denial of {work / 'c'}: {live.events()[-5:]}"
+    assert_denied_by(evs[0], live.rung, "apparmor", "EACCES")
