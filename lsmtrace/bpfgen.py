@@ -159,7 +159,7 @@ def struct_offsets() -> list[str]:
             f"-DLSMT_SK_NUM={off('sock', '__sk_common.skc_num')}",
             f"-DLSMT_SK_PROTOCOL={off('sock', 'sk_protocol')}",
         ]
-    except Exception as e:  # noqa: BLE001 - without them: no mount walk, no mntns
+    except Exception as e:
         log.warning("struct offsets not in BTF (%s): paths stop at mount points, "
                     "mntns reads 0", e)  # fmt: skip
         return ["-DLSMT_NO_MOUNT_WALK=1", "-DLSMT_MOUNT_PARENT=0",

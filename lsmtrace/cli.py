@@ -30,8 +30,13 @@ TRACE_EPILOG = """examples:
 """
 
 
-def _add_filters(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("filters (applied in the kernel)")
+def add_filter_args(
+    p: argparse.ArgumentParser,
+    title: str = "filters (applied in the kernel)",
+    denied: bool = True,
+) -> None:
+    """The kernel-side filters, shared by trace, record, export and tui."""
+    g = p.add_argument_group(title)
     g.add_argument("--pid", type=int, help="only this process (tgid)")
     g.add_argument(
         "--children", action="store_true", help="with --pid: and its descendants"
@@ -53,10 +58,12 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="hook families to trace (file, exec, task, network, ...)",
     )
-    g.add_argument("--denied", action="store_true", help="only denials")
+    if denied:
+        g.add_argument("--denied", action="store_true", help="only denials")
 
 
-def _add_backend(p: argparse.ArgumentParser) -> None:
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    """--backend, --buffer-pages, --perf-buffer, shared by every live command."""
     p.add_argument(
         "--backend",
         default="auto",
@@ -91,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=TRACE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_backend(t)
-    _add_filters(t)
+    add_backend_args(t)
+    add_filter_args(t)
     t.add_argument(
         "--json", action="store_true", help="JSON Lines (see docs/events.md)"
     )

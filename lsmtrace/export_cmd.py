@@ -88,47 +88,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--backend",
-        default="auto",
-        help="auto|fexit|kprobe|tracepoint (default: auto, the best that loads)",
-    )
-    p.add_argument(
-        "--buffer-pages",
-        type=int,
-        default=512,
-        metavar="N",
-        help="ring buffer size in 4 KiB pages, a power of two (default 512)",
-    )
-    p.add_argument(
-        "--perf-buffer",
-        action="store_true",
-        help="use the perf buffer even where the ring buffer works",
-    )
-    g = p.add_argument_group(
-        "filters (in the kernel; they restrict the denial "
-        "stream, and --hooks/--family what is attached)"
-    )
-    g.add_argument("--pid", type=int, help="only this process (tgid)")
-    g.add_argument(
-        "--children", action="store_true", help="with --pid: and its descendants"
-    )
-    g.add_argument("--uid", type=int, help="only processes of this real uid")
-    g.add_argument(
-        "--comm", help="only processes with this command name (15 bytes max)"
-    )
-    g.add_argument("--cgroup", help="only this cgroup (v2 path) and its subtree")
-    g.add_argument(
-        "--hooks",
-        action="append",
-        metavar="GLOB",
-        help="hooks to trace (glob, repeatable; default: the default set)",
-    )
-    g.add_argument(
-        "--family",
-        action="append",
-        metavar="NAME",
-        help="hook families to trace (file, exec, task, network, ...)",
+    from lsmtrace import cli
+
+    cli.add_backend_args(p)
+    cli.add_filter_args(
+        p,
+        "filters (in the kernel; they restrict the denial stream, and "
+        "--hooks/--family what is attached)",
+        denied=False,  # export always streams denials only
     )
     s = p.add_argument_group("serving")
     s.add_argument(

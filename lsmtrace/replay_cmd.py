@@ -67,8 +67,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     r.add_argument(
         "--duration", type=float, metavar="SECONDS", help="stop after this long"
     )
-    cli._add_backend(r)
-    cli._add_filters(r)
+    cli.add_backend_args(r)
+    cli.add_filter_args(r)
     r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
                    help="run this command and record it and its descendants")  # fmt: skip
     r.set_defaults(func=cmd_record)

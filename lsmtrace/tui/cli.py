@@ -59,41 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"events kept in memory (default {DEFAULT_HISTORY})")  # fmt: skip
     p.add_argument("--log", metavar="FILE",
                    help=f"log file (default {default_log_path()})")  # fmt: skip
-    p.add_argument(
-        "--backend",
-        default="auto",
-        help="auto|fexit|kprobe|tracepoint (live; default: the best that loads)",
-    )
-    p.add_argument(
-        "--buffer-pages",
-        type=int,
-        default=512,
-        metavar="N",
-        help="ring buffer size in 4 KiB pages, a power of two (default 512)",
-    )
-    g = p.add_argument_group("live filters (applied in the kernel)")
-    g.add_argument("--pid", type=int, help="only this process (tgid)")
-    g.add_argument(
-        "--children", action="store_true", help="with --pid: and its descendants"
-    )
-    g.add_argument("--uid", type=int, help="only processes of this real uid")
-    g.add_argument(
-        "--comm", help="only processes with this command name (15 bytes max)"
-    )
-    g.add_argument("--cgroup", help="only this cgroup (v2 path) and its subtree")
-    g.add_argument(
-        "--hooks",
-        action="append",
-        metavar="GLOB",
-        help="hooks to trace (glob, repeatable; default: the default set)",
-    )
-    g.add_argument(
-        "--family",
-        action="append",
-        metavar="NAME",
-        help="hook families to trace (file, exec, task, network, ...)",
-    )
-    g.add_argument("--denied", action="store_true", help="only denials")
+    from lsmtrace import cli
+
+    cli.add_backend_args(p)
+    cli.add_filter_args(p, "live filters (applied in the kernel)")
     p.add_argument("--no-enrich", action="store_true",
                    help="live: no exe, ancestors, container, unit from /proc")  # fmt: skip
 
@@ -135,7 +104,7 @@ def make_source(args: argparse.Namespace) -> object:
     opts = TraceOptions(
         backend=args.backend, hooks=args.hooks, families=args.family, pid=args.pid,
         children=args.children, uid=args.uid, comm=args.comm, cgroup=args.cgroup,
-        denied=args.denied, ringbuf_pages=args.buffer_pages,
+        denied=args.denied, ringbuf_pages=args.buffer_pages, perf_buffer=args.perf_buffer,
     )  # fmt: skip
     enrich = None
     if not getattr(args, "no_enrich", False):

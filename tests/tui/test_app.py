@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import LSMS, ScriptedSource, load_events, loaded, make_app, wait_for
 from textual.widgets import ContentSwitcher, Input, Static
+from tui_support import LSMS, ScriptedSource, load_events, loaded, make_app, wait_for
 
 from lsmtrace.tui.app import LsmtraceApp
 from lsmtrace.tui.detail import DetailPane

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import DENIALS, load_events, make_app
 from textual.widgets import ContentSwitcher
+from tui_support import DENIALS, load_events, make_app
 
 N = 100_000
 HISTORY = 20_000

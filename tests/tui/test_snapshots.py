@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DENIALS, LSMS, loaded, make_app
+from tui_support import DENIALS, LSMS, loaded, make_app
 
 pytest.importorskip("pytest_textual_snapshot", reason="pytest-textual-snapshot missing")
 
