@@ -208,7 +208,12 @@ def _apparmor_file(path: str, access: list[str], comm: str) -> str:
     letters = "".join(sorted(letters, key=order.index))
     if "list" in access and not path.endswith("/"):
         path += "/"
-    return f"AppArmor    {path} {letters},   (in the profile confining {comm})"
+    # quoted and escaped by the policy generator's own code, so a hostile file
+    # name reads here exactly as it would in a generated profile
+    from lsmtrace.policy.apparmor import escape_literal
+
+    return f'AppArmor    "{escape_literal(path)}" {letters},   (in the profile confining {comm})'
+
 
 
 def _selinux_file(access: list[str], tclass: str = "file") -> list[str]:
@@ -399,7 +404,8 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
     cap = (
         str(obj.get("cap_name") or "") if kind == "capable" or hook == "capable" else ""
     )
-    path = escape(str(obj.get("path") or obj.get("filename") or ""))
+    raw_path = str(obj.get("path") or obj.get("filename") or "")
+    path = escape(raw_path)
     uid = _int(ev.get("euid", ev.get("uid")))
 
     # -- who decided
@@ -458,7 +464,7 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
         lines.append(f"Access: {', '.join(access)} on {path}")
         dac = _dac_file(path, access, uid)
         rules = {"dac": dac[:-1], "capability": dac[-1:],
-                 "apparmor": [_apparmor_file(path, access, comm)],
+                 "apparmor": [_apparmor_file(raw_path, access, comm)],
                  "selinux": _selinux_file(access),
                  "landlock": [_landlock_file(path, access)],
                  "smack": ["Smack       a rule giving the subject's label the access on "

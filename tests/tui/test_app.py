@@ -81,7 +81,7 @@ async def test_selection_and_detail_pane_explain() -> None:
         text = detail(app)
         assert "DENIED   file_open EACCES: nginx[4100]" in text
         assert "Who: AppArmor." in text
-        assert "/srv/www/secret.conf r," in text
+        assert '"/srv/www/secret.conf" r,' in text
         assert "systemd[1] > containerd-shim[3900] > nginx[4000] > nginx[4100]" in text
         assert "Container web-1" in text
         await pilot.press("down", "down")

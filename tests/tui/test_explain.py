@@ -18,12 +18,12 @@ def text(ev: dict[str, Any]) -> str:
 def test_apparmor_file_rule(lsm_events: list[dict[str, Any]]) -> None:
     t = text(by(lsm_events, lsm="apparmor", hook="file_open"))
     assert "Who: AppArmor." in t
-    assert "/srv/www/secret.conf r," in t
+    assert '"/srv/www/secret.conf" r,' in t
     assert "CAP_DAC" not in t  # a capability never bypasses a MAC policy
 
 
 def test_apparmor_exec_rule(lsm_events: list[dict[str, Any]]) -> None:
-    assert "/usr/bin/curl ix," in text(by(lsm_events, hook="bprm_check_security"))
+    assert '"/usr/bin/curl" ix,' in text(by(lsm_events, hook="bprm_check_security"))
 
 
 def test_selinux_avc_gives_the_exact_allow_rule(
@@ -76,7 +76,7 @@ def test_tracepoint_rung_lists_every_target(
     t = text(ev)
     assert "cannot tell on the tracepoint rung" in t
     for needle in ("setfacl -m u:65534:r /etc/shadow", "CAP_DAC_READ_SEARCH",
-                   "AppArmor    /etc/shadow r,", "SELinux     allow <domain_t> <file_t>:file "
+                   'AppArmor    "/etc/shadow" r,', "SELinux     allow <domain_t> <file_t>:file "
                    "{ open read };", "LANDLOCK_ACCESS_FS_READ_FILE"):  # fmt: skip
         assert needle in t
 
@@ -113,3 +113,15 @@ def test_hostile_path_is_escaped() -> None:
     assert "\x1b" not in t
     assert "\x07" not in t
     assert "\\x1b" in t
+
+
+def test_apparmor_rule_escapes_hostile_names_like_the_generator() -> None:
+    """A glob or quote in a file name must not widen the suggested rule."""
+    from lsmtrace.policy.apparmor import escape_literal
+
+    ev = {"verdict": "deny", "hook": "file_open", "errno": "EACCES", "lsm": "apparmor",
+          "kind": "hook", "comm": "x", "uid": 1, "euid": 1,
+          "object": {"path": '/srv/a*b"c {x}'}}  # fmt: skip
+    lines = "\n".join(explain(ev))
+    assert f'"{escape_literal(chr(47) + "srv/a*b" + chr(34) + "c {x}")}" r,' in lines
+    assert '"/srv/a\\*b\\"c\\040\\{x\\}" r,' in lines
