@@ -218,6 +218,20 @@ static __always_inline struct lsmt_event *lsmt_reserve(void)
 	return e;
 }
 
+/*
+ * The filters, then a reserved event: NULL when the decision is not streamed
+ * (counted as filtered while streaming) or the buffer is full (counted lost).
+ */
+static __always_inline struct lsmt_event *lsmt_begin(struct lsmt_config *cfg, int denied)
+{
+	if (!lsmt_want(cfg, denied)) {
+		if (cfg->flags & LSMT_CFG_STREAM)
+			lsmt_stat(LSMT_STAT_FILTERED);
+		return NULL;
+	}
+	return lsmt_reserve();
+}
+
 static __always_inline void lsmt_submit(void *ctx, struct lsmt_event *e)
 {
 #ifdef LSMT_PERFBUF

@@ -235,12 +235,7 @@ int lsmt_sys_exit(struct lsmt_sys_exit_args *args)
 		return 0;
 	}
 #endif
-	if (!lsmt_want(cfg, r == -LSMT_EPERM || r == -LSMT_EACCES)) {
-		if (cfg->flags & LSMT_CFG_STREAM)
-			lsmt_stat(LSMT_STAT_FILTERED);
-		return 0;
-	}
-	struct lsmt_event *e = lsmt_reserve();
+	struct lsmt_event *e = lsmt_begin(cfg, r == -LSMT_EPERM || r == -LSMT_EACCES);
 	if (!e)
 		return 0;
 	lsmt_fill(e, LSMT_KIND_SYSCALL, id, r, lsm);
@@ -272,12 +267,7 @@ TRACEPOINT_PROBE(capability, cap_capable)
 	struct lsmt_config *cfg = lsmt_config();
 	if (!cfg)
 		return 0;
-	if (!lsmt_want(cfg, ret < 0)) {
-		if (cfg->flags & LSMT_CFG_STREAM)
-			lsmt_stat(LSMT_STAT_FILTERED);
-		return 0;
-	}
-	struct lsmt_event *e = lsmt_reserve();
+	struct lsmt_event *e = lsmt_begin(cfg, ret < 0);
 	if (!e)
 		return 0;
 	lsmt_fill(e, LSMT_KIND_CAPABLE, LSMT_ID_CAPABLE, ret, LSMT_LSM_CAPABILITY);
@@ -301,12 +291,7 @@ TRACEPOINT_PROBE(avc, selinux_audited)
 	struct lsmt_config *cfg = lsmt_config();
 	if (!cfg)
 		return 0;
-	if (!lsmt_want(cfg, ret < 0)) {
-		if (cfg->flags & LSMT_CFG_STREAM)
-			lsmt_stat(LSMT_STAT_FILTERED);
-		return 0;
-	}
-	struct lsmt_event *e = lsmt_reserve();
+	struct lsmt_event *e = lsmt_begin(cfg, ret < 0);
 	if (!e)
 		return 0;
 	lsmt_fill(e, LSMT_KIND_AVC, LSMT_ID_AVC, ret, LSMT_LSM_SELINUX);
