@@ -60,7 +60,7 @@ bench: venv
 bench-vm: venv
 	/usr/bin/python3 vagrant/vmtest.py run --kernel 6.12 --timeout 3000 -- \
 		python3 benchmarks/bench.py --backend fexit --modes count,denied --loops c \
-		--pairs 3 --repeat 1 --n-c 50000 --no-throughput
+		--pairs 3 --repeat 1 --n-c 50000 --no-throughput --start-timeout 600
 
 lint: venv
 	$(PY) -m ruff check lsmtrace tests benchmarks

@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench"
 PY = sys.executable
+START_TIMEOUT = 60.0  # --start-timeout: compiling under TCG takes minutes
 
 PY_LOOP = """
 import os, sys, time
@@ -74,7 +75,7 @@ class TracerProc:
             [PY, "-m", "lsmtrace", "trace", "--no-header", *args],
             cwd=ROOT, stdout=self.out, stderr=self.err,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             text = Path(self.err.name).read_text()
             if "Ctrl-C to end" in text:
@@ -83,7 +84,7 @@ class TracerProc:
                 raise SystemExit(f"tracer failed: {text}")
             time.sleep(0.05)
         self.proc.kill()
-        raise SystemExit("tracer did not start in 60 s")
+        raise SystemExit(f"tracer did not start in {START_TIMEOUT:.0f} s")
 
     def stop(self) -> dict[str, int]:
         self.proc.send_signal(signal.SIGINT)
@@ -184,9 +185,13 @@ def main() -> int:
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--modes", help="comma list of count,denied,json (default: all)")
     p.add_argument("--loops", help="comma list of c,python (default: both)")
+    p.add_argument("--start-timeout", type=float, default=60.0,
+                   help="seconds to wait for each tracer to attach (VM: 600)")
     p.add_argument("--no-throughput", action="store_true",
                    help="skip the throughput table (e.g. in the VM under TCG)")
     a = p.parse_args()
+    global START_TIMEOUT
+    START_TIMEOUT = a.start_timeout
     if os.geteuid() != 0:
         print("error: benchmarks load BPF programs: run as root", file=sys.stderr)
         return 1
