@@ -333,6 +333,20 @@ COMMANDS: dict[str, Any] = {
 }
 
 
+def report_error(e: LsmtraceError, debug: bool = False) -> int:
+    """`error: ...` and `hint: ...` on stderr (traceback and compiler log with
+    --debug); returns the exit code."""
+    if debug:
+        log.exception("failed")
+        log_text = getattr(e, "log", "")
+        if log_text:
+            sys.stderr.write(log_text)
+    print(f"error: {e.message}", file=sys.stderr)
+    if e.hint:
+        print(f"hint: {e.hint}", file=sys.stderr)
+    return e.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -347,14 +361,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         func = getattr(args, "func", None) or COMMANDS[args.command]
         return int(func(args))
     except LsmtraceError as e:
-        if args.debug:
-            log.exception("failed")
-            log_text = getattr(e, "log", "")
-            if log_text:
-                sys.stderr.write(log_text)
-        print(f"error: {e.message}", file=sys.stderr)
-        if e.hint:
-            print(f"hint: {e.hint}", file=sys.stderr)
-        return e.exit_code
+        return report_error(e, args.debug)
     except KeyboardInterrupt:
         return 0

@@ -109,26 +109,14 @@ def choose_rung(backend: str) -> tuple[str, dict[str, str]]:
                              hint=hints[backend])  # fmt: skip
 
 
-CGROUP2_MAGIC = 0x63677270
-
-
-def cgroup2_mounts(mountinfo: Path = Path("/proc/self/mountinfo")) -> list[Path]:
-    """Where cgroup v2 is mounted (on hybrid hosts: /sys/fs/cgroup/unified)."""
-    out = []
-    try:
-        for line in mountinfo.read_text().splitlines():
-            left, _, right = line.partition(" - ")
-            if right.split(" ", 1)[0] == "cgroup2":
-                out.append(Path(left.split()[4].encode().decode("unicode_escape")))
-    except OSError:
-        pass
-    return out
-
-
 def resolve_cgroup(path: str, mounts: list[Path] | None = None) -> str:
     """An existing cgroup v2 directory for --cgroup (absolute, or relative to
     the cgroup v2 mount). cgroup v1 hierarchies cannot filter BPF programs."""
-    mounts = cgroup2_mounts() if mounts is None else mounts
+    if mounts is None:
+        from lsmtrace.cgroups import find_v2_root
+
+        v2, _hybrid = find_v2_root()
+        mounts = [v2] if v2 is not None else []
     if not mounts:
         raise UsageError("--cgroup needs cgroup v2, and none is mounted",
                          hint="mount -t cgroup2 none /sys/fs/cgroup/unified")  # fmt: skip

@@ -141,9 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except LsmtraceError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        if e.hint:
-            print(f"hint: {e.hint}", file=sys.stderr)
-        return e.exit_code
+        from lsmtrace.cli import report_error
+
+        return report_error(e, args.debug)
     except KeyboardInterrupt:
         return 0

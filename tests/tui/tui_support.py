@@ -1,12 +1,7 @@
-"""Fixtures of tests/tui: the app on fixed recordings, deterministic.
+"""Helpers shared by the tests of tests/tui (fixtures are in conftest.py).
 
-- Recordings: tests/data/tui/denials.jsonl (real events captured on this host's
-  tracepoint rung, trimmed) and lsms.jsonl (hand-made: AppArmor, SELinux,
-  Landlock, Yama, DAC deciders, with container/unit/ancestors).
-- Clocks: a replay's "now" is the newest event's ts_ns (never the wall clock);
-  the tick that refreshes rates is slowed to 1 h so nothing changes between two
-  frames; cursor blink is off (blink=False).
-- `ScriptedSource`: a source the test feeds by hand (pause tests).
+A uniquely named module: `from conftest import` would resolve to whichever
+conftest pytest loaded first when several test tiers run in one session.
 """
 
 from __future__ import annotations
