@@ -8,6 +8,8 @@ counted as malformed and never decoded).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 
 import pytest
@@ -36,10 +38,8 @@ def test_live_payload_size(perf: bool) -> None:
         os.close(w)
         os.read(r, 1)
         for _ in range(N):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(os.open("/nonexistent-lsmtrace-payload", os.O_RDONLY))
-            except OSError:
-                pass
         os._exit(0)
     os.close(r)
     tracer = Tracer(TraceOptions(backend="tracepoint", hooks=["sys_openat"], pid=pid,
@@ -48,7 +48,7 @@ def test_live_payload_size(perf: bool) -> None:
     events = []
 
     def on_batch(chunk: bytes, offsets: list[int]) -> None:
-        spacing.update(b - a for a, b in zip(offsets, offsets[1:]))
+        spacing.update(b - a for a, b in itertools.pairwise(offsets))
         events.extend(decode(chunk, tracer.id_names, tracer.syscall_names, o) for o in offsets)
 
     try:
