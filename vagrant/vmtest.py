@@ -74,6 +74,7 @@ PACKAGES = (
     "python3-prometheus-client",
     "apparmor",
     "apparmor-utils",
+    "tomoyo-tools",
     "iproute2",
     "procps",
     "kmod",
@@ -122,6 +123,10 @@ mkdir -p /etc/systemd/system/serial-getty@ttyS0.service.d
 printf '[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin root --keep-baud 115200,57600,38400,9600 %%I $TERM\n' \
     > /etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf
 echo 'kernel.printk = 4 4 1 7' > /etc/sysctl.d/10-console.conf
+# TOMOYO: the kernel runs /sbin/tomoyo-init when /sbin/init starts, and it loads
+# /etc/tomoyo; without a policy there TOMOYO stays inert. init_policy writes the
+# default one (every domain on profile 0 = disabled); tests load their own.
+[ -f /etc/tomoyo/profile.conf ] || /usr/lib/tomoyo/init_policy >/dev/null
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/share/doc/* /usr/share/man/* \
     /usr/share/locale/*
 """

@@ -1,10 +1,17 @@
 """TOMOYO domain policy from an access set, and its evaluation. Pure.
 
 One domain per program: `<kernel> EXE` (programs known only by comm get a
-`# comm:NAME` comment and no domain). For the domains to be entered, the
-matching exception policy lines are listed in the header comment
-(`initialize_domain EXE from any`): TOMOYO names a domain by its whole exec
-chain, which a recording does not know.
+`# comm:NAME` comment and no domain). The policy comes in three parts, all in
+the one file: the domain policy proper, and in the header comment the
+exception policy lines that give each program its own domain
+(`initialize_domain EXE from any`: TOMOYO names a domain by its whole exec
+chain, which a recording does not know) and profile PROFILE, which enforces
+exactly the operations this generator expresses and leaves the rest (getattr,
+ioctl, chmod, environment...) disabled. `sections()` splits them for loading.
+
+Names are TOMOYO's, not the VFS path: files on pseudo filesystems without a
+rename operation are `fstype:/path` (`proc:/self/status`; TOMOYO writes
+`self` for the caller's own pid), the others the absolute path (LOCAL_NAMES).
 
 Encoding (TOMOYO's rules): bytes 0x21-0x7e are themselves except `\\` (`\\\\`);
 every other byte, space included, is `\\ooo` octal. TOMOYO's wildcards are all
@@ -30,8 +37,24 @@ OPS: dict[str, str | None] = {
     "rename_dst": None, "link": None, "symlink": "symlink", "mknod": "mkfifo",
     "chmod": None, "chown": None,
 }  # fmt: skip
-MODE_OPS = {"create": " 0600", "mkdir": " 0700", "mkfifo": " 0600"}
+# The recording has no mode: a create ACL allows any (TOMOYO matches the mode
+# after umask, so a guessed 0600 would deny the workload's own 0644 files).
+MODE_OPS = {"create": " 0-07777", "mkdir": " 0-07777", "mkfifo": " 0-07777"}
 DIR_OPS = frozenset({"mkdir", "rmdir"})
+# Pseudo filesystems whose root has no rename operation: TOMOYO names their
+# files `fstype:/path` relative to the filesystem (tomoyo_get_local_path), so
+# this maps the usual mount points. Anything else keeps its absolute path.
+LOCAL_NAMES: tuple[tuple[str, str], ...] = (
+    ("/proc/", "proc:/"), ("/dev/pts/", "devpts:/"), ("/dev/mqueue/", "mqueue:/"),
+    ("/sys/kernel/security/", "securityfs:/"), ("/sys/kernel/debug/", "debugfs:/"),
+    ("/sys/kernel/tracing/", "tracefs:/"),
+)  # fmt: skip
+# The profile the generated domains use, and the CONFIG:: names of the
+# operations in OPS (the kernel's tomoyo_mac_keywords).
+PROFILE = 7
+ENFORCED = ("open", "create", "unlink", "mkdir", "rmdir", "mkfifo", "truncate",
+            "symlink", "execute", "inet_stream_bind", "inet_stream_connect",
+            "inet_dgram_bind", "inet_dgram_send")  # fmt: skip
 
 
 def encode(s: str) -> str:
@@ -46,23 +69,67 @@ def encode(s: str) -> str:
     return "".join(out)
 
 
-def path_word(prog: Program, path: str, is_dir: bool) -> str:
+def tomoyo_name(path: str) -> str:
+    """The name TOMOYO gives `path` (unencoded), per LOCAL_NAMES."""
+    for prefix, local in LOCAL_NAMES:
+        if path.startswith(prefix) or path == prefix[:-1]:
+            return local + path[len(prefix):]
+    return path
+
+
+def path_words(prog: Program, path: str, is_dir: bool) -> list[str]:
+    """The encoded, generalised names of `path` in `prog`'s ACLs."""
     tail = "/" if is_dir and not path.endswith("/") else ""
     pr = proc_pid_rest(path)
     if pr is not None and pr[0] != "thread-self":
-        return "/proc/\\$" + encode(pr[1] + tail)
+        rest = encode(pr[1] + tail)
+        if path in prog.own_proc or pr[0] == "self":
+            return ["proc:/self" + rest]  # what TOMOYO calls the caller's own pid
+        return ["proc:/\\$" + rest]
     tg = temp_glob(path)
     if tg is not None:
-        return encode(tg[0]) + "\\*" + encode(tg[1] + tail)
-    return encode(path + tail)
+        return [encode(tg[0]) + "\\*" + encode(tg[1] + tail)]
+    return [encode(tomoyo_name(path + tail))]
+
+
+def profile_lines(number: int = PROFILE, mode: str = "enforcing") -> list[str]:
+    out = [f"{number}-COMMENT=-----lsmtrace: generated domains ({mode})-----",
+           f"{number}-PREFERENCE={{ max_audit_log=1024 max_learning_entry=2048 }}",
+           f"{number}-CONFIG={{ mode=disabled grant_log=no reject_log=yes }}"]  # fmt: skip
+    kinds = {"inet_": "network", "": "file"}
+    for op in ENFORCED:
+        cat = next(c for k, c in kinds.items() if op.startswith(k))
+        out.append(f"{number}-CONFIG::{cat}::{op}={{ mode={mode} grant_log=no reject_log=yes }}")
+    return out
+
+
+def sections(text: str) -> dict[str, str]:
+    """The generated file's parts: 'exception', 'profile' (from the header
+    comment) and 'domain' (the rest), each ready for tomoyo-loadpolicy."""
+    out: dict[str, list[str]] = {"exception": [], "profile": [], "domain": []}
+    for line in text.splitlines():
+        if line.startswith("#   initialize_domain "):
+            out["exception"].append(line[4:])
+        elif line.startswith("#   ") and re.match(r"#   \d+-", line):
+            out["profile"].append(line[4:])
+        elif not line.startswith("#"):
+            out["domain"].append(line)
+    return {k: "\n".join(v).strip("\n") + "\n" for k, v in out.items()}
 
 
 def render(aset: AccessSet, name: str | None = None) -> str:
     out = [
         "# TOMOYO domain policy generated by lsmtrace policy generate --target tomoyo",
         "# from: " + encode(", ".join(aset.sources)),
-        "# Exception policy needed so that each program gets its own domain:",
+        "# Load in three parts with tomoyo-loadpolicy (docs/policy.md):",
+        "# exception policy (-e), so that each program gets its own domain:",
     ]
+    prof = [
+        f"# profile (-p): profile {PROFILE} enforces the operations this policy expresses",
+        "# and nothing else; write mode=permissive for a dry run (denials logged only):",
+    ] + ["#   " + ln for ln in profile_lines()] + [
+        "# this file (-d) is the domain policy.",
+    ]  # fmt: skip
     dirs = aset.directories()
     body: list[str] = []
     for key in sorted(aset.programs):
@@ -80,18 +147,23 @@ def render(aset: AccessSet, name: str | None = None) -> str:
                     notes.add(f"# not expressed: {acc} {encode(path)}")
                     continue
                 is_dir = op in DIR_OPS or (acc in ("read", "readdir") and path in dirs)
-                lines.add(f"file {op} {path_word(prog, path, is_dir)}{MODE_OPS.get(op, '')}")
+                for word in path_words(prog, path, is_dir):
+                    lines.add(f"file {op} {word}{MODE_OPS.get(op, '')}")
         for n in prog.network:
-            if n.family in ("AF_INET", "AF_INET6") and n.op in ("connect", "bind") and n.port is not None:
-                typ = {"SOCK_STREAM": "stream", "SOCK_DGRAM": "dgram"}.get(n.type, "stream")
+            typ = {"SOCK_STREAM": "stream", "SOCK_DGRAM": "dgram"}.get(n.type)
+            # a datagram socket's connect is checked as send (TOMOYO has no
+            # dgram connect); stream has no send check
+            op = "send" if typ == "dgram" and n.op == "connect" else n.op
+            if (n.family in ("AF_INET", "AF_INET6") and typ and n.port is not None
+                    and op in {"stream": ("connect", "bind"), "dgram": ("send", "bind")}[typ]):
                 rng = ("0.0.0.0-255.255.255.255" if n.family == "AF_INET"
                        else "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")  # fmt: skip
-                lines.add(f"network inet {typ} {n.op} {rng} {n.port}")
+                lines.add(f"network inet {typ} {op} {rng} {n.port}")
         for cap in sorted(prog.caps):
             notes.add(f"# capability {cap}: TOMOYO 2.x has no capability ACL")
-        body += ["", f"<kernel> {encode(prog.exe)}", "use_profile 1", ""]
+        body += ["", f"<kernel> {encode(prog.exe)}", f"use_profile {PROFILE}", ""]
         body += sorted(lines) + sorted(notes)
-    return "\n".join(out + body) + "\n"
+    return "\n".join(out + prof + body) + "\n"
 
 
 class TomoyoParseError(LsmtraceError):
@@ -167,7 +239,11 @@ def check(domains: list[Domain], aset: AccessSet) -> CheckResult:
             res.allowed.append(a)
             continue
         is_dir = op in DIR_OPS or (a.access in ("read", "readdir") and a.what in dirs)
-        path = byte_str(a.what + ("/" if is_dir and not a.what.endswith("/") else ""))
+        name = a.what + ("/" if is_dir and not a.what.endswith("/") else "")
+        pr = proc_pid_rest(name)
+        if pr is not None and (a.what in prog.own_proc or pr[0] == "self"):
+            name = "/proc/self" + pr[1]
+        path = byte_str(tomoyo_name(name))
         hits = [t for o, rx, t in (dom.acls if dom else []) if o == op and rx.match(path)]
         used.update(hits)
         (res.allowed if hits else res.denied).append(a)

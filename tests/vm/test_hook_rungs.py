@@ -189,7 +189,8 @@ def test_capability(live: Tracer) -> None:
     assert ev["latency_ns"] is not None
     assert ev["latency_ns"] > 0
     sys_ev = live.wait_for(pid, "sys_setpriority")
-    assert sys_ev and sys_ev[0]["lsm"] == "capability", sys_ev
+    assert sys_ev, f"no syscall event for {pid}"
+    assert sys_ev[0]["lsm"] == "capability", sys_ev
 
 
 LANDLOCK_CHILD = """
@@ -228,7 +229,8 @@ def test_landlock(live: Tracer, tmp_path: Path) -> None:
     assert ev["object"]["path"] == str(target)
     assert ev["pid"] == pid
     sys_ev = live.wait_for(pid, "sys_openat")
-    assert sys_ev and sys_ev[0]["lsm"] == "landlock", sys_ev
+    assert sys_ev, f"no syscall event for {pid}"
+    assert sys_ev[0]["lsm"] == "landlock", sys_ev
 
 
 def test_dac(live: Tracer, tmp_path: Path) -> None:
@@ -331,11 +333,81 @@ def test_apparmor(live: Tracer, tmp_path: Path) -> None:
     assert evs[0]["comm"] == "lsmt-aa-cat"
 
 
-def test_tomoyo(live: Tracer) -> None:
+def tomoyo_ready() -> str | None:
+    """None when TOMOYO enforces policy loaded with tomoyo-loadpolicy, else why not."""
     if "tomoyo" not in active_lsms():
-        pytest.skip("tomoyo is not in /sys/kernel/security/lsm")
-    pytest.skip("tomoyo is active but in learning mode: it denies nothing without a "
-                "policy in enforcing mode (tomoyo-tools); not exercised yet")  # fmt: skip
+        return "tomoyo is not in /sys/kernel/security/lsm"
+    if shutil.which("tomoyo-loadpolicy") is None:
+        return "tomoyo-loadpolicy is not installed (Debian package tomoyo-tools)"
+    try:
+        head = Path("/sys/kernel/security/tomoyo/profile").read_text()[:64]
+    except OSError as e:
+        return f"/sys/kernel/security/tomoyo/profile: {e.strerror}"
+    if "PROFILE_VERSION=" not in head:
+        return "TOMOYO's policy is not loaded (/sbin/tomoyo-init did not run at boot)"
+    return None
+
+
+def tomoyo_load(flag: str, text: str) -> None:
+    subprocess.run(["tomoyo-loadpolicy", flag], input=text, text=True, check=True,
+                   timeout=60)  # fmt: skip
+
+
+def test_tomoyo_policy_closed_loop(live: Tracer, tmp_path: Path) -> None:
+    """Issue #7's loop for TOMOYO: record a workload, generate its domain
+    policy, load its three parts with tomoyo-loadpolicy; the workload still
+    runs under the enforcing profile, a deviation is denied (EPERM) and traced
+    with lsm = tomoyo."""
+    why = tomoyo_ready()
+    if why:
+        pytest.skip(why)
+    from lsmtrace.policy import tomoyo
+
+    work = Path(f"/srv/lsmt-tomoyo-{live.rung}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (work / name).write_text(name)
+    exe = Path(f"/usr/local/bin/lsmt-tomoyo-{live.rung}")
+    shutil.copy("/usr/bin/cat", exe)
+    rec, pol = tmp_path / "rec.jsonl", tmp_path / "loop.tomoyo"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    lsmtrace = [sys.executable, "-m", "lsmtrace"]
+    parts: dict[str, str] = {}
+    try:
+        subprocess.run([*lsmtrace, "record", "-o", str(rec), "--backend", live.rung,
+                        "--", str(exe), str(work / "a"), str(work / "b")],
+                       check=True, env=env, cwd=REPO, timeout=600)  # fmt: skip
+        subprocess.run([*lsmtrace, "policy", "generate", "--target", "tomoyo",
+                        str(rec), "-o", str(pol)], check=True, env=env, cwd=REPO,
+                       timeout=120)  # fmt: skip
+        text = pol.read_text()
+        assert f"<kernel> {exe}\n" in text
+        assert str(work / "c") not in text
+        parts = tomoyo.sections(text)
+        tomoyo_load("-p", parts["profile"])
+        tomoyo_load("-e", parts["exception"])
+        tomoyo_load("-d", parts["domain"])
+        ok = subprocess.run([str(exe), str(work / "a"), str(work / "b")],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert ok.returncode == 0, ok.stderr + "\n" + parts["domain"]
+        assert ok.stdout == "ab"
+        bad = subprocess.Popen([str(exe), str(work / "c")], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)  # fmt: skip
+        _out, err = bad.communicate(timeout=60)
+        assert bad.returncode != 0
+        assert b"Operation not permitted" in err, err
+    finally:
+        if parts:  # the domain and its initializer go; the profile is inert without them
+            tomoyo_load("-d", f"delete <kernel> {tomoyo.encode(str(exe))}\n")
+            tomoyo_load("-e", "".join(f"delete {ln}\n"
+                                      for ln in parts["exception"].splitlines()))  # fmt: skip
+        exe.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    evs = [e for e in live.wait_for(bad.pid, "file_open")
+           if e["object"].get("path") == str(work / "c")]  # fmt: skip
+    assert evs, f"no file_open denial of {work / 'c'}: {live.events()[-5:]}"
+    assert_denied_by(evs[0], live.rung, "tomoyo", "EPERM")
 
 
 BPF_LSM_PROG = r"""
