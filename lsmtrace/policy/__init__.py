@@ -1,7 +1,7 @@
 """Policies from recordings: model.py builds the access set, one renderer per target.
 
 generate(target, access_set) -> policy text; check(policy file, access_set) ->
-what the policy would deny (landlock and apparmor parse their format back;
+what the policy would deny (each target parses its format back;
 docs/policy.md). Pure: no bcc, no kernel.
 """
 
@@ -70,10 +70,11 @@ def check(policy_path: str, aset: AccessSet, target: str | None = None) -> Check
         from lsmtrace.policy import tomoyo
 
         return tomoyo.check(tomoyo.parse(text, policy_path), aset)
-    raise UsageError(
-        f"policy check does not evaluate {target} policies",
-        hint="check works on landlock, apparmor and tomoyo policies lsmtrace generated",
-    )
+    if target == "selinux":
+        from lsmtrace.policy import selinux
+
+        return selinux.check(selinux.parse(text, policy_path), aset)
+    raise UsageError(f"unknown target {target!r}", hint=f"one of: {', '.join(TARGETS)}")
 
 
 __all__ = [

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +103,10 @@ class AccessSet:
     sources: list[str] = field(default_factory=list)
     events: int = 0
     used: int = 0
+    # path -> SELinux type, from the AVC the kernel audited for that access
+    # (only where SELinux is active, and only audited decisions: denials, or
+    # auditallow rules); the SELinux renderer prefers it to its path table
+    labels: dict[str, str] = field(default_factory=dict)
 
     def program(self, name: str, exe: str | None) -> Program:
         p = self.programs.get(name)
@@ -193,6 +198,10 @@ def resolve(path: str, cwd: str | None) -> str | None:
     return norm
 
 
+FILE_CLASSES = frozenset({"file", "dir", "lnk_file", "chr_file", "blk_file", "sock_file",
+                          "fifo_file"})  # fmt: skip
+
+
 class _Proc:
     __slots__ = ("exe", "last_open")
 
@@ -209,11 +218,16 @@ class Builder:
         self.access_set = AccessSet()
         self.procs: dict[int, _Proc] = {}
         self.cwd: str | None = None
+        # thread -> (tclass, target type) of the AVCs audited since its last
+        # decision: the AVC is emitted inside the hook, before the decision's event
+        self.avcs: dict[int, list[tuple[str, str]]] = {}
+        self._avcs: list[tuple[str, str]] = []  # those of the decision being added
 
     def add_recording(self, header: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
                       source: str = "") -> None:  # fmt: skip
         self.cwd = header.get("cwd") if isinstance(header.get("cwd"), str) else None
         self.procs = {}
+        self.avcs = {}
         if source:
             self.access_set.sources.append(source)
         ordered = sorted(events, key=lambda e: _int(e.get("ts_ns")))
@@ -243,6 +257,12 @@ class Builder:
             return
         if kind == "exit":
             return
+        if kind == "avc":
+            tcontext = str(obj.get("tcontext") or "").split(":")
+            if len(tcontext) >= 3 and re.fullmatch(r"\w+", tcontext[2]) and obj.get("tclass"):
+                self.avcs.setdefault(_int(ev.get("pid")), []).append(
+                    (str(obj["tclass"]), tcontext[2]))
+            return
         if kind == "exec":
             exe = resolve(str(obj.get("filename", "")), self.cwd)
             if exe:
@@ -255,11 +275,13 @@ class Builder:
                 proc.last_open = None
                 s.used += 1
             return
+        avcs = self.avcs.pop(_int(ev.get("pid")), [])
         verdict = ev.get("verdict")
         if verdict == "error" or (verdict == "deny" and not self.include_denied):
             return
         if verdict not in ("allow", "deny"):
             return
+        self._avcs = avcs
         if self._decision(ev, kind, hook, obj, proc):
             s.used += 1
 
@@ -292,6 +314,12 @@ class Builder:
         prog = self._prog(ev, proc)
         for a in acc:
             prog.add_file(path, a)
+        # the last audited AVC on an object of the access's class labels the path
+        want_dir = bool(set(acc) & {"readdir", "mkdir", "rmdir"})
+        for tclass, typ in reversed(self._avcs):
+            if (tclass == "dir") == want_dir and tclass in FILE_CLASSES:
+                self.access_set.labels[path] = typ
+                break
         tgid, pid = _int(ev.get("tgid")), _int(ev.get("pid"))
         parts = path.split("/")
         if len(parts) > 2 and parts[1] == "proc" and parts[2] in (str(tgid), str(pid)):

@@ -1,9 +1,10 @@
 """SELinux type-enforcement module (.te) from an access set. Pure.
 
-One domain type per program (`lsmtrace_<name>_t`); each file is given the type
-of the documented path-prefix table below (the longest prefix wins) — the
-recording has no file labels on kernels without SELinux, and a path never
-enters the policy text except in comments (escaped). Allow rules are grouped
+One domain type per program (`lsmtrace_<name>_t`); each file is given the
+type of its label where the recording has one (the AVCs SELinux audited, see
+model.AccessSet.labels), else the type of the documented path-prefix table
+below (the longest prefix wins) — a path never enters the policy text except
+in comments (escaped). Allow rules are grouped
 per (target type, class); the require block names every type, class and
 permission used, so `checkmodule -M -m` compiles the module (tests). Labelling
 the executables and a domain transition are left to the administrator (the
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import re
 
-from lsmtrace.policy.model import AccessSet, Program
+from lsmtrace.errors import LsmtraceError
+from lsmtrace.policy.landlock import CheckResult
+from lsmtrace.policy.model import Access, AccessSet
 
 # path prefix -> type (reference policy names); longest prefix wins
 TYPE_TABLE: tuple[tuple[str, str], ...] = (
@@ -78,48 +81,67 @@ def comment(s: str) -> str:
     return escape_literal(s)
 
 
-def render(aset: AccessSet, name: str | None = None) -> str:
-    allow: dict[tuple[str, str, str], set[str]] = {}
-    why: dict[tuple[str, str, str], set[str]] = {}
-    domains: dict[str, Program] = {}
+Key = tuple[str, str, str]  # (source domain, target type or "self", class)
+# capabilities of the capability2 class
+CAP2 = frozenset({"mac_override", "mac_admin", "syslog", "wake_alarm", "block_suspend",
+                  "audit_read", "perfmon", "bpf", "checkpoint_restore"})  # fmt: skip
+SOCKET_CLASS = {
+    ("AF_INET", "SOCK_STREAM"): "tcp_socket", ("AF_INET6", "SOCK_STREAM"): "tcp_socket",
+    ("AF_INET", "SOCK_DGRAM"): "udp_socket", ("AF_INET6", "SOCK_DGRAM"): "udp_socket",
+    ("AF_UNIX", "SOCK_STREAM"): "unix_stream_socket",
+    ("AF_UNIX", "SOCK_DGRAM"): "unix_dgram_socket",
+}  # fmt: skip
+SOCKET_PERMS = {"socket": {"create"}, "connect": {"create", "connect"},
+                "bind": {"create", "bind"}, "listen": {"listen"}, "accept": {"accept"},
+                "send": {"write"}}  # fmt: skip
+
+
+def domain_type(program: str) -> str:
+    return f"lsmtrace_{ident(program)}_t"
+
+
+def requirements(aset: AccessSet) -> list[tuple[Access, list[tuple[Key, set[str], str]]]]:
+    """Each recorded access with what it needs: (rule key, permissions, the
+    path or object that explains it). One mapping for generate and check."""
     dirs = aset.directories()
-    for key in sorted(aset.programs):
-        prog = aset.programs[key]
-        dom = f"lsmtrace_{ident(key)}_t"
-        domains[dom] = prog
-        for path in sorted(prog.files):
-            for acc in prog.files[path]:
-                cls = CLASS_OF.get(acc, "dir" if acc == "read" and path in dirs else "file")
-                k = (dom, path_type(path), cls)
-                allow.setdefault(k, set()).update(PERMS[acc])
-                why.setdefault(k, set()).add(path)
-                if acc in PARENT:
-                    parent = path.rsplit("/", 1)[0] or "/"
-                    pk = (dom, path_type(parent + "/"), "dir")
-                    allow.setdefault(pk, set()).update(PARENT[acc])
-                    why.setdefault(pk, set()).add(parent)
-        caps = {c.removeprefix("CAP_").lower() for c in prog.caps}
-        caps1 = {c for c in caps if c not in ("mac_override", "mac_admin", "syslog",
-                 "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf",
-                 "checkpoint_restore")}  # fmt: skip
-        if caps1:
-            allow[(dom, "self", "capability")] = caps1
-        if caps - caps1:
-            allow[(dom, "self", "capability2")] = caps - caps1
-        for n in prog.network:
-            sock = {("AF_INET", "SOCK_STREAM"): "tcp_socket", ("AF_INET6", "SOCK_STREAM"): "tcp_socket",
-                   ("AF_INET", "SOCK_DGRAM"): "udp_socket", ("AF_INET6", "SOCK_DGRAM"): "udp_socket",
-                   ("AF_UNIX", "SOCK_STREAM"): "unix_stream_socket",
-                   ("AF_UNIX", "SOCK_DGRAM"): "unix_dgram_socket"}.get((n.family, n.type))  # fmt: skip
+    out: list[tuple[Access, list[tuple[Key, set[str], str]]]] = []
+    for a in aset.flat():
+        dom = domain_type(a.program)
+        needs: list[tuple[Key, set[str], str]] = []
+        if a.kind == "file":
+            acc, path = a.access, a.what
+            cls = CLASS_OF.get(acc, "dir" if acc == "read" and path in dirs else "file")
+            typ = aset.labels.get(path) or path_type(path)
+            needs.append(((dom, typ, cls), set(PERMS[acc]), path))
+            if acc in PARENT:
+                parent = path.rsplit("/", 1)[0] or "/"
+                typ = aset.labels.get(parent) or path_type(parent + "/")
+                needs.append(((dom, typ, "dir"), set(PARENT[acc]), parent))
+        elif a.kind == "cap":
+            cap = a.what.removeprefix("CAP_").lower()
+            cls = "capability2" if cap in CAP2 else "capability"
+            needs.append(((dom, "self", cls), {cap}, a.what))
+        elif a.kind == "net":
+            op, family, typ = a.what.split()[:3]
+            sock = SOCKET_CLASS.get((family, typ))
             if sock:
-                perms = {"socket": {"create"}, "connect": {"create", "connect"},
-                         "bind": {"create", "bind"}, "listen": {"listen"},
-                         "accept": {"accept"}, "send": {"write"}}[n.op]  # fmt: skip
-                allow.setdefault((dom, "self", sock), set()).update(perms)
-        if prog.signals:
-            allow.setdefault((dom, "self", "process"), set()).add("signal")
-        if prog.ptrace:
-            allow.setdefault((dom, "self", "process"), set()).add("ptrace")
+                needs.append(((dom, "self", sock), set(SOCKET_PERMS[op]), a.what))
+        elif a.kind in ("signal", "ptrace"):
+            perm = "signal" if a.kind == "signal" else "ptrace"
+            needs.append(((dom, "self", "process"), {perm}, a.what))
+        out.append((a, needs))
+    return out
+
+
+def render(aset: AccessSet, name: str | None = None) -> str:
+    allow: dict[Key, set[str]] = {}
+    why: dict[Key, set[str]] = {}
+    domains = {domain_type(key): prog for key, prog in aset.programs.items()}
+    for _a, needs in requirements(aset):
+        for k, perms, obj in needs:
+            allow.setdefault(k, set()).update(perms)
+            if k[1] != "self":
+                why.setdefault(k, set()).add(obj)
     types = sorted({t for (_d, t, _c) in allow if t != "self"})
     classes: dict[str, set[str]] = {}
     for (_d, _t, c), perms in allow.items():
@@ -148,3 +170,85 @@ def render(aset: AccessSet, name: str | None = None) -> str:
             out.append(f"# ... {len(paths) - 8} more")
         out.append(f"allow {dom} {typ}:{cls} {{ {' '.join(sorted(perms))} }};")
     return "\n".join(out) + "\n"
+
+
+class SelinuxParseError(LsmtraceError):
+    pass
+
+
+_STMT = re.compile(r"\s*(allow|type|module|require|class)\b(.*)", re.S)
+
+
+def _allow_sets(rest: str) -> list[list[str]] | None:
+    """'SRC TGT:CLASS PERMS' -> [srcs, tgts, classes, perms]; each a name or
+    a { ... } set. None when it is not of that form."""
+    toks = re.sub(r"([{}:])", r" \1 ", rest).split()
+    sets: list[list[str]] = []
+    i = 0
+    while i < len(toks):
+        if len(sets) == 2:
+            if toks[i] != ":":
+                return None
+            i += 1
+        if toks[i] == "{":
+            try:
+                j = toks.index("}", i)
+            except ValueError:
+                return None
+            sets.append(toks[i + 1:j])
+            i = j + 1
+        elif toks[i] in ":}":
+            return None
+        else:
+            sets.append([toks[i]])
+            i += 1
+    if len(sets) != 4 or not all(sets) or any(t in "{}:" for st in sets for t in st):
+        return None
+    return sets
+
+
+def parse(text: str, path: str = "policy") -> dict[Key, set[str]]:
+    """The allow rules of a type-enforcement module: (source, target, class)
+    -> permissions. Single names or `{ ... }` sets; no attributes or macros."""
+    body = "\n".join(ln.split("#", 1)[0] for ln in text.splitlines())
+    if not re.search(r"^\s*module\s+\S+\s+[\d.]+\s*;", body, re.M):
+        raise SelinuxParseError(f"{path}: no 'module NAME VERSION;' line",
+                                hint="policy check reads .te modules (checkmodule -m input)")
+    # blank out the require block, keeping its newlines for line numbers
+    body = re.sub(r"require\s*\{[^}]*\}", lambda m: "\n" * m.group(0).count("\n"), body)
+    rules: dict[Key, set[str]] = {}
+    offset = 0
+    for stmt in body.split(";"):
+        start, offset = offset, offset + len(stmt) + 1
+        m = _STMT.match(stmt)
+        if not m or m.group(1) != "allow":
+            continue
+        sets = _allow_sets(m.group(2))
+        if sets is None:
+            line = body.count("\n", 0, start + len(stmt) - len(stmt.lstrip())) + 1
+            raise SelinuxParseError(f"{path}: line {line}: cannot read this allow rule",
+                                    hint="lsmtrace evaluates rules of the form "
+                                    "'allow SOURCE TARGET:CLASS { PERMS };'")  # fmt: skip
+        srcs, tgts, classes, perms = sets
+        for src in srcs:
+            for tgt in tgts:
+                for cls in classes:
+                    rules.setdefault((src, tgt, cls), set()).update(perms)
+    return rules
+
+
+def check(rules: dict[Key, set[str]], aset: AccessSet) -> CheckResult:
+    res = CheckResult()
+    used: dict[Key, set[str]] = {}
+    for a, needs in requirements(aset):
+        ok = True
+        for k, perms, _obj in needs:
+            have = rules.get(k, set())
+            used.setdefault(k, set()).update(perms & have)
+            ok = ok and perms <= have
+        (res.allowed if ok else res.denied).append(a)
+    for (src, tgt, cls), perms in sorted(rules.items()):
+        idle = perms - used.get((src, tgt, cls), set())
+        if idle:
+            res.unused.append(f"allow {src} {tgt}:{cls} {{ {' '.join(sorted(idle))} }}")
+    return res

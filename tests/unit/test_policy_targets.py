@@ -210,7 +210,7 @@ def test_check_own_recording_passes_then_denies_removed_rule(tmp_path: Path, tar
 
 
 def test_check_hostile_roundtrip_all_targets(tmp_path: Path) -> None:
-    for target in ("apparmor", "landlock", "tomoyo"):
+    for target in ("apparmor", "landlock", "tomoyo", "selinux"):
         pol = _write(tmp_path, f"h.{target}", generate(target, load_access_set([HOSTILE])))
         res = check(str(pol), load_access_set([HOSTILE]))
         assert res.denied == [], (target, res.denied)
@@ -277,3 +277,123 @@ def test_pure_modules_import_without_bcc() -> None:
     r = subprocess.run([sys.executable, "-c", code, *mods], capture_output=True, text=True,
                        check=True, cwd=Path(__file__).resolve().parents[2])  # fmt: skip
     assert r.stdout.strip() == "[]"
+
+
+def _events(*specs: tuple[str, str, int]) -> list[dict[str, object]]:
+    """exec of /usr/bin/w by pid 5, then (hook, path, open flags) events of it."""
+    base = {"verdict": "allow", "ret": 0, "pid": 5, "tgid": 5, "ppid": 1, "comm": "w"}
+    evs: list[dict[str, object]] = [
+        {**base, "kind": "exec", "hook": "sched_process_exec", "ts_ns": 0,
+         "object": {"filename": "/usr/bin/w"}}]  # fmt: skip
+    for ts, (hook, path, flags) in enumerate(specs, 1):
+        evs.append({**base, "kind": "syscall", "hook": hook, "ts_ns": ts,
+                    "object": {"path": path, "flags": flags}})  # fmt: skip
+    return evs
+
+
+def test_tomoyo_names_and_sections(tmp_path: Path) -> None:
+    """TOMOYO's own names: proc:/self for the caller's pid, proc:/\\$ for
+    others, devpts:/; create allows any mode; the three parts split for
+    tomoyo-loadpolicy, each accepted by tomoyo-checkpolicy."""
+    from lsmtrace.policy.model import build
+
+    aset = build([({}, _events(("sys_openat", "/proc/5/status", 0),
+                               ("sys_openat", "/proc/77/cmdline", 0),
+                               ("sys_openat", "/dev/pts/3", 1),
+                               ("sys_openat", "/srv/out", 0o101)), "t")])  # fmt: skip
+    text = tomoyo.render(aset)
+    lines = set(text.splitlines())
+    assert {"file read proc:/self/status", "file read proc:/\\$/cmdline",
+            "file write devpts:/3", "file create /srv/out 0-07777",
+            "file write /srv/out"} <= lines  # fmt: skip
+    assert not any("/proc/" in ln for ln in lines if not ln.startswith("#"))
+    parts = tomoyo.sections(text)
+    assert parts["exception"] == "initialize_domain /usr/bin/w from any\n"
+    assert parts["domain"].startswith(f"<kernel> /usr/bin/w\nuse_profile {tomoyo.PROFILE}\n")
+    prof = parts["profile"].splitlines()
+    assert f"{tomoyo.PROFILE}-CONFIG={{ mode=disabled grant_log=no reject_log=yes }}" in prof
+    assert f"{tomoyo.PROFILE}-CONFIG::file::open={{ mode=enforcing grant_log=no " \
+           "reject_log=yes }" in prof  # fmt: skip
+    for kind in ("e", "d"):
+        r = subprocess.run([tool("tomoyo-checkpolicy"), kind],
+                           input=parts["exception" if kind == "e" else "domain"],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert " 0 Error" in r.stdout + r.stderr, r.stdout + r.stderr
+    # check() names the recorded paths the same way: its own policy denies nothing
+    pol = _write(tmp_path, "w.tomoyo", text)
+    assert check(str(pol), aset).denied == []
+    pol.write_text(text.replace("file read proc:/\\$/cmdline\n", ""))
+    assert [str(a) for a in check(str(pol), aset).denied] == [
+        "/usr/bin/w: file /proc/77/cmdline read"]
+
+
+def test_tomoyo_dgram_connect_is_send() -> None:
+    from lsmtrace.policy.model import AccessSet, NetAccess
+
+    aset = AccessSet()
+    prog = aset.program("/usr/bin/w", "/usr/bin/w")
+    prog.network.add(NetAccess("connect", "AF_INET", "SOCK_DGRAM", 53))
+    prog.network.add(NetAccess("connect", "AF_INET", "SOCK_STREAM", 80))
+    text = tomoyo.render(aset)
+    assert "network inet dgram send 0.0.0.0-255.255.255.255 53" in text
+    assert "network inet stream connect 0.0.0.0-255.255.255.255 80" in text
+    assert "dgram connect" not in text
+
+
+def test_selinux_check_reads_the_module_back(tmp_path: Path) -> None:
+    """check evaluates a .te module with generation's own mapping: the module
+    passes its recording; a permission removed by hand is reported as the
+    accesses that needed it, and a rule nothing used as unused."""
+    text = generate("selinux", load_access_set([CAT]), name="cat")
+    rc, out = run(["policy", "check", "--policy", str(_write(tmp_path, "c.te", text)), CAT])
+    assert rc == 0, out
+    rule = next(ln for ln in text.splitlines() if ln.startswith("allow lsmtrace_cat_t tmp_t:file"))
+    assert "read" in rule
+    edited = text.replace(rule, rule.replace(" read ", " ")) + (
+        "allow lsmtrace_cat_t shadow_t:file { read };\n")  # fmt: skip
+    pol = _write(tmp_path, "e.te", edited)
+    rc, out = run(["policy", "check", "--policy", str(pol), CAT, "--json"])
+    assert rc == 1
+    findings = [json.loads(ln) for ln in out.splitlines()]
+    denied = sorted(f["what"] for f in findings if f["finding"] == "would_deny")
+    assert denied == ["/tmp/lsmtrace-fixture/a", "/tmp/lsmtrace-fixture/b"]
+    assert {"finding": "unused_rule",
+            "rule": "allow lsmtrace_cat_t shadow_t:file { read }"} in findings  # fmt: skip
+
+
+def test_selinux_check_errors(tmp_path: Path) -> None:
+    from lsmtrace.policy import selinux
+
+    with pytest.raises(selinux.SelinuxParseError, match=r"no 'module NAME VERSION;'"):
+        selinux.parse("allow a b:file read;\n", "x.te")
+    bad = "module m 1.0;\n\nrequire {\n\ttype b;\n}\n# c\nallow a b read;\n"
+    with pytest.raises(selinux.SelinuxParseError, match=r"x\.te: line 7: cannot read"):
+        selinux.parse(bad, "x.te")
+    rules = selinux.parse("module m 1.0;\nallow { a c } b:{ file dir } { read open };\n"
+                          "allow a self:capability sys_admin;\n")  # fmt: skip
+    assert rules[("c", "b", "dir")] == {"read", "open"}
+    assert rules[("a", "self", "capability")] == {"sys_admin"}
+
+
+def test_selinux_types_from_audited_avcs() -> None:
+    """Where SELinux is active, the AVC audited inside a hook labels the path of
+    the decision that follows on the same thread; the table fills the rest."""
+    from lsmtrace.policy import selinux
+    from lsmtrace.policy.model import build
+
+    def avc(tclass: str, tcontext: str, ts: int) -> dict[str, object]:
+        return {"kind": "avc", "hook": "selinux_audited", "verdict": "allow", "pid": 5,
+                "tgid": 5, "ppid": 1, "comm": "w", "ts_ns": ts,
+                "object": {"tclass": tclass, "tcontext": tcontext}}  # fmt: skip
+
+    evs = _events(("sys_openat", "/srv/data/x", 0), ("sys_openat", "/srv/data/y", 0))
+    evs[1]["ts_ns"], evs[2]["ts_ns"] = 3, 5
+    evs += [avc("dir", "system_u:object_r:var_t:s0", 1),
+            avc("file", "system_u:object_r:httpd_sys_content_t:s0", 2),
+            avc("file", "system_u:object_r:bad-type;x:s0", 4)]  # fmt: skip
+    aset = build([({}, evs, "t")])
+    assert aset.labels == {"/srv/data/x": "httpd_sys_content_t"}
+    text = selinux.render(aset, "w")
+    assert "allow lsmtrace_w_t httpd_sys_content_t:file { getattr open read };" in text
+    assert "allow lsmtrace_w_t var_t:file { getattr open read };" in text  # y: the table
