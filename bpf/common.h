@@ -307,11 +307,24 @@ static __always_inline void lsmt_fill(struct lsmt_event *e, u16 kind, u16 id, s3
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 }
 
-/* Read a user string into dst; flag truncation and read errors. */
-static __always_inline void lsmt_user_str(struct lsmt_event *e, char *dst, u32 size,
-					  const void *src)
+/* Reads from user (LSMT_USER) or kernel (LSMT_KERNEL) memory. `mem` is a
+ * constant at every call site, so the branch folds away after inlining: one
+ * decoder serves the syscall (user pointers) and hook (kernel pointers) rungs. */
+#define LSMT_USER 1
+#define LSMT_KERNEL 0
+
+static __always_inline long lsmt_read(void *dst, u32 size, const void *src, int mem)
 {
-	long n = bpf_probe_read_user_str(dst, size, src);
+	return mem == LSMT_USER ? bpf_probe_read_user(dst, size, src)
+				: bpf_probe_read_kernel(dst, size, src);
+}
+
+/* Read a string into dst; flag truncation and read errors. */
+static __always_inline void lsmt_str(struct lsmt_event *e, char *dst, u32 size,
+				     const void *src, int mem)
+{
+	long n = mem == LSMT_USER ? bpf_probe_read_user_str(dst, size, src)
+				  : bpf_probe_read_kernel_str(dst, size, src);
 	char next = 0;
 	if (n < 0) {
 		dst[0] = 0;
@@ -319,25 +332,41 @@ static __always_inline void lsmt_user_str(struct lsmt_event *e, char *dst, u32 s
 		lsmt_stat(LSMT_STAT_READ_ERR);
 	} else if (n == size) {
 		/* full buffer: truncated unless the string ended exactly there */
-		bpf_probe_read_user(&next, 1, src + size - 1);
+		lsmt_read(&next, 1, src + size - 1, mem);
 		if (next)
 			e->flags |= LSMT_EV_TRUNCATED;
 	}
 }
 
-static __always_inline void lsmt_kernel_str(struct lsmt_event *e, char *dst, u32 size,
-					    const void *src)
+#define LSMT_AF_UNIX 1
+#define LSMT_AF_INET 2
+#define LSMT_AF_INET6 10
+
+/* A struct sockaddr of `len` bytes at `a` into obj.sock. */
+static __always_inline void lsmt_sockaddr(struct lsmt_event *e, const void *a, u32 len,
+					  int mem)
 {
-	long n = bpf_probe_read_kernel_str(dst, size, src);
-	char next = 0;
-	if (n < 0) {
-		dst[0] = 0;
+	struct lsmt_obj_sock *s = &e->obj.sock;
+	u16 port = 0;
+	s->addrlen = len;
+	if (!a || len < 2)
+		return;
+	if (lsmt_read(&s->family, sizeof(s->family), a, mem) != 0) {
 		e->flags |= LSMT_EV_READ_ERR;
-		lsmt_stat(LSMT_STAT_READ_ERR);
-	} else if (n == size) {
-		bpf_probe_read_kernel(&next, 1, src + size - 1);
-		if (next)
-			e->flags |= LSMT_EV_TRUNCATED;
+		return;
+	}
+	if (s->family == LSMT_AF_INET || s->family == LSMT_AF_INET6) {
+		lsmt_read(&port, sizeof(port), a + 2, mem);
+		s->port = (port >> 8) | ((port & 0xff) << 8);
+		if (s->family == LSMT_AF_INET)
+			lsmt_read(s->addr, 4, a + 4, mem);
+		else
+			lsmt_read(s->addr, 16, a + 8, mem);
+	} else if (s->family == LSMT_AF_UNIX) {
+		/* sun_path may be abstract (leading NUL): copy bytes, not a string;
+		 * user space trims to addrlen. */
+		if (lsmt_read(s->path, sizeof(s->path), a + 2, mem) != 0)
+			e->flags |= LSMT_EV_READ_ERR;
 	}
 }
 

@@ -200,7 +200,7 @@ static __always_inline void lsmt_dentry_name(struct lsmt_event *e, char *buf, u3
 		return;
 	LSMT_READ(name, d->d_name.name);
 	if (name)
-		lsmt_kernel_str(e, buf, size, name);
+		lsmt_str(e, buf, size, name, LSMT_KERNEL);
 }
 
 static __always_inline void lsmt_task(struct lsmt_event *e, s32 *pid, char *comm,
@@ -210,26 +210,6 @@ static __always_inline void lsmt_task(struct lsmt_event *e, s32 *pid, char *comm
 		return;
 	LSMT_READ(*pid, t->tgid);
 	bpf_probe_read_kernel_str(comm, LSMT_COMM_LEN, t->comm);
-}
-
-static __always_inline void lsmt_ksockaddr(struct lsmt_event *e, const void *a, u32 len)
-{
-	struct lsmt_obj_sock *s = &e->obj.sock;
-	u16 port = 0;
-	s->addrlen = len;
-	if (!a || len < 2)
-		return;
-	bpf_probe_read_kernel(&s->family, sizeof(s->family), a);
-	if (s->family == 2 || s->family == 10) {
-		bpf_probe_read_kernel(&port, sizeof(port), a + 2);
-		s->port = (port >> 8) | ((port & 0xff) << 8);
-		if (s->family == 2)
-			bpf_probe_read_kernel(s->addr, 4, a + 4);
-		else
-			bpf_probe_read_kernel(s->addr, 16, a + 8);
-	} else if (s->family == 1) {
-		bpf_probe_read_kernel(s->path, sizeof(s->path), a + 2);
-	}
 }
 
 static __always_inline void lsmt_socket(struct lsmt_event *e, struct socket *sock)
@@ -294,7 +274,7 @@ static __always_inline void lsmt_hdecode(struct lsmt_event *e, u32 dec, u64 x0, 
 		e->obj_type = LSMT_OBJ_EXEC;
 		LSMT_READ(fn, bprm->filename);
 		if (fn)
-			lsmt_kernel_str(e, e->obj.file.path, LSMT_PATH_LEN, fn);
+			lsmt_str(e, e->obj.file.path, LSMT_PATH_LEN, fn, LSMT_KERNEL);
 		break;
 	}
 	case LSMT_HD_CAP:
@@ -352,7 +332,7 @@ static __always_inline void lsmt_hdecode(struct lsmt_event *e, u32 dec, u64 x0, 
 		e->obj_type = LSMT_OBJ_SOCK;
 		lsmt_socket(e, (struct socket *)x0);
 		e->obj.sock.port = 0;
-		lsmt_ksockaddr(e, (const void *)x1, (u32)x2);
+		lsmt_sockaddr(e, (const void *)x1, (u32)x2, LSMT_KERNEL);
 		break;
 	case LSMT_HD_SOCK:
 		e->obj_type = LSMT_OBJ_SOCK;
@@ -368,16 +348,16 @@ static __always_inline void lsmt_hdecode(struct lsmt_event *e, u32 dec, u64 x0, 
 		LSMT_READ(namelen, msg->msg_namelen);
 		if (name) {
 			e->obj.sock.port = 0;
-			lsmt_ksockaddr(e, name, namelen);
+			lsmt_sockaddr(e, name, namelen, LSMT_KERNEL);
 		}
 		break;
 	}
 	case LSMT_HD_MOUNT:
 		e->obj_type = LSMT_OBJ_MOUNT;
 		if (x0)
-			lsmt_kernel_str(e, e->obj.file.path, LSMT_PATH_LEN, (const void *)x0);
+			lsmt_str(e, e->obj.file.path, LSMT_PATH_LEN, (const void *)x0, LSMT_KERNEL);
 		if (x2)
-			lsmt_kernel_str(e, e->obj.file.name, LSMT_NAME_LEN, (const void *)x2);
+			lsmt_str(e, e->obj.file.name, LSMT_NAME_LEN, (const void *)x2, LSMT_KERNEL);
 		e->obj.file.flags = x3;
 		break;
 	case LSMT_HD_UMOUNT: {
@@ -404,7 +384,7 @@ static __always_inline void lsmt_hdecode(struct lsmt_event *e, u32 dec, u64 x0, 
 	case LSMT_HD_KSTR:
 		e->obj_type = LSMT_OBJ_MODULE;
 		if (x0)
-			lsmt_kernel_str(e, e->obj.file.path, LSMT_PATH_LEN, (const void *)x0);
+			lsmt_str(e, e->obj.file.path, LSMT_PATH_LEN, (const void *)x0, LSMT_KERNEL);
 		break;
 	case LSMT_HD_LOAD_DATA:
 		e->obj_type = LSMT_OBJ_MODULE;

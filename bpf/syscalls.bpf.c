@@ -20,9 +20,6 @@
 #define LSMT_EPERM 1
 #define LSMT_EACCES 13
 #define LSMT_AT_FDCWD (-100)
-#define LSMT_AF_UNIX 1
-#define LSMT_AF_INET 2
-#define LSMT_AF_INET6 10
 #define LSMT_ID_CAPABLE (LSMT_SYSCALL_BASE - 1)
 #define LSMT_ID_AVC (LSMT_SYSCALL_BASE - 2)
 #define LSMT_ID_SIGNAL (LSMT_SYSCALL_BASE - 3)
@@ -70,32 +67,6 @@ static __always_inline u64 lsmt_arg(struct pt_regs *regs, u8 i)
 }
 
 /* Decode a user sockaddr into the sock object. */
-static __always_inline void lsmt_sockaddr(struct lsmt_event *e, const void *uaddr, u32 len)
-{
-	struct lsmt_obj_sock *s = &e->obj.sock;
-	u16 port = 0;
-	s->addrlen = len;
-	if (!uaddr || len < 2)
-		return;
-	if (bpf_probe_read_user(&s->family, sizeof(s->family), uaddr) != 0) {
-		e->flags |= LSMT_EV_READ_ERR;
-		return;
-	}
-	if (s->family == LSMT_AF_INET || s->family == LSMT_AF_INET6) {
-		bpf_probe_read_user(&port, sizeof(port), uaddr + 2);
-		s->port = (port >> 8) | ((port & 0xff) << 8);
-		if (s->family == LSMT_AF_INET)
-			bpf_probe_read_user(s->addr, 4, uaddr + 4);
-		else
-			bpf_probe_read_user(s->addr, 16, uaddr + 8);
-	} else if (s->family == LSMT_AF_UNIX) {
-		/* sun_path may be abstract (leading NUL): copy bytes, not a string;
-		 * user space trims to addrlen. */
-		if (bpf_probe_read_user(s->path, sizeof(s->path), uaddr + 2) != 0)
-			e->flags |= LSMT_EV_READ_ERR;
-	}
-}
-
 static __always_inline void lsmt_decode_syscall(struct lsmt_event *e, struct lsmt_sys_desc *d)
 {
 	struct pt_regs *regs = lsmt_user_regs();
@@ -104,19 +75,19 @@ static __always_inline void lsmt_decode_syscall(struct lsmt_event *e, struct lsm
 	e->obj_type = d->obj_type;
 	switch (d->decoder) {
 	case LSMT_DEC_PATH:
-		lsmt_user_str(e, e->obj.file.path, LSMT_PATH_LEN, (void *)lsmt_arg(regs, a0));
+		lsmt_str(e, e->obj.file.path, LSMT_PATH_LEN, (void *)lsmt_arg(regs, a0), LSMT_USER);
 		e->obj.file.flags = a1 != LSMT_NONE_ARG ? lsmt_arg(regs, a1) : 0;
 		e->obj.file.mode = a2 != LSMT_NONE_ARG ? lsmt_arg(regs, a2) : 0;
 		e->obj.file.dfd = a3 != LSMT_NONE_ARG ? (s32)lsmt_arg(regs, a3) : LSMT_AT_FDCWD;
 		break;
 	case LSMT_DEC_PATH2:
-		lsmt_user_str(e, e->obj.file.path, LSMT_PATH_LEN, (void *)lsmt_arg(regs, a0));
-		lsmt_user_str(e, e->obj.file.name, LSMT_NAME_LEN, (void *)lsmt_arg(regs, a1));
+		lsmt_str(e, e->obj.file.path, LSMT_PATH_LEN, (void *)lsmt_arg(regs, a0), LSMT_USER);
+		lsmt_str(e, e->obj.file.name, LSMT_NAME_LEN, (void *)lsmt_arg(regs, a1), LSMT_USER);
 		e->obj.file.flags = a2 != LSMT_NONE_ARG ? lsmt_arg(regs, a2) : 0;
 		e->obj.file.dfd = LSMT_AT_FDCWD;
 		break;
 	case LSMT_DEC_EXEC:
-		lsmt_user_str(e, e->obj.file.path, LSMT_PATH_LEN, (void *)lsmt_arg(regs, a0));
+		lsmt_str(e, e->obj.file.path, LSMT_PATH_LEN, (void *)lsmt_arg(regs, a0), LSMT_USER);
 		e->obj.file.dfd = a1 != LSMT_NONE_ARG ? (s32)lsmt_arg(regs, a1) : LSMT_AT_FDCWD;
 		break;
 	case LSMT_DEC_KILL:
@@ -141,7 +112,7 @@ static __always_inline void lsmt_decode_syscall(struct lsmt_event *e, struct lsm
 		e->obj.sock.protocol = lsmt_arg(regs, a2);
 		break;
 	case LSMT_DEC_SOCKADDR:
-		lsmt_sockaddr(e, (void *)lsmt_arg(regs, a1), (u32)lsmt_arg(regs, a2));
+		lsmt_sockaddr(e, (void *)lsmt_arg(regs, a1), (u32)lsmt_arg(regs, a2), LSMT_USER);
 		break;
 	case LSMT_DEC_MSGHDR: {
 		/* struct user_msghdr: void *msg_name; int msg_namelen; ... */
@@ -150,7 +121,7 @@ static __always_inline void lsmt_decode_syscall(struct lsmt_event *e, struct lsm
 		u32 namelen = 0;
 		bpf_probe_read_user(&name, sizeof(name), msg);
 		bpf_probe_read_user(&namelen, sizeof(namelen), msg + 8);
-		lsmt_sockaddr(e, name, namelen);
+		lsmt_sockaddr(e, name, namelen, LSMT_USER);
 		break;
 	}
 	case LSMT_DEC_SETID:
@@ -159,8 +130,8 @@ static __always_inline void lsmt_decode_syscall(struct lsmt_event *e, struct lsm
 		e->obj.setid.ids[2] = a2 != LSMT_NONE_ARG ? (s32)lsmt_arg(regs, a2) : -1;
 		break;
 	case LSMT_DEC_MOUNT:
-		lsmt_user_str(e, e->obj.file.path, LSMT_PATH_LEN, (void *)lsmt_arg(regs, a0));
-		lsmt_user_str(e, e->obj.file.name, LSMT_NAME_LEN, (void *)lsmt_arg(regs, a2));
+		lsmt_str(e, e->obj.file.path, LSMT_PATH_LEN, (void *)lsmt_arg(regs, a0), LSMT_USER);
+		lsmt_str(e, e->obj.file.name, LSMT_NAME_LEN, (void *)lsmt_arg(regs, a2), LSMT_USER);
 		e->obj.file.flags = a3 != LSMT_NONE_ARG ? lsmt_arg(regs, a3) : 0;
 		e->obj.file.dfd = LSMT_AT_FDCWD;
 		break;
@@ -169,7 +140,7 @@ static __always_inline void lsmt_decode_syscall(struct lsmt_event *e, struct lsm
 		e->obj.file.mode = a1 != LSMT_NONE_ARG ? lsmt_arg(regs, a1) : 0;
 		break;
 	case LSMT_DEC_MODNAME:
-		lsmt_user_str(e, e->obj.file.path, LSMT_PATH_LEN, (void *)lsmt_arg(regs, a0));
+		lsmt_str(e, e->obj.file.path, LSMT_PATH_LEN, (void *)lsmt_arg(regs, a0), LSMT_USER);
 		break;
 	case LSMT_DEC_BPF:
 		e->obj.bpf.cmd = (s32)lsmt_arg(regs, a0);

@@ -348,6 +348,16 @@ def do(action):
         def mk():
             socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP).close()
         out["errno"], _ = try_(mk)
+    elif op == "bind_port":
+        def mk():
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as so:
+                so.bind(("127.0.0.1", action[1]))
+        out["errno"], _ = try_(mk)
+    elif op == "connect_unix":
+        def mk():
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as so:
+                so.connect(bytes.fromhex(action[1]))
+        out["errno"], _ = try_(mk)
     elif op == "fork_open":
         path = bytes.fromhex(action[1])
         r, w = os.pipe()

@@ -14,7 +14,9 @@ Actors (child processes; pids known before any tracer starts):
   lsmt-t/-o     uid 65534, open a root 0600 file (EACCES) and a 0644 one (allowed)
   lsmt-parent   uid 65534, forks lsmt-gchild, which opens the 0600 file
   lsmt-cg       uid 65534 in a child cgroup (v2), opens the 0600 file
-  lsmt-net      uid 65534, socket(AF_INET, SOCK_RAW): EPERM
+  lsmt-net      uid 65534, socket(AF_INET, SOCK_RAW): EPERM; bind 127.0.0.1:80
+                (CAP_NET_BIND_SERVICE): EACCES; connect to a unix socket in a
+                0700 root directory: EACCES
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,11 +100,16 @@ def scene(
     noexec = world_dir / "noexec.sh"
     noexec.write_text("#!/bin/sh\nexit 0\n")
     os.chmod(noexec, 0o644)
+    private = world_dir / "private"
+    private.mkdir(mode=0o700)
+    unix_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix_sock.bind(str(private / "sock"))
     hostile = os.fsencode(world_dir) + b"/" + HOSTILE_NAME
     os.close(os.open(hostile, os.O_WRONLY | os.O_CREAT, 0o600))
     files = {
         "landlock": os.fsencode(ll_file), "secret": os.fsencode(secret),
         "marker": os.fsencode(marker), "noexec": os.fsencode(noexec), "hostile": hostile,
+        "sock": os.fsencode(private / "sock"),
     }  # fmt: skip
 
     # actors -------------------------------------------------------------------
@@ -116,7 +124,8 @@ def scene(
         "lsmt-t": ([["open", s], ["open", m]], NOBODY),
         "lsmt-o": ([["open", s], ["open", m]], NOBODY),
         "lsmt-parent": ([["fork_open", s, "lsmt-gchild"]], NOBODY),
-        "lsmt-net": ([["socket_raw"]], NOBODY),
+        "lsmt-net": ([["socket_raw"], ["bind_port", 80],
+                      ["connect_unix", hexpath(private / "sock")]], NOBODY),
     }  # fmt: skip
     cg_root = helpers.cgroup2_root()
     cgdir: Path | None = None
@@ -173,6 +182,7 @@ def scene(
                 r.kill()
         yield sc
     finally:
+        unix_sock.close()
         for r in runs.values():
             r.kill()
         for a in actors.values():
@@ -461,6 +471,22 @@ def test_filter_family(scene: Scene) -> None:
     assert {e["verdict"] for e in run.events} == {"deny"}
     _other_was_denied(scene, "lsmt-o", "sys_openat")
     _none_from(run, scene.actors["lsmt-o"].pid)
+
+
+def test_socket_addresses_decoded(scene: Scene) -> None:
+    """The sockaddr decoder reads family, address and port (AF_INET) and the
+    path (AF_UNIX) from the syscall's user memory."""
+    n = scene.actors["lsmt-net"]
+    assert n.result("bind_port")["errno"] == "EACCES", n.error
+    assert n.result("connect_unix")["errno"] == "EACCES", n.error
+    run = scene.run("family")
+    ev = one(run, n.pid, "sys_bind")
+    check(ev, verdict="deny", errno="EACCES", syscall="bind", uid=NOBODY)
+    assert ev["object"] == {"family": "AF_INET", "addr": "127.0.0.1", "port": 80}, ev
+    ev = one(run, n.pid, "sys_connect")
+    check(ev, verdict="deny", errno="EACCES", syscall="connect", uid=NOBODY)
+    assert ev["object"] == {"family": "AF_UNIX",
+                            "path": os.fsdecode(scene.files["sock"])}, ev  # fmt: skip
 
 
 def test_filter_denied(scene: Scene) -> None:
