@@ -19,6 +19,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -353,63 +354,6 @@ def tomoyo_load(flag: str, text: str) -> None:
                    timeout=60)  # fmt: skip
 
 
-def test_tomoyo_policy_closed_loop(live: Tracer, tmp_path: Path) -> None:
-    """Issue #7's loop for TOMOYO: record a workload, generate its domain
-    policy, load its three parts with tomoyo-loadpolicy; the workload still
-    runs under the enforcing profile, a deviation is denied (EPERM) and traced
-    with lsm = tomoyo."""
-    why = tomoyo_ready()
-    if why:
-        pytest.skip(why)
-    from lsmtrace.policy import tomoyo
-
-    work = Path(f"/srv/lsmt-tomoyo-{live.rung}")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    for name in ("a", "b", "c"):
-        (work / name).write_text(name)
-    exe = Path(f"/usr/local/bin/lsmt-tomoyo-{live.rung}")
-    shutil.copy("/usr/bin/cat", exe)
-    rec, pol = tmp_path / "rec.jsonl", tmp_path / "loop.tomoyo"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    lsmtrace = [sys.executable, "-m", "lsmtrace"]
-    parts: dict[str, str] = {}
-    try:
-        subprocess.run([*lsmtrace, "record", "-o", str(rec), "--backend", live.rung,
-                        "--", str(exe), str(work / "a"), str(work / "b")],
-                       check=True, env=env, cwd=REPO, timeout=600)  # fmt: skip
-        subprocess.run([*lsmtrace, "policy", "generate", "--target", "tomoyo",
-                        str(rec), "-o", str(pol)], check=True, env=env, cwd=REPO,
-                       timeout=120)  # fmt: skip
-        text = pol.read_text()
-        assert f"<kernel> {exe}\n" in text
-        assert str(work / "c") not in text
-        parts = tomoyo.sections(text)
-        tomoyo_load("-p", parts["profile"])
-        tomoyo_load("-e", parts["exception"])
-        tomoyo_load("-d", parts["domain"])
-        ok = subprocess.run([str(exe), str(work / "a"), str(work / "b")],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
-        assert ok.returncode == 0, ok.stderr + "\n" + parts["domain"]
-        assert ok.stdout == "ab"
-        bad = subprocess.Popen([str(exe), str(work / "c")], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)  # fmt: skip
-        _out, err = bad.communicate(timeout=60)
-        assert bad.returncode != 0
-        assert b"Operation not permitted" in err, err
-    finally:
-        if parts:  # the domain and its initializer go; the profile is inert without them
-            tomoyo_load("-d", f"delete <kernel> {tomoyo.encode(str(exe))}\n")
-            tomoyo_load("-e", "".join(f"delete {ln}\n"
-                                      for ln in parts["exception"].splitlines()))  # fmt: skip
-        exe.unlink(missing_ok=True)
-        shutil.rmtree(work, ignore_errors=True)
-    evs = [e for e in live.wait_for(bad.pid, "file_open")
-           if e["object"].get("path") == str(work / "c")]  # fmt: skip
-    assert evs, f"no file_open denial of {work / 'c'}: {live.events()[-5:]}"
-    assert_denied_by(evs[0], live.rung, "tomoyo", "EPERM")
-
-
 BPF_LSM_PROG = r"""
 #include <linux/fs.h>
 BPF_ARRAY(marker, u64, 1);
@@ -484,6 +428,66 @@ def test_accounting_and_detach(rung: str, tmp_path: Path) -> None:
     assert len(ours) <= len([ln for ln in before.splitlines() if "lsmt_" in ln]), ours
 
 
+@dataclass
+class Loop:
+    """A workload recorded on the live rung and the policy generated from it."""
+
+    work: Path  # holds a, b (the workload reads them) and c (the deviation)
+    exe: Path  # a copy of cat: its own name gives it its own profile/domain
+    policy: Path
+    text: str
+
+
+@contextlib.contextmanager
+def closed_loop(live: Tracer, tmp_path: Path, target: str) -> Iterator[Loop]:
+    """Record `EXE a b` with `lsmtrace record` and generate its `target` policy."""
+    work = Path(f"/srv/lsmt-{target}-{live.rung}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (work / name).write_text(name)
+    exe = Path(f"/usr/local/bin/lsmt-{target}-{live.rung}")
+    shutil.copy("/usr/bin/cat", exe)
+    rec, pol = tmp_path / "rec.jsonl", tmp_path / f"loop.{target}"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    lsmtrace = [sys.executable, "-m", "lsmtrace"]
+    try:
+        subprocess.run([*lsmtrace, "record", "-o", str(rec), "--backend", live.rung,
+                        "--", str(exe), str(work / "a"), str(work / "b")],
+                       check=True, env=env, cwd=REPO, timeout=600)  # fmt: skip
+        subprocess.run([*lsmtrace, "policy", "generate", "--target", target,
+                        str(rec), "-o", str(pol)], check=True, env=env, cwd=REPO,
+                       timeout=120)  # fmt: skip
+        text = pol.read_text()
+        assert str(work / "c") not in text
+        yield Loop(work, exe, pol, text)
+    finally:
+        exe.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_loop(loop: Loop, message: bytes) -> int:
+    """Under the loaded policy: `EXE a b` still works, `EXE c` fails with
+    `message`. Returns the failing run's pid."""
+    ok = subprocess.run([str(loop.exe), str(loop.work / "a"), str(loop.work / "b")],
+                        capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr + "\n" + loop.text
+    assert ok.stdout == "ab"
+    bad = subprocess.Popen([str(loop.exe), str(loop.work / "c")], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)  # fmt: skip
+    _out, err = bad.communicate(timeout=60)
+    assert bad.returncode != 0
+    assert message in err, err
+    return bad.pid
+
+
+def assert_loop_denial(live: Tracer, loop: Loop, pid: int, lsm: str, errno_name: str) -> None:
+    path = str(loop.work / "c")
+    evs = [e for e in live.wait_for(pid, "file_open") if e["object"].get("path") == path]
+    assert evs, f"no file_open denial of {path}: {live.events()[-5:]}"
+    assert_denied_by(evs[0], live.rung, lsm, errno_name)
+
+
 def test_apparmor_policy_closed_loop(live: Tracer, tmp_path: Path) -> None:
     """Issue #7's loop in enforce mode: record a workload, generate its AppArmor
     profile, load it; the workload still runs, a deviation is denied and traced
@@ -493,42 +497,35 @@ def test_apparmor_policy_closed_loop(live: Tracer, tmp_path: Path) -> None:
     parser = shutil.which("apparmor_parser")
     if parser is None:
         pytest.skip("apparmor_parser is not installed (Debian package apparmor)")
-    work = Path(f"/srv/lsmt-loop-{live.rung}")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    for name in ("a", "b", "c"):
-        (work / name).write_text(name)
-    exe = Path(f"/usr/local/bin/lsmt-loop-{live.rung}")
-    shutil.copy("/usr/bin/cat", exe)
-    rec, prof = tmp_path / "rec.jsonl", tmp_path / "loop.profile"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    lsmtrace = [sys.executable, "-m", "lsmtrace"]
-    try:
-        subprocess.run([*lsmtrace, "record", "-o", str(rec), "--backend", live.rung,
-                        "--", str(exe), str(work / "a"), str(work / "b")],
-                       check=True, env=env, cwd=REPO, timeout=600)  # fmt: skip
-        subprocess.run([*lsmtrace, "policy", "generate", "--target", "apparmor",
-                        str(rec), "-o", str(prof)], check=True, env=env, cwd=REPO,
-                       timeout=120)  # fmt: skip
-        text = prof.read_text()
-        assert str(work / "c") not in text
-        subprocess.run([parser, "-r", str(prof)], check=True)
+    with closed_loop(live, tmp_path, "apparmor") as loop:
+        subprocess.run([parser, "-r", str(loop.policy)], check=True)
         try:
-            ok = subprocess.run([str(exe), str(work / "a"), str(work / "b")],
-                                capture_output=True, text=True, timeout=60)  # fmt: skip
-            assert ok.returncode == 0, ok.stderr
-            assert ok.stdout == "ab"
-            bad = subprocess.Popen([str(exe), str(work / "c")], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE)  # fmt: skip
-            _out, err = bad.communicate(timeout=60)
-            assert bad.returncode != 0
-            assert b"Permission denied" in err
+            pid = run_loop(loop, b"Permission denied")
         finally:
-            subprocess.run([parser, "-R", str(prof)], check=False)
-    finally:
-        exe.unlink(missing_ok=True)
-        shutil.rmtree(work, ignore_errors=True)
-    evs = [e for e in live.wait_for(bad.pid, "file_open")
-           if e["object"].get("path") == str(work / "c")]  # fmt: skip
-    assert evs, f"no file_open denial of {work / 'c'}: {live.events()[-5:]}"
-    assert_denied_by(evs[0], live.rung, "apparmor", "EACCES")
+            subprocess.run([parser, "-R", str(loop.policy)], check=False)
+    assert_loop_denial(live, loop, pid, "apparmor", "EACCES")
+
+
+def test_tomoyo_policy_closed_loop(live: Tracer, tmp_path: Path) -> None:
+    """Issue #7's loop for TOMOYO: record a workload, generate its domain
+    policy, load its three parts with tomoyo-loadpolicy; the workload still
+    runs under the enforcing profile, a deviation is denied (EPERM) and traced
+    with lsm = tomoyo."""
+    why = tomoyo_ready()
+    if why:
+        pytest.skip(why)
+    from lsmtrace.policy import tomoyo
+
+    with closed_loop(live, tmp_path, "tomoyo") as loop:
+        assert f"<kernel> {loop.exe}\n" in loop.text
+        parts = tomoyo.sections(loop.text)
+        tomoyo_load("-p", parts["profile"])
+        tomoyo_load("-e", parts["exception"])
+        tomoyo_load("-d", parts["domain"])
+        try:
+            pid = run_loop(loop, b"Operation not permitted")
+        finally:  # the domain and its initializer go; the profile is inert without them
+            tomoyo_load("-d", f"delete <kernel> {tomoyo.encode(str(loop.exe))}\n")
+            tomoyo_load("-e", "".join(f"delete {ln}\n"
+                                      for ln in parts["exception"].splitlines()))  # fmt: skip
+    assert_loop_denial(live, loop, pid, "tomoyo", "EPERM")
