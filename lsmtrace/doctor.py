@@ -161,6 +161,24 @@ def _read_int(path: Path) -> int | None:
         return None
 
 
+def _tomoyo_state(d: Path) -> tuple[str, str | None]:
+    """(detail, hint) from TOMOYO's securityfs: the directory exists whenever
+    TOMOYO is active, but it decides nothing until a policy is loaded."""
+    try:
+        profile = _read(d / "profile")
+    except OSError as e:
+        return f"active (cannot read {d}/profile: {e.strerror})", None
+    if not profile or "PROFILE_VERSION=" not in profile:
+        return ("active, no policy loaded: denies nothing",
+                "TOMOYO loads its policy when /sbin/init starts, through /sbin/tomoyo-init "
+                "(package tomoyo-tools; /usr/lib/tomoyo/init_policy writes a first one)")  # fmt: skip
+    enforcing = sorted({ln.split("-", 1)[0] for ln in profile.splitlines()
+                        if re.match(r"\d+-CONFIG", ln) and "mode=enforcing" in ln},
+                       key=int)  # fmt: skip
+    which = f"profiles enforcing: {', '.join(enforcing)}" if enforcing else "no enforcing profile"
+    return f"active, policy loaded ({which}; domains in /{SECURITYFS}/tomoyo)", None
+
+
 def _exists(path: Path) -> bool | None:
     """True/False, or None when a parent directory is unreadable."""
     try:
@@ -380,7 +398,7 @@ def _check_lsms(
     # TOMOYO
     tomoyo = _exists(sec / "tomoyo")
     if tomoyo:
-        r.add("lsm", "tomoyo", "info", f"active (policy in /{SECURITYFS}/tomoyo)")
+        r.add("lsm", "tomoyo", "info", *_tomoyo_state(sec / "tomoyo"))
     elif lsms is not None and "tomoyo" in lsms:
         r.add("lsm", "tomoyo", "info", "active, no policy loaded")
     elif lsms is None:

@@ -205,8 +205,19 @@ def test_yama_ptrace_scope(tree: Path, scope: int) -> None:
 
 def test_tomoyo_active(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "root", lsm="capability,tomoyo,bpf")
-    (root / "sys/kernel/security/tomoyo").mkdir()
-    assert diagnose(root).get("tomoyo").detail.startswith("active")
+    tdir = root / "sys/kernel/security/tomoyo"
+    tdir.mkdir()
+    (tdir / "profile").write_text("")  # active, tomoyo-init never ran
+    c = diagnose(root).get("tomoyo")
+    assert c.detail == "active, no policy loaded: denies nothing"
+    assert "tomoyo-tools" in (c.hint or "")
+    (tdir / "profile").write_text(
+        "PROFILE_VERSION=20150505\n0-CONFIG={ mode=disabled }\n"
+        "3-CONFIG={ mode=enforcing grant_log=no reject_log=yes }\n"
+        "7-CONFIG={ mode=disabled }\n7-CONFIG::file::open={ mode=enforcing }\n"
+        "12-COMMENT=mode=enforcing in a comment\n")  # fmt: skip
+    c = diagnose(root).get("tomoyo")
+    assert c.detail.startswith("active, policy loaded (profiles enforcing: 3, 7;"), c.detail
 
 
 def test_landlock_not_probed_off_the_live_root(tree: Path) -> None:
