@@ -367,8 +367,9 @@ LSM_IDS = {name: lsm for lsm, name in LSM_NAMES.items() if name}
 LSM_IDS.update({"ima": Lsm.INTEGRITY, "evm": Lsm.INTEGRITY})
 
 
+_LSM_BY_INT: dict[int, str | None] = {int(k): v for k, v in LSM_NAMES.items()}
+
+
 def lsm_name(value: int) -> str | None:
-    try:
-        return LSM_NAMES[Lsm(value)]
-    except ValueError:
-        return f"lsm{value}"
+    # a plain-int table: an Lsm() call per event costs as much as the lookup
+    return _LSM_BY_INT[value] if value in _LSM_BY_INT else f"lsm{value}"

@@ -298,6 +298,10 @@ def test_wallclock_injected_offset_exact() -> None:
     assert clock.iso(ts) == "2023-11-14T22:13:20.123456Z"
     assert clock.iso(5_000_000_000 + 999_999_999) == "2023-11-14T22:13:20.999999Z"
     assert clock.iso(5_000_000_000) == "2023-11-14T22:13:20.000000Z"
+    # the per-second prefix is cached: crossing seconds, back and forth, stays exact
+    assert clock.iso(6_000_000_000) == "2023-11-14T22:13:21.000000Z"
+    assert clock.iso(4_999_999_999) == "2023-11-14T22:13:19.999999Z"
+    assert clock.iso(86_400 * 10**9 + 5_000_000_000) == "2023-11-15T22:13:20.000000Z"
 
 
 def test_wallclock_iso_is_rfc3339() -> None:
