@@ -476,32 +476,24 @@ def actors_cleanup(actors: list[Actor]) -> Iterator[None]:
 # -- the machine ---------------------------------------------------------------
 
 
+def _mount_points(fstype: str) -> list[Path]:
+    """Where filesystems of `fstype` are mounted, in /proc/self/mounts order."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    fields = (ln.split() for ln in lines)
+    return [Path(f[1].replace("\\040", " ")) for f in fields if len(f) >= 3 and f[2] == fstype]
+
+
 def cgroup2_root() -> Path | None:
     """Mount point of the cgroup v2 hierarchy (it is not always /sys/fs/cgroup)."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return None
-    for ln in mounts:
-        parts = ln.split()
-        if len(parts) >= 3 and parts[2] == "cgroup2":
-            return Path(parts[1].replace("\\040", " "))
-    return None
+    return next(iter(_mount_points("cgroup2")), None)
 
 
 def cgroup1_dir() -> Path | None:
     """A cgroup v1 hierarchy's root directory, when one is mounted (hybrid hosts)."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return None
-    for ln in mounts:
-        parts = ln.split()
-        if len(parts) >= 3 and parts[2] == "cgroup":
-            p = Path(parts[1])
-            if (p / "cgroup.procs").exists():
-                return p
-    return None
+    return next((p for p in _mount_points("cgroup") if (p / "cgroup.procs").exists()), None)
 
 
 def world_dir() -> Path:
