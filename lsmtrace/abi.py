@@ -372,4 +372,4 @@ _LSM_BY_INT: dict[int, str | None] = {int(k): v for k, v in LSM_NAMES.items()}
 
 def lsm_name(value: int) -> str | None:
     # a plain-int table: an Lsm() call per event costs as much as the lookup
-    return _LSM_BY_INT[value] if value in _LSM_BY_INT else f"lsm{value}"
+    return _LSM_BY_INT.get(value, f"lsm{value}")

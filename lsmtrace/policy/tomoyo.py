@@ -77,29 +77,30 @@ def tomoyo_name(path: str) -> str:
     return path
 
 
-def path_words(prog: Program, path: str, is_dir: bool) -> list[str]:
-    """The encoded, generalised names of `path` in `prog`'s ACLs."""
+def path_word(prog: Program, path: str, is_dir: bool) -> str:
+    """The encoded, generalised name of `path` in `prog`'s ACLs."""
     tail = "/" if is_dir and not path.endswith("/") else ""
     pr = proc_pid_rest(path)
     if pr is not None and pr[0] != "thread-self":
         rest = encode(pr[1] + tail)
         if path in prog.own_proc or pr[0] == "self":
-            return ["proc:/self" + rest]  # what TOMOYO calls the caller's own pid
-        return ["proc:/\\$" + rest]
+            return "proc:/self" + rest  # what TOMOYO calls the caller's own pid
+        return "proc:/\\$" + rest
     tg = temp_glob(path)
     if tg is not None:
-        return [encode(tg[0]) + "\\*" + encode(tg[1] + tail)]
-    return [encode(tomoyo_name(path + tail))]
+        return encode(tg[0]) + "\\*" + encode(tg[1] + tail)
+    return encode(tomoyo_name(path + tail))
 
 
-def profile_lines(number: int = PROFILE, mode: str = "enforcing") -> list[str]:
-    out = [f"{number}-COMMENT=-----lsmtrace: generated domains ({mode})-----",
-           f"{number}-PREFERENCE={{ max_audit_log=1024 max_learning_entry=2048 }}",
-           f"{number}-CONFIG={{ mode=disabled grant_log=no reject_log=yes }}"]  # fmt: skip
-    kinds = {"inet_": "network", "": "file"}
+def profile_lines() -> list[str]:
+    """Profile PROFILE: ENFORCED enforcing, everything else disabled."""
+    n = PROFILE
+    out = [f"{n}-COMMENT=-----lsmtrace: generated domains (enforcing)-----",
+           f"{n}-PREFERENCE={{ max_audit_log=1024 max_learning_entry=2048 }}",
+           f"{n}-CONFIG={{ mode=disabled grant_log=no reject_log=yes }}"]  # fmt: skip
     for op in ENFORCED:
-        cat = next(c for k, c in kinds.items() if op.startswith(k))
-        out.append(f"{number}-CONFIG::{cat}::{op}={{ mode={mode} grant_log=no reject_log=yes }}")
+        cat = "network" if op.startswith("inet_") else "file"
+        out.append(f"{n}-CONFIG::{cat}::{op}={{ mode=enforcing grant_log=no reject_log=yes }}")
     return out
 
 
@@ -147,8 +148,7 @@ def render(aset: AccessSet, name: str | None = None) -> str:
                     notes.add(f"# not expressed: {acc} {encode(path)}")
                     continue
                 is_dir = op in DIR_OPS or (acc in ("read", "readdir") and path in dirs)
-                for word in path_words(prog, path, is_dir):
-                    lines.add(f"file {op} {word}{MODE_OPS.get(op, '')}")
+                lines.add(f"file {op} {path_word(prog, path, is_dir)}{MODE_OPS.get(op, '')}")
         for n in prog.network:
             typ = {"SOCK_STREAM": "stream", "SOCK_DGRAM": "dgram"}.get(n.type)
             # a datagram socket's connect is checked as send (TOMOYO has no
