@@ -124,8 +124,9 @@ printf '[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin root --keep-b
     > /etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf
 echo 'kernel.printk = 4 4 1 7' > /etc/sysctl.d/10-console.conf
 # TOMOYO: the kernel runs /sbin/tomoyo-init when /sbin/init starts, and it loads
-# /etc/tomoyo; without a policy there TOMOYO stays inert. init_policy writes the
-# default one (every domain on profile 0 = disabled); tests load their own.
+# /etc/tomoyo; without a policy there TOMOYO stays inert. tomoyo-tools' postinst
+# runs init_policy (every domain on profile 0 = disabled); run it here should a
+# package version not. Tests load their own domains.
 [ -f /etc/tomoyo/profile.conf ] || /usr/lib/tomoyo/init_policy >/dev/null
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/share/doc/* /usr/share/man/* \
     /usr/share/locale/*
