@@ -173,7 +173,8 @@ def throughput(
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pairs", type=int, default=5)
+    p.add_argument("--pairs", type=int, default=5, help="A/B pairs per overhead row "
+                   "(0: no overhead table, throughput only)")
     p.add_argument("--repeat", type=int, default=3,
                    help="loop runs per side of a pair; the fastest counts")
     p.add_argument("--n-c", type=int, default=400_000, help="opens per C loop run")
@@ -197,10 +198,13 @@ def main() -> int:
         return 1
     print(f"lsmtrace bench on {platform.release()}, {os.cpu_count()} CPUs, "
           f"backend {a.backend}", flush=True)  # fmt: skip
-    print("overhead (untraced/traced time per open+close; 1.0 = no overhead):", flush=True)
-    over = overhead(a.pairs, a.n_c, a.n_py, a.backend, a.repeat,
-                    a.modes.split(",") if a.modes else None,
-                    a.loops.split(",") if a.loops else None)  # fmt: skip
+    over: list[dict[str, object]] = []
+    if a.pairs > 0:
+        print("overhead (untraced/traced time per open+close; 1.0 = no overhead):",
+              flush=True)  # fmt: skip
+        over = overhead(a.pairs, a.n_c, a.n_py, a.backend, a.repeat,
+                        a.modes.split(",") if a.modes else None,
+                        a.loops.split(",") if a.loops else None)  # fmt: skip
     rates = [] if a.no_throughput else [float(x) for x in a.rates.split(",")]
     thr: list[dict[str, object]] = []
     for consumer, what in ((["--discard"], "transport: batches out of the ring, not decoded"),
