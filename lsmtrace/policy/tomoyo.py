@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 
 from lsmtrace.errors import LsmtraceError
 from lsmtrace.policy.landlock import CheckResult
-from lsmtrace.policy.model import AccessSet, Program, byte_str, proc_pid_rest, temp_glob
+from lsmtrace.policy.model import (
+    AccessSet,
+    NetAccess,
+    Program,
+    byte_str,
+    net_text,
+    proc_pid_rest,
+    temp_glob,
+)
 
 # model access -> TOMOYO file operation (None: not expressible, commented)
 OPS: dict[str, str | None] = {
@@ -92,6 +100,19 @@ def path_word(prog: Program, path: str, is_dir: bool) -> str:
     return encode(tomoyo_name(path + tail))
 
 
+def net_acl(n: NetAccess) -> tuple[str, str] | None:
+    """(socket type, operation) of the `network inet` ACL `n` needs, or None
+    when TOMOYO does not check it (or the recording lacks the port)."""
+    typ = {"SOCK_STREAM": "stream", "SOCK_DGRAM": "dgram"}.get(n.type)
+    if typ is None or n.family not in ("AF_INET", "AF_INET6") or n.port is None:
+        return None
+    # a datagram socket's connect is checked as send (TOMOYO has no dgram
+    # connect); a stream socket's send is not checked
+    op = "send" if typ == "dgram" and n.op == "connect" else n.op
+    checked = {"stream": ("connect", "bind"), "dgram": ("send", "bind")}[typ]
+    return (typ, op) if op in checked else None
+
+
 def profile_lines() -> list[str]:
     """Profile PROFILE: ENFORCED enforcing, everything else disabled."""
     n = PROFILE
@@ -150,15 +171,11 @@ def render(aset: AccessSet, name: str | None = None) -> str:
                 is_dir = op in DIR_OPS or (acc in ("read", "readdir") and path in dirs)
                 lines.add(f"file {op} {path_word(prog, path, is_dir)}{MODE_OPS.get(op, '')}")
         for n in prog.network:
-            typ = {"SOCK_STREAM": "stream", "SOCK_DGRAM": "dgram"}.get(n.type)
-            # a datagram socket's connect is checked as send (TOMOYO has no
-            # dgram connect); stream has no send check
-            op = "send" if typ == "dgram" and n.op == "connect" else n.op
-            if (n.family in ("AF_INET", "AF_INET6") and typ and n.port is not None
-                    and op in {"stream": ("connect", "bind"), "dgram": ("send", "bind")}[typ]):
+            acl = net_acl(n)
+            if acl is not None:
                 rng = ("0.0.0.0-255.255.255.255" if n.family == "AF_INET"
                        else "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")  # fmt: skip
-                lines.add(f"network inet {typ} {op} {rng} {n.port}")
+                lines.add(f"network inet {acl[0]} {acl[1]} {rng} {n.port}")
         for cap in sorted(prog.caps):
             notes.add(f"# capability {cap}: TOMOYO 2.x has no capability ACL")
         body += ["", f"<kernel> {encode(prog.exe)}", f"use_profile {PROFILE}", ""]
@@ -174,6 +191,9 @@ class TomoyoParseError(LsmtraceError):
 class Domain:
     exe: str
     acls: list[tuple[str, re.Pattern[str], str]] = field(default_factory=list)
+    # network inet ACLs: (type, op, lowest port, highest port, line); the
+    # address is not evaluated (a recording's access set has ports only)
+    net: list[tuple[str, str, int, int, str]] = field(default_factory=list)
 
 
 def _word_regex(word: str) -> str:
@@ -218,6 +238,14 @@ def parse(text: str, path: str = "policy") -> list[Domain]:
         words = line.split()
         if words[0] == "file" and len(words) >= 3:
             cur.acls.append((words[1], re.compile(_word_regex(words[2]) + r"\Z"), line))
+        elif words[:2] == ["network", "inet"] and len(words) >= 6:
+            m = re.fullmatch(r"(\d+)(?:-(\d+))?", words[5])
+            if m is None:
+                raise TomoyoParseError(f"{path}: line {n}: port {words[5]!r} is not a "
+                                       "number or range")  # fmt: skip
+            lo = int(m.group(1))
+            for op in words[3].split("/"):  # TOMOYO allows "connect/bind"
+                cur.net.append((words[2], op, lo, int(m.group(2) or lo), line))
     if not domains:
         raise TomoyoParseError(f"{path}: no <kernel> domain found")
     return domains
@@ -231,8 +259,20 @@ def check(domains: list[Domain], aset: AccessSet) -> CheckResult:
         prog = aset.programs[a.program]
         exe = byte_str(prog.exe) if prog.exe else None
         dom = next((d for d in domains if d.exe == exe), None)
+        if a.kind == "net":
+            nets = {(net_text(x), x.op): x for x in prog.network}
+            acl = net_acl(nets[(a.what, a.access)])
+            if acl is None:  # not checked by TOMOYO
+                res.allowed.append(a)
+                continue
+            port = nets[(a.what, a.access)].port
+            hits = [t for typ, op, lo, hi, t in (dom.net if dom else [])
+                    if (typ, op) == acl and port is not None and lo <= port <= hi]  # fmt: skip
+            used.update(hits)
+            (res.allowed if hits else res.denied).append(a)
+            continue
         if a.kind != "file":
-            res.allowed.append(a)  # only file ACLs are evaluated
+            res.allowed.append(a)  # TOMOYO 2.x checks no capability, signal, ptrace
             continue
         op = OPS.get(a.access)
         if op is None:
@@ -248,5 +288,6 @@ def check(domains: list[Domain], aset: AccessSet) -> CheckResult:
         used.update(hits)
         (res.allowed if hits else res.denied).append(a)
     for d in domains:
-        res.unused += [f"<kernel> {d.exe}: {t}" for _o, _r, t in d.acls if t not in used]
+        lines = [t for _o, _r, t in d.acls] + list(dict.fromkeys(x[4] for x in d.net))
+        res.unused += [f"<kernel> {d.exe}: {t}" for t in lines if t not in used]
     return res

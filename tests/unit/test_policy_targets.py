@@ -328,17 +328,39 @@ def test_tomoyo_names_and_sections(tmp_path: Path) -> None:
         "/usr/bin/w: file /proc/77/cmdline read"]
 
 
-def test_tomoyo_dgram_connect_is_send() -> None:
+def test_tomoyo_network_acls_generated_and_checked(tmp_path: Path) -> None:
     from lsmtrace.policy.model import AccessSet, NetAccess
 
     aset = AccessSet()
     prog = aset.program("/usr/bin/w", "/usr/bin/w")
     prog.network.add(NetAccess("connect", "AF_INET", "SOCK_DGRAM", 53))
     prog.network.add(NetAccess("connect", "AF_INET", "SOCK_STREAM", 80))
+    prog.network.add(NetAccess("send", "AF_INET", "SOCK_STREAM", 80))  # not checked
     text = tomoyo.render(aset)
+    stream = "network inet stream connect 0.0.0.0-255.255.255.255 80"
     assert "network inet dgram send 0.0.0.0-255.255.255.255 53" in text
-    assert "network inet stream connect 0.0.0.0-255.255.255.255 80" in text
+    assert stream in text
     assert "dgram connect" not in text
+    assert "stream send" not in text
+    r = subprocess.run([tool("tomoyo-checkpolicy"), "d"], input=tomoyo.sections(text)["domain"],
+                       capture_output=True, text=True, check=False)  # fmt: skip
+    assert " 0 Error" in r.stdout + r.stderr, r.stdout + r.stderr
+    pol = _write(tmp_path, "w.tomoyo", text)
+    res = check(str(pol), aset)
+    assert (res.denied, res.unused) == ([], [])
+    # the audit step sees a missing network rule; a port range grants; an
+    # unused rule is listed
+    pol.write_text(text.replace(stream, "network inet stream connect 0.0.0.0 443\n"
+                                "network inet stream bind 0.0.0.0 8000-8080"))  # fmt: skip
+    res = check(str(pol), aset)
+    assert [str(a) for a in res.denied] == [
+        "/usr/bin/w: net connect AF_INET SOCK_STREAM port 80 connect"]
+    assert len(res.unused) == 2
+    pol.write_text(text.replace(stream, "network inet stream connect 0.0.0.0 79-81"))
+    assert check(str(pol), aset).denied == []
+    pol.write_text(text.replace(stream, "network inet stream connect 0.0.0.0 http"))
+    with pytest.raises(tomoyo.TomoyoParseError, match="port 'http' is not a number"):
+        check(str(pol), aset)
 
 
 def test_selinux_check_reads_the_module_back(tmp_path: Path) -> None:
