@@ -259,7 +259,7 @@ class Builder:
             return
         if kind == "avc":
             tcontext = str(obj.get("tcontext") or "").split(":")
-            if len(tcontext) >= 3 and re.fullmatch(r"\w+", tcontext[2]) and obj.get("tclass"):
+            if len(tcontext) >= 3 and re.fullmatch(r"[A-Za-z0-9_]+", tcontext[2]) and obj.get("tclass"):
                 self.avcs.setdefault(_int(ev.get("pid")), []).append(
                     (str(obj["tclass"]), tcontext[2]))
             return
