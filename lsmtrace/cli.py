@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -260,7 +259,7 @@ def _run_trace(
                 if e.kind in PROC_KINDS and not args.proc_events:
                     continue
                 if args.json:
-                    lines.append(json.dumps(d, ensure_ascii=True, separators=(",", ":")))
+                    lines.append(output.json_text(d))
                 elif args.tree and e.verdict == "deny":
                     lines.extend(format_tree(d, width if width > 0 else 10**6))
                 else:

@@ -160,13 +160,25 @@ def text_line(ev: Event, clock: WallClock, width: int = 80) -> str:
     return line + fit(obj, width - len(line), keep_end=keep_end)
 
 
+# One encoder for every JSON line lsmtrace writes (trace, record, replay):
+# ASCII only, so a hostile name cannot carry control bytes or bidi overrides
+# into a terminal or log, and compact. Event dicts are trees, so the circular
+# reference check is skipped; one shared instance saves building an encoder
+# per event (json.dumps with arguments does).
+_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circular=False)
+
+
+def json_text(obj: Any) -> str:
+    return _JSON.encode(obj)
+
+
 def json_line(
     ev: Event, clock: WallClock, extra: Mapping[str, Any] | None = None
 ) -> str:
     d = ev.to_dict(clock)
     if extra:
         d.update(extra)
-    return json.dumps(d, ensure_ascii=True, separators=(",", ":"))
+    return _JSON.encode(d)
 
 
 def count_rows(

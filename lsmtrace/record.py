@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from lsmtrace.errors import RecordingError
+from lsmtrace.output import json_text
 
 MAGIC = "lsmtrace_recording"
 FORMAT_VERSION = 1
@@ -52,7 +53,7 @@ class RecordingLineError(RecordingError):
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=True, separators=(",", ":"))
+    return json_text(obj)
 
 
 class RecordingWriter:

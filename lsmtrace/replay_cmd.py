@@ -376,7 +376,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if not want(e):
             continue
         if args.json:
-            out.write(json.dumps(e, ensure_ascii=True, separators=(",", ":")) + "\n")
+            out.write(output.json_text(e) + "\n")
         else:
             out.write(output.text_line(event_from_dict(e), clock, width) + "\n")
     out.flush()
