@@ -244,6 +244,31 @@ def _selinux_file(access: list[str], tclass: str = "file") -> list[str]:
     return out
 
 
+def _tomoyo_file(path: str, access: list[str], comm: str) -> list[str]:
+    # TOMOYO's own names and escaping, from the policy generator, so a hostile
+    # name reads exactly as in a generated domain
+    from lsmtrace.policy.tomoyo import MODE_OPS, encode, tomoyo_name
+
+    ops = {"read": "read", "list": "read", "write": "write", "append": "append",
+           "truncate": "truncate", "exec": "execute", "create": "create",
+           "mkdir": "mkdir", "delete": "unlink", "setattr": "chmod", "chown": "chown"}  # fmt: skip
+    if "list" in access and not path.endswith("/"):
+        path += "/"
+    word = encode(tomoyo_name(path))
+    out = []
+    for a in access:
+        op = ops.get(a)
+        if op is None:
+            continue  # mmap, rename and link: not a single-path ACL of this form
+        arg = {"chmod": " <mode>", "chown": " <uid>"}.get(op, MODE_OPS.get(op, ""))
+        line = f"TOMOYO      file {op} {word}{arg}"
+        if line not in out:
+            out.append(line)
+    if out:
+        out[-1] += f"   (in the domain of {comm})"
+    return out
+
+
 def _landlock_file(path: str, access: list[str]) -> str:
     rights = {"read": "READ_FILE", "list": "READ_DIR", "write": "WRITE_FILE",
               "append": "WRITE_FILE", "truncate": "TRUNCATE", "exec": "EXECUTE",
@@ -467,6 +492,7 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
                  "apparmor": [_apparmor_file(raw_path, access, comm)],
                  "selinux": _selinux_file(access),
                  "landlock": [_landlock_file(path, access)],
+                 "tomoyo": _tomoyo_file(raw_path, access, comm),
                  "smack": ["Smack       a rule giving the subject's label the access on "
                            "the file's label (chsmack -a to relabel)"]}  # fmt: skip
     if name in SYSCALL_CAPS and lsm == "capability" and not cap:
@@ -497,8 +523,8 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
     heading = "Rules that would allow it, per target:" if verdict == "deny" \
         else "Rules that allow it, per target:"  # fmt: skip
     lines.append(heading)
-    order = ("dac", "capability", "apparmor", "selinux", "landlock", "yama", "smack",
-             "lockdown")  # fmt: skip
+    order = ("dac", "capability", "apparmor", "selinux", "landlock", "tomoyo", "yama",
+             "smack", "lockdown")  # fmt: skip
     for target in order:
         lines.extend("  " + r for r in rules.get(target, []))
     return lines

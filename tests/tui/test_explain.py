@@ -81,6 +81,19 @@ def test_tracepoint_rung_lists_every_target(
         assert needle in t
 
 
+def test_tomoyo_file_rule() -> None:
+    """A TOMOYO denial names the ACL in TOMOYO's names and escaping."""
+    ev = {"verdict": "deny", "hook": "file_open", "kind": "hook", "errno": "EPERM",
+          "lsm": "tomoyo", "rung": "fexit", "comm": "cat", "tgid": 1, "uid": 0,
+          "object": {"path": "/srv/a b", "flags": 0o1}}  # fmt: skip
+    t = text(ev)
+    assert "Who: TOMOYO" in t
+    assert "TOMOYO      file write /srv/a\\040b   (in the domain of cat)" in t
+    ev["object"] = {"path": "/proc/42/status", "flags": 0o100}  # O_CREAT|O_RDONLY
+    assert "file read proc:/42/status\nTOMOYO      file create proc:/42/status 0-07777" in \
+        "\n".join(ln.strip() for ln in explain(ev))  # fmt: skip
+
+
 def test_real_nice_denial_names_cap_sys_nice(
     denial_events: list[dict[str, Any]],
 ) -> None:
