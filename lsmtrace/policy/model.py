@@ -275,13 +275,13 @@ class Builder:
                 proc.last_open = None
                 s.used += 1
             return
-        avcs = self.avcs.pop(_int(ev.get("pid")), [])
+        # this decision's AVCs, consumed even when the decision is not used
+        self._avcs = self.avcs.pop(_int(ev.get("pid")), [])
         verdict = ev.get("verdict")
         if verdict == "error" or (verdict == "deny" and not self.include_denied):
             return
         if verdict not in ("allow", "deny"):
             return
-        self._avcs = avcs
         if self._decision(ev, kind, hook, obj, proc):
             s.used += 1
 

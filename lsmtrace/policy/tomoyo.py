@@ -85,19 +85,30 @@ def tomoyo_name(path: str) -> str:
     return path
 
 
+def is_dir_access(op: str, access: str, path: str, dirs: set[str]) -> bool:
+    return op in DIR_OPS or (access in ("read", "readdir") and path in dirs)
+
+
+def kernel_name(prog: Program, path: str, is_dir: bool) -> str:
+    """The name TOMOYO computes when `prog` accesses `path` (unencoded): a
+    trailing / for a directory, its own /proc/<pid> as self, LOCAL_NAMES."""
+    name = path + ("/" if is_dir and not path.endswith("/") else "")
+    pr = proc_pid_rest(name)
+    if pr is not None and (path in prog.own_proc or pr[0] == "self"):
+        name = "/proc/self" + pr[1]
+    return tomoyo_name(name)
+
+
 def path_word(prog: Program, path: str, is_dir: bool) -> str:
     """The encoded, generalised name of `path` in `prog`'s ACLs."""
     tail = "/" if is_dir and not path.endswith("/") else ""
     pr = proc_pid_rest(path)
-    if pr is not None and pr[0] != "thread-self":
-        rest = encode(pr[1] + tail)
-        if path in prog.own_proc or pr[0] == "self":
-            return "proc:/self" + rest  # what TOMOYO calls the caller's own pid
-        return "proc:/\\$" + rest
+    if pr is not None and pr[0] not in ("self", "thread-self") and path not in prog.own_proc:
+        return "proc:/\\$" + encode(pr[1] + tail)  # another process's pid
     tg = temp_glob(path)
     if tg is not None:
         return encode(tg[0]) + "\\*" + encode(tg[1] + tail)
-    return encode(tomoyo_name(path + tail))
+    return encode(kernel_name(prog, path, is_dir))
 
 
 def net_acl(n: NetAccess) -> tuple[str, str] | None:
@@ -168,7 +179,7 @@ def render(aset: AccessSet, name: str | None = None) -> str:
                 if op is None:
                     notes.add(f"# not expressed: {acc} {encode(path)}")
                     continue
-                is_dir = op in DIR_OPS or (acc in ("read", "readdir") and path in dirs)
+                is_dir = is_dir_access(op, acc, path, dirs)
                 lines.add(f"file {op} {path_word(prog, path, is_dir)}{MODE_OPS.get(op, '')}")
         for n in prog.network:
             acl = net_acl(n)
@@ -255,17 +266,19 @@ def check(domains: list[Domain], aset: AccessSet) -> CheckResult:
     res = CheckResult()
     used: set[str] = set()
     dirs = aset.directories()
+    nets = {(name, net_text(n), n.op): n
+            for name, p in aset.programs.items() for n in p.network}  # fmt: skip
     for a in aset.flat():
         prog = aset.programs[a.program]
         exe = byte_str(prog.exe) if prog.exe else None
         dom = next((d for d in domains if d.exe == exe), None)
         if a.kind == "net":
-            nets = {(net_text(x), x.op): x for x in prog.network}
-            acl = net_acl(nets[(a.what, a.access)])
+            net = nets[(a.program, a.what, a.access)]
+            acl = net_acl(net)
             if acl is None:  # not checked by TOMOYO
                 res.allowed.append(a)
                 continue
-            port = nets[(a.what, a.access)].port
+            port = net.port
             hits = [t for typ, op, lo, hi, t in (dom.net if dom else [])
                     if (typ, op) == acl and port is not None and lo <= port <= hi]  # fmt: skip
             used.update(hits)
@@ -278,12 +291,8 @@ def check(domains: list[Domain], aset: AccessSet) -> CheckResult:
         if op is None:
             res.allowed.append(a)
             continue
-        is_dir = op in DIR_OPS or (a.access in ("read", "readdir") and a.what in dirs)
-        name = a.what + ("/" if is_dir and not a.what.endswith("/") else "")
-        pr = proc_pid_rest(name)
-        if pr is not None and (a.what in prog.own_proc or pr[0] == "self"):
-            name = "/proc/self" + pr[1]
-        path = byte_str(tomoyo_name(name))
+        is_dir = is_dir_access(op, a.access, a.what, dirs)
+        path = byte_str(kernel_name(prog, a.what, is_dir))
         hits = [t for o, rx, t in (dom.acls if dom else []) if o == op and rx.match(path)]
         used.update(hits)
         (res.allowed if hits else res.denied).append(a)
