@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import ctypes as ct
 import enum
+from importlib import resources
 from pathlib import Path
 
 ABI_VERSION = 1
 
-BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
-if not BPF_DIR.is_dir():  # installed as a package: bpf/ ships inside it
-    BPF_DIR = Path(__file__).resolve().parent / "bpf"
+# The BPF sources are package data (lsmtrace/bpf/, in the sdist and the wheel;
+# the checkout's top-level bpf/ is a symlink to it): one copy, found the same
+# way installed or not. bcc needs a real directory for -I; a package is only
+# ever installed unpacked.
+BPF_DIR = Path(str(resources.files("lsmtrace") / "bpf"))
 
 COMM_LEN = 16
 PATH_LEN = 256
