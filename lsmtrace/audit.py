@@ -147,6 +147,12 @@ class Record:
         return self._prefix
 
     def get(self, key: str) -> str | None:
+        if self._fields is None and self.type in _SEARCHABLE:
+            raw = _find(self.body, key)
+            if raw is None:
+                return None
+            names = _NAME_FIELDS_BY_TYPE.get(self.type, NAME_FIELDS)
+            return decode_value(raw, key in names)
         return self.fields.get(key)
 
     @property
@@ -159,6 +165,29 @@ class Record:
 
     def __repr__(self) -> str:
         return f"Record({self.type}, {self.sec}.{self.msec:03d}:{self.serial}, {self.body!r})"
+
+
+# Types whose quoted values never hold a space (all are untrusted strings, hex
+# when they would): one key can be searched for without parsing the rest, and
+# ` pid=` cannot hide inside a value. Not AVC: AppArmor's info="..." is free text.
+_SEARCHABLE = frozenset({SYSCALL, LANDLOCK_ACCESS, LANDLOCK_DOMAIN, SECCOMP})
+
+
+def _find(body: str, key: str) -> str | None:
+    """The raw value of the first ``key=`` field of a body (str.find: the
+    kernel separates fields with spaces), as parse_fields would read it."""
+    if body.startswith(key + "="):
+        start = len(key) + 1
+    else:
+        i = body.find(" " + key + "=")
+        if i < 0:
+            return None
+        start = i + len(key) + 2
+    if start < len(body) and body[start] in "\"'":
+        end = body.find(body[start], start + 1)
+        return body[start:] if end < 0 else body[start : end + 1]
+    end = body.find(" ", start)
+    return body[start:] if end < 0 else body[start:end]
 
 
 def parse(record_type: int, payload: bytes | str) -> Record | None:
@@ -332,10 +361,23 @@ def _alone(rec: Record) -> bool:
 # -- the normalized `audit` object ------------------------------------------------
 
 
+_ISO_SEC: list[tuple[int, str]] = [(-1, "")]
+
+
 def iso_ms(sec: int, msec: int) -> str:
-    return datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + (
-        f".{msec:03d}Z"
-    )
+    """RFC 3339 UTC with milliseconds (records come in bursts: one format a second)."""
+    last, prefix = _ISO_SEC[0]
+    if sec != last:
+        prefix = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _ISO_SEC[0] = (sec, prefix)
+    return f"{prefix}.{msec:03d}Z"
+
+
+Getter = Callable[[str], "str | None"]
+
+
+def _none(_key: str) -> None:
+    return None
 
 
 def _int(v: str | None, base: int = 10) -> int | None:
@@ -365,33 +407,35 @@ def summarize(group: Group) -> dict[str, Any] | None:
     dec = group.decision
     if dec is None:
         return None
-    f = dec.fields
+    f = dec.get  # searchable types: no full parse
     sysrec = group.get(SYSCALL)
-    sf = sysrec.fields if sysrec is not None else {}
+    # the process: from the SYSCALL record, else from the decision's own fields
+    who = sysrec.get if sysrec is not None else f
+    sget = sysrec.get if sysrec is not None else _none
     out: dict[str, Any] = {
         "serial": group.serial,
         "time": iso_ms(group.sec, group.msec),
         "lsm": None,
         "result": "denied",
-        "pid": _int(sf.get("pid") or f.get("pid")),
-        "comm": sf.get("comm") or f.get("comm"),
-        "exe": sf.get("exe") or f.get("exe"),
-        "syscall": _int(sf.get("syscall")),
-        "exit": _int(sf.get("exit")),
+        "pid": _int(who("pid")),
+        "comm": who("comm"),
+        "exe": who("exe"),
+        "syscall": _int(sget("syscall")),
+        "exit": _int(sget("exit")),
         "rule": "",
         "types": group.types,
     }
-    arch = sf.get("arch") or f.get("arch")
+    arch = who("arch")
     if arch is not None:
         out["arch"] = AUDIT_ARCH.get(arch, arch)
     if dec.type == LANDLOCK_ACCESS:
-        _landlock(out, f, group.get(LANDLOCK_DOMAIN))
+        _landlock(out, dec, group.get(LANDLOCK_DOMAIN))
     elif dec.type == SECCOMP:
         _seccomp(out, f)
-    elif "apparmor" in f:
-        _apparmor(out, f)
+    elif "apparmor" in dec.fields:
+        _apparmor(out, dec.fields)
     elif dec.prefix.startswith("avc:"):
-        _selinux(out, f, dec.prefix)
+        _selinux(out, dec.fields, dec.prefix)
     else:
         return None  # an AVC of another LSM (smack "lsm=SMACK"...): not read yet
     cwd = group.get(CWD)
@@ -403,17 +447,14 @@ def summarize(group: Group) -> dict[str, Any] | None:
     return out
 
 
-def _landlock(out: dict[str, Any], f: Mapping[str, str], dom: Record | None) -> None:
-    blockers = [b for b in f.get("blockers", "").split(",") if b]
-    out.update(lsm="landlock", domain=f.get("domain"), blockers=blockers)
-    for k in ("path", "name", "dev"):
-        if k in f:
-            out[k] = f[k]
-    if "ino" in f:
-        out["ino"] = _int(f["ino"])
-    for k in ("opid", "ocomm", "laddr", "lport", "daddr", "dest"):
-        if k in f:
-            out[k] = _int(f[k]) if k in ("opid", "lport", "dest") else f[k]
+def _landlock(out: dict[str, Any], dec: Record, dom: Record | None) -> None:
+    # "domain=%llx blockers=" + blockers, then the object's fields
+    _, obj = parse_fields(dec.body, LANDLOCK_ACCESS)
+    blockers = [b for b in obj.pop("blockers", "").split(",") if b]
+    out.update(lsm="landlock", domain=obj.pop("domain", None), blockers=blockers)
+    for k, v in obj.items():
+        if k not in out:  # the object's fields; never over the process's
+            out[k] = _int(v) if k in ("ino", "opid", "lport", "dest") else v
     if dom is not None and dom.get("status") == "allocated":
         out["domain_pid"] = _int(dom.get("pid"))
         out["domain_exe"] = dom.get("exe")
@@ -421,14 +462,14 @@ def _landlock(out: dict[str, Any], f: Mapping[str, str], dom: Record | None) -> 
     out["rule"] = "landlock " + (",".join(blockers) or "?")
 
 
-def _seccomp(out: dict[str, Any], f: Mapping[str, str]) -> None:
+def _seccomp(out: dict[str, Any], f: Getter) -> None:
     # `code` is the action only (seccomp_log() passes SECCOMP_RET_ACTION_FULL):
     # the errno of an ERRNO action is not in the record
-    code = _int(f.get("code", "").removeprefix("0x"), 16) or 0
+    code = _int((f("code") or "").removeprefix("0x"), 16) or 0
     action = seccomp_action(code)
     out.update(lsm="seccomp", action=action, code=f"0x{code:x}")
-    out["syscall"] = _int(f.get("syscall"))
-    out["sig"] = _int(f.get("sig"))
+    out["syscall"] = _int(f("syscall"))
+    out["sig"] = _int(f("sig"))
     if action in ("allow", "log"):
         out["result"] = "allowed"
     out["rule"] = f"seccomp {action}"

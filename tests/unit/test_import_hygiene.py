@@ -18,7 +18,8 @@ PURE = ("abi", "events", "output", "hooks", "btf", "syscalls", "bpfgen", "hookge
         "session", "probe", "kheaders", "cli", "doctor", "ringbuf", "proctree", "cgroups",
         "record", "replay_cmd", "sandbox", "metrics", "export_cmd", "policy.model",
         "policy.apparmor", "policy.selinux", "policy.landlock", "policy.tomoyo",
-        "tui.explain", "tui.sources", "tui.cli")  # fmt: skip
+        "tui.explain", "tui.sources", "tui.cli", "audit", "auditjoin",
+        "auditnl")  # fmt: skip
 HEAVY = ("bcc", "textual")
 
 PROBE = """
