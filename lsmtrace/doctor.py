@@ -2,10 +2,12 @@
 
 Every file is read below an injectable filesystem root (``diagnose(root=...)``)
 and the rung probes come in as a :class:`lsmtrace.probe.Features`, so the whole
-report can be produced from a fake tree without root.  Only two things look at
-the live system regardless of ``root``: the Landlock ABI syscall (done only
-when ``root`` is ``/``) and the Python import path used to find ``bcc``
-(``importlib.util.find_spec``; bcc itself is never imported here).
+report can be produced from a fake tree without root.  Only three things look at
+the live system regardless of ``root``: the Landlock ABI syscall and the audit
+netlink queries (AUDIT_GET, AUDIT_LIST_RULES; read-only), both done only when
+``root`` is ``/`` (the audit state comes in as an :class:`AuditInfo` otherwise),
+and the Python import path used to find ``bcc`` (``importlib.util.find_spec``;
+bcc itself is never imported here).
 
 Statuses
     ok       present and usable
@@ -39,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from lsmtrace import kheaders, probe
+from lsmtrace import auditnl, kheaders, probe
 from lsmtrace.syscalls import machine
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ LANDLOCK_CREATE_RULESET_VERSION = 1
 _SECTIONS = (
     ("system", "system"),
     ("lsm", "security modules"),
+    ("audit", "audit (which rule denied)"),
     ("build", "compiling BPF"),
     ("tracing", "tracing"),
     ("rungs", "rungs (what loads here)"),
@@ -473,6 +476,172 @@ def landlock_abi() -> tuple[int | None, str]:
     return None, f"ABI probe failed ({errno.errorcode.get(e, str(e))})"
 
 
+# -- audit -----------------------------------------------------------------------
+
+CAP_AUDIT_READ = 37
+AUDIT_ENABLE_HINT = (
+    "`auditctl -e 1` (package auditd) or audit=1 on the kernel command line "
+    "turns it on; `lsmtrace trace --enable-audit` does it for one session only. "
+    "Cost: "
+)
+JOURNALD_COMMS = ("systemd-journal", "systemd-journald")
+
+
+@dataclass(frozen=True)
+class AuditInfo:
+    """The audit subsystem's state, as AUDIT_GET and AUDIT_LIST_RULES tell."""
+
+    status: auditnl.AuditStatus | None  # None: could not ask (see why)
+    why: str = ""
+    rules: list[auditnl.Rule] | None = None  # None: could not list them
+
+
+def audit_info_live() -> AuditInfo:
+    try:
+        status = auditnl.get_status()
+    except OSError as e:
+        return AuditInfo(None, str(e))
+    try:
+        rules: list[auditnl.Rule] | None = auditnl.list_rules()
+    except OSError as e:
+        log.debug("AUDIT_LIST_RULES: %s", e)
+        rules = None
+    return AuditInfo(status, "", rules)
+
+
+def _cap_eff(root: Path) -> int | None:
+    try:
+        text = _read(root / "proc/self/status")
+    except OSError:
+        return None
+    m = re.search(r"^CapEff:\s*([0-9a-f]+)$", text or "", re.M)
+    return int(m.group(1), 16) if m else None
+
+
+def _proc_comms(root: Path) -> dict[int, str]:
+    """{pid: comm} of the processes below root/proc (unreadable ones skipped)."""
+    out: dict[int, str] = {}
+    try:
+        entries = list((root / "proc").iterdir())
+    except OSError:
+        return out
+    for d in entries:
+        if not d.name.isdigit():
+            continue
+        try:
+            comm = (d / "comm").read_text().strip()
+        except OSError:
+            continue
+        out[int(d.name)] = comm
+    return out
+
+
+def _check_audit(r: Report, root: Path, info: AuditInfo | None) -> None:
+    built = _exists(root / "proc/self/loginuid")
+    st = info.status if info is not None else None
+    no_netlink = info is not None and st is None and "EPROTONOSUPPORT" in info.why
+    if built is False or no_netlink:
+        r.add(
+            "audit",
+            "audit",
+            "missing",
+            "the kernel is built without audit (CONFIG_AUDIT): denials cannot be "
+            "joined with the LSM's own record of which rule denied",
+            "a kernel built with CONFIG_AUDIT=y (most distribution kernels are)",
+        )
+        return
+    if info is None:
+        r.add("audit", "audit", "info", "state not probed: not the live root")
+    elif st is None:
+        r.add("audit", "audit", "info", f"state unknown: {info.why}", ROOT_HINT)
+    elif st.enabled == 0:
+        r.add(
+            "audit",
+            "audit",
+            "info",
+            "built in, disabled: denials are not joined with the LSM's record "
+            "of which rule denied (profile, contexts, Landlock right)",
+            AUDIT_ENABLE_HINT + auditnl.COST_NOTE,
+        )
+    else:
+        locked = " and locked until reboot" if st.enabled == 2 else ""
+        lost = f"; the kernel dropped {st.lost} records since boot" if st.lost else ""
+        r.add(
+            "audit",
+            "audit",
+            "ok",
+            f"enabled{locked}: lsmtrace joins each denial with its LSM record "
+            f"(backlog limit {st.backlog_limit}{lost})",
+        )
+
+    readers = []
+    if st is not None and st.pid:
+        comm = _proc_comms(root).get(st.pid) or "audit daemon"
+        readers.append(f"{comm} (pid {st.pid}) is the audit daemon")
+    comms = _proc_comms(root)
+    journald = sorted(p for p, c in comms.items() if c in JOURNALD_COMMS)
+    if journald:
+        readers.append(f"systemd-journald (pid {journald[0]}) reads the multicast group")
+    if st is not None and not st.pid:
+        readers.append(
+            "no audit daemon: the kernel also prints records to its log "
+            "(rate-limited)" + ("" if st.enabled else " once audit is on")
+        )
+    if readers:
+        r.add("audit", "audit readers", "info", "; ".join(readers))
+
+    cap = _cap_eff(root)
+    if cap is None:
+        r.add("audit", "audit read cap", "info", "unknown (no /proc/self/status)")
+    elif cap >> CAP_AUDIT_READ & 1:
+        r.add(
+            "audit",
+            "audit read cap",
+            "ok",
+            "CAP_AUDIT_READ: lsmtrace can read the audit multicast group "
+            "(a passive reader: auditd and journald are not disturbed)",
+        )
+    else:
+        r.add(
+            "audit",
+            "audit read cap",
+            "missing",
+            "no CAP_AUDIT_READ: tracing works, without the audit join",
+            ROOT_HINT,
+        )
+
+    if info is None or st is None:
+        return
+    if info.rules is None:
+        r.add("audit", "audit rules", "info", "not listed (AUDIT_LIST_RULES refused)")
+    elif any(rule.never_task for rule in info.rules):
+        r.add(
+            "audit",
+            "audit rules",
+            "info",
+            "`-a never,task` is loaded: no process gets a syscall audit context, "
+            "so LSM records come without SYSCALL records (Landlock's without a "
+            "pid); lsmtrace joins them by process, path and time",
+        )
+    else:
+        n = len(info.rules)
+        r.add(
+            "audit",
+            "audit rules",
+            "info",
+            f"{n} rule{'s' if n != 1 else ''}, no `-a never,task`: "
+            + (
+                "every process forked since audit was first enabled pays a "
+                "syscall audit context (getppid ~180 -> ~310 ns measured); "
+                "`auditctl -a never,task` removes that cost for new processes "
+                "(and with it the SYSCALL records)"
+                if st.enabled
+                else "enabling audit will make every process forked afterwards "
+                "pay a syscall audit context until reboot"
+            ),
+        )
+
+
 def _header_tree(root: Path, release: str) -> Path | None:
     for sub in ("build", "source"):
         cand = root / "lib/modules" / release / sub
@@ -838,12 +1007,17 @@ def _probe_live() -> probe.Features:
         )
 
 
-def diagnose(root: Path = Path("/"), features: probe.Features | None = None) -> Report:
+def diagnose(
+    root: Path = Path("/"),
+    features: probe.Features | None = None,
+    audit: AuditInfo | None = None,
+) -> Report:
     """Check everything lsmtrace needs, reading files below ``root``.
 
     ``features`` are the rung probe results; None probes the live kernel when
     ``root`` is ``/`` (root needed for real answers) and marks every rung
-    "not probed" for any other root.
+    "not probed" for any other root. ``audit`` likewise: None asks the live
+    kernel's audit netlink when ``root`` is ``/``.
     """
     root = Path(root)
     live = root.resolve() == Path("/")
@@ -865,6 +1039,9 @@ def diagnose(root: Path = Path("/"), features: probe.Features | None = None) -> 
             "mount it at boot: add `securityfs /sys/kernel/security securityfs "
             "defaults 0 0` to /etc/fstab",
         )
+    if audit is None and live:
+        audit = audit_info_live()
+    _check_audit(r, root, audit)
     lockdown_conf = any(
         c.name == "lockdown" and c.detail.startswith("confidentiality")
         for c in r.checks

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from lsmtrace import doctor, probe
+from lsmtrace import auditnl, doctor, probe
 from lsmtrace.probe import Features, ProbeResult
 
 RELEASE = "6.18.0-test"
+ROOT_CAPS = "000001fffeffffff"  # as on the development host: CAP_AUDIT_READ (37) set
 EPERM = "fexit program refused (EPERM: Operation not permitted)"
 
 
@@ -40,6 +41,8 @@ def make_tree(
     write(root / "proc/sys/kernel/unprivileged_bpf_disabled", "2\n")
     write(root / "proc/sys/kernel/bpf_stats_enabled", "0\n")
     write(root / "proc/cmdline", "root=/dev/vda quiet\n")
+    write(root / "proc/self/loginuid", "4294967295")  # CONFIG_AUDIT
+    write(root / "proc/self/status", f"Name:\tpython3\nCapEff:\t{ROOT_CAPS}\n")
     (root / "sys/kernel/security").mkdir(parents=True)
     if lsm is not None:
         write(root / "sys/kernel/security/lsm", lsm)
@@ -95,8 +98,10 @@ def tree(tmp_path: Path) -> Path:
     return make_tree(tmp_path / "root")
 
 
-def diagnose(root: Path, feats: Features | None = None) -> doctor.Report:
-    return doctor.diagnose(root, feats or features())
+def diagnose(
+    root: Path, feats: Features | None = None, audit: doctor.AuditInfo | None = None
+) -> doctor.Report:
+    return doctor.diagnose(root, feats or features(), audit)
 
 
 # -- system ----------------------------------------------------------------------
@@ -260,6 +265,102 @@ def test_securityfs_unmounted(tmp_path: Path) -> None:
     assert c.hint == "mount -t securityfs securityfs /sys/kernel/security"
     for name in ("apparmor", "lockdown", "tomoyo", "landlock", "bpf"):
         assert "securityfs not mounted" in r.get(name).detail, name
+
+
+# -- audit ---------------------------------------------------------------------------
+
+
+def status(enabled: int = 0, pid: int = 0, lost: int = 0) -> auditnl.AuditStatus:
+    return auditnl.AuditStatus(
+        enabled=enabled, failure=1, pid=pid, rate_limit=0, backlog_limit=64,
+        lost=lost, backlog=0, backlog_wait_time=15000,
+    )  # fmt: skip
+
+
+NEVER_TASK = auditnl.Rule(auditnl.AUDIT_FILTER_TASK, auditnl.AUDIT_NEVER, 0)
+
+
+def test_audit_not_built_in(tree: Path) -> None:
+    (tree / "proc/self/loginuid").unlink()
+    c = diagnose(tree).get("audit")
+    assert c.status == "missing"
+    assert "CONFIG_AUDIT" in c.detail
+    assert "CONFIG_AUDIT=y" in (c.hint or "")
+
+
+def test_audit_netlink_refused_by_the_kernel(tree: Path) -> None:
+    info = doctor.AuditInfo(None, "no audit netlink socket (EPROTONOSUPPORT: x)")
+    assert diagnose(tree, audit=info).get("audit").status == "missing"
+
+
+def test_audit_not_probed_off_the_live_root(tree: Path) -> None:
+    r = diagnose(tree)
+    assert r.get("audit").detail == "state not probed: not the live root"
+    assert r.get("audit read cap").status == "ok"
+    with pytest.raises(KeyError):
+        r.get("audit rules")
+
+
+def test_audit_disabled_says_how_and_what_it_costs(tree: Path) -> None:
+    r = diagnose(tree, audit=doctor.AuditInfo(status(0), rules=[]))
+    c = r.get("audit")
+    assert c.status == "info"
+    assert c.detail.startswith("built in, disabled")
+    hint = c.hint or ""
+    for what in ("auditctl -e 1", "audit=1", "--enable-audit", "getppid",
+                 "never,task", "until reboot"):  # fmt: skip
+        assert what in hint, what
+    assert "pay a syscall audit context" in r.get("audit rules").detail
+    assert "no audit daemon" in r.get("audit readers").detail
+
+
+def test_audit_enabled(tree: Path) -> None:
+    r = diagnose(tree, audit=doctor.AuditInfo(status(1, lost=3), rules=[]))
+    c = r.get("audit")
+    assert c.status == "ok"
+    assert "joins each denial" in c.detail
+    assert "dropped 3 records" in c.detail
+    rules = r.get("audit rules").detail
+    assert "getppid" in rules
+    assert "auditctl -a never,task" in rules
+    locked = diagnose(tree, audit=doctor.AuditInfo(status(2), rules=[])).get("audit")
+    assert "locked until reboot" in locked.detail
+
+
+def test_audit_never_task_rule(tree: Path) -> None:
+    r = diagnose(tree, audit=doctor.AuditInfo(status(1), rules=[NEVER_TASK]))
+    detail = r.get("audit rules").detail
+    assert "`-a never,task` is loaded" in detail
+    assert "without SYSCALL records" in detail
+
+
+def test_audit_readers(tree: Path) -> None:
+    write(tree / "proc/812/comm", "auditd\n")
+    write(tree / "proc/97/comm", "systemd-journal\n")
+    write(tree / "proc/5/comm", "bash\n")
+    r = diagnose(tree, audit=doctor.AuditInfo(status(1, pid=812), rules=[]))
+    detail = r.get("audit readers").detail
+    assert "auditd (pid 812) is the audit daemon" in detail
+    assert "systemd-journald (pid 97) reads the multicast group" in detail
+    assert "no audit daemon" not in detail
+
+
+def test_audit_state_unreadable_without_privileges(tree: Path) -> None:
+    write(tree / "proc/self/status", "Name:\tx\nCapEff:\t0000000000000000\n")
+    info = doctor.AuditInfo(None, "AUDIT_GET: EPERM: Operation not permitted")
+    r = diagnose(tree, features(root=False), info)
+    c = r.get("audit")
+    assert (c.status, c.hint) == ("info", doctor.ROOT_HINT)
+    assert "EPERM" in c.detail
+    cap = r.get("audit read cap")
+    assert cap.status == "missing"
+    assert "tracing works, without the audit join" in cap.detail
+
+
+def test_audit_live_info_shape() -> None:
+    """The live query never raises: a state, or why there is none."""
+    info = doctor.audit_info_live()
+    assert (info.status is None) == bool(info.why)
 
 
 # -- compiling BPF -------------------------------------------------------------------
@@ -430,7 +531,11 @@ def busy(tmp_path: Path) -> doctor.Report:
     write(root / "proc/sys/kernel/yama/ptrace_scope", "2\n")
     write(root / "sys/fs/selinux/enforce", "1")
     write(root / "sys/kernel/security/apparmor/profiles", "a (enforce)\nb (complain)\n")
-    return diagnose(root, features(ringbuf=ProbeResult(False, "x" * 200)))
+    return diagnose(
+        root,
+        features(ringbuf=ProbeResult(False, "x" * 200)),
+        doctor.AuditInfo(status(0), rules=[]),
+    )
 
 
 def test_every_check_has_a_hint_when_missing(busy: doctor.Report) -> None:
