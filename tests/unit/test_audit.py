@@ -399,3 +399,18 @@ def test_parse_cost_is_small() -> None:
             n += 1
     per = (time.perf_counter() - t0) / n
     assert per < 200e-6, per
+
+
+def test_field_lookup_without_parsing_agrees_with_the_full_parse() -> None:
+    """Record.get() reads one field by str.find for the types whose values never
+    hold a space; it must give what the full parse gives, for every field."""
+    for name in ("landlock_context", "landlock_alone", "seccomp_context"):
+        recs, _ = load(name)
+        for rec in recs:
+            if rec.type not in audit._SEARCHABLE:
+                continue
+            _, full = audit.parse_fields(rec.body, rec.type)
+            for key, value in full.items():
+                fresh = audit.Record(rec.type, rec.sec, rec.msec, rec.serial, rec.body)
+                assert fresh.get(key) == value, (name, key)
+            assert audit.Record(rec.type, 0, 0, 0, rec.body).get("nope") is None
