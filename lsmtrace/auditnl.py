@@ -42,7 +42,7 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,22 +156,38 @@ def _ack_error(payload: bytes) -> int:
     return -int(err)
 
 
-def get_status() -> AuditStatus:
-    """AUDIT_GET. Raises AuditUnavailable (e.g. EPERM without CAP_AUDIT_CONTROL)."""
+def _transact(
+    msg_type: int, what: str, take: Callable[[int, bytes], bool], payload: bytes = b""
+) -> None:
+    """Send one request; hand each reply message to ``take`` until it returns
+    True. An NLMSG_ERROR carrying an errno raises AuditUnavailable."""
     with _unicast_socket() as s:
         try:
-            _request(s, AUDIT_GET)
+            _request(s, msg_type, payload)
             while True:
-                for mtype, payload in _messages(s.recv(65536)):
-                    if mtype == AUDIT_GET:
-                        return AuditStatus.from_bytes(payload)
-                    if mtype == NLMSG_ERROR and _ack_error(payload):
-                        e = _ack_error(payload)
-                        raise AuditUnavailable(e, f"AUDIT_GET: {os.strerror(e)}")
+                for mtype, body in _messages(s.recv(65536)):
+                    if mtype == NLMSG_ERROR and _ack_error(body):
+                        e = _ack_error(body)
+                        raise AuditUnavailable(e, f"{what}: {os.strerror(e)}")
+                    if take(mtype, body):
+                        return
+        except AuditUnavailable:
+            raise
         except OSError as e:
-            if isinstance(e, AuditUnavailable):
-                raise
-            raise AuditUnavailable(e.errno, f"AUDIT_GET: {_explain(e)}") from e
+            raise AuditUnavailable(e.errno, f"{what}: {_explain(e)}") from e
+
+
+def get_status() -> AuditStatus:
+    """AUDIT_GET. Raises AuditUnavailable (e.g. EPERM without CAP_AUDIT_CONTROL)."""
+    got: list[AuditStatus] = []
+
+    def take(mtype: int, body: bytes) -> bool:
+        if mtype == AUDIT_GET:
+            got.append(AuditStatus.from_bytes(body))
+        return bool(got)
+
+    _transact(AUDIT_GET, "AUDIT_GET", take)
+    return got[0]
 
 
 def set_enabled(enabled: int) -> None:
@@ -179,22 +195,9 @@ def set_enabled(enabled: int) -> None:
     payload = struct.pack("=2I", AUDIT_STATUS_ENABLED, enabled) + bytes(
         4 * (len(_STATUS_FIELDS) - 2)
     )
-    with _unicast_socket() as s:
-        try:
-            _request(s, AUDIT_SET, payload)
-            while True:
-                for mtype, body in _messages(s.recv(65536)):
-                    if mtype == NLMSG_ERROR:
-                        e = _ack_error(body)
-                        if e:
-                            raise AuditUnavailable(
-                                e, f"AUDIT_SET enabled={enabled}: {os.strerror(e)}"
-                            )
-                        return
-        except OSError as e:
-            if isinstance(e, AuditUnavailable):
-                raise
-            raise AuditUnavailable(e.errno, f"AUDIT_SET: {_explain(e)}") from e
+    _transact(
+        AUDIT_SET, f"AUDIT_SET enabled={enabled}", lambda t, _b: t == NLMSG_ERROR, payload
+    )
 
 
 @dataclass(frozen=True)
@@ -216,22 +219,14 @@ class Rule:
 def list_rules() -> list[Rule]:
     """AUDIT_LIST_RULES: the loaded rules, heads only. Read-only."""
     rules: list[Rule] = []
-    with _unicast_socket() as s:
-        try:
-            _request(s, AUDIT_LIST_RULES)
-            while True:
-                for mtype, payload in _messages(s.recv(65536)):
-                    if mtype == AUDIT_LIST_RULES and len(payload) >= 12:
-                        rules.append(Rule(*struct.unpack_from("=3I", payload)))
-                    elif mtype == NLMSG_DONE:
-                        return rules
-                    elif mtype == NLMSG_ERROR and _ack_error(payload):
-                        e = _ack_error(payload)
-                        raise AuditUnavailable(e, f"AUDIT_LIST_RULES: {os.strerror(e)}")
-        except OSError as e:
-            if isinstance(e, AuditUnavailable):
-                raise
-            raise AuditUnavailable(e.errno, f"AUDIT_LIST_RULES: {_explain(e)}") from e
+
+    def take(mtype: int, body: bytes) -> bool:
+        if mtype == AUDIT_LIST_RULES and len(body) >= 12:
+            rules.append(Rule(*struct.unpack_from("=3I", body)))
+        return mtype == NLMSG_DONE
+
+    _transact(AUDIT_LIST_RULES, "AUDIT_LIST_RULES", take)
+    return rules
 
 
 class AuditReader:

@@ -30,28 +30,7 @@ from lsmtrace import audit, auditnl
 
 pytestmark = helpers.needs_root
 
-LANDLOCK_CHILD = r"""
-import ctypes, json, os, struct, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-paths = [bytes.fromhex(h) for h in sys.argv[2:]]
-repeat = int(sys.argv[1])
-attr = ctypes.create_string_buffer(struct.pack("<Q", 1 << 2), 8)  # READ_FILE
-fd = libc.syscall(444, attr, ctypes.c_size_t(8), ctypes.c_uint32(0))
-if fd < 0:
-    print(json.dumps({"setup": ctypes.get_errno()})); sys.exit(0)
-assert libc.prctl(38, 1, 0, 0, 0) == 0
-assert libc.syscall(446, ctypes.c_int(fd), ctypes.c_uint32(0)) == 0
-out = []
-for _ in range(repeat):
-    for p in paths:
-        try:
-            os.close(os.open(p, os.O_RDONLY))
-            out.append(0)
-        except OSError as e:
-            out.append(e.errno)
-print(json.dumps({"pid": os.getpid(), "errnos": out[: len(paths)], "n": len(out)}))
-"""
+LANDLOCK_CHILD = helpers.REPO / "tests/data/audit/landlock_child.py"
 
 
 def status_or_skip() -> auditnl.AuditStatus:
@@ -91,7 +70,8 @@ def audit_off() -> Iterator[None]:
 
 def landlock_denials(paths: list[bytes], repeat: int = 1) -> dict[str, Any]:
     p = subprocess.run(
-        [sys.executable, "-c", LANDLOCK_CHILD, str(repeat), *(x.hex() for x in paths)],
+        [sys.executable, str(LANDLOCK_CHILD), "--repeat", str(repeat),
+         *(x.hex() for x in paths)],
         capture_output=True, check=True, timeout=120,
     )  # fmt: skip
     out = json.loads(p.stdout)

@@ -9,8 +9,9 @@ multicast group, then:
     made only of hex digits, and one that does not exist (ENOENT: no record);
   - a seccomp child (SECCOMP_FILTER_FLAG_LOG, openat -> ERRNO(EPERM)) opens a file;
   - optionally a process started before audit was ever enabled since boot
-    (--pre-pid/--pre-fifo, see pre_helper.py): it has no syscall audit context,
-    so its LSM records come alone, as under an `-a never,task` rule.
+    (--pre-pid/--pre-fifo: `landlock_child.py --fifo FIFO`, started first): it
+    has no syscall audit context, so its LSM records come alone, as under an
+    `-a never,task` rule.
 Writes OUTDIR/<name>.records (one "TYPE TEXT" line per netlink message, in
 arrival order) and OUTDIR/<name>.json (what each child did: pids, paths, errnos).
 """
@@ -40,25 +41,7 @@ HOSTILE = [
     b"\xc3\xa9t\xc3\xa9",
 ]
 
-LANDLOCK_CHILD = r"""
-import ctypes, json, os, struct, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-paths = [bytes.fromhex(h) for h in sys.argv[1:]]
-attr = ctypes.create_string_buffer(struct.pack("<Q", 1 << 2), 8)  # READ_FILE
-fd = libc.syscall(444, attr, ctypes.c_size_t(8), ctypes.c_uint32(0))
-assert fd >= 0, ctypes.get_errno()
-assert libc.prctl(38, 1, 0, 0, 0) == 0
-assert libc.syscall(446, ctypes.c_int(fd), ctypes.c_uint32(0)) == 0
-out = []
-for p in paths:
-    try:
-        os.close(os.open(p, os.O_RDONLY))
-        out.append(None)
-    except OSError as e:
-        out.append(e.errno)
-print(json.dumps({"pid": os.getpid(), "errnos": out}), flush=True)
-"""
+LANDLOCK_CHILD = Path(__file__).with_name("landlock_child.py")
 
 # openat (x86_64 257) -> SECCOMP_RET_ERRNO | EPERM, everything else allowed;
 # SECCOMP_FILTER_FLAG_LOG makes the kernel log the ERRNO action.
@@ -95,10 +78,9 @@ print(json.dumps({"pid": os.getpid(), "errnos": [e]}), flush=True)
 """
 
 
-def run_child(src: str, args: list[str]) -> dict[str, object]:
-    p = subprocess.run(
-        [sys.executable, "-c", src, *args], capture_output=True, check=True
-    )
+def run_child(src: str | Path, args: list[str]) -> dict[str, object]:
+    cmd = [str(src)] if isinstance(src, Path) else ["-c", src]
+    p = subprocess.run([sys.executable, *cmd, *args], capture_output=True, check=True)
     return dict(json.loads(p.stdout))
 
 

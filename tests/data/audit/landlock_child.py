@@ -1,0 +1,51 @@
+"""Open files inside a Landlock sandbox (handled: read_file, no rule); print JSON.
+
+    python3 landlock_child.py [--repeat N] [--fifo FIFO] [HEXPATH...]
+
+Prints {"pid", "errnos" (of the first round), "n" (opens done)}, or
+{"setup": errno} when Landlock is unavailable. Every open is denied with EACCES
+(or fails with ENOENT for a missing file, before Landlock is asked).
+
+With --fifo the hex paths are read from FIFO, blocking until someone writes
+them: started BEFORE audit is first enabled since boot, this process has no
+syscall audit context, so its records come alone, as under `-a never,task`
+(capture.py --pre-pid/--pre-fifo).
+"""
+
+import ctypes
+import json
+import os
+import struct
+import sys
+
+args = sys.argv[1:]
+repeat, fifo = 1, None
+while args and args[0].startswith("--"):
+    opt, value, args = args[0], args[1], args[2:]
+    if opt == "--repeat":
+        repeat = int(value)
+    elif opt == "--fifo":
+        fifo = value
+if fifo is not None:
+    with open(fifo) as f:
+        args = f.read().split()
+paths = [bytes.fromhex(h) for h in args]
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+attr = ctypes.create_string_buffer(struct.pack("<Q", 1 << 2), 8)  # READ_FILE
+fd = libc.syscall(444, attr, ctypes.c_size_t(8), ctypes.c_uint32(0))
+if fd < 0:
+    print(json.dumps({"setup": ctypes.get_errno()}))
+    sys.exit(0)
+assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
+assert libc.syscall(446, ctypes.c_int(fd), ctypes.c_uint32(0)) == 0
+errnos = []
+for _ in range(repeat):
+    for p in paths:
+        try:
+            os.close(os.open(p, os.O_RDONLY))
+            errnos.append(0)
+        except OSError as e:
+            errnos.append(e.errno)
+print(json.dumps({"pid": os.getpid(), "errnos": errnos[: len(paths)], "n": len(errnos)}))
