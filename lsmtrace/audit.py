@@ -63,6 +63,10 @@ TYPE_NAMES = {
     LANDLOCK_ACCESS: "LANDLOCK_ACCESS", LANDLOCK_DOMAIN: "LANDLOCK_DOMAIN",
 }  # fmt: skip
 DECISION_TYPES = frozenset({AVC, LANDLOCK_ACCESS, SECCOMP})
+# In a syscall's group the LSM's records come first (written at the decision),
+# the SYSCALL, CWD, PATH, PROCTITLE and EOE records at syscall exit: a serial
+# that does not start with one of these holds no decision and is not read.
+STARTS_GROUP = DECISION_TYPES | {LANDLOCK_DOMAIN}
 
 # Fields written with audit_log_untrustedstring / audit_log_d_path / the hex of
 # proctitle: an unquoted all-hex value of these is an encoded name.
@@ -117,19 +121,30 @@ def parse_fields(body: str, record_type: int = 0) -> tuple[str, dict[str, str]]:
 
 
 class Record:
-    """One audit record. The header is parsed at once (grouping needs it), the
-    fields only when asked for (most records of a busy host are not decisions)."""
+    """One audit record. The header is parsed at once (grouping needs it); the
+    text is decoded and the fields parsed only when asked for."""
 
-    __slots__ = ("_fields", "_prefix", "body", "msec", "sec", "serial", "type")
+    __slots__ = ("_body", "_fields", "_prefix", "_raw", "msec", "sec", "serial", "type")
 
-    def __init__(self, type_: int, sec: int, msec: int, serial: int, body: str) -> None:
+    def __init__(
+        self, type_: int, sec: int, msec: int, serial: int, body: str | bytes
+    ) -> None:
         self.type = type_
         self.sec = sec
         self.msec = msec
         self.serial = serial
-        self.body = body
+        self._body = body if isinstance(body, str) else None
+        self._raw = body if isinstance(body, bytes) else b""
         self._fields: dict[str, str] | None = None
         self._prefix = ""
+
+    @property
+    def body(self) -> str:
+        """The text after the header (the kernel writes ASCII; any other byte
+        is kept losslessly with surrogateescape)."""
+        if self._body is None:
+            self._body = self._raw.rstrip(b"\0\n").decode("utf-8", "surrogateescape")
+        return self._body
 
     def _parse(self) -> dict[str, str]:
         self._prefix, self._fields = parse_fields(self.body, self.type)
@@ -190,19 +205,37 @@ def _find(body: str, key: str) -> str | None:
     return body[start:] if end < 0 else body[start:end]
 
 
+def header(payload: bytes) -> tuple[int, int, int, int] | None:
+    """(seconds, milliseconds, serial, where the text starts) of a record
+    ``audit(SECONDS.MS:SERIAL): ...``, or None."""
+    if not payload.startswith(b"audit("):
+        return None
+    close = payload.find(b"):", 6)
+    if close < 0:
+        return None
+    sec, _, rest = payload[6:close].partition(b".")
+    msec, _, serial = rest.partition(b":")
+    try:
+        return int(sec), int(msec), int(serial), close + 3
+    except ValueError:
+        return None
+
+
 def parse(record_type: int, payload: bytes | str) -> Record | None:
     """A record from its netlink payload; None when it has no audit header."""
-    if isinstance(payload, bytes | bytearray | memoryview):
-        # the kernel writes ASCII (names are hex); keep any other byte losslessly
-        text = bytes(payload).rstrip(b"\0\n").decode("utf-8", "surrogateescape")
-    else:
+    if isinstance(payload, str):
         text = payload.rstrip("\0\n")
-    m = _HEADER.match(text)
-    if m is None:
+        m = _HEADER.match(text)
+        if m is None:
+            return None
+        return Record(
+            record_type, int(m.group(1)), int(m.group(2)), int(m.group(3)), text[m.end() :]
+        )
+    raw = bytes(payload)
+    h = header(raw)
+    if h is None:
         return None
-    return Record(
-        record_type, int(m.group(1)), int(m.group(2)), int(m.group(3)), text[m.end() :]
-    )
+    return Record(record_type, h[0], h[1], h[2], raw[h[3] :])
 
 
 def parse_line(line: str) -> Record | None:
@@ -262,10 +295,13 @@ class Group:
 
 
 class Grouper:
-    """Records -> groups by serial. A group is done at its EOE, at once for a
-    record that never has company (SECCOMP, a deallocated Landlock domain), or
-    ``timeout`` seconds after its first record. At most ``max_open`` groups
-    wait: beyond, the oldest is closed early (counted in ``forced``)."""
+    """Records -> groups by serial. A group opens with a decision record (or a
+    Landlock domain record) and takes the later records of its serial; records
+    of other serials are skipped unread (counted in ``skipped``). A group is
+    done at its EOE, at once for a record that never has company (SECCOMP, a
+    deallocated Landlock domain), or ``timeout`` seconds after its first
+    record. At most ``max_open`` groups wait: beyond, the oldest is closed early
+    (counted in ``forced``)."""
 
     def __init__(
         self,
@@ -279,6 +315,7 @@ class Grouper:
         self._open: OrderedDict[int, Group] = OrderedDict()
         self.records = 0
         self.malformed = 0
+        self.skipped = 0  # records of events without a decision (BPF loads...)
         self.groups = 0
         self.forced = 0
 
@@ -288,12 +325,24 @@ class Grouper:
         """Parse and group ``(type, payload)`` pairs (AuditReader.read())."""
         now = self.clock() if now is None else now
         done: list[Group] = []
+        open_ = self._open
         for rtype, payload in raw:
-            rec = parse(rtype, payload)
-            if rec is None:
+            self.records += 1
+            if isinstance(payload, str):
+                rec = parse(rtype, payload)
+                if rec is None:
+                    self.malformed += 1
+                    continue
+                self._add(rec, now, done)
+                continue
+            h = header(payload)
+            if h is None:
                 self.malformed += 1
                 continue
-            self._add(rec, now, done)
+            if h[2] not in open_ and rtype not in STARTS_GROUP:
+                self.skipped += 1  # no decision opened this serial: not read
+                continue
+            self._add(Record(rtype, h[0], h[1], h[2], payload[h[3] :]), now, done)
         done += self.flush(now)
         return done
 
@@ -301,12 +350,15 @@ class Grouper:
         now = self.clock() if now is None else now
         done: list[Group] = []
         for rec in records:
+            self.records += 1
+            if rec.serial not in self._open and rec.type not in STARTS_GROUP:
+                self.skipped += 1
+                continue
             self._add(rec, now, done)
         done += self.flush(now)
         return done
 
     def _add(self, rec: Record, now: float, done: list[Group]) -> None:
-        self.records += 1
         g = self._open.get(rec.serial)
         if g is None:
             g = Group(rec.serial, rec.sec, rec.msec, now)

@@ -42,6 +42,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,9 @@ AUDIT_FILTER_TASK = 0x01
 AUDIT_NEVER = 0
 
 RCVBUF = 4 << 20  # bytes; a flood beyond it is dropped by the kernel (ENOBUFS)
+# records/s parsed and joined at most: ~2500 audited denials/s (4 records each),
+# a few percent of a core on the development host (benchmarks/bench_audit.py)
+DEFAULT_MAX_RATE = 10_000.0
 
 COST_NOTE = (
     "once audit has been enabled, every process forked afterwards carries a "
@@ -229,15 +233,51 @@ def list_rules() -> list[Rule]:
     return rules
 
 
+class RateBudget:
+    """A token bucket: ``rate`` items per second, ``burst`` (default: 0.1 s
+    worth) at most at once. ``take(n)`` says how many of n may go now."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        burst: float | None = None,
+    ) -> None:
+        self.rate = rate
+        self.burst = rate / 10 if burst is None else burst
+        self._clock = clock
+        self._tokens = self.burst
+        self._last = clock()
+
+    def take(self, n: int) -> int:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        keep = max(0, min(n, int(self._tokens)))
+        self._tokens -= keep
+        return keep
+
+
 class AuditReader:
     """Passive reader of every audit record (the read-log multicast group).
 
     ``read()`` returns ``(type, payload)`` pairs, payload being the record text
     as the kernel wrote it ("audit(1700000000.123:456): ..."), without the
     netlink header. It never blocks.
+
+    ``max_rate`` (records per second, a token bucket with 0.1 s of burst) bounds
+    the CPU that parsing and joining can take under a flood of denials: what
+    comes beyond it is read and dropped unparsed, counted in ``shed``. ``None``:
+    no bound. Records that never reach lsmtrace (the socket buffer was full)
+    are counted per overrun in ``overruns``.
     """
 
-    def __init__(self, rcvbuf: int = RCVBUF) -> None:
+    def __init__(
+        self,
+        rcvbuf: int = RCVBUF,
+        max_rate: float | None = DEFAULT_MAX_RATE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         try:
             s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_AUDIT)
         except OSError as e:
@@ -261,6 +301,8 @@ class AuditReader:
         self._buf = bytearray(65536)
         self.received = 0
         self.overruns = 0  # ENOBUFS: the kernel dropped records for this socket
+        self.shed = 0  # read and dropped unparsed: beyond max_rate
+        self.budget = RateBudget(max_rate, clock) if max_rate is not None else None
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -286,6 +328,11 @@ class AuditReader:
                 out.append((mtype, bytes(view[off + NLMSG_HDR.size : off + length])))
                 off += (length + 3) & ~3
         self.received += len(out)
+        if self.budget is not None and out:
+            keep = self.budget.take(len(out))
+            if keep < len(out):
+                self.shed += len(out) - keep
+                del out[keep:]
         return out
 
     def close(self) -> None:

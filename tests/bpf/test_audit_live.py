@@ -265,3 +265,15 @@ def test_what_a_sigkill_of_both_leaves(audit_off: None) -> None:
     p.wait(timeout=30)
     time.sleep(0.3)
     assert auditnl.get_status().enabled == 1
+
+
+def test_rate_bound_sheds_beyond_it(audit_on: None, world_dir: Path) -> None:
+    """max_rate bounds what is parsed under a flood; the rest is counted."""
+    target = os.fsencode(world_dir) + b"/shed"
+    Path(os.fsdecode(target)).write_bytes(b"x")
+    with auditnl.AuditReader(max_rate=200.0) as reader:  # burst 20
+        landlock_denials([target], repeat=500)  # ~2000 records
+        got = read_for(reader, 1.0)
+    assert reader.shed > 0
+    assert len(got) <= 20 + 200 * 1.5  # burst + the rate over the reading time
+    assert reader.received == len(got) + reader.shed
