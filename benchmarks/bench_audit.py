@@ -119,7 +119,7 @@ def consumer(repeat: int) -> None:
         j.flush()
         return len(evs)
 
-    print("consumer side (CPU per item, best of %d):" % repeat)
+    print(f"consumer side (CPU per item, best of {repeat}):")
     print(f"  parse + group, per record              {per_rec * 1e6:7.2f} us")
     print(f"  audited denial: its 4 records           {per_rec * 4e6:7.2f} us")
     print(f"  audited denial: audit object + join     {per_join * 1e6:7.2f} us")
