@@ -1,4 +1,4 @@
-"""Decoded events: raw wire bytes -> frozen dataclass -> JSON-ready dict. Pure.
+"""Decoded events: raw wire bytes -> the JSON-ready event dict. Pure.
 
 The JSON Lines schema (stable; documented in docs/events.md):
   time      RFC 3339 UTC wall time of the decision
@@ -13,6 +13,8 @@ The JSON Lines schema (stable; documented in docs/events.md):
   ret       raw return value (0 for allowed syscalls, -errno when denied)
   errno     "EACCES"... or null
   lsm       deciding LSM, "dac" (no LSM hook denied), or null (rung can't tell)
+  lsm_source "hook" (our kernel programs said), "audit" (the LSM's audit record
+            said, where the rung cannot tell), or null
   pid tgid ppid uid euid gid comm cgroup mntns
   syscall   name of the syscall in progress, or null
   latency_ns hook entry->exit (fexit/kprobe rungs), else null
@@ -58,7 +60,7 @@ KIND_NAMES = {k: k.name.lower() for k in Kind}
 # costs about a microsecond each, a third of decode() before these tables.
 _KINDS: dict[int, Kind] = {int(k): k for k in Kind}
 _RUNG_NAMES: dict[int, str] = {int(r): n for r, n in RUNG_NAMES.items()}
-_TRUNCATED, _ATTRIBUTED = int(EvFlag.TRUNCATED), int(EvFlag.ATTRIBUTED)
+_TRUNCATED = int(EvFlag.TRUNCATED)
 _PROCESS_KINDS = (Kind.EXEC, Kind.FORK, Kind.EXIT)
 BPF_CMDS = ("MAP_CREATE", "MAP_LOOKUP_ELEM", "MAP_UPDATE_ELEM", "MAP_DELETE_ELEM",
             "MAP_GET_NEXT_KEY", "PROG_LOAD", "OBJ_PIN", "OBJ_GET", "PROG_ATTACH",
@@ -66,6 +68,10 @@ BPF_CMDS = ("MAP_CREATE", "MAP_LOOKUP_ELEM", "MAP_UPDATE_ELEM", "MAP_DELETE_ELEM
 
 
 DENY_ERRNOS = frozenset({errno_mod.EPERM, errno_mod.EACCES})
+
+# The event form: a JSON-ready dict (docs/events.md, lsmtrace/event.schema.json),
+# built once per event by the Session and shared read-only by every consumer.
+Event = dict[str, Any]
 
 
 def cap_name(cap: int) -> str:
@@ -112,71 +118,17 @@ class IdNames:
         return self.families.get(id_)
 
 
-@dataclass(frozen=True)
-class Event:
-    ts_ns: int
-    latency_ns: int
-    cgroup: int
-    kind: str
-    rung: str
-    hook: str
-    family: str | None
-    lsm: str | None
-    ret: int
-    syscall: str | None
-    pid: int
-    tgid: int
-    ppid: int
-    uid: int
-    euid: int
-    gid: int
-    mntns: int
-    comm: str
-    object: Mapping[str, Any]
-    truncated: bool
-    attributed: bool
+PROCESS_KINDS = ("exec", "fork", "exit")
 
-    @property
-    def verdict(self) -> str:
-        """allow | deny | error. A hook's non-zero return is a denial; a
-        syscall's is one only for EPERM/EACCES (ENOENT is not a decision)."""
-        if self.ret >= 0:
-            return "allow"
-        if self.kind == "syscall" and -self.ret not in DENY_ERRNOS:
-            return "error"
-        return "deny"
 
-    @property
-    def errno(self) -> str | None:
-        return errno_name(self.ret)
-
-    def to_dict(self, clock: WallClock | None = None) -> dict[str, Any]:
-        clock = clock or WallClock()
-        return {
-            "time": clock.iso(self.ts_ns),
-            "ts_ns": self.ts_ns,
-            "rung": self.rung,
-            "kind": self.kind,
-            "hook": self.hook,
-            "family": self.family,
-            "verdict": self.verdict,
-            "ret": self.ret,
-            "errno": self.errno,
-            "lsm": self.lsm,
-            "pid": self.pid,
-            "tgid": self.tgid,
-            "ppid": self.ppid,
-            "uid": self.uid,
-            "euid": self.euid,
-            "gid": self.gid,
-            "comm": self.comm,
-            "cgroup": self.cgroup,
-            "mntns": self.mntns,
-            "syscall": self.syscall,
-            "latency_ns": self.latency_ns or None,
-            "object": dict(self.object),
-            "truncated": self.truncated,
-        }
+def verdict_of(kind: str, ret: int) -> str:
+    """The one verdict rule: allow | deny | error. A hook's non-zero return is
+    a denial; a syscall's is one only for EPERM/EACCES (ENOENT is no decision)."""
+    if ret >= 0:
+        return "allow"
+    if kind == "syscall" and -ret not in DENY_ERRNOS:
+        return "error"
+    return "deny"
 
 
 class WallClock:
@@ -322,49 +274,84 @@ def _object(
     return {}
 
 
+class Decoder:
+    """Wire bytes -> the event dict of docs/events.md (the one event form every
+    consumer sees). Holds what user space knows about ids and the wall clock."""
+
+    def __init__(
+        self,
+        ids: IdNames,
+        syscall_names: Mapping[int, str],
+        clock: WallClock | None = None,
+    ) -> None:
+        self.ids = ids
+        self.syscall_names = syscall_names
+        self.clock = clock or WallClock()
+
+    def decode(self, raw: bytes | bytearray | memoryview, offset: int = 0) -> Event:
+        """Decode one wire event (sizeof(struct lsmt_event) bytes at `offset`)."""
+        if len(raw) - offset < abi.EVENT_SIZE:
+            raise ValueError(
+                f"short event: {len(raw) - offset} < {abi.EVENT_SIZE} bytes"
+            )
+        ev = abi.Event.from_buffer_copy(raw, offset)
+        kind = _KINDS.get(ev.kind)
+        kind_name = KIND_NAMES[kind] if kind else f"kind{ev.kind}"
+        process = kind in _PROCESS_KINDS
+        ids = self.ids
+        hook = kind_name if process else ids.name(ev.id)
+        nr = ev.syscall
+        syscall = None
+        if nr >= 0:
+            syscall = self.syscall_names.get(nr) or f"syscall{nr}"
+        ret = ev.ret
+        flags = ev.flags
+        lsm = abi.lsm_name(ev.lsm)
+        return {
+            "time": self.clock.iso(ev.ts_ns),
+            "ts_ns": ev.ts_ns,
+            "rung": _RUNG_NAMES.get(ev.rung, "?"),
+            "kind": kind_name,
+            "hook": hook,
+            "family": "process" if process else ids.family(ev.id),
+            "verdict": verdict_of(kind_name, ret),
+            "ret": ret,
+            "errno": errno_name(ret),
+            "lsm": lsm,
+            "lsm_source": "hook" if lsm is not None else None,
+            "pid": ev.pid,
+            "tgid": ev.tgid,
+            "ppid": ev.ppid,
+            "uid": ev.uid,
+            "euid": ev.euid,
+            "gid": ev.gid,
+            "comm": cstr(ev.comm),
+            "cgroup": ev.cgroup_id,
+            "mntns": ev.mntns,
+            "syscall": syscall,
+            "latency_ns": ev.latency_ns or None,
+            "object": _object(
+                ev, ev.obj_type, syscall if kind == Kind.SYSCALL else None, hook
+            ),
+            "truncated": bool(flags & _TRUNCATED),
+        }
+
+    def decode_batch(
+        self, chunk: bytes | bytearray | memoryview, offsets: list[int]
+    ) -> list[Event]:
+        dec = self.decode
+        return [dec(chunk, off) for off in offsets]
+
+
 def decode(
     raw: bytes | bytearray | memoryview,
     ids: IdNames,
     syscall_names: Mapping[int, str],
     offset: int = 0,
+    clock: WallClock | None = None,
 ) -> Event:
-    """Decode one wire event (sizeof(struct lsmt_event) bytes at `offset`)."""
-    if len(raw) - offset < abi.EVENT_SIZE:
-        raise ValueError(f"short event: {len(raw) - offset} < {abi.EVENT_SIZE} bytes")
-    ev = abi.Event.from_buffer_copy(raw, offset)
-    kind = _KINDS.get(ev.kind)
-    kind_name = KIND_NAMES[kind] if kind else f"kind{ev.kind}"
-    process = kind in _PROCESS_KINDS
-    hook = kind_name if process else ids.name(ev.id)
-    syscall = syscall_names.get(ev.syscall) if ev.syscall >= 0 else None
-    if syscall is None and ev.syscall >= 0:
-        syscall = f"syscall{ev.syscall}"
-    flags = ev.flags
-    return Event(
-        ts_ns=ev.ts_ns,
-        latency_ns=ev.latency_ns,
-        cgroup=ev.cgroup_id,
-        kind=kind_name,
-        rung=_RUNG_NAMES.get(ev.rung, "?"),
-        hook=hook,
-        family="process" if process else ids.family(ev.id),
-        lsm=abi.lsm_name(ev.lsm),
-        ret=ev.ret,
-        syscall=syscall,
-        pid=ev.pid,
-        tgid=ev.tgid,
-        ppid=ev.ppid,
-        uid=ev.uid,
-        euid=ev.euid,
-        gid=ev.gid,
-        mntns=ev.mntns,
-        comm=cstr(ev.comm),
-        object=_object(
-            ev, ev.obj_type, syscall if kind == Kind.SYSCALL else None, hook
-        ),
-        truncated=bool(flags & _TRUNCATED),
-        attributed=bool(flags & _ATTRIBUTED),
-    )
+    """One wire event as its event dict (a Decoder for one call)."""
+    return Decoder(ids, syscall_names, clock).decode(raw, offset)
 
 
 assert ct.sizeof(abi.Event) == abi.EVENT_SIZE

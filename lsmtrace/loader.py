@@ -134,6 +134,42 @@ def resolve_cgroup(path: str, mounts: list[Path] | None = None) -> str:
     return str(p)
 
 
+def compile_flags(
+    opts: TraceOptions, rung: str, plan: bpfgen.Plan, use_perf: bool
+) -> list[str]:
+    cflags = [
+        f"-I{abi.BPF_DIR}",
+        f"-DLSMT_RUNG={int(RUNG_IDS[rung])}",
+        f"-DLSMT_RINGBUF_PAGES={opts.ringbuf_pages}",
+        *plan.cflags,
+    ]
+    if use_perf:
+        cflags.append("-DLSMT_PERFBUF=1")
+    return cflags
+
+
+def program_text(opts: TraceOptions) -> str:
+    """`trace --ebpf`: the program these options compile, and its cflags
+    (bcc tools' convention). The rung is probed (root) unless --backend names
+    one; nothing is compiled or attached."""
+    if opts.backend == "auto":
+        check_root()
+        rung, _refused = choose_rung("auto")
+    elif opts.backend in RUNG_IDS:
+        rung = opts.backend
+    else:
+        choose_rung(opts.backend)  # the usage error
+        raise AssertionError("unreachable")
+    use_perf = opts.perf_buffer or (os.geteuid() == 0 and not probe.probe_ringbuf().ok)
+    plan = bpfgen.plan(rung, opts.hooks, opts.families, syscalls.machine())
+    cflags = compile_flags(opts, rung, plan, use_perf)
+    return (
+        f"/* lsmtrace: {rung} rung, {len(plan.programs or plan.tracepoints)} "
+        f"programs/tracepoints */\n"
+        f"/* cflags: {' '.join(cflags)} */\n" + plan.source
+    )
+
+
 class Tracer:
     def __init__(self, opts: TraceOptions) -> None:
         self.opts = opts
@@ -189,11 +225,7 @@ class Tracer:
         plan = bpfgen.plan(rung, self.opts.hooks, self.opts.families, self.arch)
         att.skipped.update(plan.skipped)
         self.id_names = plan.id_names
-        cflags = [f"-I{abi.BPF_DIR}", f"-DLSMT_RUNG={int(RUNG_IDS[rung])}",
-                  f"-DLSMT_RINGBUF_PAGES={self.opts.ringbuf_pages}"]  # fmt: skip
-        cflags += plan.cflags
-        if use_perf:
-            cflags.append("-DLSMT_PERFBUF=1")
+        cflags = compile_flags(self.opts, rung, plan, use_perf)
         self.bpf = self._compile(bcc, plan.source, cflags)
         self._configure(plan)
         self._attach(bcc, plan, att)

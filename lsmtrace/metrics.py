@@ -271,8 +271,15 @@ class DenialTable:
 
 
 def default_workload(ev: Event) -> str:
-    """The workload of a denial until the process tree supplies container/unit."""
-    return ev.comm
+    """The workload of a denial: its container's name or id, else its systemd
+    unit, else its comm (the process tree supplies container and unit)."""
+    c = ev.get("container")
+    if isinstance(c, Mapping) and c.get("id"):
+        return f"{c.get('runtime') or 'container'}:{str(c['id'])[:12]}"
+    unit = ev.get("unit")
+    if unit:
+        return str(unit)
+    return str(ev.get("comm") or "?")
 
 
 class DenialAggregator:
@@ -287,14 +294,14 @@ class DenialAggregator:
     def add_events(self, evs: Iterable[Event]) -> int:
         n = 0
         for ev in evs:
-            if ev.verdict != "deny":
+            if ev["verdict"] != "deny":
                 continue
             try:
                 workload = self.workload_of(ev)
             except Exception:  # a plugged-in resolver must not stop the exporter
-                workload = ev.comm
+                workload = str(ev.get("comm"))
             self.table.add(
-                label(ev.hook), label(ev.lsm, UNKNOWN_LSM), label(workload) or "?"
+                label(ev["hook"]), label(ev["lsm"], UNKNOWN_LSM), label(workload) or "?"
             )
             n += 1
         return n

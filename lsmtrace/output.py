@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from lsmtrace.events import Event, IdNames, WallClock
+from lsmtrace.events import IdNames
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
@@ -75,9 +75,8 @@ def pad(s: str, width: int) -> str:
     return s + " " * max(0, width - columns(s))
 
 
-def object_summary(ev: Event) -> str:
-    """One-line, escaped summary of the object; paths first (cut from the left)."""
-    o = ev.object
+def object_summary(o: Mapping[str, Any]) -> str:
+    """One-line, escaped summary of an event's object; paths first."""
     if "path" in o and "family" not in o:
         s = escape(str(o["path"]))
         if "path2" in o:
@@ -130,34 +129,53 @@ def header(width: int = 80) -> str:
     return text if width <= 0 else fit(text, width)
 
 
-def result_text(ev: Event) -> str:
+def result_text(ev: Mapping[str, Any]) -> str:
     """allow, ENOENT (a failure that is no decision), or EACCES:<who decided>."""
-    if ev.ret >= 0:
+    verdict = ev.get("verdict")
+    if verdict == "allow":
         return "allow"
-    if ev.verdict == "error":
-        return str(ev.errno)
-    return f"{ev.errno}:{ev.lsm or '?'}"
+    errno = ev.get("errno") or str(ev.get("ret"))
+    if verdict == "error":
+        return str(errno)
+    return f"{errno}:{ev.get('lsm') or '?'}"
 
 
-def text_line(ev: Event, clock: WallClock, width: int = 80) -> str:
-    wall = clock.wall_ns(ev.ts_ns) // 1_000_000_000
-    hh, mm, ss = (wall // 3600) % 24, (wall // 60) % 60, wall % 60
-    fields = [
-        f"{hh:02d}:{mm:02d}:{ss:02d}",
-        str(ev.tgid),
-        escape(ev.comm),
-        ev.hook,
+def keeps_end(o: Mapping[str, Any]) -> bool:
+    """Paths are cut from the left: their end names the file."""
+    return "path" in o or "filename" in o
+
+
+def time_text(ev: Mapping[str, Any]) -> str:
+    """HH:MM:SS (UTC) of the event's RFC 3339 `time`."""
+    t = str(ev.get("time") or "")
+    return t[11:19] if len(t) >= 19 else "--:--:--"
+
+
+def columns_text(ev: Mapping[str, Any]) -> str:
+    """The fixed columns of a text line (time, pid, comm, hook, result)."""
+    fields = (
+        time_text(ev),
+        str(ev.get("tgid", "?")),
+        escape(str(ev.get("comm", ""))),
+        str(ev.get("hook", "")),
         result_text(ev),
-    ]
-    parts = [pad(fit(f, w), w) for f, (w, _t) in zip(fields, COLUMNS, strict=True)]
-    line = " ".join(parts) + " "
-    obj = object_summary(ev)
-    if width <= 0:  # no limit
-        return line + obj
+    )
+    return " ".join(pad(fit(f, w), w) for f, (w, _t) in zip(fields, COLUMNS, strict=True))
+
+
+def text_line(ev: Mapping[str, Any], width: int = 0) -> str:
+    """One event as a text line. width <= 0: no limit (pipes, files); else the
+    object is cut to fit, marked "~"."""
+    line = columns_text(ev) + " "
+    obj = ev.get("object")
+    if not isinstance(obj, Mapping):
+        obj = {}
+    summary = object_summary(obj)
+    if width <= 0:
+        return line + summary
     if len(line) >= width:
         return line[:width].rstrip()
-    keep_end = "path" in ev.object or "filename" in ev.object
-    return line + fit(obj, width - len(line), keep_end=keep_end)
+    return line + fit(summary, width - len(line), keep_end=keeps_end(obj))
 
 
 # One encoder for every JSON line lsmtrace writes (trace, record, replay):
@@ -170,15 +188,6 @@ _JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circula
 
 def json_text(obj: Any) -> str:
     return _JSON.encode(obj)
-
-
-def json_line(
-    ev: Event, clock: WallClock, extra: Mapping[str, Any] | None = None
-) -> str:
-    d = ev.to_dict(clock)
-    if extra:
-        d.update(extra)
-    return _JSON.encode(d)
 
 
 def count_rows(

@@ -52,7 +52,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from lsmtrace.cgroups import HOST, Attribution, CgroupMap, attribute, parse_proc_cgroup
 
@@ -771,7 +771,7 @@ class Enricher:
         return a
 
     def fields(self, ev: Mapping[str, Any]) -> dict[str, Any]:
-        """The added fields of one event dict (Event.to_dict() form)."""
+        """The added fields of one event dict (docs/events.md form)."""
         tree = self.tree
         ts = ev["ts_ns"]
         tgid = ev["tgid"]
@@ -849,21 +849,6 @@ def _proc_label(pid: object, comm: object, exe: object) -> str:
     return s
 
 
-def _result(d: Mapping[str, Any]) -> str:
-    if int(d.get("ret", 0)) >= 0:
-        return "allow"
-    if d.get("verdict") == "error":
-        return str(d.get("errno"))
-    return f"{d.get('errno')}:{d.get('lsm') or '?'}"
-
-
-class _ObjectView:
-    """object_summary() reads only .object; this carries an event dict's."""
-
-    def __init__(self, obj: Mapping[str, Any]) -> None:
-        self.object = obj
-
-
 def format_tree(d: Mapping[str, Any], width: int = 80) -> list[str]:
     """An (enriched) event as lines for `trace --tree`, each fitting `width`:
 
@@ -882,8 +867,7 @@ def format_tree(d: Mapping[str, Any], width: int = 80) -> list[str]:
     is escaped (lsmtrace.output.escape); cuts are marked "~" (paths keep their
     end). width <= 0: no limit.
     """
-    from lsmtrace.events import Event
-    from lsmtrace.output import COLUMNS, escape, fit, object_summary, pad
+    from lsmtrace.output import columns_text, escape, fit, keeps_end, object_summary
 
     def cut(s: str, keep_end: bool = False) -> str:
         return s if width <= 0 else fit(s, width, keep_end=keep_end)
@@ -895,17 +879,14 @@ def format_tree(d: Mapping[str, Any], width: int = 80) -> list[str]:
             return head + value
         return head + fit(value, max(1, width - len(head)), keep_end=keep_end)
 
-    t = str(d.get("time", ""))
-    hms = t[11:19] if len(t) >= 19 else "--:--:--"
-    cols = [hms, str(d.get("tgid", "?")), escape(str(d.get("comm", ""))),
-            str(d.get("hook", "")), _result(d)]  # fmt: skip
-    head = " ".join(pad(fit(f, w), w) for f, (w, _t) in zip(cols, COLUMNS, strict=True))
-    obj = object_summary(cast(Event, _ObjectView(d.get("object") or {})))
+    head = columns_text(d)
+    o = d.get("object")
+    if not isinstance(o, Mapping):
+        o = {}
+    obj = object_summary(o)
     lines: list[str] = []
     if width > 0 and len(head) + 1 < width:
-        o = d.get("object") or {}
-        lines.append(head + " " + fit(obj, width - len(head) - 1,
-                                      keep_end="path" in o or "filename" in o))  # fmt: skip
+        lines.append(head + " " + fit(obj, width - len(head) - 1, keep_end=keeps_end(o)))
     else:
         lines.append(cut(head + " " + obj))
 

@@ -240,3 +240,33 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
 
 def read_many(paths: Iterable[str | os.PathLike[str]]) -> list[Recording]:
     return [read_recording(p) for p in paths]
+
+
+def loss_summary(rec: Recording) -> str | None:
+    """What a recording is missing, in one sentence, or None when complete:
+    events the kernel could not deliver (with the hooks they were lost on,
+    when the trailer counts them), malformed events, a missing trailer."""
+    t = rec.trailer
+    if t is None:
+        return (
+            f"{rec.path} has no trailer: the recording was cut (recorder killed, "
+            "disk full?), so what happened after its last event is unknown"
+        )
+    lost = int(t.get("lost") or 0)
+    malformed = int(t.get("malformed") or 0)
+    parts = []
+    if lost:
+        attempted = int(t.get("attempted") or 0)
+        of = f" of {attempted}" if attempted else ""
+        parts.append(f"{lost}{of} events lost (ring buffer full)")
+    if malformed:
+        parts.append(f"{malformed} malformed events")
+    if not parts:
+        return None
+    hooks = sorted({str(r.get("hook")) for r in t.get("counts") or ()
+                    if isinstance(r, dict) and r.get("hook")})  # fmt: skip
+    where = ""
+    if lost and hooks:
+        shown = ", ".join(hooks[:8]) + (", ..." if len(hooks) > 8 else "")
+        where = f"; the kernel counted decisions on: {shown}"
+    return f"{rec.path}: " + " and ".join(parts) + where

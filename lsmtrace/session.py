@@ -1,6 +1,7 @@
-"""The one pipeline every live consumer shares: poll, decode, hand over, account.
+"""The one pipeline every live consumer shares: poll, decode, enrich, hand over,
+account.
 
-A Session turns the tracer's raw batches into Events for a consumer callback,
+A Session turns the tracer's raw batches into event dicts for a consumer callback,
 stops on SIGINT/SIGTERM/--duration, and at the end stops the stream in the
 kernel *before* the last drain, so that the kernel's counters are final when
 read: attempted = delivered + lost holds exactly. Then it detaches.
@@ -9,15 +10,19 @@ read: attempted = delivered + lost holds exactly. Then it detaches.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from lsmtrace import abi
-from lsmtrace.events import Event, IdNames, decode
+from lsmtrace.events import PROCESS_KINDS, Decoder, Event, IdNames, WallClock
+
+if TYPE_CHECKING:
+    from lsmtrace.proctree import Enricher
 
 
 class EventSource(Protocol):
@@ -49,6 +54,7 @@ class Summary:
     read_err: int = 0
     malformed: int = 0
     processes: int = 0  # exec/fork/exit events (not decisions)
+    quiet: int = 0  # quiet capability probes (noaudit), left out unless asked
     by_verdict: dict[str, int] = field(
         default_factory=lambda: {"allow": 0, "deny": 0, "error": 0}
     )
@@ -75,44 +81,112 @@ def stop_on_signals(flag: list[bool]) -> Iterator[None]:
 
 
 class Session:
+    """The one pipeline: raw batches -> event dicts, built once per event.
+
+    Each event is decoded into the documented dict (docs/events.md); process
+    events (exec/fork/exit) always feed the enricher, whatever the consumer
+    wants to see, so a denial of a process that has already exited still says
+    who it was; the enricher adds exe, cmdline, user, ancestors, container,
+    unit. Quiet capability probes (`noaudit`, the kernel asking without
+    enforcing) are counted and left out unless `quiet_probes`. The consumer
+    gets lists of these dicts, in order, and must not change them.
+    """
+
     def __init__(
         self,
         source: EventSource,
         on_events: Callable[[list[Event]], None],
+        *,
         decode_events: bool = True,
+        clock: WallClock | None = None,
+        enricher: Enricher | None = None,
+        process_events: bool = False,
+        quiet_probes: bool = False,
     ) -> None:
         self.source = source
         self.on_events = on_events
         self.decode_events = decode_events
+        self.clock = clock or WallClock()
+        self.enricher = enricher
+        self.process_events = process_events
+        self.quiet_probes = quiet_probes
         self.summary = Summary()
         self.stop = [False]
+        self._decoder: Decoder | None = None
 
-    def _on_batch(self, chunk: bytes, offsets: list[int]) -> None:
+    def decoder(self) -> Decoder:
+        # ids are known once the tracer has planned its programs
+        d = self._decoder
+        if d is None or d.ids is not self.source.id_names:
+            d = self._decoder = Decoder(
+                self.source.id_names, self.source.syscall_names, self.clock
+            )
+        return d
+
+    def process(self, evs: list[Event]) -> list[Event]:
+        """Enrich, count and select decoded events (also for sources that
+        yield dicts already, e.g. tests)."""
+        enrich = self.enricher.enrich if self.enricher is not None else None
+        s = self.summary
+        by_verdict = s.by_verdict
+        out: list[Event] = []
+        keep_proc, keep_quiet = self.process_events, self.quiet_probes
+        for ev in evs:
+            if enrich is not None:
+                enrich(ev)
+            kind = ev["kind"]
+            if kind in PROCESS_KINDS:
+                s.processes += 1
+                if keep_proc:
+                    out.append(ev)
+                continue
+            if ev.get("noaudit"):
+                s.quiet += 1
+                if not keep_quiet:
+                    continue
+            by_verdict[ev["verdict"]] += 1
+            out.append(ev)
+        return out
+
+    def on_batch(self, chunk: bytes, offsets: list[int]) -> None:
+        """The tracer's batch callback: decode, process, hand over."""
         if not self.decode_events:
             self.on_events([])
             return
-        ids, names = self.source.id_names, self.source.syscall_names
-        evs = [decode(chunk, ids, names, off) for off in offsets]
-        for ev in evs:
-            if ev.kind in ("exec", "fork", "exit"):
-                self.summary.processes += 1
-            else:
-                self.summary.by_verdict[ev.verdict] += 1
-        self.on_events(evs)
+        evs = self.process(self.decoder().decode_batch(chunk, offsets))
+        if evs:
+            self.on_events(evs)
 
-    def run(self, duration: float | None = None, poll_timeout: float = 0.1) -> Summary:
+    def run(
+        self,
+        duration: float | None = None,
+        poll_timeout: float = 0.1,
+        should_stop: Callable[[], bool] | None = None,
+        on_tick: Callable[[], None] | None = None,
+    ) -> Summary:
+        """Poll until SIGINT/SIGTERM (main thread only), `duration`,
+        `should_stop()` or `self.stop[0]`; then finish()."""
         start = time.monotonic()
         deadline = start + duration if duration else None
+        signals = (
+            stop_on_signals(self.stop)
+            if threading.current_thread() is threading.main_thread()
+            else nullcontext()
+        )
         try:
-            with stop_on_signals(self.stop):
+            with signals:
                 while not self.stop[0]:
+                    if should_stop is not None and should_stop():
+                        break
                     timeout = poll_timeout
                     if deadline is not None:
                         left = deadline - time.monotonic()
                         if left <= 0:
                             break
                         timeout = min(timeout, left)
-                    self.source.poll(self._on_batch, timeout)
+                    self.source.poll(self.on_batch, timeout)
+                    if on_tick is not None:
+                        on_tick()
         finally:
             self.finish(start)
         return self.summary
@@ -124,7 +198,7 @@ class Session:
         self.source.quiesce()
         time.sleep(0.02)
         with suppress(BrokenPipeError):
-            self.source.drain(self._on_batch)
+            self.source.drain(self.on_batch)
         st = self.source.stats()
         s = self.summary
         s.delivered = self.source.delivered

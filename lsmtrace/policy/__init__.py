@@ -7,21 +7,65 @@ docs/policy.md). Pure: no bcc, no kernel.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from lsmtrace.errors import LsmtraceError, UsageError
+from lsmtrace.errors import LsmtraceError, RecordingError, UsageError
 from lsmtrace.policy.landlock import CheckResult
-from lsmtrace.policy.model import AccessSet, from_files
+from lsmtrace.policy.model import AccessSet, build
 
 TARGETS = ("apparmor", "selinux", "landlock", "tomoyo")
 
 
-def load_access_set(paths: Iterable[str], include_denied: bool = False) -> AccessSet:
-    return from_files(list(paths), include_denied=include_denied)
+def load_access_set(
+    paths: Iterable[str], include_denied: bool = False, accept_lossy: bool = False
+) -> AccessSet:
+    """The access set of recordings. A recording that lost events, holds
+    malformed ones or was cut is refused (an access that was lost is one the
+    enforced policy would deny) unless `accept_lossy`; then each problem is
+    kept in `aset.warnings`, which generate() stamps into the policy."""
+    from lsmtrace.record import loss_summary, read_recording
+
+    recs = []
+    warnings = []
+    for p in paths:
+        rec = read_recording(p)
+        problems = [x for x in (loss_summary(rec), rec.error and rec.error.message) if x]
+        if problems and not accept_lossy:
+            raise RecordingError(
+                "; ".join(problems),
+                hint=f"record {p} again (a larger --buffer-pages, fewer hooks), or "
+                "pass --accept-lossy to use it anyway (the policy then carries "
+                "a warning)",
+            )
+        warnings += problems
+        recs.append((rec.header, rec.events, os.path.basename(p)))
+    aset = build(recs, include_denied)
+    aset.warnings = warnings
+    return aset
+
+
+def _stamp(target: str, text: str, warnings: list[str]) -> str:
+    """Warnings about the evidence, written into the policy itself."""
+    if not warnings:
+        return text
+    if target == "landlock":
+        doc = json.loads(text)
+        doc = {"warnings": warnings, **doc}
+        return json.dumps(doc, indent=1, ensure_ascii=True) + "\n"
+    head = "".join(
+        f"# WARNING: built from an incomplete recording: {w}\n" for w in warnings
+    )
+    return head + text
 
 
 def generate(target: str, aset: AccessSet, name: str | None = None) -> str:
+    return _stamp(target, _render(target, aset, name), aset.warnings)
+
+
+def _render(target: str, aset: AccessSet, name: str | None = None) -> str:
     if target == "landlock":
         from lsmtrace.policy import landlock
 

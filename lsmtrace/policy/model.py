@@ -107,6 +107,9 @@ class AccessSet:
     # (only where SELinux is active, and only audited decisions: denials, or
     # auditallow rules); the SELinux renderer prefers it to its path table
     labels: dict[str, str] = field(default_factory=dict)
+    # what is wrong with the evidence (lost events, a cut recording), when the
+    # user accepted it (--accept-lossy); stamped into the generated policy
+    warnings: list[str] = field(default_factory=list)
 
     def program(self, name: str, exe: str | None) -> Program:
         p = self.programs.get(name)

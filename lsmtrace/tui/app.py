@@ -23,7 +23,6 @@ from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, Footer, Input
 from textual.worker import get_current_worker
 
-from lsmtrace.tui import cli as _cli
 from lsmtrace.tui.detail import DetailPane
 from lsmtrace.tui.events_table import EventsHeader, EventsTable
 from lsmtrace.tui.filter_bar import FilterBar
@@ -42,7 +41,6 @@ from lsmtrace.tui.top import TopView
 
 log = logging.getLogger(__name__)
 
-main = _cli.main  # `python -c "from lsmtrace.tui.app import main; main([...])"`
 
 SWITCH_INTERVAL = 0.001
 VIEWS = {"events": "events-view", "top": "top", "tree": "tree"}

@@ -21,9 +21,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
-from lsmtrace.output import escape, fit, pad
+from lsmtrace.output import escape, fit, pad, result_text, time_text
 from lsmtrace.tui.messages import RowHighlighted
-from lsmtrace.tui.model import EventStore, object_summary, result_text, time_text, where
+from lsmtrace.tui.model import EventStore, object_summary, where
 
 
 def columns(width: int, show_where: bool) -> list[tuple[str, int]]:

@@ -14,10 +14,9 @@ import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from lsmtrace.events import Event
-from lsmtrace.output import escape
+from lsmtrace.output import escape, result_text, time_text
 from lsmtrace.output import object_summary as _object_summary
 
 EventDict = dict[str, Any]
@@ -28,32 +27,14 @@ DEFAULT_HISTORY = 50_000
 # -- formatting ----------------------------------------------------------------
 
 
-class _ObjectOnly:
-    """The one attribute output.object_summary reads, for a JSON dict."""
-
-    def __init__(self, obj: Mapping[str, Any]) -> None:
-        self.object = obj
-
-
 def object_summary(ev: Mapping[str, Any]) -> str:
     obj = ev.get("object") or {}
     if not isinstance(obj, Mapping):
         return escape(str(obj))
     try:
-        return _object_summary(cast(Event, _ObjectOnly(obj)))
+        return _object_summary(obj)
     except (KeyError, TypeError, ValueError):
         return escape(str(dict(obj)))
-
-
-def result_text(ev: Mapping[str, Any]) -> str:
-    """allow, ENOENT (a failure that is no decision), or EACCES:<who decided>."""
-    verdict = ev.get("verdict")
-    if verdict == "allow":
-        return "allow"
-    errno = ev.get("errno") or str(ev.get("ret"))
-    if verdict == "error":
-        return str(errno)
-    return f"{errno}:{ev.get('lsm') or '?'}"
 
 
 def label(value: Any) -> str:
@@ -74,12 +55,6 @@ def label(value: Any) -> str:
 def where(ev: Mapping[str, Any]) -> str:
     """Container, else systemd unit, else ''."""
     return label(ev.get("container")) or label(ev.get("unit"))
-
-
-def time_text(ev: Mapping[str, Any]) -> str:
-    """HH:MM:SS of the RFC 3339 `time` field (UTC, as recorded)."""
-    t = str(ev.get("time") or "")
-    return t[11:19] if len(t) >= 19 else t
 
 
 def proc_text(ev: Mapping[str, Any]) -> str:

@@ -14,17 +14,16 @@ a replay waits instead (back-pressure), so a recording is shown in full.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from lsmtrace.errors import LsmtraceError, RecordingError
+from lsmtrace.errors import LsmtraceError
 
 log = logging.getLogger(__name__)
 
@@ -163,72 +162,10 @@ class Source(Protocol):
 # -- recordings ----------------------------------------------------------------
 
 
-@dataclass
-class LocalRecording:
-    """The shape of lsmtrace.record.Recording that the TUI uses."""
-
-    header: dict[str, Any]
-    events: Iterable[EventDict]
-    trailer: dict[str, Any] | None = None
-    error: str | None = None
-
-
-def _local_read_recording(path: str | Path) -> LocalRecording:
-    """Fallback reader of the JSON Lines recording format (until lsmtrace.record
-    lands): a header line containing "lsmtrace_recording", one event dict per
-    line, a trailer line with "trailer": true. Plain `trace --json` output (no
-    header) is accepted too."""
-    p = Path(path)
-    try:
-        f = p.open("r", encoding="utf-8", errors="surrogateescape")
-    except OSError as e:
-        raise RecordingError(f"cannot read {path}: {e.strerror}",
-                             hint="give a file written by `lsmtrace record`") from e  # fmt: skip
-    first = f.readline()
-    header: dict[str, Any] = {}
-    pushback: list[str] = []
-    if "lsmtrace_recording" in first:
-        try:
-            header = json.loads(first)
-        except json.JSONDecodeError as e:
-            f.close()
-            raise RecordingError(f"{path}: bad header line: {e}") from e
-    elif first.strip():
-        pushback.append(first)
-    rec = LocalRecording(header=header, events=[])
-
-    def events() -> Iterator[EventDict]:
-        lineno = 1
-        try:
-            for line in [*pushback, *f] if pushback else f:
-                lineno += 1
-                if not line.strip():
-                    continue
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError:
-                    rec.error = f"line {lineno}: not JSON (truncated recording?)"
-                    return
-                if not isinstance(d, dict):
-                    continue
-                if d.get("trailer") is True:
-                    rec.trailer = d
-                    continue
-                yield d
-        finally:
-            f.close()
-
-    rec.events = events()
-    return rec
-
-
 def read_recording(path: str | Path) -> Any:
-    """lsmtrace.record.read_recording when it exists, else the local reader."""
-    try:
-        from lsmtrace.record import read_recording as real
-    except ImportError:
-        return _local_read_recording(path)
-    return real(path)
+    from lsmtrace.record import read_recording as read
+
+    return read(path)
 
 
 class ReplaySource:
@@ -280,7 +217,7 @@ class ReplaySource:
 
 
 class LiveSource:
-    """The tracer and a Session, polled in the worker thread."""
+    """The tracer and a Session, run in the worker thread."""
 
     name = "live"
     block = False
@@ -290,15 +227,14 @@ class LiveSource:
         opts: Any,  # lsmtrace.loader.TraceOptions (imported lazily: bcc)
         tracer_factory: Callable[[Any], Any] | None = None,
         stats_interval: float = 1.0,
-        enrich: Callable[[EventDict], EventDict] | None = None,
+        enricher: Any = None,  # lsmtrace.proctree.Enricher
     ) -> None:
         self.opts = opts
-        self.enrich = enrich  # e.g. lsmtrace.proctree.Enricher.live().enrich
+        self.enricher = enricher
         self.tracer_factory = tracer_factory
         self.stats_interval = stats_interval
 
     def run(self, out: Coalescer, should_stop: ShouldStop) -> None:
-        from lsmtrace.events import Event, WallClock
         from lsmtrace.session import Session
 
         if self.tracer_factory is None:
@@ -309,7 +245,6 @@ class LiveSource:
             factory = self.tracer_factory
         tracer = factory(self.opts)
         session: Session | None = None
-        start = time.monotonic()
         try:
             out.status("compiling and attaching the BPF programs...")
             att = tracer.open()
@@ -319,30 +254,21 @@ class LiveSource:
                        f"{len(att.skipped)} skipped")  # fmt: skip
             for name, why in att.skipped.items():
                 log.debug("skipped %s: %s", name, why)
-            clock = WallClock()
+            session = Session(tracer, out.add, enricher=self.enricher)
+            next_stats = [0.0]
 
-            enrich = self.enrich
-
-            def on_events(evs: list[Event]) -> None:
-                if not evs:
-                    return
-                dicts = [e.to_dict(clock) for e in evs]
-                if enrich is not None:
-                    dicts = [enrich(d) for d in dicts]
-                out.add(dicts)
-
-            session = Session(tracer, on_events)
-            next_stats = 0.0
-            while not should_stop():
-                tracer.poll(session._on_batch, 0.1)
+            def tick() -> None:
                 now = time.monotonic()
-                if now >= next_stats:
+                if now >= next_stats[0]:
                     try:
                         out.lost = int(tracer.stats().get("lost", 0))
                     except Exception:  # a stats read must not end the trace
                         log.exception("reading the kernel counters")
-                    next_stats = now + self.stats_interval
+                    next_stats[0] = now + self.stats_interval
                 out.tick()
+
+            # run() ends with finish(): stop the stream, drain, count, detach
+            session.run(should_stop=should_stop, on_tick=tick)
         except LsmtraceError as e:
             log.error("live source failed: %s", e.message)
             out.finish(
@@ -354,16 +280,9 @@ class LiveSource:
             out.finish(should_stop, error=f"{type(e).__name__}: {e}")
             return
         finally:
-            if session is not None:
-                try:
-                    session.finish(start)  # detach, drain, final counters
-                except Exception:  # closing below still detaches
-                    log.exception("finishing the session")
             tracer.close()
-        s = session.summary if session is not None else None
-        info = None
-        if s is not None:
-            out.lost = s.lost
-            info = {"delivered": s.delivered, "lost": s.lost, "attempted": s.attempted,
-                    "seen": s.seen, "filtered": s.filtered}  # fmt: skip
+        s = session.summary
+        out.lost = s.lost
+        info = {"delivered": s.delivered, "lost": s.lost, "attempted": s.attempted,
+                "seen": s.seen, "filtered": s.filtered, "quiet": s.quiet}  # fmt: skip
         out.finish(should_stop, status="tracer detached", info=info)

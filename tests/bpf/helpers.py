@@ -78,7 +78,8 @@ def require_tracepoint() -> None:
 
 SUMMARY_RE = re.compile(
     r"^(?P<delivered>\d+) events \((?P<deny>\d+) denied, (?P<allow>\d+) allowed, "
-    r"(?P<error>\d+) failed\), (?P<lost>\d+) lost, (?P<attempted>\d+) attempted, "
+    r"(?P<error>\d+) failed(?:, (?P<processes>\d+) process events)?"
+    r"(?:, (?P<quiet>\d+) quiet capability probes)?\), (?P<lost>\d+) lost, (?P<attempted>\d+) attempted, "
     r"(?P<seen>\d+) decisions seen in "
     r"kernel, (?P<filtered>\d+) filtered(?P<mismatch> \[accounting mismatch\])?$"
 )
@@ -91,12 +92,29 @@ class Summary:
     deny: int
     allow: int
     error: int
+    processes: int
+    quiet: int
     lost: int
     attempted: int
     seen: int
     filtered: int
     mismatch: bool
     line: str
+
+    @property
+    def shown(self) -> int:
+        """Events printed: delivered minus the process events that only fed
+        the process tree and the quiet capability probes left out."""
+        return self.delivered - self.processes - self.quiet
+
+    @property
+    def adds_up(self) -> bool:
+        """Every delivered event is counted once: a verdict, a process event
+        or a quiet probe."""
+        return (
+            self.deny + self.allow + self.error + self.processes + self.quiet
+            == self.delivered
+        )
 
 
 def parse_summary(stderr: str) -> Summary | None:
@@ -105,7 +123,7 @@ def parse_summary(stderr: str) -> Summary | None:
         if m:
             d = m.groupdict()
             return Summary(
-                **{k: int(v) for k, v in d.items() if k != "mismatch"},
+                **{k: int(v or 0) for k, v in d.items() if k != "mismatch"},
                 mismatch=d["mismatch"] is not None,
                 line=line.strip(),
             )
@@ -587,3 +605,16 @@ CONTROL_BYTES = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f]")
 def raw_control_bytes(data: bytes) -> list[bytes]:
     """Control bytes other than the line feed that ends each line."""
     return CONTROL_BYTES.findall(data)
+
+
+def assert_schema_valid(events: list[dict[str, Any]]) -> None:
+    """Every event validates against the published JSON Schema
+    (lsmtrace/schema/event.schema.json)."""
+    import jsonschema
+
+    from lsmtrace.schema import event_schema
+
+    v = jsonschema.Draft202012Validator(event_schema())
+    for ev in events:
+        err = next(iter(v.iter_errors(ev)), None)
+        assert err is None, f"{ev.get('hook')}: {err.message} at {list(err.path)}"

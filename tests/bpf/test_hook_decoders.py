@@ -96,9 +96,9 @@ def test_path_decoder_walks_the_real_path(bpf: Any, tmp_path: Path) -> None:
     ring.consume(lambda c, offs: evs.extend(decode(c, IdNames({7: "x"}, {}), {}, o)
                                              for o in offs))  # fmt: skip
     ring.close()
-    mine = [e for e in evs if e.tgid == pid]
+    mine = [e for e in evs if e["tgid"] == pid]
     assert mine, evs
     want = os.path.realpath(where)
-    assert mine[0].object.get("path") == want, mine[0].object
-    assert mine[0].object["ino"] == Path(want).stat().st_ino
-    assert mine[0].lsm == "unattributed"  # -13 from no traced implementation
+    assert mine[0]["object"].get("path") == want, mine[0]["object"]
+    assert mine[0]["object"]["ino"] == Path(want).stat().st_ino
+    assert mine[0]["lsm"] == "unattributed"  # -13 from no traced implementation

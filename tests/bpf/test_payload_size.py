@@ -64,7 +64,7 @@ def test_live_payload_size(perf: bool) -> None:
         tracer.close()
     assert tracer.malformed == 0
     assert len(events) == N
-    assert {e.tgid for e in events} == {pid}
-    assert {e.errno for e in events} == {"ENOENT"}
+    assert {e["tgid"] for e in events} == {pid}
+    assert {e["errno"] for e in events} == {"ENOENT"}
     step = abi.EVENT_SIZE if perf else record_stride(abi.EVENT_SIZE)
     assert spacing <= {step}

@@ -286,8 +286,8 @@ def _reuse_pid(pid: int, secret: Path, tries: int = 30) -> subprocess.Popen[str]
 def test_in_process_tracer_fed_by_process_events(
     tracepoint_rung: None, cgroups: Cgroups, secret: Path
 ) -> None:
-    from lsmtrace.events import WallClock, decode
     from lsmtrace.loader import TraceOptions, Tracer
+    from lsmtrace.session import Session
 
     cg = cgroups
     enricher = Enricher.live()  # before the family exists: it comes from events
@@ -296,13 +296,9 @@ def test_in_process_tracer_fed_by_process_events(
     tracer = Tracer(TraceOptions(backend="tracepoint", hooks=["sys_openat"],
                                  pid=os.getpid(), children=True, proc_events=True,
                                  latency=False))  # fmt: skip
-    clock = WallClock()
     out: list[dict[str, Any]] = []
-
-    def on_batch(chunk: bytes, offsets: list[int]) -> None:
-        for o in offsets:
-            d = decode(chunk, tracer.id_names, tracer.syscall_names, o).to_dict(clock)
-            out.append(enricher.enrich(d))  # in order, as `trace` will
+    # the pipeline every command uses: decode, enrich in order, hand over
+    on_batch = Session(tracer, out.extend, enricher=enricher, process_events=True).on_batch
 
     stop = threading.Event()
 

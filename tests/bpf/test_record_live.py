@@ -16,29 +16,8 @@ import pytest
 
 pytestmark = helpers.needs_root
 
-# Until the lead wires replay_cmd into cli.build_parser, run the commands
-# through the same parser the CLI will build.
-RUNNER = """
-import argparse, sys
-from lsmtrace import cli, replay_cmd
-from lsmtrace.errors import LsmtraceError
-p = cli.build_parser()
-sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-if "record" not in sub.choices:
-    replay_cmd.add_parsers(sub)
-args = p.parse_args(sys.argv[1:])
-try:
-    sys.exit(args.func(args))
-except LsmtraceError as e:
-    print("error: " + e.message, file=sys.stderr)
-    if e.hint:
-        print("hint: " + e.hint, file=sys.stderr)
-    sys.exit(e.exit_code)
-"""
-
-
 def lsmtrace(*args: str, timeout: float = 180, **kw: object) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-c", RUNNER, *args], env=helpers.cli_env(),
+    return subprocess.run([sys.executable, "-m", "lsmtrace", *args], env=helpers.cli_env(),
                           capture_output=True, timeout=timeout, check=False, **kw)  # type: ignore[call-overload]  # fmt: skip
 
 
@@ -87,15 +66,14 @@ def test_record_command_exit_code_mode_and_content(tracepoint_rung: None, tmp_pa
               if e["hook"] == "sys_openat"}  # fmt: skip
     assert (f"{tmp_path}/a", "allow") in opened
     assert ("b", "allow") in opened
-    # every event is the `trace --json` object (docs/events.md keys)
-    keys = {"time", "ts_ns", "rung", "kind", "hook", "family", "verdict", "ret", "errno",
-            "lsm", "pid", "tgid", "ppid", "uid", "euid", "gid", "comm", "cgroup", "mntns",
-            "syscall", "latency_ns", "object", "truncated"}  # fmt: skip
-    assert all(set(e) == keys for e in evs)
+    # every event is the `trace --json` object: the schema, enriched with who
+    helpers.assert_schema_valid(evs)  # type: ignore[arg-type]
+    assert all(e["exe"] for e in evs if e["comm"] == "cat" and e["kind"] != "exec")
+    assert all("ancestors" in e for e in evs)
     # the recorder itself is not in its recording
     assert all(e["comm"] != "python3" or e["kind"] == "exec" for e in evs)
 
-    rep = lsmtrace("replay", "--json", str(out))
+    rep = lsmtrace("replay", "--json", "--proc-events", "--quiet-probes", str(out))
     assert rep.returncode == 0
     assert [json.loads(ln) for ln in rep.stdout.splitlines()] == evs
 
@@ -136,7 +114,7 @@ def test_record_missing_command(tracepoint_rung: None, tmp_path: Path) -> None:
 def test_record_needs_root_message() -> None:
     if os.geteuid() == 0:
         r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-                            sys.executable, "-c", RUNNER, "record", "-o", "/tmp/x", "--", "true"],
+                            sys.executable, "-m", "lsmtrace", "record", "-o", "/tmp/x", "--", "true"],
                            env=helpers.cli_env(), capture_output=True, timeout=60, check=False,
                            cwd="/")  # fmt: skip
         assert r.returncode == 1

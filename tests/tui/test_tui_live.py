@@ -1,8 +1,6 @@
 """The live TUI on this host, as root, in tmux: a real denial reaches the screen.
 
-`lsmtrace tui --backend tracepoint` runs in a 120x40 tmux session (through
-`python -m lsmtrace tui` once lsmtrace/cli.py knows the command, else through
-lsmtrace.tui.app.main: see tui_command()); uid 65534 cats a mode-000 file; the
+`lsmtrace tui --backend tracepoint` runs in a 120x40 tmux session; uid 65534 cats a mode-000 file; the
 test filters the table on the file's name and asserts the path and EACCES are
 on screen; then kills the session and checks that none of the BPF programs the
 TUI held is still loaded.
@@ -36,21 +34,10 @@ pytestmark = [
 
 SESSION = f"lsmtrace-tui-test-{os.getpid()}"
 START_TIMEOUT = 180.0
-# LSMTRACE_TUI_CMD=module|function forces one way of starting the TUI
-FORCE = os.environ.get("LSMTRACE_TUI_CMD", "")
 
 
 def tui_command(*args: str) -> list[str]:
-    """`python -m lsmtrace tui ...` once wired into lsmtrace/cli.py, else the
-    standalone entry point (the one indirection the lead flips, or not at all:
-    the check is automatic)."""
-    wired = FORCE == "module" or (FORCE != "function" and subprocess.run(
-        [sys.executable, "-m", "lsmtrace", "tui", "--help"], cwd=REPO,
-        env=helpers.cli_env(), capture_output=True, check=False).returncode == 0)  # fmt: skip
-    if wired:
-        return [sys.executable, "-m", "lsmtrace", "tui", *args]
-    code = "import sys; from lsmtrace.tui.app import main; sys.exit(main(sys.argv[1:]))"
-    return [sys.executable, "-c", code, *args]
+    return [sys.executable, "-m", "lsmtrace", "tui", *args]
 
 
 def tmux(*args: str, check: bool = True) -> str:

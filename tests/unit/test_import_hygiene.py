@@ -16,10 +16,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PURE = ("abi", "events", "output", "hooks", "btf", "syscalls", "bpfgen", "hookgen",
         "session", "probe", "kheaders", "cli", "doctor", "ringbuf", "proctree", "cgroups",
-        "record", "replay_cmd", "sandbox", "metrics", "export_cmd", "policy.model",
+        "record", "sandbox", "metrics", "policy.model",
         "policy.apparmor", "policy.selinux", "policy.landlock", "policy.tomoyo",
-        "tui.explain", "tui.sources", "tui.cli", "audit", "auditjoin",
-        "auditnl")  # fmt: skip
+        "tui.explain", "tui.sources", "commands.options", "commands.trace",
+        "commands.record", "commands.replay", "commands.policy", "commands.sandbox",
+        "commands.export", "commands.tui", "commands.hooks", "commands.doctor",
+        "audit", "auditjoin", "auditnl")  # fmt: skip
 HEAVY = ("bcc", "textual")
 
 PROBE = """

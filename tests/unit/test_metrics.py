@@ -30,9 +30,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.parser import text_string_to_metric_families
 
-from lsmtrace import abi, export_cmd
+from lsmtrace import abi
+from lsmtrace.commands import export as export_cmd
 from lsmtrace.errors import UsageError
-from lsmtrace.events import Event, IdNames
+from lsmtrace.events import Event, IdNames, verdict_of
 from lsmtrace.metrics import (
     LATENCY_LE,
     OTHER,
@@ -112,12 +113,13 @@ def value(fams: dict[str, Any], name: str, **labels: str) -> float:
 
 def event(comm: str = "cat", ret: int = -errno.EACCES, hook: str = "sys_openat",
           kind: str = "syscall", lsm: str | None = None) -> Event:  # fmt: skip
-    return Event(
-        ts_ns=1, latency_ns=0, cgroup=1, kind=kind, rung="tracepoint", hook=hook,
-        family="file", lsm=lsm, ret=ret, syscall="openat", pid=10, tgid=10, ppid=1,
-        uid=65534, euid=65534, gid=65534, mntns=1, comm=comm, object={},
-        truncated=False, attributed=False,
-    )  # fmt: skip
+    return {
+        "ts_ns": 1, "latency_ns": None, "cgroup": 1, "kind": kind,
+        "rung": "tracepoint", "hook": hook, "family": "file", "lsm": lsm, "ret": ret,
+        "verdict": verdict_of(kind, ret), "syscall": "openat", "pid": 10, "tgid": 10,
+        "ppid": 1, "uid": 65534, "euid": 65534, "gid": 65534, "mntns": 1,
+        "comm": comm, "object": {}, "truncated": False,
+    }  # fmt: skip
 
 
 # -- decisions, self-metrics -----------------------------------------------------
@@ -251,9 +253,9 @@ def test_aggregator_counts_denials_only_and_uses_workload_of() -> None:
     table = DenialTable(k=10)
 
     def workload_of(ev: Event) -> str:
-        if ev.comm == "boom":
+        if ev["comm"] == "boom":
             raise RuntimeError("resolver failed")
-        return f"unit:{ev.comm}.service"
+        return f"unit:{ev['comm']}.service"
 
     agg = DenialAggregator(table, workload_of)
     n = agg.add_events([
@@ -478,7 +480,7 @@ def test_https(fake_app: Any, tmp_path: Path) -> None:
 
 
 def test_import_hygiene() -> None:
-    code = ("import sys, lsmtrace.metrics, lsmtrace.export_cmd;"
+    code = ("import sys, lsmtrace.metrics, lsmtrace.commands.export;"
             "print(sorted(m for m in ('bcc', 'textual') if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout  # fmt: skip

@@ -8,7 +8,6 @@ LSMTRACE_UPDATE_GOLDEN=1 rewrites the golden files.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lsmtrace import replay_cmd
+from lsmtrace import cli
 from lsmtrace.policy import apparmor, check, generate, landlock, load_access_set, tomoyo
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -174,9 +173,7 @@ def test_landlock_parse_rejects(bad: str) -> None:
 
 
 def run(argv: list[str]) -> tuple[int, str]:
-    p = argparse.ArgumentParser()
-    replay_cmd.add_parsers(p.add_subparsers())
-    args = p.parse_args(argv)
+    args = cli.build_parser().parse_args(argv)
     out = io.StringIO()
     return args.func(args, out), out.getvalue()
 
@@ -269,7 +266,7 @@ def test_pure_modules_import_without_bcc() -> None:
     import subprocess
     import sys
 
-    mods = ["lsmtrace.record", "lsmtrace.replay_cmd", "lsmtrace.sandbox", "lsmtrace.policy",
+    mods = ["lsmtrace.record", "lsmtrace.commands.replay", "lsmtrace.commands.policy", "lsmtrace.sandbox", "lsmtrace.policy",
             "lsmtrace.policy.model", "lsmtrace.policy.apparmor", "lsmtrace.policy.selinux",
             "lsmtrace.policy.landlock", "lsmtrace.policy.tomoyo"]  # fmt: skip
     code = ("import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)\n"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lsmtrace import replay_cmd
+from lsmtrace import cli
+from lsmtrace.commands import options
 from lsmtrace.errors import RecordingError
 from lsmtrace.record import FORMAT_VERSION, RecordingWriter, read_recording
 
@@ -21,10 +22,7 @@ CAT = DATA / "cat_two_files.jsonl"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser()
-    sub = p.add_subparsers()
-    replay_cmd.add_parsers(sub)
-    return p
+    return cli.build_parser()
 
 
 def run(argv: list[str]) -> tuple[int, str, BaseException | None]:
@@ -187,13 +185,15 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_replay_text_like_trace() -> None:
-    rc, out, err = run(["replay", str(CAT)])
+    rc, out, err = run(["replay", "--width", "80", str(CAT)])
     assert rc == 0
     assert err is None
     lines = out.splitlines()
     assert lines[0].startswith("TIME     PID")
-    assert len(lines) == 1 + 76
+    assert len(lines) == 1 + 74  # decisions; the 2 process events need --proc-events
     assert all(len(ln) <= 80 for ln in lines)
+    _rc, out, _err = run(["replay", "--proc-events", str(CAT)])
+    assert len(out.splitlines()) == 1 + 76
     events = sample_events(76)
     # the wall clock of the text equals the event's own "time" field
     assert lines[1].split()[0] == events[0]["time"][11:19]  # type: ignore[index]
@@ -201,7 +201,7 @@ def test_replay_text_like_trace() -> None:
 
 
 def test_replay_json_is_the_event_objects() -> None:
-    rc, out, _ = run(["replay", "--json", str(CAT)])
+    rc, out, _ = run(["replay", "--json", "--proc-events", str(CAT)])
     assert rc == 0
     assert [json.loads(ln) for ln in out.splitlines()] == sample_events(76)
 
@@ -217,11 +217,12 @@ def test_replay_filters() -> None:
     assert out == ""
     pid = sample_events(1)[0]["tgid"]
     _, out, _ = run(["replay", "--json", "--pid", str(pid), str(CAT)])
-    assert len(out.splitlines()) == 76
+    assert len(out.splitlines()) == 74  # without the fork and exec events
 
 
 def test_replay_truncated_prints_prefix_then_error() -> None:
-    rc, out, err = run(["replay", "--no-header", str(DATA / "truncated.jsonl")])
+    rc, out, err = run(["replay", "--no-header", "--proc-events",
+                        str(DATA / "truncated.jsonl")])  # fmt: skip
     assert rc == 1
     assert isinstance(err, RecordingError)
     assert len(out.splitlines()) == 39
@@ -238,7 +239,7 @@ def test_replay_hostile_names_escaped() -> None:
 
 def test_record_parser_takes_command_after_dashdash() -> None:
     args = parser().parse_args(["record", "-o", "x", "--comm", "a", "--", "cat", "-n", "f"])
-    assert replay_cmd._command(args) == ["cat", "-n", "f"]
+    assert options.command_args(args) == ["cat", "-n", "f"]
     assert args.comm == "a"
     assert args.output == "x"
 

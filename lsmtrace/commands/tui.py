@@ -1,12 +1,5 @@
 """`lsmtrace tui` on the command line. Textual-free: building the parser (what
---help does) imports nothing heavy; run() imports the app.
-
-The lead wires it into lsmtrace/cli.py with::
-
-    from lsmtrace.tui import cli as tui_cli
-    tui_cli.add_parser(sub)          # in build_parser()
-    COMMANDS["tui"] = tui_cli.run    # or dispatch on args.func
-"""
+--help does) imports nothing heavy; run() imports the app."""
 
 from __future__ import annotations
 
@@ -14,12 +7,14 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lsmtrace.errors import LsmtraceError, UsageError
-from lsmtrace.tui.model import DEFAULT_HISTORY
+from lsmtrace.commands import options
+from lsmtrace.errors import UsageError
+
+DEFAULT_HISTORY = 50_000  # lsmtrace.tui.model.DEFAULT_HISTORY (checked by a test)
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"events kept in memory (default {DEFAULT_HISTORY})")  # fmt: skip
     p.add_argument("--log", metavar="FILE",
                    help=f"log file (default {default_log_path()})")  # fmt: skip
-    from lsmtrace import cli
-
-    cli.add_backend_args(p)
-    cli.add_filter_args(p, "live filters (applied in the kernel)")
+    options.add_live_args(p, "live filters (applied in the kernel)")
     p.add_argument("--no-enrich", action="store_true",
                    help="live: no exe, ancestors, container, unit from /proc")  # fmt: skip
 
@@ -98,20 +90,17 @@ def make_source(args: argparse.Namespace) -> object:
         src = ReplaySource(args.replay)
         src.open()  # a missing or unreadable file fails here, before the screen
         return src
-    from lsmtrace.loader import TraceOptions, check_root
+    from lsmtrace.loader import check_root
 
     check_root()
-    opts = TraceOptions(
-        backend=args.backend, hooks=args.hooks, families=args.family, pid=args.pid,
-        children=args.children, uid=args.uid, comm=args.comm, cgroup=args.cgroup,
-        denied=args.denied, ringbuf_pages=args.buffer_pages, perf_buffer=args.perf_buffer,
-    )  # fmt: skip
-    enrich = None
-    if not getattr(args, "no_enrich", False):
+    enrich = not args.no_enrich
+    opts = options.trace_options(args, proc_events=enrich)
+    enricher = None
+    if enrich:
         from lsmtrace.proctree import Enricher
 
-        enrich = Enricher.live().enrich
-    return LiveSource(opts, enrich=enrich)
+        enricher = Enricher.live()
+    return LiveSource(opts, enricher=enricher)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,21 +117,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {app.source_error}", file=sys.stderr)
         return 1
     return int(rc or 0)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry point (`python -c "from lsmtrace.tui.app import main;
-    main([...])"`) until `lsmtrace tui` is wired in lsmtrace/cli.py."""
-    p = argparse.ArgumentParser(prog="lsmtrace tui", epilog=TUI_EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--debug", action="store_true")
-    add_arguments(p)
-    args = p.parse_args(argv)
-    try:
-        return run(args)
-    except LsmtraceError as e:
-        from lsmtrace.cli import report_error
-
-        return report_error(e, args.debug)
-    except KeyboardInterrupt:
-        return 0

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lsmtrace.commands import options
 from lsmtrace.errors import LsmtraceError, UsageError
 
 # prometheus_client (~50 ms), wsgiref/http.server and ssl are imported inside the
@@ -88,10 +89,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from lsmtrace import cli
-
-    cli.add_backend_args(p)
-    cli.add_filter_args(
+    options.add_live_args(
         p,
         "filters (in the kernel; they restrict the denial stream, and "
         "--hooks/--family what is attached)",
@@ -134,7 +132,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     s.add_argument(
         "--duration", type=float, metavar="SECONDS", help="stop after this long"
     )
-    p.set_defaults(func=run)  # fmt: skip
+    p.set_defaults(func=run)
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -515,14 +513,13 @@ def serve_export(
     """`lsmtrace export`; `workload_of(event)` names a denial's workload (default: comm)."""
     from prometheus_client import CollectorRegistry, make_wsgi_app
 
-    from lsmtrace.loader import TraceOptions, Tracer, check_root
+    from lsmtrace.loader import Tracer, check_root
     from lsmtrace.metrics import DenialTable
     from lsmtrace.session import stop_on_signals
 
     if args.top_k < 0:
         raise UsageError(f"--top-k {args.top_k} is negative", hint="e.g. --top-k 50")
-    if args.duration is not None and args.duration <= 0:
-        raise UsageError("--duration must be positive", hint="e.g. --duration 10")
+    options.check_duration(args.duration)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together",
                          hint="give both PEM files, or neither for plain HTTP")  # fmt: skip
@@ -536,12 +533,8 @@ def serve_export(
     if creds is not None:
         app = with_basic_auth(app, creds)
     httpd = make_http_server(app, host, port, tls)  # fails early on a busy port
-    tracer = Tracer(TraceOptions(
-        backend=args.backend, hooks=args.hooks, families=args.family, pid=args.pid,
-        children=args.children, uid=args.uid, comm=args.comm, cgroup=args.cgroup,
-        denied=True, stream=True, ringbuf_pages=args.buffer_pages,
-        perf_buffer=args.perf_buffer,
-    ))  # fmt: skip
+    # the stream carries denials and the process events the enricher needs
+    tracer = Tracer(options.trace_options(args, denied=True, proc_events=True))
     table = DenialTable(k=args.top_k)
     stop = [False]
     # SIGINT/SIGTERM from here on end the run cleanly, setup included
@@ -559,6 +552,7 @@ def _serve(
 
     from lsmtrace import __version__
     from lsmtrace.metrics import Collector, DenialAggregator, default_workload
+    from lsmtrace.proctree import Enricher
     from lsmtrace.session import Session, Summary
 
     stats_fd = -1
@@ -568,6 +562,7 @@ def _serve(
     try:
         if args.bpf_stats:
             stats_fd = enable_bpf_stats()
+        enricher = Enricher.live()
         att = tracer.open()
         if stop[0]:
             return 0
@@ -590,17 +585,14 @@ def _serve(
         bound_host, bound_port = httpd.server_address[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         url = f"{'https' if tls else 'http'}://{shown}:{bound_port}/metrics"
-        print(
-            f"Tracing {len(att.attached)} hooks via {att.rung} "
-            f"({att.buffer}, headers from {att.headers}); {len(att.skipped)} skipped. "
-            f"Serving {url}. Ctrl-C to end.",
-            file=sys.stderr, flush=True,
-        )  # fmt: skip
+        print(options.start_line("Tracing", att, f"Serving {url}. Ctrl-C to end."),
+              file=sys.stderr, flush=True)  # fmt: skip
         if not is_loopback(bound_host) and not (tls and auth):
             print("note: metrics are reachable from other hosts without TLS and "
                   "basic auth (--tls-cert/--tls-key, --basic-auth-file)",
                   file=sys.stderr)  # fmt: skip
-        session = Session(LockedEventSource(tracer, source.map_lock), on_events)
+        session = Session(LockedEventSource(tracer, source.map_lock), on_events,
+                          enricher=enricher)  # fmt: skip
         session.stop = stop
         summary = session.run(args.duration)
     finally:

@@ -1,0 +1,203 @@
+"""What every live command shares: the kernel filter and backend flags, the
+who-filters (--container/--unit), the TraceOptions built from them, the status
+line at start and the summary at exit, the output width, a quiet broken pipe.
+
+No heavy imports here: the parser of every command is built for `--help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+from lsmtrace.errors import UsageError
+
+if TYPE_CHECKING:
+    from lsmtrace.loader import Attachment, TraceOptions
+    from lsmtrace.session import Summary
+
+
+def add_filter_args(
+    p: argparse.ArgumentParser,
+    title: str = "filters (applied in the kernel)",
+    denied: bool = True,
+) -> None:
+    """The kernel-side filters, shared by trace, record, export and tui."""
+    g = p.add_argument_group(title)
+    g.add_argument("--pid", type=int, help="only this process (tgid)")
+    g.add_argument(
+        "--children", action="store_true", help="with --pid: and its descendants"
+    )
+    g.add_argument("--uid", type=int, help="only processes of this real uid")
+    g.add_argument(
+        "--comm", help="only processes with this command name (15 bytes max)"
+    )
+    g.add_argument("--cgroup", help="only this cgroup (v2 path) and its subtree")
+    g.add_argument(
+        "--container",
+        metavar="ID-PREFIX",
+        help="only this container (Docker, Podman, containerd/CRI, LXC)",
+    )
+    g.add_argument(
+        "--unit", metavar="NAME", help="only this systemd unit, scope or slice"
+    )
+    g.add_argument(
+        "--hooks",
+        action="append",
+        metavar="GLOB",
+        help="hooks to trace (glob, repeatable; default: the default set)",
+    )
+    g.add_argument(
+        "--family",
+        action="append",
+        metavar="NAME",
+        help="hook families to trace (file, exec, task, network, ...)",
+    )
+    if denied:
+        g.add_argument("--denied", action="store_true", help="only denials")
+
+
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    """--backend, --buffer-pages, --perf-buffer, shared by every live command."""
+    p.add_argument(
+        "--backend",
+        default="auto",
+        help="auto|fexit|kprobe|tracepoint (default: auto, the best that loads)",
+    )
+    p.add_argument(
+        "--buffer-pages",
+        type=int,
+        default=512,
+        metavar="N",
+        help="ring buffer size in 4 KiB pages, a power of two (default 512)",
+    )
+    p.add_argument(
+        "--perf-buffer",
+        action="store_true",
+        help="use the perf buffer even where the ring buffer works",
+    )
+
+
+def add_live_args(
+    p: argparse.ArgumentParser,
+    title: str = "filters (applied in the kernel)",
+    denied: bool = True,
+) -> None:
+    add_backend_args(p)
+    add_filter_args(p, title, denied)
+
+
+def check_duration(duration: float | None) -> None:
+    if duration is not None and duration <= 0:
+        raise UsageError("--duration must be positive", hint="e.g. --duration 10")
+
+
+def cgroup_filter(args: argparse.Namespace) -> str | None:
+    """--cgroup, or the cgroup of --container/--unit (they exclude each other)."""
+    container = getattr(args, "container", None)
+    unit = getattr(args, "unit", None)
+    if not (container or unit):
+        return getattr(args, "cgroup", None)
+    if getattr(args, "cgroup", None):
+        raise UsageError(
+            "--cgroup cannot be combined with --container/--unit",
+            hint="give one of them",
+        )
+    from lsmtrace.cgroups import resolve_cgroup_filter
+
+    return str(resolve_cgroup_filter(container=container, unit=unit))
+
+
+def check_filters(args: argparse.Namespace) -> None:
+    """Small inputs the kernel filter would silently misread."""
+    uid = getattr(args, "uid", None)
+    if uid is not None and not 0 <= uid < 2**32 - 1:
+        raise UsageError(f"--uid {uid} is not a user id", hint="e.g. --uid 1000")
+    pid = getattr(args, "pid", None)
+    if pid is not None and pid <= 0:
+        raise UsageError(f"--pid {pid} is not a process id", hint="e.g. --pid 1234")
+
+
+def trace_options(args: argparse.Namespace, **overrides: Any) -> TraceOptions:
+    """The TraceOptions of a live command's flags; `overrides` win."""
+    from lsmtrace.loader import TraceOptions
+
+    check_filters(args)
+    values: dict[str, Any] = {
+        "backend": args.backend,
+        "hooks": args.hooks,
+        "families": args.family,
+        "pid": args.pid,
+        "children": args.children,
+        "uid": args.uid,
+        "comm": args.comm,
+        "cgroup": cgroup_filter(args),
+        "denied": getattr(args, "denied", False),
+        "ringbuf_pages": args.buffer_pages,
+        "perf_buffer": args.perf_buffer,
+    }
+    values.update(overrides)
+    return TraceOptions(**values)
+
+
+def start_line(verb: str, att: Attachment, tail: str = "Ctrl-C to end.") -> str:
+    """The one status line on stderr when a live command is ready."""
+    return (
+        f"{verb} {len(att.attached)} hooks via {att.rung} "
+        f"({att.buffer}, headers from {att.headers}); "
+        f"{len(att.skipped)} skipped. {tail}"
+    )
+
+
+def summary_line(s: Summary, what: str = "events") -> str:
+    """The accounting at exit: delivered, by verdict, lost, attempted..."""
+    v = s.by_verdict
+    return (
+        f"{s.delivered} {what} ({v['deny']} denied, {v['allow']} allowed, "
+        f"{v['error']} failed"
+        + (f", {s.processes} process events" if s.processes else "")
+        + (f", {s.quiet} quiet capability probes" if s.quiet else "")
+        + "), "
+        f"{s.lost} lost, {s.attempted} attempted, "
+        f"{s.seen} decisions seen in kernel, {s.filtered} filtered"
+        + (f", {s.malformed} malformed" if s.malformed else "")
+        + ("" if s.exact else " [accounting mismatch]")
+    )
+
+
+def text_width(width: int | None, out: TextIO) -> int:
+    """Columns of text output: --width (0: unlimited), the terminal's, or
+    unlimited when stdout is not a terminal (a pipe or file never cuts)."""
+    if width is not None:
+        if width < 0:
+            raise UsageError(f"--width {width} is negative", hint="0 means unlimited")
+        return width
+    if out.isatty():
+        return shutil.get_terminal_size((80, 24)).columns
+    return 0
+
+
+def add_width_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--width",
+        type=int,
+        metavar="N",
+        help="text width in columns (default: the terminal's; unlimited when "
+        "not a terminal; 0: unlimited)",
+    )
+
+
+def quiet_stdout() -> None:
+    """stdout's reader went away (e.g. `| head`): don't let Python complain at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def command_args(args: argparse.Namespace) -> list[str]:
+    cmd = list(getattr(args, "cmd", None) or [])
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    return cmd
