@@ -130,14 +130,23 @@ def header(width: int = 80) -> str:
 
 
 def result_text(ev: Mapping[str, Any]) -> str:
-    """allow, ENOENT (a failure that is no decision), or EACCES:<who decided>."""
+    """allow, ENOENT (a failure that is no decision), or EACCES:<who decided>;
+    with the LSM's audit record, EACCES:<its compact rule> (`EACCES:landlock
+    fs.read_file`), or the rung's answer and the record's when they differ."""
     verdict = ev.get("verdict")
     if verdict == "allow":
         return "allow"
     errno = ev.get("errno") or str(ev.get("ret"))
     if verdict == "error":
         return str(errno)
-    return f"{errno}:{ev.get('lsm') or '?'}"
+    lsm = ev.get("lsm") or "?"
+    a = ev.get("audit")
+    if isinstance(a, Mapping) and a.get("rule"):
+        rule = escape(str(a["rule"]))  # names in it may hold any byte
+        if a.get("disagrees"):
+            return f"{errno}:{lsm} (audit: {rule})"
+        return f"{errno}:{rule}"
+    return f"{errno}:{lsm}"
 
 
 def keeps_end(o: Mapping[str, Any]) -> bool:
@@ -152,7 +161,8 @@ def time_text(ev: Mapping[str, Any]) -> str:
 
 
 def columns_text(ev: Mapping[str, Any]) -> str:
-    """The fixed columns of a text line (time, pid, comm, hook, result)."""
+    """The fixed columns of a text line (time, pid, comm, hook, result). A
+    result with the audited rule is never cut: it may push the object right."""
     fields = (
         time_text(ev),
         str(ev.get("tgid", "?")),
@@ -160,7 +170,11 @@ def columns_text(ev: Mapping[str, Any]) -> str:
         str(ev.get("hook", "")),
         result_text(ev),
     )
-    return " ".join(pad(fit(f, w), w) for f, (w, _t) in zip(fields, COLUMNS, strict=True))
+    keep = len(fields) - 1 if "audit" in ev else len(fields)
+    return " ".join(
+        pad(fit(f, w) if i < keep else f, w)
+        for i, (f, (w, _t)) in enumerate(zip(fields, COLUMNS, strict=True))
+    )
 
 
 def text_line(ev: Mapping[str, Any], width: int = 0) -> str:

@@ -22,6 +22,7 @@ from lsmtrace import abi
 from lsmtrace.events import PROCESS_KINDS, Decoder, Event, IdNames, WallClock
 
 if TYPE_CHECKING:
+    from lsmtrace.auditlive import AuditJoin
     from lsmtrace.proctree import Enricher
 
 
@@ -55,6 +56,7 @@ class Summary:
     malformed: int = 0
     processes: int = 0  # exec/fork/exit events (not decisions)
     quiet: int = 0  # quiet capability probes (noaudit), left out unless asked
+    audit: dict[str, int] | None = None  # the audit join's counters, when it ran
     by_verdict: dict[str, int] = field(
         default_factory=lambda: {"allow": 0, "deny": 0, "error": 0}
     )
@@ -88,8 +90,10 @@ class Session:
     wants to see, so a denial of a process that has already exited still says
     who it was; the enricher adds exe, cmdline, user, ancestors, container,
     unit. Quiet capability probes (`noaudit`, the kernel asking without
-    enforcing) are counted and left out unless `quiet_probes`. The consumer
-    gets lists of these dicts, in order, and must not change them.
+    enforcing) are counted and left out unless `quiet_probes`. With an
+    `audit` join (lsmtrace/auditlive.py) every event passes through it, so a
+    denial can wait up to 200 ms for its LSM's audit record; order is kept.
+    The consumer gets lists of these dicts, in order, and must not change them.
     """
 
     def __init__(
@@ -102,6 +106,7 @@ class Session:
         enricher: Enricher | None = None,
         process_events: bool = False,
         quiet_probes: bool = False,
+        audit: AuditJoin | None = None,
     ) -> None:
         self.source = source
         self.on_events = on_events
@@ -110,6 +115,9 @@ class Session:
         self.enricher = enricher
         self.process_events = process_events
         self.quiet_probes = quiet_probes
+        self.audit = audit
+        if audit is not None:  # event times and record times on one wall clock
+            audit.set_wall_offset(self.clock.offset_ns)
         self.summary = Summary()
         self.stop = [False]
         self._decoder: Decoder | None = None
@@ -154,8 +162,17 @@ class Session:
             self.on_events([])
             return
         evs = self.process(self.decoder().decode_batch(chunk, offsets))
+        if self.audit is not None:
+            evs = self.audit.add_events(evs)
         if evs:
             self.on_events(evs)
+
+    def audit_tick(self) -> None:
+        """Read the audit records that came; hand over the events now ready."""
+        if self.audit is not None:
+            ready = self.audit.tick()
+            if ready:
+                self.on_events(ready)
 
     def run(
         self,
@@ -179,12 +196,15 @@ class Session:
                     if should_stop is not None and should_stop():
                         break
                     timeout = poll_timeout
+                    if self.audit is not None:
+                        timeout = self.audit.timeout(timeout)
                     if deadline is not None:
                         left = deadline - time.monotonic()
                         if left <= 0:
                             break
                         timeout = min(timeout, left)
                     self.source.poll(self.on_batch, timeout)
+                    self.audit_tick()
                     if on_tick is not None:
                         on_tick()
         finally:
@@ -199,6 +219,13 @@ class Session:
         time.sleep(0.02)
         with suppress(BrokenPipeError):
             self.source.drain(self.on_batch)
+        if self.audit is not None:
+            # the records of the last denials may still be on their way
+            with suppress(BrokenPipeError):
+                ready = self.audit.finish()
+                if ready:
+                    self.on_events(ready)
+            self.summary.audit = self.audit.stats()
         st = self.source.stats()
         s = self.summary
         s.delivered = self.source.delivered

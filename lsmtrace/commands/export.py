@@ -559,6 +559,7 @@ def _serve(
     server_thread: threading.Thread | None = None
     source: LiveSource | None = None
     summary = Summary()
+    join = None
     try:
         if args.bpf_stats:
             stats_fd = enable_bpf_stats()
@@ -566,6 +567,8 @@ def _serve(
         att = tracer.open()
         if stop[0]:
             return 0
+        opened = options.open_audit(args, tracer.syscall_names)
+        join = opened.join
         source = LiveSource(tracer, table, __version__, stats_fd)
         source.program_fds = find_program_fds()
         registry.register(Collector(source))
@@ -585,14 +588,16 @@ def _serve(
         bound_host, bound_port = httpd.server_address[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         url = f"{'https' if tls else 'http'}://{shown}:{bound_port}/metrics"
-        print(options.start_line("Tracing", att, f"Serving {url}. Ctrl-C to end."),
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(options.start_line("Tracing", att, f"Serving {url}. Ctrl-C to end.",
+                                 audit=opened.status), file=sys.stderr, flush=True)  # fmt: skip
         if not is_loopback(bound_host) and not (tls and auth):
             print("note: metrics are reachable from other hosts without TLS and "
                   "basic auth (--tls-cert/--tls-key, --basic-auth-file)",
                   file=sys.stderr)  # fmt: skip
+        # with the audit join, a denial the rung cannot attribute (lsm null)
+        # is counted under the LSM its audit record names
         session = Session(LockedEventSource(tracer, source.map_lock), on_events,
-                          enricher=enricher)  # fmt: skip
+                          enricher=enricher, audit=join)  # fmt: skip
         session.stop = stop
         summary = session.run(args.duration)
     finally:
@@ -607,6 +612,8 @@ def _serve(
             tracer.close()
         if stats_fd >= 0:
             os.close(stats_fd)
+        if join is not None:
+            join.close()  # --enable-audit: audit back off
     snap = table.snapshot()
     print(
         f"{summary.by_verdict['deny']} denials into {len(snap.rows)} series "
@@ -615,4 +622,7 @@ def _serve(
         + ("" if summary.exact else " [accounting mismatch]"),
         file=sys.stderr,
     )
+    audit_line = options.audit_summary_line(summary)
+    if audit_line:
+        print(audit_line, file=sys.stderr)
     return 0

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from lsmtrace.errors import UsageError
 
 if TYPE_CHECKING:
+    from lsmtrace.auditlive import Opened
     from lsmtrace.loader import Attachment, TraceOptions
     from lsmtrace.session import Summary
 
@@ -88,6 +89,54 @@ def add_live_args(
 ) -> None:
     add_backend_args(p)
     add_filter_args(p, title, denied)
+    add_audit_args(p)
+
+
+def add_audit_args(p: argparse.ArgumentParser) -> None:
+    """--audit, --enable-audit: join denials with their LSM's audit records."""
+    g = p.add_argument_group("which rule denied (the LSM's audit records; docs/events.md)")
+    g.add_argument(
+        "--audit",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="join each denial with its LSM's audit record (AppArmor profile, "
+        "SELinux contexts, Landlock right, seccomp action). auto (default): "
+        "when audit is enabled; on: fail if it is not; off: never",
+    )
+    g.add_argument(
+        "--enable-audit",
+        action="store_true",
+        help="turn audit on for this session only (off again at exit, even if "
+        "lsmtrace is killed). Lasting cost: processes forked meanwhile pay a "
+        "syscall audit context until reboot (see `lsmtrace doctor`)",
+    )
+
+
+def open_audit(args: argparse.Namespace, syscall_names: dict[int, str]) -> Opened:
+    """The audit join of a live command's flags (lsmtrace/auditlive.py); its
+    notes (what --enable-audit did and costs) are printed here, on stderr.
+    The caller closes ``.join`` (which restores the audit state) when done."""
+    from lsmtrace import auditlive
+    from lsmtrace.events import WallClock
+
+    opened = auditlive.open_join(
+        getattr(args, "audit", "off"),
+        getattr(args, "enable_audit", False),
+        syscall_names,
+        WallClock().offset_ns,
+    )
+    for note in opened.notes:
+        print(note, file=sys.stderr, flush=True)
+    return opened
+
+
+def audit_summary_line(s: Summary) -> str | None:
+    """The audit join's accounting at exit, on its own line (None: no join)."""
+    if s.audit is None:
+        return None
+    from lsmtrace.auditlive import summary_text
+
+    return summary_text(s.audit)
 
 
 def check_duration(duration: float | None) -> None:
@@ -143,12 +192,14 @@ def trace_options(args: argparse.Namespace, **overrides: Any) -> TraceOptions:
     return TraceOptions(**values)
 
 
-def start_line(verb: str, att: Attachment, tail: str = "Ctrl-C to end.") -> str:
+def start_line(
+    verb: str, att: Attachment, tail: str = "Ctrl-C to end.", audit: str | None = None
+) -> str:
     """The one status line on stderr when a live command is ready."""
     return (
         f"{verb} {len(att.attached)} hooks via {att.rung} "
         f"({att.buffer}, headers from {att.headers}); "
-        f"{len(att.skipped)} skipped. {tail}"
+        f"{len(att.skipped)} skipped{'; ' + audit if audit else ''}. {tail}"
     )
 
 

@@ -143,9 +143,12 @@ def run(args: argparse.Namespace) -> int:
     gz = args.gzip or str(args.output).endswith(".gz")
     writer: RecordingWriter | None = None
     status: list[int] = []
+    join = None
     try:
         enricher = Enricher.live()
         att = tracer.open()
+        opened = options.open_audit(args, tracer.syscall_names)
+        join = opened.join
         filters = {k: v for k, v in {
             "hooks": opts.hooks, "family": opts.families, "pid": opts.pid,
             "children": opts.children, "uid": opts.uid, "comm": opts.comm,
@@ -155,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             w.write_events(evs)
 
         session = Session(tracer, on_events, enricher=enricher,
-                          process_events=True, quiet_probes=True)  # fmt: skip
+                          process_events=True, quiet_probes=True, audit=join)  # fmt: skip
         writer = RecordingWriter(
             args.output,
             recording_header(att.rung, cmd or None, filters, session.clock.offset_ns),
@@ -175,14 +178,15 @@ def run(args: argparse.Namespace) -> int:
             go_fd = -1
         print(options.start_line("Recording", att,
                                  f"to {args.output}" + (f" while {cmd[0]} runs" if cmd else "")
-                                 + "; Ctrl-C to end."), file=sys.stderr)  # fmt: skip
+                                 + "; Ctrl-C to end.", audit=opened.status),
+              file=sys.stderr)  # fmt: skip
         summary = session.run(args.duration)
         rows = output.count_rows(tracer.counts(), tracer.id_names)
         writer.close({
             "lost": summary.lost, "attempted": summary.attempted, "ended": _now(),
             "seen": summary.seen, "filtered": summary.filtered,
             "malformed": summary.malformed, "by_verdict": summary.by_verdict,
-            "quiet": summary.quiet, "counts": rows,
+            "quiet": summary.quiet, "counts": rows, "audit": summary.audit,
             "exit_code": _exit_code(status[0]) if status else None,
         })  # fmt: skip
         writer = None
@@ -193,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
                 os.waitpid(child, 0)
         if writer is not None:
             writer.abort()
+        if join is not None:
+            join.close()  # --enable-audit: audit back off
         tracer.close()
     print(f"{summary.delivered} events recorded ({summary.by_verdict['deny']} denied), "
           f"{summary.lost} lost", file=sys.stderr)  # fmt: skip

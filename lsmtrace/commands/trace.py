@@ -27,6 +27,7 @@ EPILOG = """examples:
   lsmtrace trace --denied --tree         # each denial with its ancestry
   lsmtrace trace --backend tracepoint    # force a rung (auto: best that loads)
   lsmtrace trace --ebpf                  # print the BPF program and its cflags
+  lsmtrace trace --denied --enable-audit # which rule denied, audit on meanwhile
 """
 
 
@@ -136,6 +137,7 @@ def _run(
     from lsmtrace.events import Event
     from lsmtrace.session import Session
 
+    join: Any = None
     try:
         enricher: Any = None
         if enrich:
@@ -145,7 +147,12 @@ def _run(
         att = tracer.open()
         if stop[0]:
             return 0
-        print(options.start_line("Tracing", att), file=sys.stderr, flush=True)
+        audit_status = None
+        if not (args.count or args.discard):
+            opened = options.open_audit(args, tracer.syscall_names)
+            join, audit_status = opened.join, opened.status
+        print(options.start_line("Tracing", att, audit=audit_status), file=sys.stderr,
+              flush=True)  # fmt: skip
         for name, why in att.skipped.items():
             log.debug("skipped %s: %s", name, why)
         if not args.json and not args.no_header and not args.count and not args.discard:
@@ -179,6 +186,7 @@ def _run(
             enricher=enricher,
             process_events=args.proc_events,
             quiet_probes=args.quiet_probes,
+            audit=join,
         )
         session.stop = stop
         try:
@@ -191,6 +199,11 @@ def _run(
             summary = session.summary
             options.quiet_stdout()
     finally:
+        if join is not None:
+            join.close()  # --enable-audit: audit back off
         tracer.close()
     print(options.summary_line(summary), file=sys.stderr)
+    audit_line = options.audit_summary_line(summary)
+    if audit_line:
+        print(audit_line, file=sys.stderr)
     return 0

@@ -7,9 +7,10 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from lsmtrace.commands import options
 from lsmtrace.errors import UsageError
@@ -100,7 +101,21 @@ def make_source(args: argparse.Namespace) -> object:
         from lsmtrace.proctree import Enricher
 
         enricher = Enricher.live()
-    return LiveSource(opts, enricher=enricher)
+    return LiveSource(opts, enricher=enricher, audit=audit_factory(args))
+
+
+def audit_factory(args: argparse.Namespace) -> Callable[[dict[int, str]], Any]:
+    """Opens the audit join in the live source's thread, once the tracer is up."""
+
+    def make(syscall_names: dict[int, str]) -> Any:
+        from lsmtrace import auditlive
+        from lsmtrace.events import WallClock
+
+        return auditlive.open_join(
+            args.audit, args.enable_audit, syscall_names, WallClock().offset_ns
+        )
+
+    return make
 
 
 def run(args: argparse.Namespace) -> int:

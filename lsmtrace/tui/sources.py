@@ -228,9 +228,11 @@ class LiveSource:
         tracer_factory: Callable[[Any], Any] | None = None,
         stats_interval: float = 1.0,
         enricher: Any = None,  # lsmtrace.proctree.Enricher
+        audit: Callable[[dict[int, str]], Any] | None = None,  # -> auditlive.Opened
     ) -> None:
         self.opts = opts
         self.enricher = enricher
+        self.audit = audit
         self.tracer_factory = tracer_factory
         self.stats_interval = stats_interval
 
@@ -245,16 +247,23 @@ class LiveSource:
             factory = self.tracer_factory
         tracer = factory(self.opts)
         session: Session | None = None
+        join: Any = None
         try:
             out.status("compiling and attaching the BPF programs...")
             att = tracer.open()
             if should_stop():
                 return
+            audit_status = ""
+            if self.audit is not None:
+                opened = self.audit(tracer.syscall_names)
+                join, audit_status = opened.join, f"; {opened.status}"
+                for note in opened.notes:  # stderr belongs to the screen here
+                    log.warning("%s", note)
             out.status(f"tracing {len(att.attached)} hooks via {att.rung} ({att.buffer}); "
-                       f"{len(att.skipped)} skipped")  # fmt: skip
+                       f"{len(att.skipped)} skipped{audit_status}")  # fmt: skip
             for name, why in att.skipped.items():
                 log.debug("skipped %s: %s", name, why)
-            session = Session(tracer, out.add, enricher=self.enricher)
+            session = Session(tracer, out.add, enricher=self.enricher, audit=join)
             next_stats = [0.0]
 
             def tick() -> None:
@@ -280,6 +289,8 @@ class LiveSource:
             out.finish(should_stop, error=f"{type(e).__name__}: {e}")
             return
         finally:
+            if join is not None:
+                join.close()  # --enable-audit: audit back off
             tracer.close()
         s = session.summary
         out.lost = s.lost
