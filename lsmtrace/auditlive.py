@@ -46,12 +46,14 @@ class AuditJoin:
         grouper: audit.Grouper | None = None,
         guard: auditnl.EnableGuard | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.reader = reader  # AuditReader, or a test's fake with read()/close()
         self.joiner = joiner
         self.grouper = grouper or audit.Grouper(clock=clock)
         self.guard = guard
         self.clock = clock
+        self.sleep = sleep
 
     def set_wall_offset(self, offset_ns: int) -> None:
         """The session's wall - monotonic offset (events carry monotonic ts_ns)."""
@@ -75,13 +77,13 @@ class AuditJoin:
             return default
         return max(0.0, min(default, due - self.clock()))
 
-    def finish(self, sleep: Callable[[float], None] = time.sleep) -> list[dict[str, Any]]:
+    def finish(self) -> list[dict[str, Any]]:
         """After the last drain: records of the last denials may still come,
         for at most the joiner's max_wait; then everything, now."""
         out = self.tick()
         end = self.clock() + self.joiner.max_wait
         while self.joiner.pending_events and self.clock() < end:
-            sleep(0.02)
+            self.sleep(0.02)
             out += self.tick()
         out += self.joiner.add_groups(self.grouper.drain(), self.clock())
         out += self.joiner.drain()
