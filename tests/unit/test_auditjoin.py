@@ -437,3 +437,28 @@ def test_join_cost() -> None:
     assert len(out) == 2000
     assert j.stats.joined == 2000
     assert elapsed < 2.0, elapsed
+
+
+def test_audit_objects_follow_the_event_schema() -> None:
+    """Every audit object this module makes, real records and synthetic, is
+    what lsmtrace/schema/event.schema.json says (docs/events.md, Audit)."""
+    import jsonschema
+    import test_audit
+
+    from lsmtrace.schema import event_schema
+
+    schema = event_schema()
+    v = jsonschema.Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/audit"})
+    made = []
+    for name in ("landlock_context", "landlock_alone", "seccomp_context"):
+        groups, _ = load(name)
+        made += [audit.summarize(g) for g in groups]
+    for text in (test_audit.APPARMOR_FILE, test_audit.SELINUX_FILE):
+        made.append(test_audit.the_audit(text))
+    made = [a for a in made if a is not None]
+    assert {a["lsm"] for a in made} == {"landlock", "seccomp", "apparmor", "selinux"}
+    for a in made:
+        errors = sorted(v.iter_errors(a), key=str)
+        assert not errors, (a["rule"], errors[0].message)
+    assert not v.is_valid({**made[0], "lsm": "tomoyo"})
+    assert not v.is_valid({k: x for k, x in made[0].items() if k != "rule"})
