@@ -615,6 +615,9 @@ def _serve(
         if join is not None:
             join.close()  # --enable-audit: audit back off
     snap = table.snapshot()
+    audit_line = options.audit_summary_line(summary)
+    if audit_line:  # before the summary: that one stays the last line
+        print(audit_line, file=sys.stderr)
     print(
         f"{summary.by_verdict['deny']} denials into {len(snap.rows)} series "
         f'({snap.folded} folded into workload="other"), {summary.lost} events lost, '
@@ -622,7 +625,4 @@ def _serve(
         + ("" if summary.exact else " [accounting mismatch]"),
         file=sys.stderr,
     )
-    audit_line = options.audit_summary_line(summary)
-    if audit_line:
-        print(audit_line, file=sys.stderr)
     return 0

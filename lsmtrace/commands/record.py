@@ -200,6 +200,9 @@ def run(args: argparse.Namespace) -> int:
         if join is not None:
             join.close()  # --enable-audit: audit back off
         tracer.close()
+    audit_line = options.audit_summary_line(summary)
+    if audit_line:
+        print(audit_line, file=sys.stderr)
     print(f"{summary.delivered} events recorded ({summary.by_verdict['deny']} denied), "
           f"{summary.lost} lost", file=sys.stderr)  # fmt: skip
     if cmd:

@@ -202,8 +202,8 @@ def _run(
         if join is not None:
             join.close()  # --enable-audit: audit back off
         tracer.close()
-    print(options.summary_line(summary), file=sys.stderr)
     audit_line = options.audit_summary_line(summary)
-    if audit_line:
+    if audit_line:  # before the summary: that one stays the last line
         print(audit_line, file=sys.stderr)
+    print(options.summary_line(summary), file=sys.stderr)
     return 0
