@@ -16,6 +16,14 @@
      capped    the same with the reader's default bound (DEFAULT_MAX_RATE
                records/s; the rest is dropped unparsed and counted)
    Ratio = off time / time (1.0 = free). Audit is put back as it was.
+3. With lsmtrace (root, --trace): `lsmtrace trace --denied` with audit enabled,
+   `--audit off` against `--audit on` (the join's own cost), A/B alternated,
+   fresh tracer for each side, fastest of --repeat loop runs per side:
+     allowed   the C open loop of benchmarks/bench.py (/etc/hostname, allowed):
+               denied-only streaming as `make bench` measures it
+     denied    the Landlock-denied open loop (every open denied, audited and
+               streamed)
+   Ratio = time with --audit off / time with --audit on (target >= 0.95).
    Caution: enabling audit once makes every process forked afterwards pay a
    syscall audit context until reboot (docs/events.md, "audit").
 """
@@ -228,16 +236,93 @@ def live(n: int, pairs: int) -> None:
     print(f"  capped: {shed} records shed unparsed")
 
 
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def traced(pairs: int, repeat: int, n_c: int, n_denied: int, backend: str) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench
+
+    before = auditnl.get_status().enabled
+    if before == 2:
+        raise SystemExit("audit is locked")
+    d = Path(tempfile.mkdtemp(prefix="lsmtrace-bench-audit-"))
+    target = d / "denied"
+    target.write_bytes(b"x")
+    os.chmod(d, 0o755)
+
+    def denied_run() -> float:
+        out = subprocess.run([sys.executable, str(CHILD), "--comm", "lsmt-benchll",
+                              "--repeat", str(n_denied), os.fsencode(target).hex()],
+                             capture_output=True, check=True)  # fmt: skip
+        res = json.loads(out.stdout)
+        opens[0] += res["n"]
+        return float(res["ns_per_open"])
+
+    def allowed_run() -> float:
+        opens[0] += n_c
+        return bench.run_loop("c", n_c)[0]
+
+    opens = [0]
+
+    loops: dict[str, tuple[Callable[[], float], list[str]]] = {
+        "allowed": (allowed_run, []),
+        "denied": (denied_run, ["--comm", "lsmt-benchll"]),
+    }
+    try:
+        auditnl.set_enabled(1)
+        print(f"lsmtrace trace --denied --backend {backend}, audit enabled: "
+              "--audit off vs on (ns per open; ratio = off/on)")  # fmt: skip
+        for name, (loop, extra) in loops.items():
+            ratios = []
+            cpu: dict[str, list[float]] = {"off": [], "on": []}
+            for i in range(pairs):
+                side = {}
+                for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):  # ABBA
+                    t = bench.TracerProc(["--backend", backend, "--denied",
+                                          "--audit", mode, *extra])  # fmt: skip
+                    opens[0] = 0
+                    c0 = proc_cpu(t.proc.pid)
+                    side[mode] = min(loop() for _ in range(repeat))
+                    cpu[mode].append((proc_cpu(t.proc.pid) - c0) * 1e9 / opens[0])
+                    t.stop()
+                ratios.append(side["off"] / side["on"])
+                print(f"  {name:8} off {side['off']:9.0f}  on {side['on']:9.0f}  "
+                      f"ratio {ratios[-1]:.3f}   lsmtrace CPU per open: off "
+                      f"{cpu['off'][-1]:7.0f}  on {cpu['on'][-1]:7.0f}", flush=True)  # fmt: skip
+            med = sorted(ratios)[len(ratios) // 2]
+            print(f"  {name:8} median ratio {med:.3f} (min {min(ratios):.3f}, max "
+                  f"{max(ratios):.3f}; {pairs} pairs); lsmtrace CPU per open, median: "
+                  f"off {sorted(cpu['off'])[pairs // 2]:.0f} ns, on "
+                  f"{sorted(cpu['on'])[pairs // 2]:.0f} ns")  # fmt: skip
+    finally:
+        if auditnl.get_status().enabled != before:
+            auditnl.set_enabled(before)
+        target.unlink()
+        d.rmdir()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--live", action="store_true", help="also the live loop (root)")
     ap.add_argument("--n", type=int, default=20000, help="opens per live run")
     ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--trace", action="store_true",
+                    help="also lsmtrace trace --denied with --audit off vs on (root)")
+    ap.add_argument("--n-c", type=int, default=400_000, help="opens per C loop run")
+    ap.add_argument("--n-denied", type=int, default=20_000,
+                    help="opens per denied loop run")
+    ap.add_argument("--backend", default="auto")
     args = ap.parse_args()
     consumer(args.repeat)
     if args.live:
         live(args.n, args.pairs)
+    if args.trace:
+        traced(args.pairs, args.repeat, args.n_c, args.n_denied, args.backend)
     return 0
 
 
