@@ -107,8 +107,8 @@ def add_audit_args(p: argparse.ArgumentParser) -> None:
         "--enable-audit",
         action="store_true",
         help="turn audit on for this session only (off again at exit, even if "
-        "lsmtrace is killed). Lasting cost: processes forked meanwhile pay a "
-        "syscall audit context until reboot (see `lsmtrace doctor`)",
+        "lsmtrace is killed). Lasting cost: every process forked from then on "
+        "pays a syscall audit context until reboot (see `lsmtrace doctor`)",
     )
 
 
