@@ -37,6 +37,7 @@ SYS_CREATE_RULESET, SYS_ADD_RULE, SYS_RESTRICT_SELF = 444, 445, 446
 CREATE_RULESET_VERSION = 1
 RULE_PATH_BENEATH, RULE_NET_PORT = 1, 2
 PR_SET_NO_NEW_PRIVS = 38
+RESTRICT_SELF_LOG_NEW_EXEC_ON = 1 << 1  # LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON, ABI 7
 O_PATH = getattr(os, "O_PATH", 0o10000000)
 
 
@@ -211,14 +212,20 @@ def restrict(p: Plan) -> None:
         if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             e = ct.get_errno()
             raise SandboxError(f"prctl(PR_SET_NO_NEW_PRIVS) failed: {os.strerror(e)}")
-        if (
-            libc.syscall(ct.c_long(SYS_RESTRICT_SELF), ct.c_int(fd), ct.c_uint32(0))
-            != 0
-        ):
+        flags = ct.c_uint32(restrict_flags(p.abi))
+        if libc.syscall(ct.c_long(SYS_RESTRICT_SELF), ct.c_int(fd), flags) != 0:
             e = ct.get_errno()
             raise SandboxError(f"landlock_restrict_self failed: {os.strerror(e)}")
     finally:
         os.close(fd)
+
+
+def restrict_flags(abi: int) -> int:
+    """landlock_restrict_self() flags: from ABI 7 on, keep logging the denials
+    of the command we exec (Landlock stops logging at execve by default), so
+    that audit — and lsmtrace's audit join — sees them. The kernel's own
+    sandboxer sample sets it for the same reason."""
+    return RESTRICT_SELF_LOG_NEW_EXEC_ON if abi >= 7 else 0
 
 
 def run(policy: dict[str, Any], cmd: list[str]) -> None:

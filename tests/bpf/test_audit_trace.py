@@ -10,8 +10,10 @@ ends. Audit state handling: see test_audit_live.py.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -165,3 +167,40 @@ def test_enable_audit_restored_after_sigkill(
     run.kill()
     assert wait_enabled(0, timeout=10.0) < 10.0
     wait_gone(watchdog)
+
+
+def test_sandboxed_command_denial_is_joined(
+    tracepoint_rung: None, audit_on: None, world_dir: Path, tmp_path: Path
+) -> None:
+    """`lsmtrace sandbox` execs the command; Landlock audits its denials only
+    because the sandbox asks it to (LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON)."""
+    require_landlock()
+    ok, no = world_dir / "sb-ok", world_dir / "sb-no"
+    ok.mkdir()
+    no.mkdir()
+    (ok / "a").write_text("alpha\n")
+    (no / "c").write_text("gamma\n")
+    policy = {"lsmtrace_landlock": 1, "handled_access_fs": ["read_file"],
+              "rules": [{"path": p, "access": ["read_file"]}
+                        for p in ("/usr", "/lib", "/lib64", "/etc", str(ok))
+                        if os.path.exists(p)]}  # fmt: skip
+    pol = tmp_path / "p.landlock.json"
+    pol.write_text(json.dumps(policy))
+    run = helpers.TraceRun(["--denied", "--audit", "on", "--comm", "cat"], tmp_path, "sb")
+    run.start()
+    try:
+        run.wait_started()
+        bad = subprocess.run(helpers.lsmtrace_cmd("sandbox", "--policy", str(pol), "--",
+                                                  "cat", str(ok / "a"), str(no / "c")),
+                             capture_output=True, env=helpers.cli_env(), timeout=120)  # fmt: skip
+        time.sleep(0.5)
+    finally:
+        run.stop()
+    assert bad.returncode == 1
+    assert bad.stdout == b"alpha\n"
+    denied = [e for e in run.events if e["object"].get("path") == str(no / "c")]
+    assert denied, run.describe()
+    e = denied[0]
+    assert (e["lsm"], e["lsm_source"]) == ("landlock", "audit")
+    assert e["audit"]["rule"] == "landlock fs.read_file"
+    assert e["audit"]["exe"] == "/usr/bin/cat"

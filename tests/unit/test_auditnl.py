@@ -64,3 +64,12 @@ def test_never_task_rule() -> None:
 def test_the_cost_note_says_what_lasts() -> None:
     for what in ("until reboot", "auditctl -e 0", "never,task", "getppid"):
         assert what in auditnl.COST_NOTE
+
+
+def test_sandbox_keeps_landlock_logging_across_exec() -> None:
+    """lsmtrace sandbox execs its command: from ABI 7 it asks Landlock to keep
+    auditing the domain's denials after execve, else the join sees none."""
+    from lsmtrace import sandbox
+
+    assert sandbox.restrict_flags(6) == 0
+    assert sandbox.restrict_flags(7) == sandbox.RESTRICT_SELF_LOG_NEW_EXEC_ON == 2
