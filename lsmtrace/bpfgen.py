@@ -11,13 +11,9 @@ from __future__ import annotations
 import fnmatch
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from lsmtrace import abi, syscalls
 from lsmtrace.errors import UsageError
-
-if TYPE_CHECKING:
-    from lsmtrace.hooks import Catalogue
 from lsmtrace.events import IdNames
 
 log = logging.getLogger(__name__)
@@ -271,17 +267,3 @@ def plan_tracepoint(
         programs=[],
         id_names=IdNames(names, fams),
     )
-
-
-def plan(
-    rung: str,
-    globs: list[str] | None,
-    families: list[str] | None,
-    arch: str,
-    catalogue: Catalogue | None = None,
-) -> Plan:
-    if rung == "tracepoint":
-        return plan_tracepoint(globs, families, arch)
-    from lsmtrace import hookgen
-
-    return hookgen.plan_hooks(rung, globs, families, arch, catalogue)

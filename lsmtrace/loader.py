@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsmtrace import abi, bpfgen, kheaders, probe, syscalls
+from lsmtrace import abi, bpfgen, hookgen, kheaders, probe, syscalls
 from lsmtrace.errors import BccError, KernelFeatureError, PrivilegeError, UsageError
 from lsmtrace.events import IdNames
 from lsmtrace.ringbuf import BatchCallback, RingBuffer
@@ -161,7 +161,7 @@ def program_text(opts: TraceOptions) -> str:
         choose_rung(opts.backend)  # the usage error
         raise AssertionError("unreachable")
     use_perf = opts.perf_buffer or (os.geteuid() == 0 and not probe.probe_ringbuf().ok)
-    plan = bpfgen.plan(rung, opts.hooks, opts.families, syscalls.machine())
+    plan = hookgen.plan(rung, opts.hooks, opts.families, syscalls.machine())
     cflags = compile_flags(opts, rung, plan, use_perf)
     return (
         f"/* lsmtrace: {rung} rung, {len(plan.programs or plan.tracepoints)} "
@@ -222,7 +222,7 @@ class Tracer:
             rung=rung, buffer="perf" if use_perf else "ringbuf", headers=kind
         )
 
-        plan = bpfgen.plan(rung, self.opts.hooks, self.opts.families, self.arch)
+        plan = hookgen.plan(rung, self.opts.hooks, self.opts.families, self.arch)
         att.skipped.update(plan.skipped)
         self.id_names = plan.id_names
         cflags = compile_flags(self.opts, rung, plan, use_perf)
