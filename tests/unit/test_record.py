@@ -279,7 +279,8 @@ def test_output_into_a_closed_pipe_ends_quietly(argv: list[str], tmp_path: Path)
     argv = [big if a == "BIG" else a for a in argv]
     p = subprocess.Popen([sys.executable, "-m", "lsmtrace", *argv],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    assert p.stdout is not None and p.stderr is not None
+    assert p.stdout is not None
+    assert p.stderr is not None
     assert p.stdout.readline()
     p.stdout.close()  # the reader goes away, as `head` does
     err = p.stderr.read().decode()
