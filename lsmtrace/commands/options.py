@@ -90,6 +90,25 @@ def add_live_args(
     add_filter_args(p, title, denied)
 
 
+def add_duration_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="stop after this long"
+    )
+
+
+def add_show_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """What is shown besides decisions: process events, quiet probes."""
+    p.add_argument(
+        "--proc-events", action="store_true", help="also print exec/fork/exit events"
+    )
+    p.add_argument(
+        "--quiet-probes",
+        action="store_true",
+        help="also show quiet capability probes (noaudit: the kernel asked "
+        "without enforcing; nothing was refused)",
+    )
+
+
 def check_duration(duration: float | None) -> None:
     if duration is not None and duration <= 0:
         raise UsageError("--duration must be positive", hint="e.g. --duration 10")

@@ -43,9 +43,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )  # fmt: skip
     r.add_argument("--gzip", action="store_true", help="compress whatever the name")
     r.add_argument("--force", action="store_true", help="overwrite an existing file")
-    r.add_argument(
-        "--duration", type=float, metavar="SECONDS", help="stop after this long"
-    )
+    options.add_duration_arg(r)
     options.add_live_args(r)
     r.add_argument(
         "cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
