@@ -491,6 +491,10 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
         if not prog.exe:
             body.append(f"# {comment_text(key)}: no exec seen, so no attachment path;")
             body.append("# attach it yourself or use it as a child profile.")
+        elif key in aset.roots and prog.exact_exe:
+            body.append(f"# Attached to {comment_text(prog.exact_exe)}, the file "
+                        f"{comment_text(key)} resolves to")  # fmt: skip
+            body.append("# (AppArmor attaches by that path): every run of it is confined.")
         elif key not in aset.roots:
             body.append(f"# Entered only through `Px -> {pname}`; to confine every run")
             body.append(f"# of {comment_text(prog.exe)}, attach it to that path.")

@@ -188,6 +188,8 @@ def requirements(aset: AccessSet) -> list[tuple[Access, list[tuple[Key, set[str]
     dirs = aset.directories()
     doms = domains(aset)
     own_tmp = _created_tmp(aset)
+    # an exec'd file's label is its resolved file's (a symlinked interpreter)
+    exact = {k: p.exact_exe for k, p in aset.programs.items() if p.exact_exe}
     out: list[tuple[Access, list[tuple[Key, set[str], str]]]] = []
     for a in aset.flat():
         needs: list[tuple[Key, set[str], str]] = []
@@ -195,7 +197,8 @@ def requirements(aset: AccessSet) -> list[tuple[Access, list[tuple[Key, set[str]
             if a.kind == "file":
                 acc, path = a.access, a.what
                 cls = CLASS_OF.get(acc, "dir" if acc == "read" and path in dirs else "file")
-                typ = _file_type(aset, own_tmp, dom, path, path)
+                real = exact.get(path, path) if acc == "exec" else path
+                typ = _file_type(aset, own_tmp, dom, real, real)
                 needs.append(((dom, typ, cls), set(PERMS[acc]), path))
                 if acc in PARENT:
                     parent = path.rsplit("/", 1)[0] or "/"

@@ -520,3 +520,47 @@ def test_own_policy_allows_its_recording(tmp_path: Path, target: str, name: str)
     res = check(str(pol), load_access_set([rec(name)]))
     assert res.denied == [], [str(a) for a in res.denied]
     assert res.unused == [], res.unused
+
+
+def test_apparmor_check_reads_child_profiles_and_inherited(tmp_path: Path) -> None:
+    """check evaluates each program in the profile it runs under: a Cx child
+    in its child profile, an ix program in its caller's."""
+    pol = tmp_path / "w.aa"
+    text = gen("apparmor", "wrapper_exec")
+    # mkdir's only rule is in its child profile; true runs under the wrapper's
+    edited = text.replace('    "/var/lib/app/" w,\n', "")
+    assert edited != text
+    pol.write_text(edited)
+    res = check(str(pol), load_access_set([rec("wrapper_exec")]))
+    assert [str(a) for a in res.denied] == ["/usr/bin/mkdir: file /var/lib/app mkdir"]
+    pol.write_text(text.replace("# lsmtrace inherits: /usr/bin/true\n", ""))
+    res = check(str(pol), load_access_set([rec("wrapper_exec")]))
+    assert res.denied  # true's accesses have no profile any more
+
+
+def test_program_filter_leaves_execs_fail_closed() -> None:
+    rc, out, _err = run_cli(["policy", "generate", "--target", "apparmor",
+                             rec("wrapper_exec"), "--program", "/usr/local/bin/app-wrapper"])  # fmt: skip
+    assert rc == 0
+    assert '  "/usr/local/libexec/app-real" Px,' in out  # no profile here: denied
+    assert "has no profile in this file (left out with --program)" in out
+
+
+def test_landlock_kernel_enforces_the_real_recording(tmp_path: Path) -> None:
+    """The Landlock kernel as the validator: the policy of the real
+    `/bin/bash -c '/bin/true; /bin/true'` recording runs that command in
+    `lsmtrace sandbox`, and denies reading a file it never read."""
+    from lsmtrace import sandbox
+
+    if sandbox.abi_version() <= 0:
+        pytest.skip("Landlock is not active on this kernel (/sys/kernel/security/lsm)")
+    pol = tmp_path / "bash.landlock.json"
+    pol.write_text(gen("landlock", "bash_true_twice"))
+    lsmtrace = [sys.executable, "-m", "lsmtrace", "sandbox", "--policy", str(pol), "--"]
+    ok = subprocess.run([*lsmtrace, "/bin/bash", "-c", "/bin/true; /bin/true"], cwd=REPO,
+                        capture_output=True, text=True, check=False)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run([*lsmtrace, "/bin/bash", "-c", "/bin/true; read x < /etc/hostname"],
+                         cwd=REPO, capture_output=True, text=True, check=False)  # fmt: skip
+    assert bad.returncode != 0
+    assert "Permission denied" in bad.stderr
