@@ -558,70 +558,18 @@ class ParsedProfile:
     inherits: set[str] = field(default_factory=set)
 
 
-def glob_to_regex(pat: str) -> str:
-    """AppArmor path pattern (quotes removed) -> Python regex source."""
-    out: list[str] = []
-    i = 0
-    depth = 0
-    while i < len(pat):
-        c = pat[i]
-        if c == "\\" and i + 1 < len(pat):
-            nxt = pat[i + 1]
-            if nxt in "0123" and re.match(r"[0-7]{3}", pat[i + 1:i + 4]):
-                out.append(re.escape(chr(int(pat[i + 1:i + 4], 8))))
-                i += 4
-                continue
-            out.append(re.escape(nxt))
-            i += 2
-            continue
-        if c == "@" and pat.startswith("@{", i):
-            end = pat.index("}", i)
-            var = pat[i + 2:end]
-            vals = abstr.VARIABLES.get(var)
-            if vals is None:
-                raise AppArmorParseError(f"unknown variable @{{{var}}}")
-            out.append("(?:" + "|".join(vals) + ")")
-            i = end + 1
-            # a value ending in / followed by /: AppArmor collapses the slashes
-            if i < len(pat) and pat[i] == "/" and all(v.endswith("/") for v in vals):
-                i += 1
-            continue
-        if pat.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif c == "*":
-            out.append("[^/]*")
-            i += 1
-        elif c == "?":
-            out.append("[^/]")
-            i += 1
-        elif c == "{":
-            out.append("(?:")
-            depth += 1
-            i += 1
-        elif c == "}" and depth:
-            out.append(")")
-            depth -= 1
-            i += 1
-        elif c == "," and depth:
-            out.append("|")
-            i += 1
-        elif c == "[":
-            end = pat.index("]", i + 1)
-            body = pat[i + 1:end]
-            out.append("[" + ("^" + body[1:] if body.startswith("^") else body) + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(c))
-            i += 1
-    # a run of "/" matches one or more (AppArmor collapses slashes)
-    return "".join(out).replace("//", "/")
-
-
 RULE_RE = re.compile(r'^(?:(owner)\s+)?("(?:[^"\\]|\\.)*"|[/@]\S*)\s+([a-zA-Z]+)'
                      r'(?:\s*->\s*\S+)?\s*,$')  # fmt: skip
 PROFILE_RE = re.compile(r'^profile\s+(\S+)(?:\s+("(?:[^"\\]|\\.)*"|/\S*))?\s*(?:flags=\([^)]*\)\s*)?\{$')
 INCLUDE_RE = re.compile(r"^#?include\s+(?:if\s+exists\s+)?<abstractions/([^>]+)>$")
+
+
+def glob_to_regex(pat: str) -> str:
+    """AppArmor path pattern (quotes removed) -> Python regex source."""
+    try:
+        return abstr.glob_to_regex(pat)
+    except abstr.UnknownVariable as e:
+        raise AppArmorParseError(str(e)) from e
 
 
 def parse(text: str, path: str = "policy") -> list[ParsedProfile]:
