@@ -185,6 +185,7 @@ class Tracer:
         self._perf_malformed = 0
         self._detach: list[Callable[[], object]] = []
         self._cfg: abi.Config | None = None
+        self.plan: bpfgen.Plan | None = None
 
     # -- setup ---------------------------------------------------------------
     def _validate(self) -> None:
@@ -225,6 +226,7 @@ class Tracer:
         plan = bpfgen.plan(rung, self.opts.hooks, self.opts.families, self.arch)
         att.skipped.update(plan.skipped)
         self.id_names = plan.id_names
+        self.plan = plan
         cflags = compile_flags(self.opts, rung, plan, use_perf)
         self.bpf = self._compile(bcc, plan.source, cflags)
         self._configure(plan)
@@ -334,9 +336,17 @@ class Tracer:
         an RCU grace period); stopping the stream first and draining lets the
         session finish with exact accounting and nothing lost meanwhile.
         """
+        self.set_streaming(False)
+
+    def set_streaming(self, on: bool) -> None:
+        """Turn the event stream on or off (the programs stay attached and
+        go on counting)."""
         if self.bpf is None or self._cfg is None:
             return
-        self._cfg.flags &= ~int(abi.CfgFlag.STREAM)
+        if on:
+            self._cfg.flags |= int(abi.CfgFlag.STREAM)
+        else:
+            self._cfg.flags &= ~int(abi.CfgFlag.STREAM)
         self._write_settings()
 
     def _attach(self, bcc: Any, plan: bpfgen.Plan, att: Attachment) -> None:
