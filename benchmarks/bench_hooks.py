@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import subprocess
 import sys
 import threading
@@ -37,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench import build_loop, run_loop  # noqa: E402
 
 from lsmtrace import bpfgen, kheaders, probe  # noqa: E402
-from lsmtrace.loader import Tracer, TraceOptions, import_bcc  # noqa: E402
+from lsmtrace.loader import TraceOptions, Tracer, import_bcc  # noqa: E402
 
 STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 # our tracepoint programs -> the empty program beside them
@@ -170,7 +171,8 @@ def measure(backend: str, n: int) -> list[dict[str, object]]:
         drain.join()
         after = {fd: prog_stats(fd) for fd in before}
 
-        def delta(fd: int) -> tuple[int, int]:
+        def delta(fd: int, after: dict[int, tuple[int, int]] = after,
+                  before: dict[int, tuple[int, int]] = before) -> tuple[int, int]:
             return after[fd][0] - before[fd][0], after[fd][1] - before[fd][1]
 
         by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
@@ -224,6 +226,9 @@ def main() -> int:
     if os.geteuid() != 0:
         print("error: run as root", file=sys.stderr)
         return 1
+    # two objects of ~150 programs each, with their perf events and links
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     build_loop()
     print(f"bench_hooks on {platform.release()}, {os.cpu_count()} CPUs", flush=True)
     saved = STATS.read_text().strip()

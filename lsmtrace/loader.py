@@ -462,6 +462,12 @@ class Tracer:
         on_batch(chunk, [i * size for i in range(n)])
         return n
 
+    def fill(self) -> float:
+        """How full the ring buffer is (0.0 to 1.0; 0.0 on the perf buffer)."""
+        if self.ring is None:
+            return 0.0
+        return self.ring.available() / self.ring.size
+
     @property
     def malformed(self) -> int:
         """Records whose size is not sizeof(struct lsmt_event) (never decoded)."""

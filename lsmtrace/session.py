@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
@@ -23,6 +24,14 @@ from lsmtrace.events import PROCESS_KINDS, Decoder, Event, IdNames, WallClock
 
 if TYPE_CHECKING:
     from lsmtrace.proctree import Enricher
+
+# Events decoded per slice of the backlog, and the time run() spends decoding
+# before it reads the ring again: well under the time the smallest ring (512
+# pages, ~4 700 events) takes to fill at transport speed (~500 000 events/s).
+SLICE = 512
+WORK_BUDGET = 0.004
+# Raw batches kept in memory while decoding catches up (448 bytes per event).
+MAX_BACKLOG_BYTES = 1 << 30
 
 
 class EventSource(Protocol):
@@ -102,6 +111,7 @@ class Session:
         enricher: Enricher | None = None,
         process_events: bool = False,
         quiet_probes: bool = False,
+        max_backlog_bytes: int = MAX_BACKLOG_BYTES,
     ) -> None:
         self.source = source
         self.on_events = on_events
@@ -113,6 +123,10 @@ class Session:
         self.summary = Summary()
         self.stop = [False]
         self._decoder: Decoder | None = None
+        # Batches read out of the ring and not yet decoded (see run()).
+        self.backlog: deque[tuple[bytes, list[int]]] = deque()
+        self.backlog_bytes = 0
+        self.max_backlog_bytes = max_backlog_bytes
 
     def decoder(self) -> Decoder:
         # ids are known once the tracer has planned its programs
@@ -149,13 +163,41 @@ class Session:
         return out
 
     def on_batch(self, chunk: bytes, offsets: list[int]) -> None:
-        """The tracer's batch callback: decode, process, hand over."""
+        """Decode, process and hand over one batch now."""
         if not self.decode_events:
             self.on_events([])
             return
         evs = self.process(self.decoder().decode_batch(chunk, offsets))
         if evs:
             self.on_events(evs)
+
+    def enqueue(self, chunk: bytes, offsets: list[int]) -> None:
+        """The tracer's batch callback in run(): keep the batch for work()."""
+        if not self.decode_events:
+            self.on_events([])
+            return
+        self.backlog.append((chunk, offsets))
+        self.backlog_bytes += len(chunk)
+
+    def work(self, budget: float | None = None) -> int:
+        """Hand over queued events in slices of SLICE until the backlog is
+        empty or `budget` seconds have passed; returns the events done."""
+        deadline = None if budget is None else time.monotonic() + budget
+        q, done = self.backlog, 0
+        while q:
+            chunk, offsets = q[0]
+            if len(offsets) > SLICE:
+                part = offsets[:SLICE]
+                q[0] = (chunk, offsets[SLICE:])
+            else:
+                part = offsets
+                q.popleft()
+                self.backlog_bytes -= len(chunk)
+            self.on_batch(chunk, part)
+            done += len(part)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        return done
 
     def run(
         self,
@@ -178,13 +220,20 @@ class Session:
                 while not self.stop[0]:
                     if should_stop is not None and should_stop():
                         break
-                    timeout = poll_timeout
+                    timeout = 0.0 if self.backlog else poll_timeout
                     if deadline is not None:
                         left = deadline - time.monotonic()
                         if left <= 0:
                             break
                         timeout = min(timeout, left)
-                    self.source.poll(self.on_batch, timeout)
+                    # Read the ring first, decode after: the ring is freed at
+                    # the speed of a copy, whatever decoding costs, and decoding
+                    # catches up from memory (the backlog) in short slices
+                    # between reads. Past max_backlog_bytes the ring is left to
+                    # fill: the kernel then counts what it cannot deliver.
+                    if self.backlog_bytes < self.max_backlog_bytes:
+                        self.source.poll(self.enqueue, timeout)
+                    self.work(WORK_BUDGET)
                     if on_tick is not None:
                         on_tick()
         finally:
@@ -198,7 +247,8 @@ class Session:
         self.source.quiesce()
         time.sleep(0.02)
         with suppress(BrokenPipeError):
-            self.source.drain(self.on_batch)
+            self.source.drain(self.enqueue)
+            self.work()
         st = self.source.stats()
         s = self.summary
         s.delivered = self.source.delivered
