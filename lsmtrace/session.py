@@ -25,10 +25,11 @@ from lsmtrace.events import PROCESS_KINDS, Decoder, Event, IdNames, WallClock
 if TYPE_CHECKING:
     from lsmtrace.proctree import Enricher
 
-# Events decoded per slice of the backlog, and the time run() spends decoding
-# before it reads the ring again: well under the time the smallest ring (512
+# The time one slice of the backlog should take (its size adapts: ~300 events
+# on a quiet host, fewer on a busy one), and the time run() spends decoding
+# before it reads the ring again: well under the time the default ring (512
 # pages, ~4 700 events) takes to fill at transport speed (~500 000 events/s).
-SLICE = 512
+SLICE_SECONDS = 0.001
 WORK_BUDGET = 0.004
 # Raw batches kept in memory while decoding catches up (448 bytes per event).
 MAX_BACKLOG_BYTES = 1 << 30
@@ -127,6 +128,7 @@ class Session:
         self.backlog: deque[tuple[bytes, list[int]]] = deque()
         self.backlog_bytes = 0
         self.max_backlog_bytes = max_backlog_bytes
+        self.slice = 256  # events per slice of work(), adapted to SLICE_SECONDS
 
     def decoder(self) -> Decoder:
         # ids are known once the tracer has planned its programs
@@ -179,22 +181,34 @@ class Session:
         self.backlog.append((chunk, offsets))
         self.backlog_bytes += len(chunk)
 
-    def work(self, budget: float | None = None) -> int:
+    def work(
+        self, budget: float | None = None, between: Callable[[], None] | None = None
+    ) -> int:
         """Hand over queued events in slices of SLICE until the backlog is
-        empty or `budget` seconds have passed; returns the events done."""
-        deadline = None if budget is None else time.monotonic() + budget
+        empty or `budget` seconds have passed; returns the events done.
+        `between` is called after each slice."""
+        now = time.monotonic
+        deadline = None if budget is None else now() + budget
         q, done = self.backlog, 0
         while q:
             chunk, offsets = q[0]
-            if len(offsets) > SLICE:
-                part = offsets[:SLICE]
-                q[0] = (chunk, offsets[SLICE:])
+            n = self.slice
+            if len(offsets) > n:
+                part = offsets[:n]
+                q[0] = (chunk, offsets[n:])
             else:
                 part = offsets
                 q.popleft()
                 self.backlog_bytes -= len(chunk)
+            t = now()
             self.on_batch(chunk, part)
+            el = now() - t
             done += len(part)
+            if len(part) == n and el > 0:
+                fit = int(n * SLICE_SECONDS / el)
+                self.slice = max(16, min(4096, (n + fit) // 2))
+            if between is not None:
+                between()
             if deadline is not None and time.monotonic() >= deadline:
                 break
         return done
@@ -205,9 +219,12 @@ class Session:
         poll_timeout: float = 0.1,
         should_stop: Callable[[], bool] | None = None,
         on_tick: Callable[[], None] | None = None,
+        watch: Callable[[], None] | None = None,
     ) -> Summary:
         """Poll until SIGINT/SIGTERM (main thread only), `duration`,
-        `should_stop()` or `self.stop[0]`; then finish()."""
+        `should_stop()` or `self.stop[0]`; then finish(). `on_tick` runs once
+        per loop; `watch` after every ring read and every decoded slice (a
+        millisecond or two apart while busy: back-pressure)."""
         start = time.monotonic()
         deadline = start + duration if duration else None
         signals = (
@@ -233,7 +250,9 @@ class Session:
                     # fill: the kernel then counts what it cannot deliver.
                     if self.backlog_bytes < self.max_backlog_bytes:
                         self.source.poll(self.enqueue, timeout)
-                    self.work(WORK_BUDGET)
+                    if watch is not None:
+                        watch()
+                    self.work(WORK_BUDGET, watch)
                     if on_tick is not None:
                         on_tick()
         finally:

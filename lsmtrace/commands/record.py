@@ -61,6 +61,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "it (SIGCONT) below; the command runs in a process group of its own",
     )  # fmt: skip
     r.add_argument(
+        "--backlog-mb", type=int, default=1024, metavar="MIB",
+        help="memory for events read out of the ring and not yet written "
+        "(default 1024 MiB, ~2.4 million events)",
+    )  # fmt: skip
+    r.add_argument(
         "cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
         help="run this command and record it and its descendants",
     )  # fmt: skip
@@ -192,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
             "--pid and a command exclude each other",
             hint="with a command, lsmtrace records it and its descendants",
         )
+    if args.backlog_mb <= 0:
+        raise UsageError("--backlog-mb must be positive", hint="e.g. --backlog-mb 256")
     if args.pause_on_loss and not cmd:
         raise UsageError(
             "--pause-on-loss needs a command to pause",
@@ -221,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
             w.write_events(evs)
 
         session = Session(tracer, on_events, enricher=enricher,
-                          process_events=True, quiet_probes=True)  # fmt: skip
+                          process_events=True, quiet_probes=True,
+                          max_backlog_bytes=args.backlog_mb << 20)  # fmt: skip
         writer = RecordingWriter(
             args.output,
             recording_header(att.rung, cmd or None, filters, session.clock.offset_ns),
@@ -239,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
             os.write(go_fd, b"1")
             os.close(go_fd)
             go_fd = -1
-        on_tick = None
+        watch = None
         if args.pause_on_loss:
             sess = session
 
@@ -248,11 +256,11 @@ def run(args: argparse.Namespace) -> int:
                            sess.backlog_bytes / sess.max_backlog_bytes)  # fmt: skip
 
             pressure = BackPressure(child, full)
-            on_tick = pressure.check
+            watch = pressure.check
         print(options.start_line("Recording", att,
                                  f"to {args.output}" + (f" while {cmd[0]} runs" if cmd else "")
                                  + "; Ctrl-C to end."), file=sys.stderr)  # fmt: skip
-        summary = session.run(args.duration, on_tick=on_tick)
+        summary = session.run(args.duration, watch=watch)
         if pressure is not None:
             pressure.close()
             if not status and session.stop[0]:
