@@ -442,7 +442,7 @@ def _header_struct() -> tuple[struct.Struct, tuple[str, ...]]:
         if name in ("comm", "obj"):
             continue
         code = {1: "b", 2: "h", 4: "i", 8: "q"}[desc.size]
-        if not str(ctype._type_).islower():  # ctypes: lower is signed
+        if not str(ctype._type_).islower():  # type: ignore[union-attr]  # signed: lower
             code = code.upper()
         fmt += "x" * (desc.offset - pos) + code
         pos = desc.offset + desc.size
