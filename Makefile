@@ -53,14 +53,19 @@ test-vm: venv
 
 bench: venv
 	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/bench_record.py
+	$(PY) benchmarks/bench_startstop.py
 	$(PY) benchmarks/bench_proctree.py
 	$(PY) benchmarks/bench_export.py
 
-# The fexit rung's overhead, measured in the VM target (TCG: relative figures only).
+# The fexit rung's overhead, and each hook rung's cost per call next to empty
+# programs on the same hooks, measured in the VM target (TCG: relative figures only).
 bench-vm: venv
 	/usr/bin/python3 vagrant/vmtest.py run --kernel 6.12 --timeout 3000 -- \
 		python3 benchmarks/bench.py --backend fexit --modes count,denied --loops c \
 		--pairs 3 --repeat 1 --n-c 50000 --no-throughput --start-timeout 600
+	/usr/bin/python3 vagrant/vmtest.py run --kernel 6.12 --timeout 3000 -- \
+		python3 benchmarks/bench_hooks.py --n 20000 --pairs 2
 
 lint: venv
 	$(PY) -m ruff check lsmtrace tests benchmarks

@@ -60,7 +60,7 @@ def add_filter_args(
         g.add_argument("--denied", action="store_true", help="only denials")
 
 
-def add_backend_args(p: argparse.ArgumentParser) -> None:
+def add_backend_args(p: argparse.ArgumentParser, pages: int = 512) -> None:
     """--backend, --buffer-pages, --perf-buffer, shared by every live command."""
     p.add_argument(
         "--backend",
@@ -70,9 +70,9 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--buffer-pages",
         type=int,
-        default=512,
+        default=pages,
         metavar="N",
-        help="ring buffer size in 4 KiB pages, a power of two (default 512)",
+        help=f"ring buffer size in 4 KiB pages, a power of two (default {pages})",
     )
     p.add_argument(
         "--perf-buffer",
@@ -85,8 +85,9 @@ def add_live_args(
     p: argparse.ArgumentParser,
     title: str = "filters (applied in the kernel)",
     denied: bool = True,
+    pages: int = 512,
 ) -> None:
-    add_backend_args(p)
+    add_backend_args(p, pages)
     add_filter_args(p, title, denied)
 
 

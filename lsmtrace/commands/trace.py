@@ -148,7 +148,7 @@ def _run(
             if not evs:
                 return
             if args.json:
-                text = "".join(output.json_text(d) + "\n" for d in evs)
+                text = output.json_lines(evs).decode("ascii")
             elif tree:
                 lines: list[str] = []
                 for d in evs:
