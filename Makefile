@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := python3 python3-venv python3-pip python3-bpfcc bpfcc-tools bpftool \
-	gcc libc6-dev util-linux procps iproute2 tmux apparmor checkpolicy tomoyo-tools
+	gcc libc6-dev util-linux procps iproute2 tmux apparmor checkpolicy semodule-utils tomoyo-tools
 STAMP := $(VENV)/.installed
 
 .PHONY: run test test-unit test-tui test-bpf test-vm bench bench-vm lint deps venv clean
@@ -53,14 +53,19 @@ test-vm: venv
 
 bench: venv
 	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/bench_record.py
+	$(PY) benchmarks/bench_startstop.py
 	$(PY) benchmarks/bench_proctree.py
 	$(PY) benchmarks/bench_export.py
 
-# The fexit rung's overhead, measured in the VM target (TCG: relative figures only).
+# The fexit rung's overhead, and each hook rung's cost per call next to empty
+# programs on the same hooks, measured in the VM target (TCG: relative figures only).
 bench-vm: venv
 	/usr/bin/python3 vagrant/vmtest.py run --kernel 6.12 --timeout 3000 -- \
 		python3 benchmarks/bench.py --backend fexit --modes count,denied --loops c \
 		--pairs 3 --repeat 1 --n-c 50000 --no-throughput --start-timeout 600
+	/usr/bin/python3 vagrant/vmtest.py run --kernel 6.12 --timeout 3000 -- \
+		python3 benchmarks/bench_hooks.py --n 20000 --pairs 2
 
 lint: venv
 	$(PY) -m ruff check lsmtrace tests benchmarks

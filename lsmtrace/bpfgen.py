@@ -11,13 +11,9 @@ from __future__ import annotations
 import fnmatch
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from lsmtrace import abi, syscalls
 from lsmtrace.errors import UsageError
-
-if TYPE_CHECKING:
-    from lsmtrace.hooks import Catalogue
 from lsmtrace.events import IdNames
 
 log = logging.getLogger(__name__)
@@ -142,23 +138,11 @@ def struct_offsets() -> list[str]:
     """-D offsets of fields the BPF code reads from structs that are private
     to the kernel (struct mount, struct mnt_namespace) or whose header cannot
     be included (struct sock), read from BTF, so that the same C builds with
-    the synthesized vmlinux.h and with real headers."""
-    try:
-        from lsmtrace.btf import load
+    the synthesized vmlinux.h and with real headers. Cached per kernel."""
+    from lsmtrace.btf import cached_facts
 
-        btf = load()
-        off = btf.member_offset
-        return [
-            f"-DLSMT_MOUNT_PARENT={off('mount', 'mnt_parent')}",
-            f"-DLSMT_MOUNT_MOUNTPOINT={off('mount', 'mnt_mountpoint')}",
-            f"-DLSMT_MOUNT_MNT={off('mount', 'mnt')}",
-            f"-DLSMT_MNTNS_INUM={off('mnt_namespace', 'ns.inum')}",
-            # net/sock.h drags in linux/bpf.h, which bcc 0.26's own uapi bpf.h
-            # cannot satisfy on 6.9+ kernels: struct sock fields by offset
-            f"-DLSMT_SK_FAMILY={off('sock', '__sk_common.skc_family')}",
-            f"-DLSMT_SK_NUM={off('sock', '__sk_common.skc_num')}",
-            f"-DLSMT_SK_PROTOCOL={off('sock', 'sk_protocol')}",
-        ]
+    try:
+        return list(cached_facts("offsets", _struct_offsets))
     except Exception as e:
         log.warning("struct offsets not in BTF (%s): paths stop at mount points, "
                     "mntns reads 0", e)  # fmt: skip
@@ -166,6 +150,23 @@ def struct_offsets() -> list[str]:
                 "-DLSMT_MOUNT_MOUNTPOINT=0", "-DLSMT_MOUNT_MNT=0",
                 "-DLSMT_MNTNS_INUM=0", "-DLSMT_SK_FAMILY=0", "-DLSMT_SK_NUM=0",
                 "-DLSMT_SK_PROTOCOL=0"]  # fmt: skip
+
+
+def _struct_offsets() -> list[str]:
+    from lsmtrace.btf import load
+
+    off = load().member_offset
+    return [
+        f"-DLSMT_MOUNT_PARENT={off('mount', 'mnt_parent')}",
+        f"-DLSMT_MOUNT_MOUNTPOINT={off('mount', 'mnt_mountpoint')}",
+        f"-DLSMT_MOUNT_MNT={off('mount', 'mnt')}",
+        f"-DLSMT_MNTNS_INUM={off('mnt_namespace', 'ns.inum')}",
+        # net/sock.h drags in linux/bpf.h, which bcc 0.26's own uapi bpf.h
+        # cannot satisfy on 6.9+ kernels: struct sock fields by offset
+        f"-DLSMT_SK_FAMILY={off('sock', '__sk_common.skc_family')}",
+        f"-DLSMT_SK_NUM={off('sock', '__sk_common.skc_num')}",
+        f"-DLSMT_SK_PROTOCOL={off('sock', 'sk_protocol')}",
+    ]
 
 
 def _matches_any(name: str, globs: list[str] | None) -> bool:
@@ -271,17 +272,3 @@ def plan_tracepoint(
         programs=[],
         id_names=IdNames(names, fams),
     )
-
-
-def plan(
-    rung: str,
-    globs: list[str] | None,
-    families: list[str] | None,
-    arch: str,
-    catalogue: Catalogue | None = None,
-) -> Plan:
-    if rung == "tracepoint":
-        return plan_tracepoint(globs, families, arch)
-    from lsmtrace import hookgen
-
-    return hookgen.plan_hooks(rung, globs, families, arch, catalogue)

@@ -18,15 +18,19 @@ which is what ``/sys/kernel/btf/vmlinux`` is.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from lsmtrace.errors import LsmtraceError
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -520,6 +524,38 @@ _TRAILING_QUALS: Final = re.compile(r"\*(?:\s*\b(?:const|volatile|restrict)\b)+$
 _LEADING_QUALS: Final = re.compile(r"^(?:(?:const|volatile|restrict)\s+)+")
 
 
+@functools.lru_cache(maxsize=2)
 def load(path: str | Path = "/sys/kernel/btf/vmlinux") -> BTF:
-    """Parse the BTF file at ``path``."""
+    """Parse the BTF file at ``path`` (once per process: ~0.1 s for vmlinux)."""
     return BTF.from_file(path)
+
+
+def cached_facts(
+    name: str, compute: Callable[[], T], path: Path = Path("/sys/kernel/btf/vmlinux")
+) -> T:
+    """A JSON-able fact computed from this kernel's BTF, cached on disk next to
+    the synthesized headers (keyed by release and BTF digest): parsing BTF
+    and indexing its names costs ~0.3 s of every start otherwise."""
+    import json
+    import os
+    import platform
+
+    from lsmtrace.kheaders import btf_digest, default_cache_root
+
+    f: Path | None = None
+    try:
+        key = f"{platform.release()}-{btf_digest(path)[:16]}"
+        f = default_cache_root() / "btf" / f"{key}-{name}.json"
+        return json.loads(f.read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        pass
+    value = compute()
+    if f is not None:
+        try:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            tmp = f.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(value))
+            tmp.replace(f)
+        except OSError as e:
+            log.debug("BTF facts not cached: %s", e)
+    return value

@@ -30,6 +30,7 @@ import ctypes as ct
 import errno as errno_mod
 import ipaddress
 import signal
+import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -179,6 +180,9 @@ def _sock(s: abi.ObjSock) -> dict[str, Any]:
 def _object(
     ev: abi.Event, obj_type: int, syscall: str | None, hook: str = ""
 ) -> dict[str, Any]:
+    # The one object decoder. It reads ev.obj and ev.kind only (with obj_type,
+    # syscall and hook): Decoder.decode_batch memoizes it on exactly those, so
+    # a rule that reads another header field must add that field to its key.
     o = ev.obj
     if obj_type in (ObjType.FILE, ObjType.EXEC, ObjType.MOUNT, ObjType.MODULE):
         f = o.file
@@ -287,6 +291,9 @@ class Decoder:
         self.ids = ids
         self.syscall_names = syscall_names
         self.clock = clock or WallClock()
+        # decode_batch's memos: raw comm -> str, raw object -> object dict
+        self._comms: dict[bytes, str] = {}
+        self._objects: dict[tuple[bytes, int, str, str | None, int], dict[str, Any]] = {}
 
     def decode(self, raw: bytes | bytearray | memoryview, offset: int = 0) -> Event:
         """Decode one wire event (sizeof(struct lsmt_event) bytes at `offset`)."""
@@ -339,8 +346,122 @@ class Decoder:
     def decode_batch(
         self, chunk: bytes | bytearray | memoryview, offsets: list[int]
     ) -> list[Event]:
-        dec = self.decode
-        return [dec(chunk, off) for off in offsets]
+        """The events at `offsets` of `chunk`: equal to decode() of each, about
+        three times faster. The header is read with one struct unpack laid out
+        from the ctypes mirror (_HEADER); the object goes through _object(),
+        the one object decoder, once per distinct (raw object, kind, hook,
+        syscall): repeated accesses share one read-only object dict."""
+        if not isinstance(chunk, bytes):
+            chunk = bytes(chunk)  # slices of it are memo keys
+        unpack = _HEADER.unpack_from
+        ids, clock, sysnames = self.ids, self.clock, self.syscall_names
+        names, families = ids.names, ids.families
+        comms, objects = self._comms, self._objects
+        iso = clock.iso
+        obj_lo, obj_hi = _OBJ_OFFSET, _OBJ_OFFSET + _OBJ_SIZE
+        comm_lo, comm_hi = _COMM_OFFSET, _COMM_OFFSET + abi.COMM_LEN
+        size = abi.EVENT_SIZE
+        end = len(chunk)
+        out: list[Event] = []
+        append = out.append
+        for off in offsets:
+            if end - off < size:
+                raise ValueError(f"short event: {end - off} < {size} bytes")
+            (ts, latency, cgroup, kind, rung, id_, lsm, ret, nr, pid, tgid, ppid,
+             uid, euid, gid, mntns, obj_type, flags) = unpack(chunk, off)  # fmt: skip
+            kind_name = _KIND_NAMES_INT.get(kind) or f"kind{kind}"
+            if kind_name in PROCESS_KINDS:
+                hook: str = kind_name
+                family: str | None = "process"
+            else:
+                hook = names.get(id_)  # type: ignore[assignment]
+                if hook is None:
+                    hook = f"id{id_}"
+                family = families.get(id_)
+            syscall = None
+            if nr >= 0:
+                syscall = sysnames.get(nr) or f"syscall{nr}"
+            raw_comm = chunk[off + comm_lo : off + comm_hi]
+            comm = comms.get(raw_comm)
+            if comm is None:
+                if len(comms) > 4096:
+                    comms.clear()
+                comm = comms[raw_comm] = cstr(raw_comm)
+            call = syscall if kind_name == "syscall" else None
+            key = (chunk[off + obj_lo : off + obj_hi], obj_type, hook, call, kind)
+            obj = objects.get(key)
+            if obj is None:
+                if len(objects) > 8192:
+                    objects.clear()
+                ev = abi.Event.from_buffer_copy(chunk, off)
+                obj = objects[key] = _object(ev, obj_type, call, hook)
+            lsm_name = _LSM_NAMES.get(lsm, _MISSING)
+            if lsm_name is _MISSING:
+                lsm_name = abi.lsm_name(lsm)
+            if ret >= 0:
+                verdict, err = "allow", None
+            else:
+                verdict = verdict_of(kind_name, ret)
+                err = errno_name(ret)
+            append({
+                "time": iso(ts),
+                "ts_ns": ts,
+                "rung": _RUNG_NAMES.get(rung, "?"),
+                "kind": kind_name,
+                "hook": hook,
+                "family": family,
+                "verdict": verdict,
+                "ret": ret,
+                "errno": err,
+                "lsm": lsm_name,
+                "lsm_source": "hook" if lsm_name is not None else None,
+                "pid": pid,
+                "tgid": tgid,
+                "ppid": ppid,
+                "uid": uid,
+                "euid": euid,
+                "gid": gid,
+                "comm": comm,
+                "cgroup": cgroup,
+                "mntns": mntns,
+                "syscall": syscall,
+                "latency_ns": latency or None,
+                "object": obj,
+                "truncated": bool(flags & _TRUNCATED),
+            })  # fmt: skip
+        return out
+
+
+def _header_struct() -> tuple[struct.Struct, tuple[str, ...]]:
+    """One struct format for the scalar fields of struct lsmt_event, laid out
+    from the ctypes mirror's own offsets and sizes (abi.Event)."""
+    fmt, pos, fields = "<", 0, []
+    for field in abi.Event._fields_:
+        name, ctype = field[0], field[1]
+        desc = getattr(abi.Event, name)
+        if name in ("comm", "obj"):
+            continue
+        code = {1: "b", 2: "h", 4: "i", 8: "q"}[desc.size]
+        if not str(ctype._type_).islower():  # type: ignore[union-attr]  # signed: lower
+            code = code.upper()
+        fmt += "x" * (desc.offset - pos) + code
+        pos = desc.offset + desc.size
+        fields.append(name)
+    return struct.Struct(fmt), tuple(fields)
+
+
+_HEADER, HEADER_FIELDS = _header_struct()
+# decode_batch unpacks the header into these names, in this order: a field added
+# to struct lsmt_event (and abi.Event) must be added there too.
+assert HEADER_FIELDS == (
+    "ts_ns", "latency_ns", "cgroup_id", "kind", "rung", "id", "lsm", "ret", "syscall",
+    "pid", "tgid", "ppid", "uid", "euid", "gid", "mntns", "obj_type", "flags",
+), f"decode_batch needs updating for the header fields {HEADER_FIELDS}"  # fmt: skip
+_OBJ_OFFSET, _OBJ_SIZE = abi.Event.obj.offset, abi.Event.obj.size
+_COMM_OFFSET = abi.Event.comm.offset
+_KIND_NAMES_INT: dict[int, str] = {int(k): n for k, n in KIND_NAMES.items()}
+_LSM_NAMES: dict[int, str | None] = {int(k): v for k, v in abi.LSM_NAMES.items()}
+_MISSING = object()
 
 
 def decode(

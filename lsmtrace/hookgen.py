@@ -20,6 +20,7 @@ from lsmtrace.bpfgen import (
     _syscall_ids,
     bpf_source,
     decoder_for,
+    plan_tracepoint,
     struct_offsets,
 )
 from lsmtrace.events import IdNames
@@ -221,3 +222,17 @@ def rung_status(cat: Catalogue, features: Any | None) -> dict[str, dict[str, str
         else:
             out["tracepoint"][h.name] = "no traced syscall exercises it"
     return out
+
+
+def plan(
+    rung: str,
+    globs: list[str] | None,
+    families: list[str] | None,
+    arch: str,
+    catalogue: Catalogue | None = None,
+) -> Plan:
+    """What to compile and attach for a rung: the syscall tracepoints
+    (bpfgen.plan_tracepoint) or the hook programs of the catalogue."""
+    if rung == "tracepoint":
+        return plan_tracepoint(globs, families, arch)
+    return plan_hooks(rung, globs, families, arch, catalogue)

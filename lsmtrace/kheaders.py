@@ -24,6 +24,7 @@ BPF sources compile both ways because they include only the header names in
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import logging
@@ -110,6 +111,7 @@ def real_header_tree(release: str | None = None) -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=2)
 def btf_digest(btf_path: Path = BTF_PATH) -> str:
     h = hashlib.sha256()
     with btf_path.open("rb") as f:

@@ -8,6 +8,7 @@ called from `finally` blocks and signal handlers.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes as ct
 import functools
 import logging
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsmtrace import abi, bpfgen, kheaders, probe, syscalls
+from lsmtrace import abi, bpfgen, hookgen, kheaders, probe, syscalls
 from lsmtrace.errors import BccError, KernelFeatureError, PrivilegeError, UsageError
 from lsmtrace.events import IdNames
 from lsmtrace.ringbuf import BatchCallback, RingBuffer
@@ -161,7 +162,7 @@ def program_text(opts: TraceOptions) -> str:
         choose_rung(opts.backend)  # the usage error
         raise AssertionError("unreachable")
     use_perf = opts.perf_buffer or (os.geteuid() == 0 and not probe.probe_ringbuf().ok)
-    plan = bpfgen.plan(rung, opts.hooks, opts.families, syscalls.machine())
+    plan = hookgen.plan(rung, opts.hooks, opts.families, syscalls.machine())
     cflags = compile_flags(opts, rung, plan, use_perf)
     return (
         f"/* lsmtrace: {rung} rung, {len(plan.programs or plan.tracepoints)} "
@@ -184,7 +185,9 @@ class Tracer:
         self._perf_delivered = 0
         self._perf_malformed = 0
         self._detach: list[Callable[[], object]] = []
+        self._holder = -1  # write end of the pipe the teardown child waits on
         self._cfg: abi.Config | None = None
+        self.plan: bpfgen.Plan | None = None
 
     # -- setup ---------------------------------------------------------------
     def _validate(self) -> None:
@@ -222,9 +225,10 @@ class Tracer:
             rung=rung, buffer="perf" if use_perf else "ringbuf", headers=kind
         )
 
-        plan = bpfgen.plan(rung, self.opts.hooks, self.opts.families, self.arch)
+        plan = hookgen.plan(rung, self.opts.hooks, self.opts.families, self.arch)
         att.skipped.update(plan.skipped)
         self.id_names = plan.id_names
+        self.plan = plan
         cflags = compile_flags(self.opts, rung, plan, use_perf)
         self.bpf = self._compile(bcc, plan.source, cflags)
         self._configure(plan)
@@ -334,9 +338,17 @@ class Tracer:
         an RCU grace period); stopping the stream first and draining lets the
         session finish with exact accounting and nothing lost meanwhile.
         """
+        self.set_streaming(False)
+
+    def set_streaming(self, on: bool) -> None:
+        """Turn the event stream on or off (the programs stay attached and
+        go on counting)."""
         if self.bpf is None or self._cfg is None:
             return
-        self._cfg.flags &= ~int(abi.CfgFlag.STREAM)
+        if on:
+            self._cfg.flags |= int(abi.CfgFlag.STREAM)
+        else:
+            self._cfg.flags &= ~int(abi.CfgFlag.STREAM)
         self._write_settings()
 
     def _attach(self, bcc: Any, plan: bpfgen.Plan, att: Attachment) -> None:
@@ -450,6 +462,12 @@ class Tracer:
         on_batch(chunk, [i * size for i in range(n)])
         return n
 
+    def fill(self) -> float:
+        """How full the ring buffer is (0.0 to 1.0; 0.0 on the perf buffer)."""
+        if self.ring is None:
+            return 0.0
+        return self.ring.available() / self.ring.size
+
     @property
     def malformed(self) -> int:
         """Records whose size is not sizeof(struct lsmt_event) (never decoded)."""
@@ -491,14 +509,62 @@ class Tracer:
             )
         return hist
 
-    def detach(self) -> None:
-        """Stop every program (maps stay readable, the buffer drainable)."""
+    def detach(self, wait: bool = False) -> None:
+        """Stop every program (maps stay readable, the buffer drainable).
+
+        The kernel's teardown is slow: closing each tracepoint's perf event
+        waits for RCU grace periods (perf_event_detach_bpf_prog and
+        perf_trace_event_unreg, under one mutex: ~80 ms per tracepoint here,
+        5.6 s for the tracepoint rung's ~70). Unless `wait`, a child process
+        that holds duplicates of our BPF and perf descriptors takes that over
+        (_hand_over): dropping our own references is then immediate, and the
+        kernel detaches everything when the child exits, after close().
+        """
+        if self._detach and not wait and self._holder < 0:
+            self._hand_over()
         while self._detach:
             undo = self._detach.pop()
             try:
                 undo()
             except Exception as e:
                 log.warning("detach failed: %s", e)
+
+    def _hand_over(self) -> None:
+        """Fork a holder of our BPF/perf descriptors that exits once close()
+        has dropped ours (EOF on a pipe), so the last reference, and with it
+        the kernel's teardown, is the holder's and not on our exit path.
+
+        The holder is a grandchild in a session of its own (reparented to
+        init, out of the terminal's process group); it keeps nothing else
+        open, so a caller reading our stdout/stderr sees EOF when we exit.
+        """
+        try:
+            r, w = os.pipe()
+            pid = os.fork()
+        except OSError as e:
+            log.debug("no teardown child (%s): detaching in place", e)
+            return
+        if pid == 0:  # pragma: no cover - the child only closes and waits
+            try:
+                os.close(w)
+                if os.fork() != 0:
+                    os._exit(0)
+                os.setsid()
+                keep = {r, *_bpf_fds()}
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                for fd in _open_fds():
+                    if fd not in keep and fd > 2:
+                        with contextlib.suppress(OSError):
+                            os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.read(r, 1)  # EOF: the tracer dropped its references
+            finally:
+                os._exit(0)
+        os.close(r)
+        os.waitpid(pid, 0)
+        self._holder = w
 
     def close(self) -> None:
         self.detach()
@@ -513,6 +579,33 @@ class Tracer:
         if self._cgroup_fd >= 0:
             os.close(self._cgroup_fd)
             self._cgroup_fd = -1
+        if self._holder >= 0:
+            os.close(self._holder)  # the holder exits; the kernel tears down
+            self._holder = -1
+
+
+def _open_fds() -> list[int]:
+    try:
+        return [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        return []
+
+
+# anon inodes that keep programs attached: perf events, BPF programs, links, maps
+_BPF_INODES = ("anon_inode:[perf_event]", "anon_inode:bpf-prog", "anon_inode:bpf_link",
+               "anon_inode:bpf-link", "anon_inode:bpf-map")  # fmt: skip
+
+
+def _bpf_fds() -> list[int]:
+    out = []
+    for fd in _open_fds():
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(_BPF_INODES):
+            out.append(fd)
+    return out
 
 
 def _descendants(pid: int) -> list[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lsmtrace.events import IdNames
@@ -202,6 +202,38 @@ _JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circula
 
 def json_text(obj: Any) -> str:
     return _JSON.encode(obj)
+
+
+_orjson: Any
+try:  # orjson: ~7x faster than the json module on an enriched event
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - the json module does the same, slower
+    _orjson = None
+
+
+def json_lines(objs: Iterable[Any]) -> bytes:
+    """Each object as one JSON line: byte for byte json_text(o) + "\n".
+
+    With orjson where it gives those very bytes: its compact output equals
+    the json module's for the str/int/bool/None/list/dict trees of events,
+    except that it writes non-ASCII as UTF-8 and DEL (0x7f) raw, where the
+    json module escapes both (\\uXXXX: our lines are printable ASCII), and
+    refuses lone surrogates (undecodable bytes) and ints beyond 64 bits:
+    those lines go through the json module.
+    """
+    if _orjson is None:
+        return "".join([_JSON.encode(o) + "\n" for o in objs]).encode("ascii")
+    dumps, opt, enc = _orjson.dumps, _orjson.OPT_APPEND_NEWLINE, _JSON.encode
+    parts = []
+    for o in objs:
+        try:
+            b = dumps(o, option=opt)
+            if not b.isascii() or b"\x7f" in b:
+                b = (enc(o) + "\n").encode("ascii")
+        except TypeError:
+            b = (enc(o) + "\n").encode("ascii")
+        parts.append(b)
+    return b"".join(parts)
 
 
 def count_rows(

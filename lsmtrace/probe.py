@@ -218,11 +218,22 @@ def probe_tracepoint() -> ProbeResult:
     return ProbeResult(True, "syscalls:sys_exit_openat")
 
 
+# the functions the probes load programs on (cached per kernel, see btf.cached_facts)
+_PROBED_FUNCS = ("security_file_open", "bpf_lsm_file_open")
+
+
 def _btf_func_id(name: str) -> int | None:
-    from lsmtrace.btf import load
+    from lsmtrace.btf import cached_facts, load
+
+    def ids() -> dict[str, int]:
+        funcs = load().func_ids()
+        return {f: funcs[f] for f in (*_PROBED_FUNCS, name) if f in funcs}
 
     try:
-        return load().func_ids().get(name)
+        if name in _PROBED_FUNCS:
+            found: dict[str, int] = cached_facts("probed-funcs", ids)
+            return found.get(name)
+        return ids().get(name)
     except Exception:
         return None
 

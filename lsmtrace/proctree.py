@@ -253,7 +253,7 @@ class Proc:
     """One incarnation. `node` is its shared {pid, comm, exe} dict (ancestors
     lists reference it; never mutate)."""
 
-    __slots__ = ("_fields", "_gen", "ancestor", "attr", "cmdline", "comm", "exe",
+    __slots__ = ("_added", "_fields", "_gen", "ancestor", "attr", "cmdline", "comm", "exe",
                  "exit_code", "exit_ns", "exited", "exited_at", "ghost", "node", "ppid", "stale",
                  "start_ns", "tgid")  # fmt: skip
 
@@ -278,6 +278,9 @@ class Proc:
         self.node: dict[str, Any] = {"pid": tgid, "comm": comm, "exe": exe}
         self._fields: dict[str, Any] | None = None
         self._gen = -1
+        # (base fields, {(uid, gid, cgroup): every added field}): what
+        # Enricher.fields() last gave for this incarnation
+        self._added: tuple[dict[str, Any], dict[tuple[int, int, int], dict[str, Any]]] | None = None
 
     @property
     def key(self) -> tuple[int, int]:
@@ -791,6 +794,16 @@ class Enricher:
         base = p._fields
         if base is None or p._gen != tree.gen:
             base = self._process_fields(p)
+        # The same incarnation, ids and cgroup as an event before, with the
+        # process fields unchanged: the same added fields (most events).
+        key = (ev["uid"], ev["gid"], ev["cgroup"])
+        added = p._added
+        if added is not None and added[0] is base:
+            out = added[1].get(key)
+            if out is not None:
+                if tree._exitq and tree._exitq[0][0] <= ts:
+                    tree.expire(ts)
+                return out
         out = dict(base)
         out["user"] = self.user(ev["uid"])
         out["group"] = self.group(ev["gid"])
@@ -808,6 +821,11 @@ class Enricher:
         else:
             out["container"] = a.container.to_dict() if a.container else None
             out["unit"] = a.unit
+            # cacheable: an unknown cgroup (a is None) is looked up again later
+            if added is None or added[0] is not base:
+                added = p._added = (base, {})
+            if len(added[1]) < 64:
+                added[1][key] = out
         if tree._exitq and tree._exitq[0][0] <= ts:
             tree.expire(ts)
         return out
@@ -829,7 +847,8 @@ class Enricher:
         return base
 
     def enrich(self, ev: dict[str, Any]) -> dict[str, Any]:
-        """Apply a process event to the tree, then add the fields; returns ev."""
+        """Apply a process event to the tree, then add the fields; returns ev.
+        The added values are shared between events (read-only)."""
         if ev.get("kind") in PROC_KINDS:
             self.tree.apply(ev)
         ev.update(self.fields(ev))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from lsmtrace.errors import RecordingError
-from lsmtrace.output import json_text
+from lsmtrace.output import json_lines, json_text
 
 MAGIC = "lsmtrace_recording"
 FORMAT_VERSION = 1
@@ -99,10 +99,12 @@ class RecordingWriter:
         self._out.flush()
 
     def write_events(self, events: Iterable[dict[str, Any]]) -> None:
-        lines = [_dumps(e) + "\n" for e in events]
-        if lines:
-            self._write("".join(lines))
-            self.events += len(lines)
+        if not isinstance(events, list):
+            events = list(events)
+        if events:
+            self._out.write(json_lines(events))
+            self._out.flush()
+            self.events += len(events)
 
     def close(self, trailer: dict[str, Any]) -> None:
         full: dict[str, Any] = {"trailer": True, "events": self.events}

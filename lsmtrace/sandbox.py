@@ -13,6 +13,12 @@ With "exec_interpreters" (the default), each executable a rule allows also gets
 execute+read for its ELF interpreter (PT_INTERP, e.g. ld-linux) or its "#!"
 interpreter: the kernel opens those itself during execve, so no recording sees
 them, yet Landlock checks them.
+
+With "private_tmp" ({"under": "/tmp", "access": [...]}), a new directory is made
+under "under" for this run (mkdtemp, mode 0700), TMPDIR points at it and the
+rights are granted beneath it: the workload's random temporary names get a
+per-run directory instead of all of /tmp. The directory is left behind when
+the command exits (the sandbox execs it).
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class Plan:
     rules: list[tuple[str, int]] = field(default_factory=list)  # (path, rights)
     ports: list[tuple[int, int]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    private_tmp: tuple[str, int] | None = None  # (parent, rights) of the TMPDIR to make
 
 
 def _libc() -> Any:
@@ -132,6 +139,12 @@ def plan(policy: dict[str, Any], abi: int | None = None) -> Plan:
                     both = ll.FS_BIT["execute"] | ll.FS_BIT["read_file"]
                     wanted[interp] = wanted.get(interp, 0) | both
     file_mask = ll.rights_mask(ll.FILE_RIGHTS, abi)
+    pt = policy.get("private_tmp")
+    if pt:
+        mask = ll.rights_mask(pt.get("access", []), abi) & handled_fs
+        if mask & ll.FS_BIT["read_file"]:
+            mask |= ll.FS_BIT["read_dir"] & handled_fs
+        p.private_tmp = (str(pt["under"]), mask)
     for path, mask in sorted(wanted.items()):
         try:
             st = os.stat(path)
@@ -168,6 +181,10 @@ def describe(p: Plan) -> str:
 
     lines += [f"allow {escape(path)}: {_names(m, ll.FS_BIT)}" for path, m in p.rules]
     lines += [f"allow tcp port {port}: {_names(m, ll.NET_BIT)}" for port, m in p.ports]
+    if p.private_tmp:
+        under, m = p.private_tmp
+        lines.append(f"allow TMPDIR (a new directory under {escape(under)} for each "
+                     f"run): {_names(m, ll.FS_BIT)}")  # fmt: skip
     lines += [f"skipped {escape(s)}" for s in p.skipped]
     return "\n".join(lines)
 
@@ -233,6 +250,13 @@ def run(policy: dict[str, Any], cmd: list[str]) -> None:
     p = plan(policy)
     for s in p.skipped:
         log.warning("skipped rule %s", s)
+    if p.private_tmp:
+        import tempfile
+
+        under, mask = p.private_tmp
+        tmpdir = tempfile.mkdtemp(prefix="lsmtrace-sandbox-", dir=under)
+        p.rules.append((tmpdir, mask))
+        os.environ["TMPDIR"] = tmpdir
     restrict(p)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
@@ -24,6 +25,15 @@ from lsmtrace.events import PROCESS_KINDS, Decoder, Event, IdNames, WallClock
 if TYPE_CHECKING:
     from lsmtrace.auditlive import AuditJoin
     from lsmtrace.proctree import Enricher
+
+# The time one slice of the backlog should take (its size adapts: ~300 events
+# on a quiet host, fewer on a busy one), and the time run() spends decoding
+# before it reads the ring again: well under the time the default ring (512
+# pages, ~4 700 events) takes to fill at transport speed (~500 000 events/s).
+SLICE_SECONDS = 0.001
+WORK_BUDGET = 0.004
+# Raw batches kept in memory while decoding catches up (448 bytes per event).
+MAX_BACKLOG_BYTES = 1 << 30
 
 
 class EventSource(Protocol):
@@ -106,6 +116,7 @@ class Session:
         enricher: Enricher | None = None,
         process_events: bool = False,
         quiet_probes: bool = False,
+        max_backlog_bytes: int = MAX_BACKLOG_BYTES,
         audit: AuditJoin | None = None,
     ) -> None:
         self.source = source
@@ -121,6 +132,11 @@ class Session:
         self.summary = Summary()
         self.stop = [False]
         self._decoder: Decoder | None = None
+        # Batches read out of the ring and not yet decoded (see run()).
+        self.backlog: deque[tuple[bytes, list[int]]] = deque()
+        self.backlog_bytes = 0
+        self.max_backlog_bytes = max_backlog_bytes
+        self.slice = 256  # events per slice of work(), adapted to SLICE_SECONDS
 
     def decoder(self) -> Decoder:
         # ids are known once the tracer has planned its programs
@@ -157,7 +173,7 @@ class Session:
         return out
 
     def on_batch(self, chunk: bytes, offsets: list[int]) -> None:
-        """The tracer's batch callback: decode, process, hand over."""
+        """Decode, process and hand over one batch now."""
         if not self.decode_events:
             self.on_events([])
             return
@@ -174,15 +190,58 @@ class Session:
             if ready:
                 self.on_events(ready)
 
+    def enqueue(self, chunk: bytes, offsets: list[int]) -> None:
+        """The tracer's batch callback in run(): keep the batch for work()."""
+        if not self.decode_events:
+            self.on_events([])
+            return
+        self.backlog.append((chunk, offsets))
+        self.backlog_bytes += len(chunk)
+
+    def work(
+        self, budget: float | None = None, between: Callable[[], None] | None = None
+    ) -> int:
+        """Hand over queued events in slices of SLICE until the backlog is
+        empty or `budget` seconds have passed; returns the events done.
+        `between` is called after each slice."""
+        now = time.monotonic
+        deadline = None if budget is None else now() + budget
+        q, done = self.backlog, 0
+        while q:
+            chunk, offsets = q[0]
+            n = self.slice
+            if len(offsets) > n:
+                part = offsets[:n]
+                q[0] = (chunk, offsets[n:])
+            else:
+                part = offsets
+                q.popleft()
+                self.backlog_bytes -= len(chunk)
+            t = now()
+            self.on_batch(chunk, part)
+            el = now() - t
+            done += len(part)
+            if len(part) == n and el > 0:
+                fit = int(n * SLICE_SECONDS / el)
+                self.slice = max(16, min(4096, (n + fit) // 2))
+            if between is not None:
+                between()
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        return done
+
     def run(
         self,
         duration: float | None = None,
         poll_timeout: float = 0.1,
         should_stop: Callable[[], bool] | None = None,
         on_tick: Callable[[], None] | None = None,
+        watch: Callable[[], None] | None = None,
     ) -> Summary:
         """Poll until SIGINT/SIGTERM (main thread only), `duration`,
-        `should_stop()` or `self.stop[0]`; then finish()."""
+        `should_stop()` or `self.stop[0]`; then finish(). `on_tick` runs once
+        per loop; `watch` after every ring read and every decoded slice (a
+        millisecond or two apart while busy: back-pressure)."""
         start = time.monotonic()
         deadline = start + duration if duration else None
         signals = (
@@ -195,7 +254,7 @@ class Session:
                 while not self.stop[0]:
                     if should_stop is not None and should_stop():
                         break
-                    timeout = poll_timeout
+                    timeout = 0.0 if self.backlog else poll_timeout
                     if self.audit is not None:
                         timeout = self.audit.timeout(timeout)
                     if deadline is not None:
@@ -203,7 +262,16 @@ class Session:
                         if left <= 0:
                             break
                         timeout = min(timeout, left)
-                    self.source.poll(self.on_batch, timeout)
+                    # Read the ring first, decode after: the ring is freed at
+                    # the speed of a copy, whatever decoding costs, and decoding
+                    # catches up from memory (the backlog) in short slices
+                    # between reads. Past max_backlog_bytes the ring is left to
+                    # fill: the kernel then counts what it cannot deliver.
+                    if self.backlog_bytes < self.max_backlog_bytes:
+                        self.source.poll(self.enqueue, timeout)
+                    if watch is not None:
+                        watch()
+                    self.work(WORK_BUDGET, watch)
                     self.audit_tick()
                     if on_tick is not None:
                         on_tick()
@@ -218,7 +286,8 @@ class Session:
         self.source.quiesce()
         time.sleep(0.02)
         with suppress(BrokenPipeError):
-            self.source.drain(self.on_batch)
+            self.source.drain(self.enqueue)
+            self.work()
         if self.audit is not None:
             # the records of the last denials may still be on their way
             with suppress(BrokenPipeError):

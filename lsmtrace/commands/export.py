@@ -129,9 +129,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="enable the kernel's BPF run-time statistics while running "
         "(BPF_ENABLE_STATS; costs a little on every BPF program of the host)",
     )
-    s.add_argument(
-        "--duration", type=float, metavar="SECONDS", help="stop after this long"
-    )
+    options.add_duration_arg(s)
     p.set_defaults(func=run)
 
 

@@ -61,7 +61,7 @@ def add_filter_args(
         g.add_argument("--denied", action="store_true", help="only denials")
 
 
-def add_backend_args(p: argparse.ArgumentParser) -> None:
+def add_backend_args(p: argparse.ArgumentParser, pages: int = 512) -> None:
     """--backend, --buffer-pages, --perf-buffer, shared by every live command."""
     p.add_argument(
         "--backend",
@@ -71,9 +71,9 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--buffer-pages",
         type=int,
-        default=512,
+        default=pages,
         metavar="N",
-        help="ring buffer size in 4 KiB pages, a power of two (default 512)",
+        help=f"ring buffer size in 4 KiB pages, a power of two (default {pages})",
     )
     p.add_argument(
         "--perf-buffer",
@@ -86,8 +86,9 @@ def add_live_args(
     p: argparse.ArgumentParser,
     title: str = "filters (applied in the kernel)",
     denied: bool = True,
+    pages: int = 512,
 ) -> None:
-    add_backend_args(p)
+    add_backend_args(p, pages)
     add_filter_args(p, title, denied)
     add_audit_args(p)
 
@@ -137,6 +138,25 @@ def audit_summary_line(s: Summary) -> str | None:
     from lsmtrace.auditlive import summary_text
 
     return summary_text(s.audit)
+
+
+def add_duration_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="stop after this long"
+    )
+
+
+def add_show_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """What is shown besides decisions: process events, quiet probes."""
+    p.add_argument(
+        "--proc-events", action="store_true", help="also print exec/fork/exit events"
+    )
+    p.add_argument(
+        "--quiet-probes",
+        action="store_true",
+        help="also show quiet capability probes (noaudit: the kernel asked "
+        "without enforcing; nothing was refused)",
+    )
 
 
 def check_duration(duration: float | None) -> None:

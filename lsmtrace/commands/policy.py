@@ -101,7 +101,7 @@ def _usage(p: argparse.ArgumentParser) -> int:
 
 def generate(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from lsmtrace.policy import generate as render
-    from lsmtrace.policy import load_access_set
+    from lsmtrace.policy import load_access_set, messages
 
     if args.output and not args.force and os.path.lexists(args.output):
         raise UsageError(
@@ -126,7 +126,9 @@ def generate(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 "no recorded program matches --program",
                 hint="run `lsmtrace policy diff` or replay to see the names",
             )
-    text = render(args.target, aset, name=args.name)
+    text = render(args.target, aset, name=args.name, filename=args.output)
+    for m in messages(args.target, aset):
+        print(m, file=sys.stderr)
     if args.output:
         with open(args.output, "w") as f:
             f.write(text)
@@ -164,6 +166,8 @@ def check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     )
     for w in aset.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    for ln in aset.unplaced_lines():
+        print(f"warning: not checked (no path): {ln}", file=sys.stderr)
     result = check_policy(args.policy, aset, target=args.target)
     lines: list[str] = []
     if args.json:
@@ -187,11 +191,12 @@ def check(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def diff(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from lsmtrace.output import escape, json_text
     from lsmtrace.policy import load_access_set
+    from lsmtrace.policy.generalise import generalised_set
     from lsmtrace.policy.model import Access
 
     out = out or sys.stdout
-    a = set(load_access_set([args.a], accept_lossy=args.accept_lossy).flat())
-    b = set(load_access_set([args.b], accept_lossy=args.accept_lossy).flat())
+    a = generalised_set(load_access_set([args.a], accept_lossy=args.accept_lossy))
+    b = generalised_set(load_access_set([args.b], accept_lossy=args.accept_lossy))
 
     def key(x: Access) -> tuple[str, str, str, str]:
         return (x.program, x.kind, x.what, x.access)

@@ -30,14 +30,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--denied", action="store_true", help="only denials")
     p.add_argument("--pid", type=int, help="only this process (tgid)")
     p.add_argument("--comm", help="only this command name")
-    p.add_argument(
-        "--quiet-probes",
-        action="store_true",
-        help="also show quiet capability probes (noaudit)",
-    )
-    p.add_argument(
-        "--proc-events", action="store_true", help="also print exec/fork/exit events"
-    )
+    options.add_show_args(p)
     options.add_width_arg(p)
     p.add_argument("--no-header", action="store_true", help="no column header")
     p.set_defaults(func=run)

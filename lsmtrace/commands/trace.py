@@ -48,19 +48,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="print each denial with its process ancestry and container/unit",
     )
-    w.add_argument(
-        "--proc-events", action="store_true", help="also print exec/fork/exit events"
-    )
+    options.add_show_args(w)
     w.add_argument(
         "--no-enrich",
         action="store_true",
         help="JSON without exe, cmdline, user, ancestors, container, unit",
-    )
-    t.add_argument(
-        "--quiet-probes",
-        action="store_true",
-        help="also show quiet capability probes (noaudit: the kernel asked "
-        "without enforcing; nothing was refused)",
     )
     t.add_argument(
         "--count",
@@ -68,9 +60,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="count in the kernel only (no event stream); print the "
         "counts per hook, verdict, errno and LSM at exit",
     )
-    t.add_argument(
-        "--duration", type=float, metavar="SECONDS", help="stop after this long"
-    )
+    options.add_duration_arg(t)
     options.add_width_arg(t)
     t.add_argument(
         "--discard",
@@ -165,7 +155,7 @@ def _run(
             if not evs:
                 return
             if args.json:
-                text = "".join(output.json_text(d) + "\n" for d in evs)
+                text = output.json_lines(evs).decode("ascii")
             elif tree:
                 lines: list[str] = []
                 for d in evs:

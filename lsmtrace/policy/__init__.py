@@ -61,28 +61,44 @@ def _stamp(target: str, text: str, warnings: list[str]) -> str:
     return head + text
 
 
-def generate(target: str, aset: AccessSet, name: str | None = None) -> str:
-    return _stamp(target, _render(target, aset, name), aset.warnings)
+def generate(target: str, aset: AccessSet, name: str | None = None,
+             filename: str | None = None) -> str:  # fmt: skip
+    """The policy text. `filename` is where it will be written: the build and
+    load instructions in it name that file (else THIS_FILE)."""
+    return _stamp(target, _render(target, aset, name, filename), aset.warnings)
 
 
-def _render(target: str, aset: AccessSet, name: str | None = None) -> str:
+def _render(target: str, aset: AccessSet, name: str | None, filename: str | None) -> str:
     if target == "landlock":
         from lsmtrace.policy import landlock
 
-        return landlock.render(aset, name)
+        return landlock.render(aset, name, filename)
     if target == "apparmor":
         from lsmtrace.policy import apparmor
 
-        return apparmor.render(aset, name)
+        return apparmor.render(aset, name, filename)
     if target == "selinux":
         from lsmtrace.policy.selinux import render as selinux_render
 
-        return selinux_render(aset, name)
+        return selinux_render(aset, name, filename)
     if target == "tomoyo":
         from lsmtrace.policy import tomoyo
 
-        return tomoyo.render(aset, name)
+        return tomoyo.render(aset, name, filename)
     raise UsageError(f"unknown target {target!r}", hint=f"one of: {', '.join(TARGETS)}")
+
+
+def messages(target: str, aset: AccessSet) -> list[str]:
+    """What `generate` tells on stderr besides the policy: the names that got
+    no rule (warnings), the capabilities not granted and why temporary files
+    are granted the way they are (notes). The policy says the same in comments."""
+    out = [f"warning: no rule for {ln}" for ln in aset.unplaced_lines()]
+    out += [f"note: not granted: {ln}" for ln in aset.quiet_cap_lines()]
+    if target == "landlock":
+        from lsmtrace.policy import landlock
+
+        out += [f"note: {n}" for n in landlock.temp_notes(aset)]
+    return out
 
 
 def guess_target(text: str) -> str:
@@ -128,4 +144,5 @@ __all__ = [
     "check",
     "generate",
     "load_access_set",
+    "messages",
 ]

@@ -4,10 +4,18 @@ Landlock has no globbing: a rule grants rights beneath one existing file or
 directory. So every path is exact, except where the access itself needs the
 parent directory (creating, removing, renaming, linking: the MAKE_*/REMOVE_*
 rights live on the directory), or the workload created a file or directory
-under a random temp name (it will not exist next run: the temp directory is
-granted, widened on purpose, and said so in `why`).
+under a random temp name (it will not exist next run). Such names directly
+under /tmp (mktemp, Python's tempfile: the programs honour TMPDIR) go to
+`private_tmp`: the sandbox makes a new directory under /tmp for each run,
+points TMPDIR at it and grants their rights beneath it only, never on all of
+/tmp. Random names elsewhere get the narrowest existing directory above the
+random component; `why` and `temp_notes()` say so.
 /proc/<own pid>/... becomes /proc/self/... (the sandbox execs the command in
 its own process, so "self" is the same process).
+
+The ruleset restricts the command and everything it runs (a Landlock domain is
+inherited across fork and exec): one ruleset covers a whole exec chain, the
+wrappers, shims and interpreters with the program they start.
 
 Landlock ignores mmap, chmod/chown, capabilities, signals and UDP: those
 accesses are "not mediated" here (always allowed) — docs/policy.md.
@@ -17,6 +25,7 @@ File format (docs/policy.md):
    "handled_access_fs": [...], "handled_access_net": [...],
    "rules": [{"path": "/etc/x", "access": ["read_file"], "why": [...]}],
    "net_rules": [{"port": 443, "access": ["connect_tcp"], "why": [...]}],
+   "private_tmp": {"under": "/tmp", "access": [...], "why": [...]},
    "exec_interpreters": true}
 """
 
@@ -24,12 +33,14 @@ from __future__ import annotations
 
 import json
 import posixpath
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from lsmtrace.errors import LsmtraceError
-from lsmtrace.policy.model import Access, AccessSet, Program, proc_pid_rest, temp_glob
+from lsmtrace.policy.generalise import proc_pid_rest, temp_stable_dir
+from lsmtrace.policy.model import Access, AccessSet, Program, shell_word
 
 FORMAT = 1
 FS_RIGHTS = ("execute", "write_file", "read_file", "read_dir", "remove_dir",
@@ -87,6 +98,19 @@ def landlock_path(prog: Program, path: str) -> tuple[str, str | None]:
     return path, None
 
 
+PRIVATE_TMP_UNDER = "/tmp"
+PRIVATE = "tmpdir:"  # Requirement.path of what goes to private_tmp
+
+
+def _random_root(path: str) -> str | None:
+    """The path down to its first random component below a temp directory."""
+    stable = temp_stable_dir(path)
+    if stable is None:
+        return None
+    rest = path[len(stable):].lstrip("/")
+    return stable.rstrip("/") + "/" + rest.split("/", 1)[0]
+
+
 def requirements(aset: AccessSet) -> list[Requirement]:
     """What each recorded access needs from a Landlock ruleset."""
     out: list[Requirement] = []
@@ -98,13 +122,12 @@ def requirements(aset: AccessSet) -> list[Requirement]:
             path, _ = landlock_path(prog, raw)
             accs = prog.files[raw]
             created = "create" in accs and not path.startswith("/dev/")
-            tg = temp_glob(path)
-            if tg is not None:
-                # widen only what the workload itself created under a random
-                # name (it will not exist next run); existing files stay exact
-                comp = path[: len(path) - len(tg[1])]
-                if not (created_paths & {comp, path}):
-                    tg = None
+            root = _random_root(path)
+            if root is not None and not any(c == root or c.startswith(root + "/")
+                                            for c in created_paths):  # fmt: skip
+                # a random-looking name the workload did not create: it
+                # existed before the run, so it is named exactly
+                root = None
             for acc in sorted(accs):
                 a = Access(name, "file", raw, acc)
                 if acc in NOT_MEDIATED or acc not in FILE_MAP:
@@ -114,10 +137,12 @@ def requirements(aset: AccessSet) -> list[Requirement]:
                 on_parent, rights = FILE_MAP[acc]
                 target = path
                 why = f"{acc} {path} by {name}"
-                if tg is not None:
-                    # random temp name: the temp directory, widened on purpose
-                    target = posixpath.dirname(tg[0] + "x")
-                    why += " (random temp name: its directory)"
+                if root is not None and posixpath.dirname(root) == PRIVATE_TMP_UNDER:
+                    target = PRIVATE + PRIVATE_TMP_UNDER
+                    why += " (random temp name: the per-run private TMPDIR)"
+                elif root is not None:
+                    target = posixpath.dirname(root)
+                    why += " (random temp name: the directory above it)"
                 elif on_parent or (created and not on_parent):
                     # a file the program creates does not exist yet: every file
                     # right it uses must be granted beneath its directory
@@ -144,34 +169,73 @@ def requirements(aset: AccessSet) -> list[Requirement]:
     return out
 
 
-def render(aset: AccessSet, name: str | None = None) -> str:
+def temp_notes(aset: AccessSet) -> list[str]:
+    """Why temporary files are granted the way they are (stderr and comment)."""
+    reqs = requirements(aset)
+    notes = []
+    if any(r.path.startswith(PRIVATE) for r in reqs):
+        notes.append(
+            "random temporary names directly under /tmp (mktemp, tempfile) are "
+            "granted in private_tmp: Landlock has no patterns and a rule on /tmp "
+            "would grant all of /tmp, so `lsmtrace sandbox` makes a new directory "
+            "under /tmp for each run, points TMPDIR at it and grants them there "
+            "only (a program that ignores TMPDIR is then denied)"
+        )
+    parents = sorted({r.path for r in reqs if "(random temp name: the directory" in r.why})
+    if parents:
+        notes.append(
+            "random temporary names elsewhere are granted beneath the narrowest "
+            "existing directory above them (Landlock cannot name a file that does "
+            "not exist yet): " + ", ".join(parents)
+        )
+    return notes
+
+
+def _listed(why: set[str]) -> list[str]:
+    return sorted(why)[:5] + ([f"... {len(why) - 5} more"] if len(why) > 5 else [])
+
+
+def render(aset: AccessSet, name: str | None = None, filename: str | None = None) -> str:
     rules: dict[str, Rule] = {}
     ports: dict[int, Rule] = {}
+    private = Rule(PRIVATE_TMP_UNDER)
     for r in requirements(aset):
         if r.path.startswith("port:"):
             port = int(r.path[5:])
             rule = ports.setdefault(port, Rule(r.path))
+        elif r.path.startswith(PRIVATE):
+            rule = private
         else:
             rule = rules.setdefault(r.path, Rule(r.path))
         rule.access.update(r.rights)
         rule.why.add(r.why)
+    comment = [
+        "Generated by lsmtrace policy generate --target landlock from: "
+        + ", ".join(aset.sources),
+        "Everything in handled_access_* is denied unless a rule grants it; "
+        "the sandbox masks rights the running kernel's ABI lacks.",
+        "Paths are exact (Landlock cannot glob); a created or removed file's "
+        "rights are granted beneath its directory.",
+        "The ruleset restricts the command and everything it runs (inherited "
+        f"across fork and exec): one ruleset for the whole exec chain "
+        f"({len(aset.programs)} program(s)).",
+    ]
+    for cmd in aset.commands:
+        comment.append(f"Run: lsmtrace sandbox --policy {shell_word(filename)} -- "
+                       + shlex.join(cmd))
+    comment += temp_notes(aset)
+    comment += [f"No rule (the name could not be placed): {ln}"
+                for ln in aset.unplaced_lines()]  # fmt: skip
     doc: dict[str, Any] = {
         "lsmtrace_landlock": FORMAT,
         "name": name or "lsmtrace",
-        "comment": [
-            "Generated by lsmtrace policy generate --target landlock from: "
-            + ", ".join(aset.sources),
-            "Everything in handled_access_* is denied unless a rule grants it; "
-            "the sandbox masks rights the running kernel's ABI lacks.",
-            "Paths are exact (Landlock cannot glob); a created or removed file's "
-            "rights are granted beneath its directory.",
-        ],
+        "comment": comment,
         "handled_access_fs": list(FS_RIGHTS),
         "handled_access_net": list(NET_RIGHTS),
         "exec_interpreters": True,
         "rules": [
             {"path": p, "access": sorted(r.access, key=FS_RIGHTS.index),
-             "why": sorted(r.why)[:5] + ([f"... {len(r.why) - 5} more"] if len(r.why) > 5 else [])}
+             "why": _listed(r.why)}
             for p, r in sorted(rules.items())
         ],
         "net_rules": [
@@ -179,10 +243,10 @@ def render(aset: AccessSet, name: str | None = None) -> str:
             for p, r in sorted(ports.items())
         ],
     }  # fmt: skip
-    if aset.unresolved:
-        doc["comment"].append(
-            f"{len(aset.unresolved)} relative path(s) could not be resolved and have no rule"
-        )
+    if private.access:
+        doc["private_tmp"] = {"under": PRIVATE_TMP_UNDER,
+                              "access": sorted(private.access, key=FS_RIGHTS.index),
+                              "why": _listed(private.why)}  # fmt: skip
     return json.dumps(doc, indent=1, ensure_ascii=True) + "\n"
 
 
@@ -219,12 +283,28 @@ def parse(text: str, path: str = "policy") -> dict[str, Any]:
             raise PolicyFormatError(
                 f"{path}: a net rule needs an integer 'port': {r!r}"
             )
+    pt = doc.get("private_tmp")
+    if pt is not None:
+        if not isinstance(pt, dict) or not str(pt.get("under", "")).startswith("/"):
+            raise PolicyFormatError(f"{path}: private_tmp needs an absolute 'under': {pt!r}")
+        bad = [x for x in pt.get("access", []) if x not in FS_RIGHTS]
+        if bad:
+            raise PolicyFormatError(f"{path}: unknown right(s) {bad} in private_tmp")
     return doc
 
 
 def beneath(rule_path: str, path: str) -> bool:
     rp = rule_path.rstrip("/") or "/"
     return path == rp or rp == "/" or path.startswith(rp + "/")
+
+
+def _grants(rule_path: str, path: str) -> bool:
+    if path.startswith(PRIVATE):
+        # the private TMPDIR lies under its parent: a rule there covers it too
+        under = path[len(PRIVATE):]
+        return rule_path == path or (not rule_path.startswith(PRIVATE)
+                                     and beneath(rule_path, under))  # fmt: skip
+    return not rule_path.startswith(PRIVATE) and beneath(rule_path, path)
 
 
 @dataclass
@@ -238,6 +318,10 @@ def check(doc: dict[str, Any], aset: AccessSet) -> CheckResult:
     handled_fs = set(doc.get("handled_access_fs", []))
     handled_net = set(doc.get("handled_access_net", []))
     rules = [(str(r["path"]), set(r.get("access", []))) for r in doc.get("rules", [])]
+    pt = doc.get("private_tmp") or {}
+    if pt:
+        # what goes to the private TMPDIR is granted there, nowhere else
+        rules.append((PRIVATE + str(pt["under"]), set(pt.get("access", []))))
     ports = {int(r["port"]): set(r.get("access", [])) for r in doc.get("net_rules", [])}
     used: set[tuple[str, str]] = set()
     res = CheckResult()
@@ -255,9 +339,7 @@ def check(doc: dict[str, Any], aset: AccessSet) -> CheckResult:
                 continue
             if right not in handled_fs:
                 continue
-            granting = [
-                rp for rp, acc in rules if right in acc and beneath(rp, req.path)
-            ]
+            granting = [rp for rp, acc in rules if right in acc and _grants(rp, req.path)]
             if granting:
                 used.update((g, right) for g in granting)
             else:

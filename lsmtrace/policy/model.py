@@ -7,19 +7,37 @@ program (the executable when an exec was seen, else `comm:<name>`):
   files     path -> accesses (read, write, append, create, truncate, exec,
             mmap_exec, readdir, unlink, rmdir, mkdir, rename_src, rename_dst,
             link, symlink, mknod, chmod, chown)
-  caps      capability names used (allowed checks)
+  caps      capability names used (allowed checks the kernel enforced)
   network   (op, family, type, port)
   signals   (signal name, "self"|"other")
   ptrace    ("trace"|"read", "self"|"other")
+  execs     program -> how it was started from this one: "child" (a forked
+            child exec'd it) or "replace" (this process exec'd it without
+            forking: a wrapper, shim or script handing over)
+
+and for the whole set: the roots (programs started from outside the
+recording: the recorded command), the exec chains from a root (TOMOYO names a
+domain by its chain), and the names it could not place.
 
 Only decisions that were allowed count (the policy must grant what the workload
 needed); `include_denied=True` also takes denials (complain-mode learning).
 Failures that are not decisions (ENOENT...) never count.
 
-Relative paths are resolved against the recording's `cwd` (header); paths that
-cannot be resolved are listed in `unresolved`. Paths are normalised lexically
-(`os.path.normpath`): symlinks are not resolved (that would depend on the host
-reading the recording).
+A path is never invented: `exact` and `joined` paths (the event's `path_kind`)
+are used as they are; a name as the program gave it is used only when it is
+absolute; a relative one (its directory is not in the event) or one with `..`
+(a symlink would make a lexical guess wrong) becomes an `unplaced` entry, which
+the renderers report as a comment and the command as a warning — never a rule.
+Recordings made before `path_kind` existed are read the same way (absolute
+names only). Symlinks are not resolved: that would depend on the host reading
+the recording.
+
+Capabilities count only on evidence of a check the kernel enforced
+(`cap_use()`): never a quiet probe (`noaudit`, or CAP_OPT_NOAUDIT in the hook's
+`opts` on the fexit/kprobe rungs); on the tracepoint rung, never CAP_SYS_ADMIN
+inside the syscalls where the kernel's memory accounting asks for it without
+enforcing (and, in recordings older than the `noaudit` field, not inside
+fork/clone either, where that probe and a real namespace check look alike).
 """
 
 from __future__ import annotations
@@ -45,15 +63,30 @@ FILE_ACCESSES = ("read", "write", "append", "create", "truncate", "exec", "mmap_
                  "readdir", "unlink", "rmdir", "mkdir", "rename_src", "rename_dst",
                  "link", "symlink", "mknod", "chmod", "chown")  # fmt: skip
 
+# include/linux/security.h: the capability hook's opts bit for a check that is
+# not to be audited (a probe: nothing is refused when it fails)
+CAP_OPT_NOAUDIT = 2
+# rungs whose capable events carry the hook's real opts (the tracepoint's
+# cap_capable has none: its opts field is always 0)
+OPTS_RUNGS = frozenset({"fexit", "kprobe"})
 # A CAP_SYS_ADMIN check inside these syscalls is the kernel's memory accounting
-# (cap_vm_enough_memory, CAP_OPT_NOAUDIT), not a use of the capability.
-ACCOUNTING_SYSCALLS = frozenset(
-    {"mmap", "mprotect", "brk", "execve", "execveat", "mremap"}
-)
+# (__vm_enough_memory -> cap_vm_enough_memory, CAP_OPT_NOAUDIT: may the task dip
+# into the admin reserve?), never an enforced check.
+ACCOUNTING_SYSCALLS = frozenset({"mmap", "mmap2", "mprotect", "brk", "mremap",
+                                 "execve", "execveat", "shmget", "shmat"})  # fmt: skip
+# ... and inside these (dup_mmap accounts the child's memory the same way), but
+# a namespace flag of clone also checks CAP_SYS_ADMIN, for real: only a
+# recording that classifies probes (`noaudit`) tells the two apart.
+FORK_SYSCALLS = frozenset({"clone", "clone3", "fork", "vfork"})
 
 OPEN_SYSCALLS = frozenset(
     {"sys_open", "sys_openat", "sys_openat2", "sys_creat", "file_open"}
 )
+# hooks that name the file being executed (the exact path on the hook rungs):
+# the first of an execve is the program, the later ones its #! interpreters
+BPRM_HOOKS = frozenset({"bprm_check_security", "bprm_creds_for_exec"})
+# an exec chain longer than this is cut (TOMOYO domain names grow with it)
+CHAIN_MAX = 16
 
 
 @dataclass(frozen=True, order=True)
@@ -78,6 +111,15 @@ class Program:
     # renderers turn these into @{pid} / self
     own_proc: set[str] = field(default_factory=set)
     inferred: set[str] = field(default_factory=set)  # "path access" guessed (mmap fd)
+    # programs this one exec'd -> {"child", "replace"}
+    execs: dict[str, set[str]] = field(default_factory=dict)
+    # the #! interpreters the kernel ran for it (argv, or the bprm hooks)
+    interpreters: set[str] = field(default_factory=set)
+    # it read its own file after the exec: an interpreted script
+    reads_self: bool = False
+    # the executable's exact path (a bprm hook's dentry), when the recording
+    # has it and it differs from the exec'd name (a symlink, merged /usr)
+    exact_exe: str | None = None
 
     def add_file(self, path: str, access: str) -> None:
         self.files.setdefault(path, set()).add(access)
@@ -96,10 +138,20 @@ class Access:
         return f"{self.program}: {self.kind} {self.what} {self.access}".rstrip()
 
 
+@dataclass(frozen=True, order=True)
+class Unplaced:
+    """A name the model could not turn into a path (no rule is made for it)."""
+
+    program: str
+    name: str
+    why: str
+
+
 @dataclass
 class AccessSet:
     programs: dict[str, Program] = field(default_factory=dict)
-    unresolved: set[str] = field(default_factory=set)
+    # names that could not be placed -> the accesses they were for
+    unplaced: dict[Unplaced, set[str]] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
     events: int = 0
     used: int = 0
@@ -110,6 +162,14 @@ class AccessSet:
     # what is wrong with the evidence (lost events, a cut recording), when the
     # user accepted it (--accept-lossy); stamped into the generated policy
     warnings: list[str] = field(default_factory=list)
+    # programs started from outside the recording (the recorded command)
+    roots: set[str] = field(default_factory=set)
+    # exec chains from a root: (root, program it ran, ...)
+    chains: set[tuple[str, ...]] = field(default_factory=set)
+    # capabilities seen but not granted: (program, capability) -> why
+    quiet_caps: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    # the recorded commands (headers' argv), for the run instructions
+    commands: list[list[str]] = field(default_factory=list)
 
     def program(self, name: str, exe: str | None) -> Program:
         p = self.programs.get(name)
@@ -143,6 +203,35 @@ class AccessSet:
             out += [Access(name, "ptrace", t, m) for m, t in sorted(p.ptrace)]
         return out
 
+    def unplaced_lines(self) -> list[str]:
+        """One line per name that got no rule, for comments and warnings."""
+        return [f"{u.name} ({', '.join(sorted(acc))}) by {u.program}: {u.why}"
+                for u, acc in sorted(self.unplaced.items())]  # fmt: skip
+
+    def quiet_cap_lines(self) -> list[str]:
+        """The capabilities of the set's programs that were seen and not
+        granted, and why: one line per program and capability for what was
+        decided by the syscall it came in (a heuristic, so it is shown); one
+        line in all for the probes the kernel marked quiet itself."""
+        out = []
+        marked: dict[str, int] = {}
+        for (prog, cap), whys in sorted(self.quiet_caps.items()):
+            if prog not in self.programs or cap in self.programs[prog].caps:
+                continue
+            by_reason: dict[str, list[str]] = {}
+            for why in sorted(whys):
+                reason, _, syscall = why.partition(":")
+                by_reason.setdefault(reason, []).append(syscall)
+            for reason, calls in sorted(by_reason.items()):
+                if reason == MARKED:
+                    marked[cap] = marked.get(cap, 0) + 1
+                else:
+                    text = QUIET_REASONS[reason].format(", ".join(c for c in calls if c))
+                    out.append(f"{cap} by {prog}: {text}")
+        out += [f"{cap}: the kernel marked its checks quiet probes (noaudit) in {n} "
+                "program(s); never a use" for cap, n in sorted(marked.items())]  # fmt: skip
+        return out
+
     def to_json(self) -> str:
         progs = []
         for name in sorted(self.programs):
@@ -154,9 +243,51 @@ class AccessSet:
                 "network": [net_text(n) for n in sorted(p.network, key=_net_key)],
                 "signals": [list(s) for s in sorted(p.signals)],
                 "ptrace": [list(t) for t in sorted(p.ptrace)],
+                "execs": {k: sorted(v) for k, v in sorted(p.execs.items())},
+                "interpreters": sorted(p.interpreters),
             })  # fmt: skip
-        return json.dumps({"programs": progs, "unresolved": sorted(self.unresolved)},
+        return json.dumps({"programs": progs, "roots": sorted(self.roots),
+                           "chains": sorted(self.chains),
+                           "unplaced": self.unplaced_lines()},
                           indent=1, ensure_ascii=True)  # fmt: skip
+
+
+def comment_safe(s: str) -> str:
+    """Text for a one-line `#` comment: `\\`, control characters and non-ASCII
+    bytes as octal `\\NNN` (a newline cannot end the comment); the rest as is."""
+    out = []
+    for b in s.encode("utf-8", "surrogateescape"):
+        if b == 0x5C:
+            out.append("\\\\")
+        elif 0x20 <= b < 0x7F:
+            out.append(chr(b))
+        else:
+            out.append(f"\\{b:03o}")
+    return "".join(out)
+
+
+def comment_block(title: str, lines: list[str], indent: str = "   ",
+                  limit: int = 20) -> list[str]:  # fmt: skip
+    """`# title:` and the lines under it, comment-safe, at most `limit`."""
+    if not lines:
+        return []
+    out = [f"# {title}:"]
+    out += [f"#{indent}{comment_safe(ln)}" for ln in lines[:limit]]
+    if len(lines) > limit:
+        out.append(f"#{indent}... {len(lines) - limit} more")
+    return out
+
+
+def shell_word(filename: str | None) -> str:
+    """The policy file's name for the instructions written into it: quoted
+    for the shell, or THIS_FILE when there is none or it is not printable
+    ASCII (a comment must stay one line)."""
+    import shlex
+
+    if not filename:
+        return "THIS_FILE"
+    q = shlex.quote(filename)
+    return q if all(0x20 <= ord(c) < 0x7F for c in q) else "THIS_FILE"
 
 
 def _net_key(n: NetAccess) -> tuple[str, str, str, int]:
@@ -187,18 +318,25 @@ def _int(v: Any, default: int = 0) -> int:
     return default
 
 
-def resolve(path: str, cwd: str | None) -> str | None:
-    """Absolute, lexically normalised path; None when relative and no cwd."""
+RELATIVE = "a relative name; the directory it is relative to is not in the recording"
+DOTDOT = "contains '..' (resolving it lexically could name another file)"
+
+
+def place(path: str, kind: str | None = None) -> tuple[str | None, str | None]:
+    """(absolute path, None), or (None, why) for a name that cannot be placed.
+
+    `kind` is the event's `path_kind`: `exact` and `joined` paths are used as
+    they are (only `//` and `/./` collapsed); `as_given` and recordings
+    without the field: absolute names only. Never joins a relative name with
+    any directory."""
     if not path:
-        return None
+        return None, None
     if not path.startswith("/"):
-        if not cwd or not cwd.startswith("/"):
-            return None
-        path = posixpath.join(cwd, path)
-    norm = posixpath.normpath(path)
-    if norm.startswith("//"):
-        norm = "/" + norm.lstrip("/")
-    return norm
+        return None, RELATIVE
+    parts = [c for c in path.split("/") if c not in ("", ".")]
+    if ".." in parts and kind != "exact":
+        return None, DOTDOT
+    return "/" + "/".join(parts), None
 
 
 FILE_CLASSES = frozenset({"file", "dir", "lnk_file", "chr_file", "blk_file", "sock_file",
@@ -206,11 +344,68 @@ FILE_CLASSES = frozenset({"file", "dir", "lnk_file", "chr_file", "blk_file", "so
 
 
 class _Proc:
-    __slots__ = ("exe", "last_open")
+    __slots__ = ("bprm", "chain", "exe", "last_open", "via")
 
-    def __init__(self, exe: str | None) -> None:
+    def __init__(self, exe: str | None, chain: tuple[str, ...] = (),
+                 via: str | None = None) -> None:  # fmt: skip
         self.exe = exe
         self.last_open: str | None = None
+        # how it got its program: "exec" (it exec'd it), "fork" (inherited)
+        self.via = via
+        self.chain = chain
+        self.bprm: list[str] = []  # exact paths of the exec in progress
+
+
+def classifies_probes(events: Iterable[Mapping[str, Any]]) -> bool:
+    """True when the recording comes from a tracer that marks quiet probes
+    (`noaudit`) and path kinds: then a capable event without `noaudit` is an
+    enforced check."""
+    for ev in events:
+        if "noaudit" in ev:
+            return True
+        obj = ev.get("object")
+        if isinstance(obj, Mapping) and "path_kind" in obj:
+            return True
+    return False
+
+
+MARKED = "marked"
+QUIET_REASONS = {
+    "accounting": "the kernel's memory-accounting probe, never enforced (in {})",
+    "fork": "in {}: the kernel's memory-accounting probe or a namespace check, "
+            "which a recording without the noaudit field cannot tell apart; not "
+            "granted (record again with a current lsmtrace, or grant it by hand)",
+}  # fmt: skip
+
+
+def cap_use(ev: Mapping[str, Any], obj: Mapping[str, Any], classified: bool) -> str | None:
+    """None when a capable event is evidence of an enforced check (a use of
+    the capability); else why it is not, as `reason:syscall` (QUIET_REASONS;
+    `marked`: the kernel said so, `noaudit` or the hook's CAP_OPT_NOAUDIT)."""
+    cap = obj.get("cap_name")
+    if ev.get("noaudit") is True:
+        return MARKED + ":"
+    opts = obj.get("opts")
+    if ev.get("rung") in OPTS_RUNGS and isinstance(opts, int):
+        return MARKED + ":" if opts & CAP_OPT_NOAUDIT else None
+    syscall = ev.get("syscall")
+    if cap == "CAP_SYS_ADMIN" and syscall in ACCOUNTING_SYSCALLS:
+        return f"accounting:{syscall}"
+    if cap == "CAP_SYS_ADMIN" and syscall in FORK_SYSCALLS and not classified:
+        return f"fork:{syscall}"
+    return None
+
+
+def _interpreter_from_argv(filename: str, argv: Any) -> str | None:
+    """A #! script's interpreter from the exec's argv as the kernel rewrote it
+    (`[interpreter, (arg,) script, ...]`), when the argv shows it."""
+    if not isinstance(argv, list) or len(argv) < 2 or not all(isinstance(a, str)
+                                                              for a in argv):  # fmt: skip
+        return None
+    first = argv[0]
+    if first.startswith("/") and first != filename and filename in argv[1:3]:
+        return place(first)[0]
+    return None
 
 
 class Builder:
@@ -220,7 +415,7 @@ class Builder:
         self.include_denied = include_denied
         self.access_set = AccessSet()
         self.procs: dict[int, _Proc] = {}
-        self.cwd: str | None = None
+        self.classified = False
         # thread -> (tclass, target type) of the AVCs audited since its last
         # decision: the AVC is emitted inside the hook, before the decision's event
         self.avcs: dict[int, list[tuple[str, str]]] = {}
@@ -228,21 +423,32 @@ class Builder:
 
     def add_recording(self, header: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
                       source: str = "") -> None:  # fmt: skip
-        self.cwd = header.get("cwd") if isinstance(header.get("cwd"), str) else None
         self.procs = {}
         self.avcs = {}
         if source:
             self.access_set.sources.append(source)
+        cmd = header.get("command")
+        known = self.access_set.commands
+        if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd) \
+                and cmd not in known:  # fmt: skip
+            known.append(list(cmd))
         ordered = sorted(events, key=lambda e: _int(e.get("ts_ns")))
+        self.classified = classifies_probes(ordered)
         for ev in ordered:
             self.add(ev)
+        for tgid in sorted(self.procs):
+            self._flush_bprm(self.procs[tgid], None)
 
     def _proc(self, ev: Mapping[str, Any]) -> _Proc:
         tgid = _int(ev.get("tgid"))
         p = self.procs.get(tgid)
         if p is None:
             parent = self.procs.get(_int(ev.get("ppid")))
-            p = self.procs[tgid] = _Proc(parent.exe if parent else None)
+            if parent is not None:
+                p = _Proc(parent.exe, parent.chain, "fork")
+            else:
+                p = _Proc(None)
+            self.procs[tgid] = p
         return p
 
     def add(self, ev: Mapping[str, Any]) -> None:
@@ -256,7 +462,7 @@ class Builder:
         if kind == "fork":
             child = _int(obj.get("child_pid"))
             if child:
-                self.procs[child] = _Proc(proc.exe)
+                self.procs[child] = _Proc(proc.exe, proc.chain, "fork")
             return
         if kind == "exit":
             return
@@ -267,17 +473,17 @@ class Builder:
                     (str(obj["tclass"]), tcontext[2]))
             return
         if kind == "exec":
-            exe = resolve(str(obj.get("filename", "")), self.cwd)
-            if exe:
-                # the exec right belongs to the program that called execve; the
-                # recorded command's own first exec (by lsmtrace's child) to itself
-                if proc.exe is None:
-                    proc.exe = exe
-                self._prog(ev, proc).add_file(exe, "exec")
-                proc.exe = exe
-                proc.last_open = None
-                s.used += 1
+            self._exec(ev, obj, proc)
             return
+        if hook in BPRM_HOOKS and ev.get("verdict") == "allow":
+            # the exec's file (and interpreters): sorted out at its exec event
+            path = self._path(ev, obj.get("path"), obj.get("path_kind"), "exec")
+            if path and (not proc.bprm or proc.bprm[-1] != path):
+                proc.bprm.append(path)
+            s.used += 1
+            return
+        if proc.bprm and ev.get("syscall") not in ("execve", "execveat"):
+            self._flush_bprm(proc, ev)  # that execve is over and exec'd nothing
         # this decision's AVCs, consumed even when the decision is not used
         self._avcs = self.avcs.pop(_int(ev.get("pid")), [])
         verdict = ev.get("verdict")
@@ -288,6 +494,70 @@ class Builder:
         if self._decision(ev, kind, hook, obj, proc):
             s.used += 1
 
+    def _flush_bprm(self, proc: _Proc, ev: Mapping[str, Any] | None) -> None:
+        """bprm hook paths of an exec that never completed (no exec event):
+        the caller needed exec on them all the same."""
+        pending, proc.bprm = proc.bprm, []
+        if ev is not None and proc.exe is not None:
+            prog = self._prog(ev, proc)
+            for path in pending[:1]:
+                prog.add_file(path, "exec")
+
+    def _exec(self, ev: Mapping[str, Any], obj: Mapping[str, Any], proc: _Proc) -> None:
+        s = self.access_set
+        pending, proc.bprm = proc.bprm, []
+        raw = obj.get("filename")
+        exe, why = place(str(raw or ""), None)
+        if exe is None:
+            if why and isinstance(raw, str):
+                name = proc.exe or f"comm:{ev.get('comm', '')}"
+                s.unplaced.setdefault(Unplaced(name, raw, why), set()).add("exec")
+            # its program is unknown: what it does is its comm's
+            proc.exe, proc.via, proc.chain, proc.last_open = None, "exec", (), None
+            return
+        caller = proc.exe
+        if caller is None:
+            # started from outside the recording (lsmtrace's child for the
+            # recorded command): a root, whose own exec is its own
+            s.roots.add(exe)
+            chain: tuple[str, ...] = (exe,)
+            self._prog_named(ev, exe).add_file(exe, "exec")
+        else:
+            how = "replace" if proc.via == "exec" else "child"
+            prog = self._prog(ev, proc)
+            prog.add_file(exe, "exec")
+            if exe != caller:
+                prog.execs.setdefault(exe, set()).add(how)
+            # a program re-exec'ing itself stays in its domain
+            same = bool(proc.chain) and exe == proc.chain[-1]
+            chain = (proc.chain if same else (*proc.chain, exe))[-CHAIN_MAX:]
+        s.chains.add(chain)
+        proc.exe, proc.via, proc.chain, proc.last_open = exe, "exec", chain, None
+        new = self._prog_named(ev, exe)
+        exact = place(str(obj.get("path") or ""), "exact")[0]
+        if obj.get("path_kind") == "exact" and exact and exact != exe:
+            new.exact_exe = exact
+        elif pending:
+            if pending[0] != exe:
+                new.exact_exe = pending[0]
+            new.interpreters.update(p for p in pending[1:] if p != pending[0])
+        interp = _interpreter_from_argv(exe, obj.get("argv"))
+        if interp:
+            new.interpreters.add(interp)
+        for i in new.interpreters:
+            # the kernel reads and maps a script's interpreter for it: TOMOYO
+            # checks the read, AppArmor the map, in the script's new domain
+            new.add_file(i, "read")
+            new.add_file(i, "mmap_exec")
+        s.used += 1
+
+    def _prog_named(self, ev: Mapping[str, Any], exe: str) -> Program:
+        p = self.access_set.program(exe, exe)
+        comm = str(ev.get("comm", ""))
+        if comm:
+            p.comms.add(comm)
+        return p
+
     def _prog(self, ev: Mapping[str, Any], proc: _Proc) -> Program:
         comm = str(ev.get("comm", ""))
         name = proc.exe or f"comm:{comm}"
@@ -296,7 +566,7 @@ class Builder:
             p.comms.add(comm)
         return p
 
-    def _path(self, ev: Mapping[str, Any], raw: Any) -> str | None:
+    def _path(self, ev: Mapping[str, Any], raw: Any, kind: Any, access: str) -> str | None:
         if not isinstance(raw, str) or not raw:
             return None
         if (
@@ -305,18 +575,23 @@ class Builder:
             or raw.startswith("pipe:")
         ):
             return None
-        p = resolve(raw, self.cwd)
-        if p is None:
-            self.access_set.unresolved.add(raw)
+        p, why = place(raw, kind if isinstance(kind, str) else None)
+        if p is None and why:
+            proc = self.procs.get(_int(ev.get("tgid")))
+            name = (proc.exe if proc else None) or f"comm:{ev.get('comm', '')}"
+            self.access_set.unplaced.setdefault(Unplaced(name, raw, why), set()).add(access)
         return p
 
-    def _file(self, ev: Mapping[str, Any], proc: _Proc, raw: Any, *acc: str) -> bool:
-        path = self._path(ev, raw)
+    def _file(self, ev: Mapping[str, Any], proc: _Proc, raw: Any, *acc: str,
+              kind: Any = None) -> bool:  # fmt: skip
+        path = self._path(ev, raw, kind, "/".join(acc) or "open")
         if path is None:
             return False
         prog = self._prog(ev, proc)
         for a in acc:
             prog.add_file(path, a)
+        if proc.exe and path == proc.exe and "read" in acc:
+            prog.reads_self = True
         # the last audited AVC on an object of the access's class labels the path
         want_dir = bool(set(acc) & {"readdir", "mkdir", "rmdir"})
         for tclass, typ in reversed(self._avcs):
@@ -332,12 +607,15 @@ class Builder:
     def _decision(self, ev: Mapping[str, Any], kind: str, hook: str,
                   obj: Mapping[str, Any], proc: _Proc) -> bool:  # fmt: skip
         name = hook[4:] if hook.startswith("sys_") else hook
-        syscall = ev.get("syscall")
+        pk = obj.get("path_kind")
         if kind == "capable" or hook == "capable":
             cap = obj.get("cap_name")
             if not isinstance(cap, str):
                 return False
-            if cap == "CAP_SYS_ADMIN" and syscall in ACCOUNTING_SYSCALLS:
+            why = cap_use(ev, obj, self.classified)
+            if why is not None:
+                name = proc.exe or f"comm:{ev.get('comm', '')}"
+                self.access_set.quiet_caps.setdefault((name, cap), set()).add(why)
                 return False
             self._prog(ev, proc).caps.add(cap)
             return True
@@ -361,17 +639,19 @@ class Builder:
                         acc.append("truncate")
                 if flags & O_CREAT:
                     acc.append("create")
-            ok = self._file(ev, proc, obj.get("path"), *acc)
-            if ok:
-                proc.last_open = self._path(ev, obj.get("path"))
+            ok = self._file(ev, proc, obj.get("path"), *acc, kind=pk)
+            proc.last_open = place(str(obj.get("path") or ""), pk)[0] if ok else None
             return ok
         if name in ("execve", "execveat", "bprm_check_security", "bprm_creds_for_exec"):
-            return self._file(ev, proc, obj.get("path") or obj.get("filename"), "exec")
+            if kind == "syscall" and ev.get("verdict") == "allow":
+                return False  # the exec event said it (and for the right program)
+            return self._file(ev, proc, obj.get("path") or obj.get("filename"), "exec",
+                              kind=pk)  # fmt: skip
         if name in ("mmap", "mprotect", "mmap_file", "file_mprotect"):
             if not _int(obj.get("prot_raw")) & PROT_EXEC:
                 return False
             if obj.get("path"):
-                return self._file(ev, proc, obj.get("path"), "mmap_exec")
+                return self._file(ev, proc, obj.get("path"), "mmap_exec", kind=pk)
             if _int(obj.get("fd"), -1) >= 0 and proc.last_open:
                 # tracepoint rung: the fd's path is not in the event; the file
                 # the loader mapped is the one it opened last (ld.so pattern)
@@ -385,25 +665,26 @@ class Builder:
             rmdir = name in ("rmdir", "path_rmdir", "inode_rmdir") or bool(
                 _int(obj.get("flags")) & AT_REMOVEDIR
             )
-            return self._file(ev, proc, obj.get("path"), "rmdir" if rmdir else "unlink")
+            return self._file(ev, proc, obj.get("path"), "rmdir" if rmdir else "unlink",
+                              kind=pk)  # fmt: skip
         if name in ("rename", "renameat", "renameat2", "path_rename", "inode_rename"):
-            a = self._file(ev, proc, obj.get("path"), "rename_src")
+            a = self._file(ev, proc, obj.get("path"), "rename_src", kind=pk)
             b = self._file(ev, proc, obj.get("path2"), "rename_dst")
             return a or b
         if name in ("link", "linkat", "path_link", "inode_link"):
             return self._file(ev, proc, obj.get("path2"), "link")
         if name in ("symlink", "symlinkat", "path_symlink", "inode_symlink"):
-            return self._file(ev, proc, obj.get("path"), "symlink")
+            return self._file(ev, proc, obj.get("path"), "symlink", kind=pk)
         if name in ("mkdir", "mkdirat", "path_mkdir", "inode_mkdir"):
-            return self._file(ev, proc, obj.get("path"), "mkdir")
+            return self._file(ev, proc, obj.get("path"), "mkdir", kind=pk)
         if name in ("mknod", "mknodat", "path_mknod", "inode_mknod"):
-            return self._file(ev, proc, obj.get("path"), "mknod")
+            return self._file(ev, proc, obj.get("path"), "mknod", kind=pk)
         if name in ("chmod", "fchmodat", "fchmodat2", "path_chmod"):
-            return self._file(ev, proc, obj.get("path"), "chmod")
+            return self._file(ev, proc, obj.get("path"), "chmod", kind=pk)
         if name in ("chown", "lchown", "fchownat", "path_chown"):
-            return self._file(ev, proc, obj.get("path"), "chown")
+            return self._file(ev, proc, obj.get("path"), "chown", kind=pk)
         if name in ("truncate", "path_truncate"):
-            return self._file(ev, proc, obj.get("path"), "truncate", "write")
+            return self._file(ev, proc, obj.get("path"), "truncate", "write", kind=pk)
         if ev.get("family") == "network" or name.startswith("socket_") or name in (
                 "socket", "connect", "bind", "listen", "accept", "accept4",
                 "sendto", "sendmsg"):  # fmt: skip
@@ -453,12 +734,29 @@ class Builder:
         return True
 
 
+def infer_socket_types(aset: AccessSet) -> None:
+    """A bind/connect/accept recorded without its socket's type (the syscall
+    events name the address, not the socket) gets the type of the program's
+    sockets of that family when they all have one type; listed in `inferred`."""
+    for prog in aset.programs.values():
+        for n in sorted(prog.network, key=_net_key):
+            if n.type:
+                continue
+            types = {m.type for m in prog.network if m.family == n.family and m.type}
+            if len(types) == 1:
+                (typ,) = types
+                prog.network.discard(n)
+                prog.network.add(NetAccess(n.op, n.family, typ, n.port))
+                prog.inferred.add(f"{net_text(n)} type {typ}")
+
+
 def build(recordings: Iterable[tuple[Mapping[str, Any], Iterable[Mapping[str, Any]], str]],
           include_denied: bool = False) -> AccessSet:  # fmt: skip
     """Merge (header, events, source name) recordings into one access set."""
     b = Builder(include_denied)
     for header, events, source in recordings:
         b.add_recording(header, events, source)
+    infer_socket_types(b.access_set)
     return b.access_set
 
 
@@ -475,50 +773,3 @@ def from_files(paths: Iterable[str], include_denied: bool = False) -> AccessSet:
                                                 r.error.message, len(r.events))  # fmt: skip
         recs.append((r.header, r.events, os.path.basename(p)))
     return build(recs, include_denied)
-
-
-# -- generalisation helpers shared by the renderers ------------------------------
-
-TEMP_DIRS = ("/tmp/", "/var/tmp/", "/dev/shm/", "/run/user/")
-
-
-def temp_glob(path: str) -> tuple[str, str] | None:
-    """(literal prefix, literal suffix) around a random component of a temp file.
-
-    The first component below a temp directory is random when its tail after
-    the last '-', '.' or '_' (or after a leading 'tmp') is 6+ letters/digits
-    holding a digit or both cases (mkstemp XXXXXX, Python's tmpXXXXXXXX):
-    /tmp/lsmtrace-test-k2j3ab9x/out -> ("/tmp/lsmtrace-test-", "/out").
-    """
-    for d in TEMP_DIRS:
-        if path.startswith(d):
-            rest = path[len(d) :]
-            comp, sep, tail = rest.partition("/")
-            cut = max(comp.rfind("-"), comp.rfind("."), comp.rfind("_")) + 1
-            if cut == 0 and comp.startswith("tmp"):
-                cut = 3
-            rnd = comp[cut:]
-            if len(rnd) < 6 or not rnd.isascii() or not rnd.isalnum():
-                return None
-            has_digit = any(c.isdigit() for c in rnd)
-            mixed = any(c.islower() for c in rnd) and any(c.isupper() for c in rnd)
-            if not (has_digit or mixed):
-                return None
-            return d + comp[:cut], sep + tail
-    return None
-
-
-def is_shared_lib(path: str) -> bool:
-    base = posixpath.basename(path)
-    in_lib = any(path.startswith(p) for p in ("/lib/", "/lib64/", "/lib32/", "/usr/lib/",
-                                              "/usr/lib64/", "/usr/lib32/"))  # fmt: skip
-    return in_lib and (".so." in base or base.endswith(".so"))
-
-
-def proc_pid_rest(path: str) -> tuple[str, str] | None:
-    """('<pid>', rest) for /proc/<pid>/rest and /proc/self/rest."""
-    parts = path.split("/", 3)
-    if len(parts) >= 3 and parts[1] == "proc" and (parts[2].isdigit() or parts[2] in (
-            "self", "thread-self")):  # fmt: skip
-        return parts[2], ("/" + parts[3]) if len(parts) > 3 else ""
-    return None

@@ -1,14 +1,23 @@
 """SELinux type-enforcement module (.te) from an access set. Pure.
 
-One domain type per program (`lsmtrace_<name>_t`); each file is given the
-type of its label where the recording has one (the AVCs SELinux audited, see
-model.AccessSet.labels), else the type of the documented path-prefix table
-below (the longest prefix wins) — a path never enters the policy text except
-in comments (escaped). Allow rules are grouped
-per (target type, class); the require block names every type, class and
-permission used, so `checkmodule -M -m` compiles the module (tests). Labelling
-the executables and a domain transition are left to the administrator (the
-header comment says how).
+One domain per recorded command (`lsmtrace_<name>_t`), shared by every program
+it runs, directly or through a wrapper: without a new label on each program's
+file there is no type transition, so an exec stays in the caller's domain
+(`execute_no_trans`) and the domain must grant what the whole chain did. The
+recorded command's file may enter the domain (`entrypoint`); the administrator
+labels it or starts the command with `runcon` (the header says how). Names are
+unique whatever the basenames (generalise.unique_names).
+
+Each file is given the type of its label where the recording has one (the AVCs
+SELinux audited, see model.AccessSet.labels), else the type of the documented
+path-prefix table below (the longest prefix wins) — a path never enters the
+policy text except in comments (escaped). Files the workload creates under
+/tmp and /var/tmp get a type of the domain's own (`lsmtrace_<name>_tmp_t`,
+by a type_transition on tmp_t), so the module grants the domain its own
+temporary files, not every tmp_t file. Allow rules are grouped per (target
+type, class); a rule that a reference-policy interface grants is named in its
+comment instead of listing each file. The require block names every type,
+class and permission used, so `checkmodule -M -m` compiles the module (tests).
 """
 
 from __future__ import annotations
@@ -16,8 +25,15 @@ from __future__ import annotations
 import re
 
 from lsmtrace.errors import LsmtraceError
+from lsmtrace.policy.generalise import unique_names
 from lsmtrace.policy.landlock import CheckResult
-from lsmtrace.policy.model import Access, AccessSet
+from lsmtrace.policy.model import (
+    Access,
+    AccessSet,
+    comment_block,
+    comment_safe,
+    shell_word,
+)
 
 # path prefix -> type (reference policy names); longest prefix wins
 TYPE_TABLE: tuple[tuple[str, str], ...] = (
@@ -37,12 +53,15 @@ TYPE_TABLE: tuple[tuple[str, str], ...] = (
     ("/dev/tty", "devtty_t"), ("/dev/pts/", "devpts_t"), ("/dev/", "device_t"),
     ("/srv/", "var_t"), ("/opt/", "usr_t"),
 )  # fmt: skip
+TMP_DIRS = ("/tmp/", "/var/tmp/")
 
 PERMS: dict[str, tuple[str, ...]] = {
     "read": ("open", "read", "getattr"), "readdir": ("open", "read", "getattr", "search"),
     "write": ("open", "write", "getattr"), "append": ("open", "append", "getattr"),
-    "create": ("create",), "truncate": ("setattr",), "exec": ("execute", "getattr",
-    "open", "read", "map"), "mmap_exec": ("map", "execute"), "unlink": ("unlink",),
+    "create": ("create",), "truncate": ("setattr",),
+    # no type transition: the program runs in the caller's domain
+    "exec": ("execute", "execute_no_trans", "getattr", "open", "read", "map"),
+    "mmap_exec": ("map", "execute"), "unlink": ("unlink",),
     "rmdir": ("rmdir",), "mkdir": ("create",), "rename_src": ("rename",),
     "rename_dst": ("create",), "link": ("link",), "symlink": ("create",),
     "mknod": ("create",), "chmod": ("setattr",), "chown": ("setattr",),
@@ -58,6 +77,26 @@ PARENT: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 CLASS_OF = {"mkdir": "dir", "rmdir": "dir", "readdir": "dir", "symlink": "lnk_file",
             "mknod": "fifo_file"}  # fmt: skip
+# (type, class) -> the reference-policy interface that grants such a rule
+# (refpolicy's policy/modules; `make -f /usr/share/selinux/devel/Makefile`)
+INTERFACES: dict[tuple[str, str], str] = {
+    ("locale_t", "file"): "miscfiles_read_localization",
+    ("locale_t", "dir"): "miscfiles_read_localization",
+    ("ld_so_cache_t", "file"): "libs_use_ld_so",
+    ("ld_so_t", "file"): "libs_use_ld_so",
+    ("lib_t", "file"): "libs_use_shared_libs",
+    ("lib_t", "dir"): "libs_use_shared_libs",
+    ("etc_t", "file"): "files_read_etc_files",
+    ("etc_t", "dir"): "files_read_etc_files",
+    ("bin_t", "file"): "corecmd_exec_bin",
+    ("bin_t", "dir"): "corecmd_exec_bin",
+    ("null_device_t", "chr_file"): "dev_rw_null",
+    ("zero_device_t", "chr_file"): "dev_rw_zero",
+    ("urandom_device_t", "chr_file"): "dev_read_urand",
+    ("random_device_t", "chr_file"): "dev_read_rand",
+    ("proc_t", "file"): "kernel_read_system_state",
+    ("sysfs_t", "file"): "dev_read_sysfs",
+}
 
 
 def path_type(path: str) -> str:
@@ -70,15 +109,21 @@ def path_type(path: str) -> str:
 
 def ident(s: str) -> str:
     base = s.rsplit("/", 1)[-1].removeprefix("comm:")
-    out = re.sub(r"[^a-z0-9_]", "_", base.lower().encode("utf-8", "surrogateescape")
+    return _ident(base)
+
+
+def _ident(s: str) -> str:
+    out = re.sub(r"[^a-z0-9_]", "_", s.lower().encode("utf-8", "surrogateescape")
                  .decode("ascii", "replace"))  # fmt: skip
-    return out.strip("_") or "prog"
+    return re.sub(r"_+", "_", out).strip("_") or "prog"
+
+
+def _long(key: str) -> str:
+    return _ident(key.removeprefix("comm:").replace("/", "_"))
 
 
 def comment(s: str) -> str:
-    from lsmtrace.policy.apparmor import escape_literal
-
-    return escape_literal(s)
+    return comment_safe(s)
 
 
 Key = tuple[str, str, str]  # (source domain, target type or "self", class)
@@ -97,78 +142,189 @@ SOCKET_PERMS = {"socket": {"create"}, "connect": {"create", "connect"},
 
 
 def domain_type(program: str) -> str:
+    """The domain of a program that is its own root (no other name in the set)."""
     return f"lsmtrace_{ident(program)}_t"
+
+
+def domains(aset: AccessSet) -> dict[str, list[str]]:
+    """program -> the domain(s) it runs in: the domain of each recorded
+    command whose exec chain reaches it; a program no chain reaches (known
+    only by comm) has its own."""
+    roots = {c[0] for c in aset.chains} | {k for k in aset.programs
+                                           if not any(k in c for c in aset.chains)}  # fmt: skip
+    names = unique_names(roots, ident, _long, "_")
+    out: dict[str, set[str]] = {}
+    for chain in aset.chains:
+        for prog in chain:
+            out.setdefault(prog, set()).add(f"lsmtrace_{names[chain[0]]}_t")
+    for k in roots:
+        out.setdefault(k, set()).add(f"lsmtrace_{names[k]}_t")
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _tmp_type(dom: str) -> str:
+    return dom[: -len("_t")] + "_tmp_t"
+
+
+def _created_tmp(aset: AccessSet) -> set[str]:
+    """Temp paths the workload created (and what lies beneath them)."""
+    made = {p for prog in aset.programs.values() for p, acc in prog.files.items()
+            if acc & {"create", "mkdir", "mknod", "symlink", "rename_dst", "link"}
+            and p.startswith(TMP_DIRS)}  # fmt: skip
+    every = {p for prog in aset.programs.values() for p in prog.files}
+    return {p for p in every if p in made or any(p.startswith(m + "/") for m in made)}
+
+
+def _file_type(aset: AccessSet, own_tmp: set[str], dom: str, path: str,
+               table_key: str) -> str:  # fmt: skip
+    if path in own_tmp:
+        return _tmp_type(dom)
+    return aset.labels.get(path) or path_type(table_key)
 
 
 def requirements(aset: AccessSet) -> list[tuple[Access, list[tuple[Key, set[str], str]]]]:
     """Each recorded access with what it needs: (rule key, permissions, the
     path or object that explains it). One mapping for generate and check."""
     dirs = aset.directories()
+    doms = domains(aset)
+    own_tmp = _created_tmp(aset)
+    # an exec'd file's label is its resolved file's (a symlinked interpreter)
+    exact = {k: p.exact_exe for k, p in aset.programs.items() if p.exact_exe}
     out: list[tuple[Access, list[tuple[Key, set[str], str]]]] = []
     for a in aset.flat():
-        dom = domain_type(a.program)
         needs: list[tuple[Key, set[str], str]] = []
-        if a.kind == "file":
-            acc, path = a.access, a.what
-            cls = CLASS_OF.get(acc, "dir" if acc == "read" and path in dirs else "file")
-            typ = aset.labels.get(path) or path_type(path)
-            needs.append(((dom, typ, cls), set(PERMS[acc]), path))
-            if acc in PARENT:
-                parent = path.rsplit("/", 1)[0] or "/"
-                typ = aset.labels.get(parent) or path_type(parent + "/")
-                needs.append(((dom, typ, "dir"), set(PARENT[acc]), parent))
-        elif a.kind == "cap":
-            cap = a.what.removeprefix("CAP_").lower()
-            cls = "capability2" if cap in CAP2 else "capability"
-            needs.append(((dom, "self", cls), {cap}, a.what))
-        elif a.kind == "net":
-            op, family, stype = a.what.split()[:3]
-            sock = SOCKET_CLASS.get((family, stype))
-            if sock:
-                needs.append(((dom, "self", sock), set(SOCKET_PERMS[op]), a.what))
-        elif a.kind in ("signal", "ptrace"):
-            perm = "signal" if a.kind == "signal" else "ptrace"
-            needs.append(((dom, "self", "process"), {perm}, a.what))
+        for dom in doms.get(a.program, [domain_type(a.program)]):
+            if a.kind == "file":
+                acc, path = a.access, a.what
+                cls = CLASS_OF.get(acc, "dir" if acc == "read" and path in dirs else "file")
+                real = exact.get(path, path) if acc == "exec" else path
+                typ = _file_type(aset, own_tmp, dom, real, real)
+                needs.append(((dom, typ, cls), set(PERMS[acc]), path))
+                if acc in PARENT:
+                    parent = path.rsplit("/", 1)[0] or "/"
+                    ptyp = _file_type(aset, own_tmp, dom, parent, parent + "/")
+                    needs.append(((dom, ptyp, "dir"), set(PARENT[acc]), parent))
+                if acc == "exec" and path == a.program and a.program in aset.roots:
+                    # the recorded command's own file enters the domain
+                    needs.append(((dom, typ, "file"), {"entrypoint"}, path))
+            elif a.kind == "cap":
+                cap = a.what.removeprefix("CAP_").lower()
+                cls = "capability2" if cap in CAP2 else "capability"
+                needs.append(((dom, "self", cls), {cap}, a.what))
+            elif a.kind == "net":
+                op, family, stype = [*a.what.split(), "", ""][:3]
+                sock = SOCKET_CLASS.get((family, stype))
+                if sock:
+                    needs.append(((dom, "self", sock), set(SOCKET_PERMS[op]), a.what))
+            elif a.kind in ("signal", "ptrace"):
+                perm = "signal" if a.kind == "signal" else "ptrace"
+                needs.append(((dom, "self", "process"), {perm}, a.what))
         out.append((a, needs))
     return out
 
 
-def render(aset: AccessSet, name: str | None = None) -> str:
+def module_name(name: str | None, filename: str | None) -> str:
+    """`lsmtrace_NAME` for --name, else the output file's stem (checkmodule
+    wants the module name to match the .mod file's base name, and the build
+    line names it so), else lsmtrace_generated."""
+    if name:
+        return f"lsmtrace_{_ident(name)}"
+    if filename:
+        stem = re.sub(r"\.te$", "", filename.rsplit("/", 1)[-1])
+        stem = _ident(stem)
+        return stem if stem[0].isalpha() else f"lsmtrace_{stem}"
+    return "lsmtrace_generated"
+
+
+def build_commands(mod: str, filename: str | None) -> list[str]:
+    """The build and load lines written into the module (tests run them)."""
+    src = shell_word(filename) if filename else f"{mod}.te"
+    return [f"checkmodule -M -m -o {mod}.mod {src}",
+            f"semodule_package -o {mod}.pp -m {mod}.mod",
+            f"semodule -i {mod}.pp"]  # fmt: skip
+
+
+def render(aset: AccessSet, name: str | None = None, filename: str | None = None) -> str:
     allow: dict[Key, set[str]] = {}
     why: dict[Key, set[str]] = {}
-    domains = {domain_type(key): prog for key, prog in aset.programs.items()}
     for _a, needs in requirements(aset):
         for k, perms, obj in needs:
             allow.setdefault(k, set()).update(perms)
             if k[1] != "self":
                 why.setdefault(k, set()).add(obj)
-    types = sorted({t for (_d, t, _c) in allow if t != "self"})
+    doms = domains(aset)
+    dom_types = sorted({d for ds in doms.values() for d in ds})
+    tmp_types = sorted({t for (_d, t, _c) in allow if t.endswith("_tmp_t")
+                        and t.startswith("lsmtrace_")})  # fmt: skip
+    own = set(dom_types) | set(tmp_types)
+    types = sorted({t for (_d, t, _c) in allow if t != "self" and t not in own})
+    if tmp_types and "tmp_t" not in types:
+        types.append("tmp_t")
     classes: dict[str, set[str]] = {}
     for (_d, _t, c), perms in allow.items():
         classes.setdefault(c, set()).update(perms)
-    mod = f"lsmtrace_{ident(name)}" if name else "lsmtrace_generated"
+    trans_classes = ("file", "dir")
+    if tmp_types:
+        for c in trans_classes:
+            classes.setdefault(c, set())
+    mod = module_name(name, filename)
+    cmds = build_commands(mod, filename)
     out = [
         "# SELinux policy module generated by lsmtrace policy generate --target selinux",
         "# from: " + comment(", ".join(aset.sources)),
         "# File types: the label SELinux reported where the recording has one (its",
-        "# audited AVCs), else lsmtrace's path-prefix table (docs/policy.md). Build:",
-        "# checkmodule -M -m -o m.mod m.te && semodule_package -o m.pp -m m.mod;",
-        "# label each program's executable and add a transition.",
-        f"module {mod} 1.0;", "", "require {",
-    ]  # fmt: skip
+        "# audited AVCs), else lsmtrace's path-prefix table (docs/policy.md).",
+    ]
+    if not filename:
+        out.append(f"# Save this file as {mod}.te, then build and load it (as root):")
+    else:
+        out.append("# Build and load it (as root):")
+    out += [f"#   {c}" for c in cmds]
+    out += [
+        "# One domain per recorded command, for every program it runs (no type",
+        "# transition without a label of their own). Entering it is left to you:",
+        "# runcon -t DOMAIN COMMAND (your domain needs process transition to it and",
+        "# your role the type), or an exec type and a type_transition for its file.",
+    ]
+    out += comment_block("No rule (the name could not be placed)", aset.unplaced_lines())
+    out += comment_block("Capabilities seen but not granted (no enforced check)",
+                          aset.quiet_cap_lines())  # fmt: skip
+    out += [f"module {mod} 1.0;", "", "require {"]
     out += [f"\ttype {t};" for t in types]
-    out += [f"\tclass {c} {{ {' '.join(sorted(p))} }};" for c, p in sorted(classes.items())]
+    if tmp_types:
+        out.append("\tattribute file_type;")
+    out += [f"\tclass {c} {{ {' '.join(sorted(p))} }};" for c, p in sorted(classes.items())
+            if p] + [f"\tclass {c};" for c, p in sorted(classes.items()) if not p]  # fmt: skip
     out += ["}", ""]
-    for dom, prog in sorted(domains.items()):
-        out.append(f"# {comment(prog.name)}")
+    members: dict[str, list[str]] = {}
+    for prog, ds in doms.items():
+        for d in ds:
+            members.setdefault(d, []).append(prog)
+    for dom in dom_types:
+        # the recorded command first, then what it runs
+        progs = sorted(members.get(dom, []), key=lambda p: (p not in aset.roots, p))
+        out.append(f"# {comment(progs[0]) if progs else dom}"
+                   + (f" and {len(progs) - 1} program(s) it runs" if len(progs) > 1 else ""))
+        out += [f"#   runs {comment(p)}" for p in progs[1:9]]
         out.append(f"type {dom};")
+    for tt in tmp_types:
+        dom = tt[: -len("_tmp_t")] + "_t"
+        out.append(f"# files {dom} creates under /tmp and /var/tmp: its own type, not tmp_t")
+        out.append(f"type {tt};")
+        out.append(f"typeattribute {tt} file_type;")
+        out += [f"type_transition {dom} tmp_t:{c} {tt};" for c in trans_classes]
     out.append("")
     for (dom, typ, cls), perms in sorted(allow.items()):
         paths = sorted(why.get((dom, typ, cls), set()))
-        for p in paths[:8]:
-            out.append(f"# {comment(p)}")
-        if len(paths) > 8:
-            out.append(f"# ... {len(paths) - 8} more")
+        iface = INTERFACES.get((typ, cls))
+        if iface:
+            out.append(f"# refpolicy {iface}({dom}) grants this ({len(paths)} path(s), "
+                       f"e.g. {comment(paths[0])})" if paths else f"# refpolicy {iface}({dom})")
+        else:
+            for p in paths[:8]:
+                out.append(f"# {comment(p)}")
+            if len(paths) > 8:
+                out.append(f"# ... {len(paths) - 8} more")
         out.append(f"allow {dom} {typ}:{cls} {{ {' '.join(sorted(perms))} }};")
     return "\n".join(out) + "\n"
 

@@ -1,13 +1,23 @@
 """TOMOYO domain policy from an access set, and its evaluation. Pure.
 
-One domain per program: `<kernel> EXE` (programs known only by comm get a
-`# comm:NAME` comment and no domain). The policy comes in three parts, all in
-the one file: the domain policy proper, and in the header comment the
-exception policy lines that give each program its own domain
-(`initialize_domain EXE from any`: TOMOYO names a domain by its whole exec
-chain, which a recording does not know) and profile PROFILE, which enforces
-exactly the operations this generator expresses and leaves the rest (getattr,
-ioctl, chmod, environment...) disabled. `sections()` splits them for loading.
+TOMOYO names a domain by its exec chain (`<kernel> /bin/sh /usr/bin/true`:
+the shell ran true), so the domains follow the chains the recording shows: the
+recorded command gets its own domain wherever it is started from
+(`initialize_domain EXE from any` in the exception policy), and each program
+it runs, directly or through a wrapper, the domain TOMOYO transitions to
+(`<kernel> ROOT PROGRAM`), holding that program's ACLs. A program run outside
+the recorded chain keeps whatever domain it had: nothing else on the system is
+confined. Programs known only by comm get a `# comm:NAME` comment and no domain.
+The policy comes in three parts, all in the one file: the domain policy
+proper, and in the header comment the exception policy and profile PROFILE,
+which enforces exactly the operations this generator expresses and leaves the
+rest (getattr, ioctl, chmod, environment...) disabled. `sections()` splits
+them for loading; the header says how, with tomoyo-loadpolicy.
+
+Merged /usr: TOMOYO names an executed program by its path with the directories
+resolved, /usr/bin/true for `/bin/true` on Debian; `aggregator /usr/bin/true
+/bin/true` makes the recorded name the one TOMOYO uses, and a file read under
+/bin, /sbin or /lib* gets its /usr name too.
 
 Names are TOMOYO's, not the VFS path: files on pseudo filesystems without a
 rename operation are `fstype:/path` (`proc:/self/status`; TOMOYO writes
@@ -17,7 +27,9 @@ Encoding (TOMOYO's rules): bytes 0x21-0x7e are themselves except `\\` (`\\\\`);
 every other byte, space included, is `\\ooo` octal. TOMOYO's wildcards are all
 backslash sequences (`\\*`, `\\$`...), so a hostile `*` in a name stays a
 literal. Generalisation: `/proc/<pid>/` -> `/proc/\\$/`, random temp names ->
-`prefix\\*`. Checked by tomoyo-checkpolicy (tomoyo-tools) in the tests.
+`prefix\\*` (a name random throughout: `\\?` per character), atomic-write
+temporaries -> `f.\\*`. Checked by tomoyo-checkpolicy (tomoyo-tools) in the
+tests.
 """
 
 from __future__ import annotations
@@ -26,15 +38,22 @@ import re
 from dataclasses import dataclass, field
 
 from lsmtrace.errors import LsmtraceError
+from lsmtrace.policy.generalise import (
+    atomic_temps,
+    fold_merged_usr,
+    merged_usr,
+    pattern,
+    proc_pid_rest,
+)
 from lsmtrace.policy.landlock import CheckResult
 from lsmtrace.policy.model import (
     AccessSet,
     NetAccess,
     Program,
     byte_str,
+    comment_block,
     net_text,
-    proc_pid_rest,
-    temp_glob,
+    shell_word,
 )
 
 # model access -> TOMOYO file operation (None: not expressible, commented)
@@ -99,15 +118,18 @@ def kernel_name(prog: Program, path: str, is_dir: bool) -> str:
     return tomoyo_name(name)
 
 
-def path_word(prog: Program, path: str, is_dir: bool) -> str:
+def path_word(prog: Program, path: str, is_dir: bool,
+              atomic: dict[str, str] | None = None) -> str:  # fmt: skip
     """The encoded, generalised name of `path` in `prog`'s ACLs."""
     tail = "/" if is_dir and not path.endswith("/") else ""
     pr = proc_pid_rest(path)
     if pr is not None and pr[0] not in ("self", "thread-self") and path not in prog.own_proc:
         return "proc:/\\$" + encode(pr[1] + tail)  # another process's pid
-    tg = temp_glob(path)
-    if tg is not None:
-        return encode(tg[0]) + "\\*" + encode(tg[1] + tail)
+    tp = pattern(path + tail, "\\*", encode, lambda n: "\\?" * n)
+    if tp is not None:
+        return tp
+    if atomic and path in atomic:
+        return encode(atomic[path]) + "\\*"
     return encode(kernel_name(prog, path, is_dir))
 
 
@@ -136,62 +158,125 @@ def profile_lines() -> list[str]:
     return out
 
 
+EXCEPTION_RE = re.compile(r"#   ((?:initialize_domain|aggregator) .*)$")
+PROFILE_LINE_RE = re.compile(r"#   (\d+-.*)$")
+# the load instructions written into the file (and run by the tests, with
+# tomoyo-loadpolicy swapped for a syntax check)
+LOAD = (
+    "sed -n 's/^#   \\(initialize_domain .*\\|aggregator .*\\)$/\\1/p' THIS_FILE"
+    " | tomoyo-loadpolicy -e",
+    "sed -n 's/^#   \\([0-9][0-9]*-.*\\)$/\\1/p' THIS_FILE | tomoyo-loadpolicy -p",
+    "grep -v '^#' THIS_FILE | tomoyo-loadpolicy -d",
+)
+
+
 def sections(text: str) -> dict[str, str]:
     """The generated file's parts: 'exception', 'profile' (from the header
-    comment) and 'domain' (the rest), each ready for tomoyo-loadpolicy."""
+    comment) and 'domain' (the rest), each ready for tomoyo-loadpolicy; the
+    same split as the LOAD commands."""
     out: dict[str, list[str]] = {"exception": [], "profile": [], "domain": []}
     for line in text.splitlines():
-        if line.startswith("#   initialize_domain "):
-            out["exception"].append(line[4:])
-        elif line.startswith("#   ") and re.match(r"#   \d+-", line):
-            out["profile"].append(line[4:])
+        if m := EXCEPTION_RE.match(line):
+            out["exception"].append(m.group(1))
+        elif m := PROFILE_LINE_RE.match(line):
+            out["profile"].append(m.group(1))
         elif not line.startswith("#"):
             out["domain"].append(line)
     return {k: "\n".join(v).strip("\n") + "\n" for k, v in out.items()}
 
 
-def render(aset: AccessSet, name: str | None = None) -> str:
+def domains(aset: AccessSet) -> list[tuple[str, ...]]:
+    """The domains to write, as exec chains: a program initialized as a root
+    starts its chain afresh wherever it is run (initialize_domain)."""
+    out: set[tuple[str, ...]] = set()
+    for chain in aset.chains:
+        start = max(i for i, p in enumerate(chain) if i == 0 or p in aset.roots)
+        cut = chain[start:]
+        if cut[-1] in aset.programs:
+            out.add(cut)
+    # a program with an executable that no recorded chain reaches: its own
+    ends = {c[-1] for c in out}
+    out |= {(k,) for k, p in aset.programs.items() if p.exe and k not in ends}
+    return sorted(out)
+
+
+def acls(prog: Program, dirs: set[str]) -> tuple[list[str], list[str]]:
+    """(ACL lines, comments) for a program's domain."""
+    lines: set[str] = set()
+    notes: set[str] = set()
+    atomic = atomic_temps(prog)
+    for path in sorted(prog.files):
+        for acc in sorted(prog.files[path]):
+            op = OPS.get(acc)
+            if op is None:
+                notes.add(f"# not expressed: {acc} {encode(path)}")
+                continue
+            is_dir = is_dir_access(op, acc, path, dirs)
+            mode = MODE_OPS.get(op, "")
+            lines.add(f"file {op} {path_word(prog, path, is_dir, atomic)}{mode}")
+            usr = merged_usr(path)
+            if usr and op != "execute":
+                # the kernel's own name of the file (execute: the aggregator)
+                lines.add(f"file {op} {path_word(prog, usr, is_dir, atomic)}{mode}")
+    for n in prog.network:
+        acl = net_acl(n)
+        if acl is not None:
+            rng = ("0.0.0.0-255.255.255.255" if n.family == "AF_INET"
+                   else "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")  # fmt: skip
+            lines.add(f"network inet {acl[0]} {acl[1]} {rng} {n.port}")
+    for cap in sorted(prog.caps):
+        notes.add(f"# capability {cap}: TOMOYO 2.x has no capability ACL")
+    for interp in sorted(prog.interpreters):
+        notes.add(f"# {encode(interp)}: the #! interpreter of this script (TOMOYO "
+                  "checks its read in this domain)")  # fmt: skip
+    return sorted(lines), sorted(notes)
+
+
+def load_commands(filename: str | None = None) -> list[str]:
+    """The load lines written into the file (a test runs them)."""
+    return [c.replace("THIS_FILE", shell_word(filename)) for c in LOAD]
+
+
+def render(aset: AccessSet, name: str | None = None, filename: str | None = None) -> str:
+    aset = fold_merged_usr(aset)
+    chains = domains(aset)
+    roots = sorted({c[0] for c in chains})
+    execd = sorted({p for c in chains for p in c})
     out = [
         "# TOMOYO domain policy generated by lsmtrace policy generate --target tomoyo",
         "# from: " + encode(", ".join(aset.sources)),
-        "# Load in three parts with tomoyo-loadpolicy (docs/policy.md):",
-        "# exception policy (-e), so that each program gets its own domain:",
+        "# Load as root, in three parts, with tomoyo-loadpolicy (tomoyo-tools):",
+        *[f"#   {cmd}" for cmd in load_commands(filename)],
+        "# Remove: `echo 'delete <kernel> DOMAIN' | tomoyo-loadpolicy -d` for each",
+        "# domain, and `delete LINE` (-e) for each exception line.",
+        "# Domains follow the exec chains recorded: the recorded command's own",
+        "# domain (initialize_domain), and <kernel> ROOT PROGRAM for what it ran.",
+        "# exception policy (-e):",
     ]
-    prof = [
+    out += [f"#   initialize_domain {encode(r)} from any" for r in roots]
+    for exe in execd:
+        usr = merged_usr(exe)
+        if usr:
+            out.append(f"#   aggregator {encode(usr)} {encode(exe)}")
+    out += [
         f"# profile (-p): profile {PROFILE} enforces the operations this policy expresses",
         "# and nothing else; write mode=permissive for a dry run (denials logged only):",
-    ] + ["#   " + ln for ln in profile_lines()] + [
-        "# this file (-d) is the domain policy.",
-    ]  # fmt: skip
+    ]
+    out += ["#   " + ln for ln in profile_lines()]
+    out += comment_block("No rule (the name could not be placed)", aset.unplaced_lines(), "  ")
+    out += comment_block("Capabilities seen but not granted (no enforced check)",
+                          aset.quiet_cap_lines(), "  ")  # fmt: skip
+    out.append("# the rest of this file (-d) is the domain policy.")
     dirs = aset.directories()
     body: list[str] = []
-    for key in sorted(aset.programs):
-        prog = aset.programs[key]
-        if not prog.exe:
-            body += ["", f"# {encode(key)}: no exec seen, no domain"]
-            continue
-        out.append(f"#   initialize_domain {encode(prog.exe)} from any")
-        lines: set[str] = set()
-        notes: set[str] = set()
-        for path in sorted(prog.files):
-            for acc in sorted(prog.files[path]):
-                op = OPS.get(acc)
-                if op is None:
-                    notes.add(f"# not expressed: {acc} {encode(path)}")
-                    continue
-                is_dir = is_dir_access(op, acc, path, dirs)
-                lines.add(f"file {op} {path_word(prog, path, is_dir)}{MODE_OPS.get(op, '')}")
-        for n in prog.network:
-            acl = net_acl(n)
-            if acl is not None:
-                rng = ("0.0.0.0-255.255.255.255" if n.family == "AF_INET"
-                       else "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")  # fmt: skip
-                lines.add(f"network inet {acl[0]} {acl[1]} {rng} {n.port}")
-        for cap in sorted(prog.caps):
-            notes.add(f"# capability {cap}: TOMOYO 2.x has no capability ACL")
-        body += ["", f"<kernel> {encode(prog.exe)}", f"use_profile {PROFILE}", ""]
-        body += sorted(lines) + sorted(notes)
-    return "\n".join(out + prof + body) + "\n"
+    for key in sorted(k for k, p in aset.programs.items() if not p.exe):
+        body += ["", f"# {encode(key)}: no exec seen, no domain"]
+    for chain in chains:
+        lines, notes = acls(aset.programs[chain[-1]], dirs)
+        body += ["", "<kernel> " + " ".join(encode(p) for p in chain),
+                 f"use_profile {PROFILE}", ""]  # fmt: skip
+        body += lines + notes
+    return "\n".join(out + body) + "\n"
 
 
 class TomoyoParseError(LsmtraceError):
@@ -200,7 +285,8 @@ class TomoyoParseError(LsmtraceError):
 
 @dataclass
 class Domain:
-    exe: str
+    exe: str  # the last program of the chain (decoded)
+    name: str  # the whole `<kernel> ...` line
     acls: list[tuple[str, re.Pattern[str], str]] = field(default_factory=list)
     # network inet ACLs: (type, op, lowest port, highest port, line); the
     # address is not evaluated (a recording's access set has ports only)
@@ -241,7 +327,7 @@ def parse(text: str, path: str = "policy") -> list[Domain]:
             continue
         if line.startswith("<kernel>"):
             exe = line.split()[-1]
-            cur = Domain(_decode(exe))
+            cur = Domain(_decode(exe), line)
             domains.append(cur)
             continue
         if cur is None:
@@ -263,6 +349,7 @@ def parse(text: str, path: str = "policy") -> list[Domain]:
 
 
 def check(domains: list[Domain], aset: AccessSet) -> CheckResult:
+    aset = fold_merged_usr(aset)
     res = CheckResult()
     used: set[str] = set()
     dirs = aset.directories()
@@ -271,7 +358,8 @@ def check(domains: list[Domain], aset: AccessSet) -> CheckResult:
     for a in aset.flat():
         prog = aset.programs[a.program]
         exe = byte_str(prog.exe) if prog.exe else None
-        dom = next((d for d in domains if d.exe == exe), None)
+        # every domain the program runs in must allow it (one per exec chain)
+        doms = [d for d in domains if d.exe == exe]
         if a.kind == "net":
             net = nets[(a.program, a.what, a.access)]
             acl = net_acl(net)
@@ -279,10 +367,13 @@ def check(domains: list[Domain], aset: AccessSet) -> CheckResult:
                 res.allowed.append(a)
                 continue
             port = net.port
-            hits = [t for typ, op, lo, hi, t in (dom.net if dom else [])
-                    if (typ, op) == acl and port is not None and lo <= port <= hi]  # fmt: skip
-            used.update(hits)
-            (res.allowed if hits else res.denied).append(a)
+            ok = bool(doms)
+            for dom in doms:
+                hits = [t for typ, op, lo, hi, t in dom.net
+                        if (typ, op) == acl and port is not None and lo <= port <= hi]  # fmt: skip
+                used.update(hits)
+                ok = ok and bool(hits)
+            (res.allowed if ok else res.denied).append(a)
             continue
         if a.kind != "file":
             res.allowed.append(a)  # TOMOYO 2.x checks no capability, signal, ptrace
@@ -292,11 +383,19 @@ def check(domains: list[Domain], aset: AccessSet) -> CheckResult:
             res.allowed.append(a)
             continue
         is_dir = is_dir_access(op, a.access, a.what, dirs)
-        path = byte_str(kernel_name(prog, a.what, is_dir))
-        hits = [t for o, rx, t in (dom.acls if dom else []) if o == op and rx.match(path)]
-        used.update(hits)
-        (res.allowed if hits else res.denied).append(a)
+        names = [a.what]
+        usr = merged_usr(a.what)
+        if usr and op != "execute":
+            names.append(usr)  # its name on a merged-/usr system
+        paths = [byte_str(kernel_name(prog, n, is_dir)) for n in names]
+        ok = bool(doms)
+        for dom in doms:
+            hits = [t for o, rx, t in dom.acls
+                    if o == op and any(rx.match(p) for p in paths)]  # fmt: skip
+            used.update(hits)
+            ok = ok and bool(hits)
+        (res.allowed if ok else res.denied).append(a)
     for d in domains:
         lines = [t for _o, _r, t in d.acls] + list(dict.fromkeys(x[4] for x in d.net))
-        res.unused += [f"<kernel> {d.exe}: {t}" for t in lines if t not in used]
+        res.unused += [f"{d.name}: {t}" for t in lines if t not in used]
     return res

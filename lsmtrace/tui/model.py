@@ -57,6 +57,14 @@ def where(ev: Mapping[str, Any]) -> str:
     return label(ev.get("container")) or label(ev.get("unit"))
 
 
+def program_text(ev: Mapping[str, Any]) -> str:
+    """The program of an event: its exe (escaped), else its comm."""
+    exe = ev.get("exe")
+    if exe:
+        return escape(str(exe))
+    return escape(str(ev.get("comm", "?")))
+
+
 def proc_text(ev: Mapping[str, Any]) -> str:
     return f"{escape(str(ev.get('comm', '?')))}[{ev.get('tgid', ev.get('pid', '?'))}]"
 
@@ -371,6 +379,10 @@ class Stats:
         self.hook_totals: Counter[str] = Counter()
         self._series: dict[str, dict[int, int]] = {}  # key -> {second: count}
         self.deny_by_proc: Counter[tuple[int, str]] = Counter()
+        # what someone hunting a noisy denial groups by: the program (exe, or
+        # comm when unknown) and the object (hook + object summary)
+        self.deny_by_program: Counter[str] = Counter()
+        self.deny_by_object: Counter[str] = Counter()
         self.deny_by_where: Counter[str] = Counter()
         self.deny_by_hook: Counter[str] = Counter()
         # tgid -> (ppid, comm); the newest processes kept (bounded)
@@ -404,6 +416,8 @@ class Stats:
                 c.deny += 1
                 self._bump("deny", sec)
                 self.deny_by_proc[(tgid, str(ev.get("comm", "?")))] += 1
+                self.deny_by_program[program_text(ev)] += 1
+                self.deny_by_object[f"{hook} {object_summary(ev)}"] += 1
                 self.deny_by_hook[hook] += 1
                 w = where(ev)
                 if w:
@@ -415,6 +429,11 @@ class Stats:
                 c.allow += 1
             else:
                 c.error += 1
+        for table in (self.deny_by_program, self.deny_by_object, self.deny_by_where):
+            if len(table) > self.max_procs:  # bounded: keep the frequent half
+                keep = table.most_common(self.max_procs // 2)
+                table.clear()
+                table.update(dict(keep))
         if len(procs) > self.max_procs:
             denied = {t for t, _ in self.deny_by_proc}
             for tgid in list(procs)[: len(procs) - self.max_procs]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lsmtrace.errors import LsmtraceError
+from lsmtrace.events import PROCESS_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,10 @@ class ReplaySource:
             out.status(f"replay of {self.path.name}", info={"header": header})
             buf: list[EventDict] = []
             for ev in rec.events:
+                # what the live view shows: decisions, no quiet capability
+                # probes, no process events (they fed the recorder's tree)
+                if ev.get("noaudit") or ev.get("kind") in PROCESS_KINDS:
+                    continue
                 buf.append(ev)
                 if len(buf) >= self.chunk:
                     out.add(buf, should_stop)
@@ -208,7 +213,11 @@ class ReplaySource:
         error = getattr(rec, "error", None)
         if trailer and trailer.get("lost") is not None:
             out.lost = int(trailer["lost"])
-        out.finish(should_stop, status=f"replay of {self.path.name}: end",
+        from lsmtrace.record import loss_summary
+
+        loss = loss_summary(rec) if hasattr(rec, "path") else None
+        end = "end" if loss is None else "end; INCOMPLETE: " + loss.split(": ", 1)[-1]
+        out.finish(should_stop, status=f"replay of {self.path.name}: {end}",
                    error=str(error) if error else None,
                    info={"header": header, "trailer": trailer})  # fmt: skip
 

@@ -24,17 +24,21 @@ def status_text(
         t.append(" PAUSED ", style="bold reverse yellow")
         t.append(f" +{paused} ")
     t.append(f"{source} ", style="bold")
-    t.append(f"{c.total} ev ")
-    t.append(f"{c.deny} denied", style="bold red" if c.deny else "")
-    t.append(f" {rate:.0f}/s")
-    if width >= 100:
-        t.append(f" ({deny_rate:.1f} denials/s)")
-    t.append("  lost ")
-    t.append(str(c.lost), style="bold red" if c.lost else "")
-    t.append(" dropped ")
-    t.append(str(c.dropped), style="bold yellow" if c.dropped else "")
+    # one segment per fact, each "value unit" or "name value", separated by
+    # " | " so that no two segments ever run together
+    segments: list[tuple[str, str]] = [
+        (f"{c.total} ev", ""),
+        (f"{c.deny} denied", "bold red" if c.deny else ""),
+        (f"lost {c.lost}", "bold red" if c.lost else ""),
+        (f"dropped {c.dropped}", "bold yellow" if c.dropped else ""),
+        (f"{rate:.0f} ev/s" + (f" ({deny_rate:.1f} denied/s)" if width >= 100 else ""), ""),
+    ]
     if filtering or width >= 100:
-        t.append(f"  rows {shown}/{held}")
+        segments.append((f"rows {shown}/{held}", ""))
+    for i, (text, style) in enumerate(segments):
+        if i:
+            t.append(" | ", style="dim")
+        t.append(text, style=style)
     return t
 
 

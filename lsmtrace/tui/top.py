@@ -13,6 +13,7 @@ from lsmtrace.output import escape, fit, pad
 from lsmtrace.tui.model import Stats
 
 HOOK_ROWS = 6
+TABLE_TEXT = 48  # columns of a program/object name in the tables
 SPARK_SECONDS = 60
 
 
@@ -47,14 +48,15 @@ class TopView(Vertical):
         for i in range(HOOK_ROWS):
             yield SparkRow(id=f"spark-hook-{i}", classes="hook-row")
         with Horizontal(id="top-tables"):
-            yield DataTable(id="deny-procs", cursor_type="row", zebra_stripes=False)
+            yield DataTable(id="deny-programs", cursor_type="row", zebra_stripes=False)
+            yield DataTable(id="deny-objects", cursor_type="row", zebra_stripes=False)
             yield DataTable(id="deny-where", cursor_type="row", zebra_stripes=False)
 
     def on_mount(self) -> None:
-        procs = self.query_one("#deny-procs", DataTable)
-        procs.add_columns("DENIED PROCESS", "N")
-        ctr = self.query_one("#deny-where", DataTable)
-        ctr.add_columns("CONTAINER/UNIT", "N")
+        for table, title in (("#deny-programs", "DENIED PROGRAM"),
+                             ("#deny-objects", "DENIED OBJECT"),
+                             ("#deny-where", "CONTAINER/UNIT")):  # fmt: skip
+            self.query_one(table, DataTable).add_columns(title, "N")
 
     def update_from(self, stats: Stats, now_ns: int) -> None:
         self.query_one("#spark-all", SparkRow).set(
@@ -75,14 +77,13 @@ class TopView(Vertical):
                         stats.series("hook:" + hook, now_ns, SPARK_SECONDS))  # fmt: skip
             else:
                 row.display = False
-        procs = self.query_one("#deny-procs", DataTable)
-        procs.clear()
-        for (tgid, comm), n in stats.deny_by_proc.most_common(50):
-            procs.add_row(f"{escape(comm)}[{tgid}]", str(n))
-        ctr = self.query_one("#deny-where", DataTable)
-        ctr.clear()
-        rows = stats.deny_by_where.most_common(50)
-        for name, n in rows:
-            ctr.add_row(name, str(n))
-        if not rows:
-            ctr.add_row("(none in events)", "")
+        for table, counter in (("#deny-programs", stats.deny_by_program),
+                               ("#deny-objects", stats.deny_by_object),
+                               ("#deny-where", stats.deny_by_where)):  # fmt: skip
+            t = self.query_one(table, DataTable)
+            t.clear()
+            rows = counter.most_common(50)
+            for name, n in rows:  # paths: their end names the file
+                t.add_row(fit(name, TABLE_TEXT, keep_end=True), str(n))
+            if not rows:
+                t.add_row("(none in events)", "")

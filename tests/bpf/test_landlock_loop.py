@@ -6,6 +6,7 @@ record a workload -> generate a Landlock policy -> the workload passes under
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import helpers
@@ -83,3 +84,38 @@ def test_sandbox_dry_run_and_missing_command(tmp_path: Path) -> None:
     r = lsmtrace("sandbox", "--policy", str(pol))
     assert r.returncode == 2
     assert b"no command" in r.stderr
+
+
+MKTEMP_WORKLOAD = 'f=$(mktemp); echo hi > "$f"; cat "$f"; rm "$f"'
+
+
+def test_mktemp_gets_a_private_tmpdir_not_all_of_tmp(tracepoint_rung: None,
+                                                     tmp_path: Path) -> None:  # fmt: skip
+    """A workload using mktemp: the Landlock policy grants no rule on /tmp but a
+    per-run private TMPDIR (private_tmp); the workload passes in the sandbox,
+    and a write elsewhere in /tmp is denied."""
+    if landlock_abi() <= 0:
+        pytest.skip("Landlock is not active on this kernel (/sys/kernel/security/lsm)")
+    rec = tmp_path / "mktemp.jsonl"
+    r = lsmtrace("record", "-o", str(rec), "--backend", "tracepoint", "--",
+                 "sh", "-c", MKTEMP_WORKLOAD)  # fmt: skip
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == b"hi\n"
+    pol = tmp_path / "mktemp.landlock.json"
+    r = lsmtrace("policy", "generate", "--target", "landlock", str(rec), "-o", str(pol))
+    assert r.returncode == 0, r.stderr.decode()
+    assert b"note: random temporary names directly under /tmp" in r.stderr
+    doc = json.loads(pol.read_text())
+    assert "/tmp" not in {x["path"] for x in doc["rules"]}
+    assert {"make_reg", "write_file", "read_file", "remove_file"} <= set(
+        doc["private_tmp"]["access"])  # fmt: skip
+
+    ok = lsmtrace("sandbox", "--policy", str(pol), "--", "sh", "-c", MKTEMP_WORKLOAD)
+    assert ok.returncode == 0, ok.stderr.decode()
+    assert ok.stdout == b"hi\n"
+    deviation = tmp_path.parent / f"lsmtrace-deviation-{os.getpid()}"
+    bad = lsmtrace("sandbox", "--policy", str(pol), "--", "sh", "-c",
+                   MKTEMP_WORKLOAD + f"; echo x > {deviation}")  # fmt: skip
+    assert bad.returncode != 0
+    assert b"Permission denied" in bad.stderr
+    assert not deviation.exists()

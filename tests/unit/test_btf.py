@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -198,14 +197,13 @@ def test_missing_file_is_btf_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not VMLINUX.exists(), reason="no /sys/kernel/btf/vmlinux")
-def test_real_vmlinux_fast() -> None:
-    t0 = time.perf_counter()
+def test_real_vmlinux() -> None:
+    """Every function of the running kernel parses and renders (how long it
+    takes is a benchmark figure: benchmarks/bench_startstop.py)."""
     btf = B.load(VMLINUX)
     funcs = btf.functions()
-    elapsed = time.perf_counter() - t0
     assert len(funcs) > 10000
     assert sig(funcs["security_file_open"]) == ("int", [("file", "struct file *")])
-    assert elapsed < 2.0, f"parse + render of every function took {elapsed:.2f}s"
 
 
 def test_qualified_pointer_chain() -> None:

@@ -18,7 +18,15 @@ import pytest
 
 from lsmtrace import abi
 from lsmtrace.events import Event, IdNames, WallClock, decode, errno_name, verdict_of
-from lsmtrace.output import COLUMNS, escape, fit, header, json_text, text_line
+from lsmtrace.output import (
+    COLUMNS,
+    escape,
+    fit,
+    header,
+    json_lines,
+    json_text,
+    text_line,
+)
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "data" / "payloads"
 CLOCK = WallClock(offset_ns=1_700_000_000 * 10**9)  # ts_ns 0 -> 2023-11-14T22:13:20Z
@@ -369,3 +377,45 @@ def test_event_replace_keeps_rendering_pure() -> None:
     a = json_text(ev)
     assert json_text(dict(ev)) == a
     assert text_line(ev) == text_line(ev)
+
+
+# -- json_lines: the fast encoder gives json_text's bytes ------------------------------
+
+
+def _lines_of(objs: list[Any]) -> bytes:
+    return "".join(json_text(o) + "\n" for o in objs).encode("ascii")
+
+
+def test_json_lines_equals_json_text_on_events() -> None:
+    """Captured, hostile and made-up events: one line each, the same bytes."""
+    extra: list[Any] = [
+        make_event(comm=c, object={"path": s, "mode": "0o644", "ino": 2**63 + 5})
+        for c in COMMS for s in HOSTILE
+    ]  # fmt: skip
+    objs = [*ALL_EVENTS, *extra]
+    assert json_lines(objs) == _lines_of(objs)
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"big": 2**70, "neg": -(2**70)},  # beyond 64 bits: the json module's digits
+        {"s": "\u00e9\u202e\U0001f600"},  # non-ASCII: escaped, never raw UTF-8
+        {"s": raw_str(b"\xff\xfe")},  # lone surrogates
+        {"nested": [{"a": None, "b": True, "c": [1, -2, 0]}], "": ""},
+        {"ctl": "".join(chr(i) for i in range(0x20)) + "\x7f\"\\/"},
+    ],
+    ids=["bigint", "non-ascii", "surrogates", "nested", "controls"],
+)
+def test_json_lines_equals_json_text_edge_cases(obj: Any) -> None:
+    line = json_lines([obj])
+    assert line == _lines_of([obj])
+    assert line.isascii()
+    assert line.count(b"\n") == 1
+
+
+def test_json_lines_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lsmtrace import output
+
+    monkeypatch.setattr(output, "_orjson", None)
+    assert json_lines(ALL_EVENTS) == _lines_of(ALL_EVENTS)

@@ -26,6 +26,10 @@ REC = DATA / "recordings"
 GOLDEN = DATA / "golden"
 CAT = str(REC / "cat_two_files.jsonl")
 HOSTILE = str(REC / "hostile.jsonl")
+GREP = str(REC / "grep_dirfd.jsonl")
+# golden files: a recording without path_kind (its relative names get no
+# rule) and one of the current format (exec chain, temp files, folding)
+GOLDEN_RECS = ("cat_two_files", "wrapper_exec")
 SUFFIX = {"apparmor": "apparmor", "selinux": "te", "landlock": "landlock.json",
           "tomoyo": "tomoyo"}  # fmt: skip
 
@@ -45,18 +49,20 @@ def apparmor_ok(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, check=False)  # fmt: skip
 
 
+@pytest.mark.parametrize("rec", GOLDEN_RECS)
 @pytest.mark.parametrize("target", sorted(SUFFIX))
-def test_golden(target: str) -> None:
-    name = "cat" if target == "selinux" else None
-    text = generate(target, load_access_set([CAT]), name=name)
-    golden = GOLDEN / f"cat_two_files.{SUFFIX[target]}"
+def test_golden(target: str, rec: str) -> None:
+    name = rec.split("_")[0] if target == "selinux" else None
+    text = generate(target, load_access_set([str(REC / f"{rec}.jsonl")]), name=name)
+    golden = GOLDEN / f"{rec}.{SUFFIX[target]}"
     if os.environ.get("LSMTRACE_UPDATE_GOLDEN"):
         golden.write_text(text)
     assert text == golden.read_text()
 
 
-def test_apparmor_parser_accepts_golden() -> None:
-    r = apparmor_ok(GOLDEN / "cat_two_files.apparmor")
+@pytest.mark.parametrize("rec", GOLDEN_RECS)
+def test_apparmor_parser_accepts_golden(rec: str) -> None:
+    r = apparmor_ok(GOLDEN / f"{rec}.apparmor")
     assert r.returncode == 0, r.stderr
 
 
@@ -85,7 +91,9 @@ def test_apparmor_hostile_names_stay_literal(tmp_path: Path) -> None:
         assert literal in out, literal
     # the injected newline started no rule of its own
     rules = [ln for ln in bare.splitlines() if ln.startswith("  ") and not ln.startswith("  #")]
-    assert len(rules) == 12
+    assert len(rules) == 11
+    # the relative name got no rule; the comment saying so is one line
+    assert "#   relative\\\\file (read) by /usr/bin/host*ile: a relative name" in bare
     assert all(re.match(r'^  "[^"\\]*(\\.[^"\\]*)*" [mrwalxiP]+,$', ln) for ln in rules), rules
 
 
@@ -100,15 +108,21 @@ def test_apparmor_generalisations(tmp_path: Path) -> None:
     evs = [{"kind": "exec", "hook": "exec", "verdict": "allow", "ret": 0, "pid": 321,
             "tgid": 321, "ppid": 1, "comm": "w", "ts_ns": 0,
             "object": {"filename": "/usr/bin/w"}},
-           ev("/proc/321/status", 1), ev("/proc/self/maps", 2), ev("/proc/1/stat", 3),
-           ev("/tmp/w-Ab12Cd/out", 4, 0o101), ev("/usr/lib/x86_64-linux-gnu/libz.so.1", 5)]  # fmt: skip
+           ev("/proc/321/environ", 1), ev("/proc/self/mounts", 2), ev("/proc/1/stat", 3),
+           ev("/tmp/w-Ab12Cd/out", 4, 0o101), ev("/usr/lib/x86_64-linux-gnu/libz.so.1", 5),
+           ev("/proc/321/status", 6), ev("/bin/busybox", 7)]  # fmt: skip
     text = apparmor.render(build([({}, evs, "g")]))
-    assert 'owner "@{PROC}/@{pid}/status" r,' in text
-    assert 'owner "@{PROC}/@{pid}/maps" r,' in text
+    assert 'owner "@{PROC}/@{pid}/environ" r,' in text
+    assert 'owner "@{PROC}/@{pid}/mounts" r,' in text
     assert '"@{PROC}/@{pids}/stat" r,' in text
-    assert '"/tmp/w-*/out" w,' in text
-    assert "/{,usr/}lib{,32,64}/**.so* r," in text
-    assert "#   random temp name -> *" in text
+    assert 'owner "/tmp/w-*/out" w,' in text
+    assert '"/{,usr/}bin/busybox" r,' in text
+    # abstractions/base grants these: folded, not listed
+    assert "libz" not in text
+    assert "status" not in text
+    assert "# Not listed, granted by the includes: 2 access(es) by abstractions/base" in text
+    assert "#   random temp names -> * (a name random throughout" in text
+    assert "#   merged /usr: /bin/x -> /{,usr/}bin/x" in text
     r = apparmor_ok(_write(tmp_path, "gen", text))
     assert r.returncode == 0, r.stderr
 
@@ -145,12 +159,14 @@ def test_tomoyo_encode() -> None:
 
 
 def test_landlock_rules_exact_and_parse_back() -> None:
-    text = generate("landlock", load_access_set([CAT]))
+    text = generate("landlock", load_access_set([GREP]))
     doc = landlock.parse(text)
     rules = {r["path"]: r["access"] for r in doc["rules"]}
-    assert rules["/tmp/lsmtrace-fixture/a"] == ["read_file"]
-    assert rules["/usr/bin/cat"] == ["execute", "read_file"]
-    assert "/tmp/lsmtrace-fixture" not in rules  # exact paths, no parent widening
+    assert rules["/data/tree/f1.txt"] == ["read_file"]  # dirfd-relative, exact
+    assert rules["/data/tree/sub"] == ["read_dir"]
+    assert rules["/usr/bin/grep"] == ["execute", "read_file"]
+    assert "/data" not in rules  # exact paths, no parent widening
+    assert "/home/u/f3.txt" not in rules  # the as_given name: no ghost
     assert set(doc["handled_access_fs"]) == set(landlock.FS_RIGHTS)
 
 
@@ -181,27 +197,27 @@ def run(argv: list[str]) -> tuple[int, str]:
 @pytest.mark.parametrize("target", ["apparmor", "landlock", "tomoyo"])
 def test_check_own_recording_passes_then_denies_removed_rule(tmp_path: Path, target: str) -> None:
     pol = tmp_path / f"p.{target}"
-    rc, _ = run(["policy", "generate", "--target", target, CAT, "-o", str(pol)])
+    rc, _ = run(["policy", "generate", "--target", target, GREP, "-o", str(pol)])
     assert rc == 0
-    rc, out = run(["policy", "check", "--policy", str(pol), CAT])
+    rc, out = run(["policy", "check", "--policy", str(pol), GREP])
     assert rc == 0, out
     assert out.startswith("0 recorded access(es) would be denied")
-    # drop the rule for file b: that access is now reported, exit 1
+    # drop the rule for file f2.txt: that access is now reported, exit 1
     text = pol.read_text()
     if target == "landlock":
         doc = json.loads(text)
-        doc["rules"] = [r for r in doc["rules"] if r["path"] != "/tmp/lsmtrace-fixture/b"]
+        doc["rules"] = [r for r in doc["rules"] if r["path"] != "/data/tree/sub/f2.txt"]
         doc["rules"].append({"path": "/srv/never", "access": ["read_file"]})
         text = json.dumps(doc)
     else:
-        text = "\n".join(ln for ln in text.splitlines() if "lsmtrace-fixture/b" not in ln)
+        text = "\n".join(ln for ln in text.splitlines() if "sub/f2.txt" not in ln)
     pol.write_text(text)
-    rc, out = run(["policy", "check", "--policy", str(pol), CAT, "--json"])
+    rc, out = run(["policy", "check", "--policy", str(pol), GREP, "--json"])
     assert rc == 1
     findings = [json.loads(ln) for ln in out.splitlines()]
     denied = [f for f in findings if f["finding"] == "would_deny"]
-    assert denied == [{"finding": "would_deny", "program": "/usr/bin/cat", "kind": "file",
-                       "what": "/tmp/lsmtrace-fixture/b", "access": "read"}]  # fmt: skip
+    assert denied == [{"finding": "would_deny", "program": "/usr/bin/grep", "kind": "file",
+                       "what": "/data/tree/sub/f2.txt", "access": "read"}]  # fmt: skip
     if target == "landlock":
         assert {"finding": "unused_rule", "rule": "/srv/never read_file"} in findings
 
@@ -230,13 +246,13 @@ def test_diff() -> None:
     rc, out = run(["policy", "diff", CAT, CAT])
     assert rc == 0
     assert out == "0 added, 0 removed\n"
-    rc, out = run(["policy", "diff", "--json", CAT, HOSTILE])
+    rc, out = run(["policy", "diff", "--json", GREP, HOSTILE])
     assert rc == 1
     changes = [json.loads(ln) for ln in out.splitlines()]
     assert {"change": "+", "program": "/usr/bin/host*ile", "kind": "file",
             "what": "/tmp/lsmtrace-fixture/star*glob", "access": "read"} in changes
-    assert {"change": "-", "program": "/usr/bin/cat", "kind": "file",
-            "what": "/tmp/lsmtrace-fixture/a", "access": "read"} in changes
+    assert {"change": "-", "program": "/usr/bin/grep", "kind": "file",
+            "what": "/data/tree/f1.txt", "access": "read"} in changes
 
 
 def test_generate_is_deterministic() -> None:
@@ -245,7 +261,7 @@ def test_generate_is_deterministic() -> None:
         assert a == generate(target, load_access_set([CAT, HOSTILE]))
 
 
-def test_landlock_temp_widening_only_for_created() -> None:
+def test_landlock_temp_private_only_for_created() -> None:
     from lsmtrace.policy.model import build
 
     def ev(hook: str, path: str, ts: int, flags: int = 0) -> dict[str, object]:
@@ -258,8 +274,10 @@ def test_landlock_temp_widening_only_for_created() -> None:
            ev("sys_openat", "/tmp/out-Zz98Yy/result", 3, 0o101)]  # fmt: skip
     doc = landlock.parse(landlock.render(build([({}, evs, "t")])))
     rules = {r["path"]: r["access"] for r in doc["rules"]}
-    assert rules["/tmp/in-Ab12Cd/existing"] == ["read_file"]  # exact: it existed
-    assert rules["/tmp"] == ["write_file", "make_dir", "make_reg"]  # created: widened
+    assert rules == {"/tmp/in-Ab12Cd/existing": ["read_file"]}  # exact: it existed
+    # created under a random name: the per-run private TMPDIR, never /tmp
+    assert doc["private_tmp"]["under"] == "/tmp"
+    assert doc["private_tmp"]["access"] == ["write_file", "make_dir", "make_reg"]
 
 
 def test_pure_modules_import_without_bcc() -> None:
@@ -364,21 +382,22 @@ def test_selinux_check_reads_the_module_back(tmp_path: Path) -> None:
     """check evaluates a .te module with generation's own mapping: the module
     passes its recording; a permission removed by hand is reported as the
     accesses that needed it, and a rule nothing used as unused."""
-    text = generate("selinux", load_access_set([CAT]), name="cat")
-    rc, out = run(["policy", "check", "--policy", str(_write(tmp_path, "c.te", text)), CAT])
+    text = generate("selinux", load_access_set([GREP]), name="grep")
+    rc, out = run(["policy", "check", "--policy", str(_write(tmp_path, "c.te", text)), GREP])
     assert rc == 0, out
-    rule = next(ln for ln in text.splitlines() if ln.startswith("allow lsmtrace_cat_t tmp_t:file"))
+    rule = next(ln for ln in text.splitlines()
+                if ln.startswith("allow lsmtrace_grep_t root_t:file"))  # fmt: skip
     assert "read" in rule
     edited = text.replace(rule, rule.replace(" read ", " ")) + (
-        "allow lsmtrace_cat_t shadow_t:file { read };\n")  # fmt: skip
+        "allow lsmtrace_grep_t shadow_t:file { read };\n")  # fmt: skip
     pol = _write(tmp_path, "e.te", edited)
-    rc, out = run(["policy", "check", "--policy", str(pol), CAT, "--json"])
+    rc, out = run(["policy", "check", "--policy", str(pol), GREP, "--json"])
     assert rc == 1
     findings = [json.loads(ln) for ln in out.splitlines()]
     denied = sorted(f["what"] for f in findings if f["finding"] == "would_deny")
-    assert denied == ["/tmp/lsmtrace-fixture/a", "/tmp/lsmtrace-fixture/b"]
+    assert denied == ["/data/tree/f1.txt", "/data/tree/sub/f2.txt"]
     assert {"finding": "unused_rule",
-            "rule": "allow lsmtrace_cat_t shadow_t:file { read }"} in findings  # fmt: skip
+            "rule": "allow lsmtrace_grep_t shadow_t:file { read }"} in findings  # fmt: skip
 
 
 def test_selinux_check_errors(tmp_path: Path) -> None:

@@ -251,3 +251,40 @@ def test_gzip_by_name_is_valid_gzip(tmp_path: Path) -> None:
     w.close({})
     with gzip.open(p, "rt") as f:
         assert len(f.read().splitlines()) == 5
+
+
+def big_recording(path: Path, n: int = 3000) -> Path:
+    """A recording whose output is larger than a pipe's buffer (64 KiB): n
+    opens of distinct files by one cat."""
+    ev = next(e for e in sample_events(76) if e["hook"] == "sys_openat")
+    w = RecordingWriter(path, {"rung": "tracepoint", "command": ["cat"], "cwd": "/"})
+    w.write_events({**ev, "object": {"path": f"/srv/data/file-{i:05d}.txt"}}  # type: ignore[dict-item]
+                   for i in range(n))  # fmt: skip
+    w.close({"lost": 0, "attempted": n, "ended": "x", "counts": []})
+    return path
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["replay", "BIG"], ["replay", "--json", "BIG"],
+     ["policy", "diff", str(CAT), "BIG"],
+     ["policy", "generate", "--target", "apparmor", "BIG"]],
+)  # fmt: skip
+def test_output_into_a_closed_pipe_ends_quietly(argv: list[str], tmp_path: Path) -> None:
+    """`lsmtrace replay ... | head -1`: no BrokenPipeError traceback, exit 0."""
+    import subprocess
+    import sys
+
+    big = str(big_recording(tmp_path / "big.jsonl"))
+    argv = [big if a == "BIG" else a for a in argv]
+    p = subprocess.Popen([sys.executable, "-m", "lsmtrace", *argv],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert p.stdout is not None
+    assert p.stderr is not None
+    assert p.stdout.readline()
+    p.stdout.close()  # the reader goes away, as `head` does
+    err = p.stderr.read().decode()
+    rc = p.wait(timeout=60)
+    assert "Traceback" not in err, err
+    assert "BrokenPipe" not in err, err
+    assert rc in (0, 1), err  # diff exits 1 when the recordings differ
