@@ -193,6 +193,7 @@ def test_exactly_n_denials_between_two_scrapes(
 def test_scrapes_answer_during_a_flood(exporter: Exporter, denied_file: Path) -> None:
     before = scrape(exporter.url)
     actor = Actor(COMM, [["open_loop", hexpath(denied_file), FLOOD]], drop=NOBODY)
+    PROC_EVENTS = 3
     times: list[float] = []
     try:
         actor.wait_ready()
@@ -227,10 +228,8 @@ def test_scrapes_answer_during_a_flood(exporter: Exporter, denied_file: Path) ->
         att = get(m, "lsmtrace_events_attempted_total") - get(
             before, "lsmtrace_events_attempted_total"
         )
-        if (
-            att >= FLOOD
-            and counted_of(m) + get(m, "lsmtrace_events_lost_total") - lost0 == att
-        ) or time.monotonic() > deadline:
+        gap = att - counted_of(m) - (get(m, "lsmtrace_events_lost_total") - lost0)
+        if (att >= FLOOD and 0 <= gap <= PROC_EVENTS) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     counted = counted_of(m)
@@ -239,7 +238,9 @@ def test_scrapes_answer_during_a_flood(exporter: Exporter, denied_file: Path) ->
         before, "lsmtrace_events_attempted_total"
     )
     assert attempted >= FLOOD
-    assert counted + lost == attempted, (counted, lost, attempted)
+    # the rest: the actor's own fork/exec/exit events, which the exporter
+    # streams for its process tree (they are no denials)
+    assert 0 <= attempted - (counted + lost) <= PROC_EVENTS, (counted, lost, attempted)
 
 
 def test_sigterm_exits_0_lost_matches_and_detaches(exporter: Exporter) -> None:
