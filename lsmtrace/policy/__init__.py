@@ -1,8 +1,10 @@
 """Policies from recordings: model.py builds the access set, one renderer per target.
 
-generate(target, access_set) -> policy text; check(policy file, access_set) ->
-what the policy would deny (each target parses its format back;
-docs/policy.md). Pure: no bcc, no kernel.
+generate(target, access_set) -> policy text; load(policy file) parses it back
+once (each target parses its own format), evaluate(loaded, access_set) -> what
+it would deny (`policy check`; the live audit mode, policy/live.py, evaluates
+each decision against the same loaded policy). docs/policy.md. Pure: no bcc,
+no kernel.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lsmtrace.errors import LsmtraceError, RecordingError, UsageError
 from lsmtrace.policy.landlock import CheckResult
@@ -112,7 +116,25 @@ def guess_target(text: str) -> str:
     return "apparmor"
 
 
-def check(policy_path: str, aset: AccessSet, target: str | None = None) -> CheckResult:
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A policy file read and parsed once: what `check` evaluates recordings
+    against and the live audit mode (policy/live.py) evaluates each decision
+    against. `parsed` is the target module's parse() result."""
+
+    path: str
+    target: str
+    text: str
+    parsed: Any
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+
+def load(policy_path: str, target: str | None = None) -> LoadedPolicy:
+    """Read and parse a generated policy of any target (`target` guessed from
+    the content when not given)."""
     try:
         text = Path(policy_path).read_text(errors="surrogateescape")
     except OSError as e:
@@ -121,28 +143,56 @@ def check(policy_path: str, aset: AccessSet, target: str | None = None) -> Check
     if target == "landlock":
         from lsmtrace.policy import landlock
 
-        return landlock.check(landlock.parse(text, policy_path), aset)
-    if target == "apparmor":
+        parsed: Any = landlock.parse(text, policy_path)
+    elif target == "apparmor":
         from lsmtrace.policy import apparmor
 
-        return apparmor.check(apparmor.parse(text, policy_path), aset)
-    if target == "tomoyo":
+        parsed = apparmor.parse(text, policy_path)
+    elif target == "tomoyo":
         from lsmtrace.policy import tomoyo
 
-        return tomoyo.check(tomoyo.parse(text, policy_path), aset)
-    if target == "selinux":
+        parsed = tomoyo.parse(text, policy_path)
+    elif target == "selinux":
         from lsmtrace.policy import selinux
 
-        return selinux.check(selinux.parse(text, policy_path), aset)
-    raise UsageError(f"unknown target {target!r}", hint=f"one of: {', '.join(TARGETS)}")
+        parsed = selinux.parse(text, policy_path)
+    else:
+        raise UsageError(f"unknown target {target!r}", hint=f"one of: {', '.join(TARGETS)}")
+    return LoadedPolicy(policy_path, target, text, parsed)
+
+
+def evaluate(policy: LoadedPolicy, aset: AccessSet) -> CheckResult:
+    """What the loaded policy would deny of an access set (`policy check`)."""
+    if policy.target == "landlock":
+        from lsmtrace.policy import landlock
+
+        return landlock.check(policy.parsed, aset)
+    if policy.target == "apparmor":
+        from lsmtrace.policy import apparmor
+
+        return apparmor.check(policy.parsed, aset)
+    if policy.target == "tomoyo":
+        from lsmtrace.policy import tomoyo
+
+        return tomoyo.check(policy.parsed, aset)
+    from lsmtrace.policy import selinux
+
+    return selinux.check(policy.parsed, aset)
+
+
+def check(policy_path: str, aset: AccessSet, target: str | None = None) -> CheckResult:
+    return evaluate(load(policy_path, target), aset)
 
 
 __all__ = [
     "TARGETS",
     "AccessSet",
     "CheckResult",
+    "LoadedPolicy",
     "check",
+    "evaluate",
     "generate",
+    "load",
     "load_access_set",
     "messages",
 ]

@@ -354,7 +354,7 @@ def _grants(parent: Body, child: Program, aset: AccessSet) -> bool:
     for a in AccessSet(programs={child.name: child}).flat():
         if a.kind == "file" and a.access == "exec" and a.what == child.name:
             continue
-        if not _allows(prof, a.kind, a.what, a.access, a.what in dirs)[0]:
+        if not allows(prof, a.kind, a.what, a.access, a.what in dirs)[0]:
             return False
     return True
 
@@ -546,6 +546,7 @@ class ParsedRule:
     regex: re.Pattern[str] | None = None
     perms: str = ""
     args: tuple[str, ...] = ()
+    target: str | None = None  # an exec rule's `-> NAME`
 
 
 @dataclass
@@ -559,7 +560,7 @@ class ParsedProfile:
 
 
 RULE_RE = re.compile(r'^(?:(owner)\s+)?("(?:[^"\\]|\\.)*"|[/@]\S*)\s+([a-zA-Z]+)'
-                     r'(?:\s*->\s*\S+)?\s*,$')  # fmt: skip
+                     r'(?:\s*->\s*([^\s,]+))?\s*,$')  # fmt: skip
 PROFILE_RE = re.compile(r'^profile\s+(\S+)(?:\s+("(?:[^"\\]|\\.)*"|/\S*))?\s*(?:flags=\([^)]*\)\s*)?\{$')
 INCLUDE_RE = re.compile(r"^#?include\s+(?:if\s+exists\s+)?<abstractions/([^>]+)>$")
 
@@ -626,7 +627,7 @@ def parse(text: str, path: str = "policy") -> list[ParsedProfile]:
                                          "generates (file, capability, network, signal, ptrace)")  # fmt: skip
             pat = m.group(2).strip('"') if m.group(2).startswith('"') else m.group(2)
             cur.rules.append(ParsedRule(line, "file", re.compile(glob_to_regex(pat) + r"\Z"),
-                                        perms=m.group(3)))  # fmt: skip
+                                        perms=m.group(3), target=m.group(4)))  # fmt: skip
         except (ValueError, re.error) as e:
             raise AppArmorParseError(f"{path}: line {n}: {e}") from e
     if stack:
@@ -670,7 +671,7 @@ def check(profiles: list[ParsedProfile], aset: AccessSet) -> CheckResult:
         # an exec is matched on the executable's resolved path, as generated
         what = exact.get(a.what, a.what) if a.access == "exec" else a.what
         for prof in ctxs:
-            allowed, hit = _allows(prof, a.kind, what, a.access, a.what in dirs)
+            allowed, hit = allows(prof, a.kind, what, a.access, a.what in dirs)
             used.update(hit)
             ok = ok and allowed
         (res.allowed if ok else res.denied).append(a)
@@ -681,8 +682,11 @@ def check(profiles: list[ParsedProfile], aset: AccessSet) -> CheckResult:
     return res
 
 
-def _allows(prof: ParsedProfile, kind: str, what: str, access: str,
-            is_dir: bool = False) -> tuple[bool, set[int]]:  # fmt: skip
+def allows(prof: ParsedProfile, kind: str, what: str, access: str,
+           is_dir: bool = False) -> tuple[bool, set[int]]:  # fmt: skip
+    """Whether the profile allows one access of the flat view (model.Access:
+    kind, what, access), its includes evaluated; and the ids of the rules
+    that allow it (for UNUSED)."""
     hit: set[int] = set()
     if kind == "file":
         as_dir = access in DIR_ACCESSES or (access == "read" and is_dir)
@@ -744,4 +748,55 @@ def _allows(prof: ParsedProfile, kind: str, what: str, access: str,
     return True, hit
 
 
-__all__ = ["check", "escape_literal", "net_text", "parse", "plan", "render"]
+# -- exec transitions (the live audit mode follows them) -------------------------
+
+
+def attached(profiles: Iterable[ParsedProfile], names: Iterable[str]) -> ParsedProfile | None:
+    """The top-level profile whose attachment matches one of `names` (an
+    executable's names, its resolved path first), or None: unconfined."""
+    tops = [p for p in profiles if p.attach is not None and "//" not in p.name]
+    for name in names:
+        path = byte_str(name)
+        for p in tops:
+            if p.attach is not None and p.attach.match(path):
+                return p
+    return None
+
+
+UNCONFINED = ""  # exec_transition's answer for `ux`
+
+
+def exec_transition(profiles: list[ParsedProfile], prof: ParsedProfile,
+                    names: Iterable[str]) -> ParsedProfile | str | None:  # fmt: skip
+    """The profile a process confined by `prof` runs under after exec'ing the
+    file `names` names (resolved path first): itself (`ix`), its child
+    profile (`Cx -> NAME`), the named or attached top-level profile (`Px`),
+    UNCONFINED (`ux`), or None when no exec rule of `prof` lets it run
+    (AppArmor denies the exec), or the rule names a profile that is not in
+    the file."""
+    by_name = {p.name: p for p in profiles}
+    names = list(names)
+    for name in names:
+        path = byte_str(kernel_view(name))
+        for r in prof.rules:
+            if r.kind != "file" or r.regex is None or "x" not in r.perms.lower():
+                continue
+            if not r.regex.match(path):
+                continue
+            mode = re.search(r"([iIpPcCuU])[iIpPcCuU]*x", r.perms)
+            letter = mode.group(1).lower() if mode else "i"
+            if letter == "i":
+                return prof
+            if letter == "u":
+                return UNCONFINED
+            if letter == "c":
+                child = f"{prof.name}//{r.target or name}"
+                return by_name.get(child)
+            if r.target:
+                return by_name.get(r.target)
+            return attached(profiles, names)
+    return None
+
+
+__all__ = ["allows", "attached", "check", "escape_literal", "exec_transition",
+           "net_text", "parse", "plan", "render"]  # fmt: skip

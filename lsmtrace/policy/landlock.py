@@ -111,11 +111,14 @@ def _random_root(path: str) -> str | None:
     return stable.rstrip("/") + "/" + rest.split("/", 1)[0]
 
 
-def requirements(aset: AccessSet) -> list[Requirement]:
-    """What each recorded access needs from a Landlock ruleset."""
+def requirements(aset: AccessSet, also_created: Iterable[str] = ()) -> list[Requirement]:
+    """What each recorded access needs from a Landlock ruleset.
+    `also_created`: paths the workload created besides those of the set (the
+    live audit mode passes what the session saw created)."""
     out: list[Requirement] = []
     created_paths = {path for prog in aset.programs.values()
                      for path, accs in prog.files.items() if accs & {"create", "mkdir"}}  # fmt: skip
+    created_paths.update(also_created)
     for name in sorted(aset.programs):
         prog = aset.programs[name]
         for raw in sorted(prog.files):
@@ -314,44 +317,80 @@ class CheckResult:
     unused: list[str] = field(default_factory=list)
 
 
-def check(doc: dict[str, Any], aset: AccessSet) -> CheckResult:
-    handled_fs = set(doc.get("handled_access_fs", []))
-    handled_net = set(doc.get("handled_access_net", []))
+@dataclass
+class Ruleset:
+    """A parsed policy as check evaluates it: handled rights, path rules
+    (the private TMPDIR as `tmpdir:<under>`), port rules."""
+
+    handled_fs: set[str]
+    handled_net: set[str]
+    rules: list[tuple[str, set[str]]]
+    ports: dict[int, set[str]]
+
+
+def ruleset(doc: dict[str, Any]) -> Ruleset:
     rules = [(str(r["path"]), set(r.get("access", []))) for r in doc.get("rules", [])]
     pt = doc.get("private_tmp") or {}
     if pt:
         # what goes to the private TMPDIR is granted there, nowhere else
         rules.append((PRIVATE + str(pt["under"]), set(pt.get("access", []))))
     ports = {int(r["port"]): set(r.get("access", [])) for r in doc.get("net_rules", [])}
+    return Ruleset(set(doc.get("handled_access_fs", [])),
+                   set(doc.get("handled_access_net", [])), rules, ports)  # fmt: skip
+
+
+def lacking(rs: Ruleset, req: Requirement) -> tuple[list[str], set[tuple[str, str]]]:
+    """(the rights of `req` no rule grants, the (rule, right) pairs that
+    grant the others). A right the ruleset does not handle is allowed."""
+    lack: list[str] = []
+    used: set[tuple[str, str]] = set()
+    for right in req.rights:
+        if req.path.startswith("port:"):
+            if right in rs.handled_net:
+                if right in rs.ports.get(int(req.path[5:]), set()):
+                    used.add((req.path, right))
+                else:
+                    lack.append(right)
+            continue
+        if right not in rs.handled_fs:
+            continue
+        granting = [rp for rp, acc in rs.rules if right in acc and _grants(rp, req.path)]
+        if granting:
+            used.update((g, right) for g in granting)
+        else:
+            lack.append(right)
+    return lack, used
+
+
+def rule_text(req_path: str, rights: Iterable[str]) -> str:
+    """The rule granting `rights` on a requirement's path, as the policy file
+    writes it (JSON, one line)."""
+    fs = sorted((r for r in rights if r in FS_BIT), key=FS_RIGHTS.index)
+    if req_path.startswith("port:"):
+        doc: dict[str, Any] = {"port": int(req_path[5:]), "access": sorted(rights)}
+    elif req_path.startswith(PRIVATE):
+        doc = {"private_tmp": {"under": req_path[len(PRIVATE):], "access": fs}}
+    else:
+        doc = {"path": req_path, "access": fs}
+    return json.dumps(doc, ensure_ascii=True)
+
+
+def check(doc: dict[str, Any], aset: AccessSet) -> CheckResult:
+    rs = ruleset(doc)
     used: set[tuple[str, str]] = set()
     res = CheckResult()
     verdicts: dict[Access, bool] = {}
     for req in requirements(aset):
-        ok = True
-        for right in req.rights:
-            if req.path.startswith("port:"):
-                port = int(req.path[5:])
-                if right in handled_net:
-                    if right in ports.get(port, set()):
-                        used.add((req.path, right))
-                    else:
-                        ok = False
-                continue
-            if right not in handled_fs:
-                continue
-            granting = [rp for rp, acc in rules if right in acc and _grants(rp, req.path)]
-            if granting:
-                used.update((g, right) for g in granting)
-            else:
-                ok = False
-        verdicts[req.access] = verdicts.get(req.access, True) and ok
+        lack, hits = lacking(rs, req)
+        used |= hits
+        verdicts[req.access] = verdicts.get(req.access, True) and not lack
     for a in aset.flat():
         (res.allowed if verdicts.get(a, True) else res.denied).append(a)
-    for rp, acc in rules:
+    for rp, acc in rs.rules:
         for right in sorted(acc, key=FS_RIGHTS.index):
             if (rp, right) not in used:
                 res.unused.append(f"{rp} {right}")
-    for port, acc in sorted(ports.items()):
+    for port, acc in sorted(rs.ports.items()):
         res.unused += [
             f"port {port} {r}" for r in sorted(acc) if (f"port:{port}", r) not in used
         ]

@@ -124,6 +124,37 @@ class Program:
     def add_file(self, path: str, access: str) -> None:
         self.files.setdefault(path, set()).add(access)
 
+    def accesses(self) -> list[Access]:
+        """What it did, one Access each (the flat view), in a stable order."""
+        name = self.name
+        out: list[Access] = []
+        for path in sorted(self.files):
+            out += [Access(name, "file", path, a) for a in sorted(self.files[path])]
+        out += [Access(name, "cap", c, "use") for c in sorted(self.caps)]
+        for n in sorted(self.network, key=_net_key):
+            out.append(Access(name, "net", net_text(n), n.op))
+        out += [Access(name, "signal", f"{s} {t}", "send") for s, t in sorted(self.signals)]
+        out += [Access(name, "ptrace", t, m) for m, t in sorted(self.ptrace)]
+        return out
+
+    def only(self, a: Access) -> Program:
+        """The same program with only the access `a` (one of accesses()),
+        what a renderer needs to write the rule for that access alone."""
+        p = Program(self.name, self.exe, set(self.comms), exact_exe=self.exact_exe)
+        if a.kind == "file":
+            p.files[a.what] = {a.access}
+            p.own_proc = {a.what} & self.own_proc
+        elif a.kind == "cap":
+            p.caps = {a.what}
+        elif a.kind == "net":
+            p.network = {n for n in self.network if n.op == a.access and net_text(n) == a.what}
+        elif a.kind == "signal":
+            sig, _, who = a.what.partition(" ")
+            p.signals = {(sig, who)}
+        elif a.kind == "ptrace":
+            p.ptrace = {(a.access, a.what)}
+        return p
+
 
 @dataclass(frozen=True)
 class Access:
@@ -191,16 +222,7 @@ class AccessSet:
     def flat(self) -> list[Access]:
         out: list[Access] = []
         for name in sorted(self.programs):
-            p = self.programs[name]
-            for path in sorted(p.files):
-                out += [Access(name, "file", path, a) for a in sorted(p.files[path])]
-            out += [Access(name, "cap", c, "use") for c in sorted(p.caps)]
-            for n in sorted(p.network, key=_net_key):
-                out.append(Access(name, "net", net_text(n), n.op))
-            out += [
-                Access(name, "signal", f"{s} {t}", "send") for s, t in sorted(p.signals)
-            ]
-            out += [Access(name, "ptrace", t, m) for m, t in sorted(p.ptrace)]
+            out += self.programs[name].accesses()
         return out
 
     def unplaced_lines(self) -> list[str]:
@@ -396,6 +418,19 @@ def cap_use(ev: Mapping[str, Any], obj: Mapping[str, Any], classified: bool) -> 
     return None
 
 
+TYPE_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def avc_label(tclass: Any, tcontext: Any) -> tuple[str, str] | None:
+    """(class, type) of an AVC's target (`user:role:type:level`): from the
+    tracepoint rung's `avc` events and from joined audit records alike.
+    None when the type is not a plain identifier (it never enters a policy)."""
+    parts = str(tcontext or "").split(":")
+    if len(parts) >= 3 and TYPE_NAME.fullmatch(parts[2]) and tclass:
+        return str(tclass), parts[2]
+    return None
+
+
 def _interpreter_from_argv(filename: str, argv: Any) -> str | None:
     """A #! script's interpreter from the exec's argv as the kernel rewrote it
     (`[interpreter, (arg,) script, ...]`), when the argv shows it."""
@@ -467,10 +502,9 @@ class Builder:
         if kind == "exit":
             return
         if kind == "avc":
-            tcontext = str(obj.get("tcontext") or "").split(":")
-            if len(tcontext) >= 3 and re.fullmatch(r"[A-Za-z0-9_]+", tcontext[2]) and obj.get("tclass"):
-                self.avcs.setdefault(_int(ev.get("pid")), []).append(
-                    (str(obj["tclass"]), tcontext[2]))
+            label = avc_label(obj.get("tclass"), obj.get("tcontext"))
+            if label is not None:
+                self.avcs.setdefault(_int(ev.get("pid")), []).append(label)
             return
         if kind == "exec":
             self._exec(ev, obj, proc)
@@ -493,6 +527,57 @@ class Builder:
             return
         if self._decision(ev, kind, hook, obj, proc):
             s.used += 1
+
+    # -- for a live session (policy/live.py): processes come and go --------------
+
+    def start(self, tgid: int, exe: str) -> None:
+        """A process already running when the events began (no exec seen),
+        running `exe` (the process tree's answer): its program is that."""
+        self.procs[tgid] = _Proc(exe, (exe,), "exec")
+
+    def known(self, tgid: int) -> bool:
+        return tgid in self.procs
+
+    def settled(self, tgid: int, pid: int) -> bool:
+        """The process is known and nothing of it is pending that its next
+        decision would consume: no exec in progress (bprm hooks), no AVC
+        waiting for the thread. Then a decision's accesses depend only on
+        the event, the program and (mmap of an fd) the file opened last."""
+        p = self.procs.get(tgid)
+        return p is not None and not p.bprm and pid not in self.avcs
+
+    def program_of(self, tgid: int) -> str | None:
+        """The program a known process runs (None: known by comm only)."""
+        p = self.procs.get(tgid)
+        return p.exe if p is not None else None
+
+    def last_open(self, tgid: int) -> str | None:
+        """The file the process opened last (the tracepoint rung's mmap of
+        an fd maps it: the ld.so pattern)."""
+        p = self.procs.get(tgid)
+        return p.last_open if p is not None else None
+
+    def set_last_open(self, tgid: int, path: str | None) -> None:
+        p = self.procs.get(tgid)
+        if p is not None:
+            p.last_open = path
+
+    def forget(self, tgid: int) -> None:
+        """The process exited: nothing of it is needed any more."""
+        self.procs.pop(tgid, None)
+        self.avcs.pop(tgid, None)
+
+    def trim(self, max_procs: int) -> int:
+        """Keep at most `max_procs` processes (the oldest go: threads'
+        fork entries, processes whose exit was not seen); returns how many
+        went. AVCs waiting for a decision that never came go too."""
+        over = len(self.procs) - max_procs
+        if over > 0:
+            for tgid in list(self.procs)[:over]:
+                del self.procs[tgid]
+        if len(self.avcs) > max_procs:
+            self.avcs.clear()
+        return max(over, 0)
 
     def _flush_bprm(self, proc: _Proc, ev: Mapping[str, Any] | None) -> None:
         """bprm hook paths of an exec that never completed (no exec event):

@@ -23,6 +23,7 @@ class and permission used, so `checkmodule -M -m` compiles the module (tests).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from lsmtrace.errors import LsmtraceError
 from lsmtrace.policy.generalise import unique_names
@@ -166,11 +167,14 @@ def _tmp_type(dom: str) -> str:
     return dom[: -len("_t")] + "_tmp_t"
 
 
-def _created_tmp(aset: AccessSet) -> set[str]:
+CREATES = frozenset({"create", "mkdir", "mknod", "symlink", "rename_dst", "link"})
+
+
+def _created_tmp(aset: AccessSet, created: Iterable[str] = ()) -> set[str]:
     """Temp paths the workload created (and what lies beneath them)."""
     made = {p for prog in aset.programs.values() for p, acc in prog.files.items()
-            if acc & {"create", "mkdir", "mknod", "symlink", "rename_dst", "link"}
-            and p.startswith(TMP_DIRS)}  # fmt: skip
+            if acc & CREATES and p.startswith(TMP_DIRS)}  # fmt: skip
+    made.update(p for p in created if p.startswith(TMP_DIRS))
     every = {p for prog in aset.programs.values() for p in prog.files}
     return {p for p in every if p in made or any(p.startswith(m + "/") for m in made)}
 
@@ -182,12 +186,16 @@ def _file_type(aset: AccessSet, own_tmp: set[str], dom: str, path: str,
     return aset.labels.get(path) or path_type(table_key)
 
 
-def requirements(aset: AccessSet) -> list[tuple[Access, list[tuple[Key, set[str], str]]]]:
+def requirements(aset: AccessSet, doms: dict[str, list[str]] | None = None,
+                 created: Iterable[str] = ()) -> list[tuple[Access, list[tuple[Key, set[str], str]]]]:  # fmt: skip
     """Each recorded access with what it needs: (rule key, permissions, the
-    path or object that explains it). One mapping for generate and check."""
+    path or object that explains it). One mapping for generate, check and the
+    live audit mode, which gives the domain each program runs in (`doms`;
+    else from the set's exec chains) and the paths the session saw created
+    (`created`: under /tmp they have the domain's own type)."""
     dirs = aset.directories()
-    doms = domains(aset)
-    own_tmp = _created_tmp(aset)
+    doms = domains(aset) if doms is None else doms
+    own_tmp = _created_tmp(aset, created)
     # an exec'd file's label is its resolved file's (a symlinked interpreter)
     exact = {k: p.exact_exe for k, p in aset.programs.items() if p.exact_exe}
     out: list[tuple[Access, list[tuple[Key, set[str], str]]]] = []
@@ -325,8 +333,27 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
                 out.append(f"# {comment(p)}")
             if len(paths) > 8:
                 out.append(f"# ... {len(paths) - 8} more")
-        out.append(f"allow {dom} {typ}:{cls} {{ {' '.join(sorted(perms))} }};")
+        out.append(allow_rule((dom, typ, cls), perms))
     return "\n".join(out) + "\n"
+
+
+def allow_rule(key: Key, perms: Iterable[str]) -> str:
+    dom, typ, cls = key
+    return f"allow {dom} {typ}:{cls} {{ {' '.join(sorted(perms))} }};"
+
+
+def command_domain(exe: str, defined: Iterable[str]) -> str | None:
+    """The domain of a module that the command `exe` would run in when
+    started into it (runcon -t, or an exec type: docs/policy.md), by the
+    generator's naming: `lsmtrace_<basename>_t`, or `lsmtrace_<whole
+    path>_t` where basenames collided; None when the module defines neither.
+    (A name that even then collided has a hash suffix: not recognised.)"""
+    have = set(defined)
+    for name in (_long(exe), ident(exe)):
+        dom = f"lsmtrace_{name}_t"
+        if dom in have:
+            return dom
+    return None
 
 
 class SelinuxParseError(LsmtraceError):
@@ -394,16 +421,25 @@ def parse(text: str, path: str = "policy") -> dict[Key, set[str]]:
     return rules
 
 
+def lacking(rules: dict[Key, set[str]],
+            needs: Iterable[tuple[Key, set[str], str]]) -> list[tuple[Key, set[str]]]:  # fmt: skip
+    """What an access's needs lack in the module's allow rules: (key, the
+    permissions no rule allows), the rules the module would need."""
+    out = []
+    for k, perms, _obj in needs:
+        lack = perms - rules.get(k, set())
+        if lack:
+            out.append((k, lack))
+    return out
+
+
 def check(rules: dict[Key, set[str]], aset: AccessSet) -> CheckResult:
     res = CheckResult()
     used: dict[Key, set[str]] = {}
     for a, needs in requirements(aset):
-        ok = True
         for k, perms, _obj in needs:
-            have = rules.get(k, set())
-            used.setdefault(k, set()).update(perms & have)
-            ok = ok and perms <= have
-        (res.allowed if ok else res.denied).append(a)
+            used.setdefault(k, set()).update(perms & rules.get(k, set()))
+        (res.denied if lacking(rules, needs) else res.allowed).append(a)
     for (src, tgt, cls), perms in sorted(rules.items()):
         idle = perms - used.get((src, tgt, cls), set())
         if idle:

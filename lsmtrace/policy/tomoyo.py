@@ -47,6 +47,7 @@ from lsmtrace.policy.generalise import (
 )
 from lsmtrace.policy.landlock import CheckResult
 from lsmtrace.policy.model import (
+    Access,
     AccessSet,
     NetAccess,
     Program,
@@ -105,7 +106,9 @@ def tomoyo_name(path: str) -> str:
 
 
 def is_dir_access(op: str, access: str, path: str, dirs: set[str]) -> bool:
-    return op in DIR_OPS or (access in ("read", "readdir") and path in dirs)
+    """A directory's name ends with / in TOMOYO: mkdir/rmdir, a readdir (an
+    O_DIRECTORY open), a read of a path that has recorded paths below it."""
+    return op in DIR_OPS or access == "readdir" or (access == "read" and path in dirs)
 
 
 def kernel_name(prog: Program, path: str, is_dir: bool) -> str:
@@ -348,6 +351,37 @@ def parse(text: str, path: str = "policy") -> list[Domain]:
     return domains
 
 
+# a domain without ACLs: what it allows is what TOMOYO does not check
+UNCHECKED = Domain("", "<kernel>")
+
+
+def allows(dom: Domain, prog: Program, a: Access, net: NetAccess | None,
+           dirs: set[str]) -> tuple[bool, list[str]]:  # fmt: skip
+    """Whether domain `dom` allows `prog`'s access `a` (`net`: its network
+    access, for kind net), and the ACL lines that allow it. What TOMOYO 2.x
+    does not check (capabilities, signals, ptrace, mmap, rename...) is
+    allowed."""
+    if a.kind == "net":
+        acl = net_acl(net) if net is not None else None
+        if acl is None or net is None or net.port is None:
+            return True, []  # not checked by TOMOYO
+        port = net.port
+        hits = [t for typ, op, lo, hi, t in dom.net
+                if (typ, op) == acl and lo <= port <= hi]  # fmt: skip
+        return bool(hits), hits
+    op = OPS.get(a.access) if a.kind == "file" else None
+    if op is None:
+        return True, []
+    is_dir = is_dir_access(op, a.access, a.what, dirs)
+    names = [a.what]
+    usr = merged_usr(a.what)
+    if usr and op != "execute":
+        names.append(usr)  # its name on a merged-/usr system
+    paths = [byte_str(kernel_name(prog, n, is_dir)) for n in names]
+    hits = [t for o, rx, t in dom.acls if o == op and any(rx.match(p) for p in paths)]
+    return bool(hits), hits
+
+
 def check(domains: list[Domain], aset: AccessSet) -> CheckResult:
     aset = fold_merged_usr(aset)
     res = CheckResult()
@@ -360,42 +394,37 @@ def check(domains: list[Domain], aset: AccessSet) -> CheckResult:
         exe = byte_str(prog.exe) if prog.exe else None
         # every domain the program runs in must allow it (one per exec chain)
         doms = [d for d in domains if d.exe == exe]
-        if a.kind == "net":
-            net = nets[(a.program, a.what, a.access)]
-            acl = net_acl(net)
-            if acl is None:  # not checked by TOMOYO
-                res.allowed.append(a)
-                continue
-            port = net.port
-            ok = bool(doms)
-            for dom in doms:
-                hits = [t for typ, op, lo, hi, t in dom.net
-                        if (typ, op) == acl and port is not None and lo <= port <= hi]  # fmt: skip
-                used.update(hits)
-                ok = ok and bool(hits)
-            (res.allowed if ok else res.denied).append(a)
+        net = nets.get((a.program, a.what, a.access)) if a.kind == "net" else None
+        if allows(UNCHECKED, prog, a, net, dirs)[0]:
+            res.allowed.append(a)  # not checked by TOMOYO: allowed even with no domain
             continue
-        if a.kind != "file":
-            res.allowed.append(a)  # TOMOYO 2.x checks no capability, signal, ptrace
-            continue
-        op = OPS.get(a.access)
-        if op is None:
-            res.allowed.append(a)
-            continue
-        is_dir = is_dir_access(op, a.access, a.what, dirs)
-        names = [a.what]
-        usr = merged_usr(a.what)
-        if usr and op != "execute":
-            names.append(usr)  # its name on a merged-/usr system
-        paths = [byte_str(kernel_name(prog, n, is_dir)) for n in names]
         ok = bool(doms)
         for dom in doms:
-            hits = [t for o, rx, t in dom.acls
-                    if o == op and any(rx.match(p) for p in paths)]  # fmt: skip
+            allowed, hits = allows(dom, prog, a, net, dirs)
             used.update(hits)
-            ok = ok and bool(hits)
+            ok = ok and allowed
         (res.allowed if ok else res.denied).append(a)
     for d in domains:
         lines = [t for _o, _r, t in d.acls] + list(dict.fromkeys(x[4] for x in d.net))
         res.unused += [f"{d.name}: {t}" for t in lines if t not in used]
     return res
+
+
+def exception_policy(text: str) -> tuple[set[str], dict[str, str]]:
+    """The generated file's exception policy: (the programs that start a
+    domain of their own wherever run: `initialize_domain X from any`, the
+    aggregators: exec'd name -> the name its domain uses), decoded."""
+    roots: set[str] = set()
+    aggregators: dict[str, str] = {}
+    for line in sections(text)["exception"].splitlines():
+        words = line.split()
+        if len(words) == 4 and words[0] == "initialize_domain" and words[2:] == ["from", "any"]:
+            roots.add(_decode(words[1]))
+        elif len(words) == 3 and words[0] == "aggregator":
+            aggregators[_decode(words[1])] = _decode(words[2])
+    return roots, aggregators
+
+
+def chain_of(dom: Domain) -> tuple[str, ...]:
+    """The exec chain a domain is named by (`<kernel> A B` -> (A, B)), decoded."""
+    return tuple(_decode(w) for w in dom.name.split()[1:])
