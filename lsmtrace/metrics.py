@@ -84,6 +84,11 @@ class Snapshot:
     programs: Mapping[str, ProgStat] = field(default_factory=dict)  # name -> stat
     version: str = ""
     read_seconds: float = 0.0  # how long reading the maps took
+    # the live audit mode (--policy): its file name, the decisions it would
+    # deny (top-K like denials), the decisions checked against it
+    policy: str | None = None
+    would_deny: DenialSnapshot = field(default_factory=DenialSnapshot)
+    policy_checked: int = 0
 
 
 SnapshotSource = Callable[[], Snapshot]
@@ -294,17 +299,31 @@ class DenialAggregator:
     def add_events(self, evs: Iterable[Event]) -> int:
         n = 0
         for ev in evs:
-            if ev["verdict"] != "deny":
+            lsm = self.lsm_of(ev)
+            if lsm is None:
                 continue
             try:
                 workload = self.workload_of(ev)
             except Exception:  # a plugged-in resolver must not stop the exporter
                 workload = str(ev.get("comm"))
-            self.table.add(
-                label(ev["hook"]), label(ev["lsm"], UNKNOWN_LSM), label(workload) or "?"
-            )
+            self.table.add(label(ev["hook"]), lsm, label(workload) or "?")
             n += 1
         return n
+
+    def lsm_of(self, ev: Event) -> str | None:
+        """The `lsm` label of an event it counts; None for the others."""
+        if ev["verdict"] != "deny":
+            return None
+        return label(ev["lsm"], UNKNOWN_LSM)
+
+
+class WouldDenyAggregator(DenialAggregator):
+    """The decisions a candidate policy would deny (`would_deny`, --policy),
+    by hook, the policy's LSM (its target) and workload: the same bounded table."""
+
+    def lsm_of(self, ev: Event) -> str | None:
+        w = ev.get("would_deny")
+        return label(str(w.get("target"))) if isinstance(w, Mapping) else None
 
 
 # -- the collector -----------------------------------------------------------------
@@ -362,6 +381,32 @@ def families(snap: Snapshot) -> Iterator[Metric]:
         'Denials counted in a workload="other" series (beyond the top-K)',
         value=snap.denials.folded,
     )
+
+    if snap.policy is not None:
+        pol = label(snap.policy)
+        wd = CounterMetricFamily(
+            f"{p}_policy_would_deny",
+            "Decisions the candidate policy (--policy) would deny, by workload "
+            '(top-K series, the rest in workload="other")',
+            labels=["policy", "hook", "lsm", "workload"],
+        )
+        for r in snap.would_deny.rows:
+            wd.add_metric([pol, r.hook, r.lsm, r.workload], r.count)
+        yield wd
+        folded = CounterMetricFamily(
+            f"{p}_policy_would_deny_folded",
+            'Would-deny decisions counted in a workload="other" series',
+            labels=["policy"],
+        )
+        folded.add_metric([pol], snap.would_deny.folded)
+        yield folded
+        checked = CounterMetricFamily(
+            f"{p}_policy_checked",
+            "Decisions checked against the candidate policy (of processes it confines)",
+            labels=["policy"],
+        )
+        checked.add_metric([pol], snap.policy_checked)
+        yield checked
 
     lat = HistogramMetricFamily(
         f"{p}_hook_latency_seconds",

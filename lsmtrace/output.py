@@ -132,7 +132,25 @@ def header(width: int = 80) -> str:
 def result_text(ev: Mapping[str, Any]) -> str:
     """allow, ENOENT (a failure that is no decision), or EACCES:<who decided>;
     with the LSM's audit record, EACCES:<its compact rule> (`EACCES:landlock
-    fs.read_file`), or the rung's answer and the record's when they differ."""
+    fs.read_file`), or the rung's answer and the record's when they differ.
+    A decision the candidate policy would deny (`--policy`) is followed by
+    `would-deny TARGET: <the rule it lacks>`."""
+    text = _verdict_text(ev)
+    w = ev.get("would_deny")
+    if isinstance(w, Mapping):
+        text += " " + would_deny_text(w)
+    return text
+
+
+def would_deny_text(w: Mapping[str, Any]) -> str:
+    """`would-deny TARGET: <first missing rule>` and how many more."""
+    missing = list(w.get("missing") or [])
+    more = f" (+{len(missing) - 1})" if len(missing) > 1 else ""
+    first = escape(str(missing[0])) if missing else "?"
+    return f"would-deny {escape(str(w.get('target')))}: {first}{more}"
+
+
+def _verdict_text(ev: Mapping[str, Any]) -> str:
     verdict = ev.get("verdict")
     if verdict == "allow":
         return "allow"
@@ -162,7 +180,8 @@ def time_text(ev: Mapping[str, Any]) -> str:
 
 def columns_text(ev: Mapping[str, Any]) -> str:
     """The fixed columns of a text line (time, pid, comm, hook, result). A
-    result with the audited rule is never cut: it may push the object right."""
+    result with the audited rule or a policy's missing rule is never cut: it
+    may push the object right."""
     fields = (
         time_text(ev),
         str(ev.get("tgid", "?")),
@@ -170,7 +189,7 @@ def columns_text(ev: Mapping[str, Any]) -> str:
         str(ev.get("hook", "")),
         result_text(ev),
     )
-    keep = len(fields) - 1 if "audit" in ev else len(fields)
+    keep = len(fields) - 1 if "audit" in ev or "would_deny" in ev else len(fields)
     return " ".join(
         pad(fit(f, w) if i < keep else f, w)
         for i, (f, (w, _t)) in enumerate(zip(fields, COLUMNS, strict=True))

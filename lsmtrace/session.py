@@ -24,6 +24,7 @@ from lsmtrace.events import PROCESS_KINDS, Decoder, Event, IdNames, WallClock
 
 if TYPE_CHECKING:
     from lsmtrace.auditlive import AuditJoin
+    from lsmtrace.policy.live import LiveCheck
     from lsmtrace.proctree import Enricher
 
 # The time one slice of the backlog should take (its size adapts: ~300 events
@@ -67,6 +68,7 @@ class Summary:
     processes: int = 0  # exec/fork/exit events (not decisions)
     quiet: int = 0  # quiet capability probes (noaudit), left out unless asked
     audit: dict[str, int] | None = None  # the audit join's counters, when it ran
+    policy: dict[str, int] | None = None  # the live policy check's, when it ran
     by_verdict: dict[str, int] = field(
         default_factory=lambda: {"allow": 0, "deny": 0, "error": 0}
     )
@@ -118,6 +120,7 @@ class Session:
         quiet_probes: bool = False,
         max_backlog_bytes: int = MAX_BACKLOG_BYTES,
         audit: AuditJoin | None = None,
+        policy: LiveCheck | None = None,
     ) -> None:
         self.source = source
         self.on_events = on_events
@@ -127,6 +130,7 @@ class Session:
         self.process_events = process_events
         self.quiet_probes = quiet_probes
         self.audit = audit
+        self.policy = policy
         if audit is not None:  # event times and record times on one wall clock
             audit.set_wall_offset(self.clock.offset_ns)
         self.summary = Summary()
@@ -151,6 +155,7 @@ class Session:
         """Enrich, count and select decoded events (also for sources that
         yield dicts already, e.g. tests)."""
         enrich = self.enricher.enrich if self.enricher is not None else None
+        check = self.policy.add if self.policy is not None else None
         s = self.summary
         by_verdict = s.by_verdict
         out: list[Event] = []
@@ -158,6 +163,8 @@ class Session:
         for ev in evs:
             if enrich is not None:
                 enrich(ev)
+            if check is not None:
+                check(ev)
             kind = ev["kind"]
             if kind in PROCESS_KINDS:
                 s.processes += 1
@@ -295,6 +302,8 @@ class Session:
                 if ready:
                     self.on_events(ready)
             self.summary.audit = self.audit.stats()
+        if self.policy is not None:
+            self.summary.policy = self.policy.summary()
         st = self.source.stats()
         s = self.summary
         s.delivered = self.source.delivered

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from lsmtrace.events import Event, IdNames
     from lsmtrace.loader import Tracer
     from lsmtrace.metrics import DenialTable, ProgStat, Snapshot
+    from lsmtrace.policy.live import LiveCheck
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ EPILOG = """examples:
                   --basic-auth-file /etc/lsmtrace/auth   # scraped from elsewhere
   lsmtrace export --top-k 20 --family file     # fewer workload series, file hooks
   lsmtrace export --bpf-stats                  # also BPF run time per program
+  lsmtrace export --policy app.aa --unit app.service   # what a candidate policy
+                                               # would deny (streams every decision)
   curl -s 127.0.0.1:9464/metrics | grep lsmtrace_decisions_total
 
 Metrics and labels: docs/metrics.md. Allowed decisions are counted in the kernel
@@ -130,6 +133,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(BPF_ENABLE_STATS; costs a little on every BPF program of the host)",
     )
     options.add_duration_arg(s)
+    options.add_policy_args(p)
     p.set_defaults(func=run)
 
 
@@ -420,10 +424,13 @@ class LiveSource:
     """Snapshot source over a live Tracer; called from HTTP threads."""
 
     def __init__(self, tracer: Tracer, table: DenialTable, version: str,
-                 stats_fd: int = -1) -> None:  # fmt: skip
+                 stats_fd: int = -1, policy: LiveCheck | None = None,
+                 would_deny: DenialTable | None = None) -> None:  # fmt: skip
         self.tracer = tracer
         self.table = table
         self.version = version
+        self.policy = policy
+        self.would_deny = would_deny
         self.stats_fd = stats_fd
         self.map_lock = threading.Lock()
         self.table_lock = threading.Lock()
@@ -447,14 +454,19 @@ class LiveSource:
             delivered = t.delivered
             programs = read_program_stats(self.program_fds) if stats_on else {}
             read_s = time.perf_counter() - t0
+        policy: dict[str, Any] = {}
         with self.table_lock:
             denials = self.table.snapshot()
+            if self.policy is not None and self.would_deny is not None:
+                policy = {"policy": self.policy.policy.name,
+                          "would_deny": self.would_deny.snapshot(),
+                          "policy_checked": self.policy.stats.checked}  # fmt: skip
         snap = Snapshot(
             counts=counts, latency=latency, stats=stats, id_names=t.id_names,
             rung=att.rung if att else "", attached=len(att.attached) if att else 0,
             skipped=len(att.skipped) if att else 0, delivered=delivered,
             denials=denials, bpf_stats_enabled=stats_on, programs=programs,
-            version=self.version, read_seconds=read_s,
+            version=self.version, read_seconds=read_s, **policy,
         )  # fmt: skip
         self._last = snap
         return snap
@@ -522,6 +534,7 @@ def serve_export(
         raise UsageError("--tls-cert and --tls-key go together",
                          hint="give both PEM files, or neither for plain HTTP")  # fmt: skip
     host, port = parse_listen(args.listen)
+    policy = options.open_policy(args)  # a bad policy file fails before BPF
     check_root()
     creds = read_credentials(args.basic_auth_file) if args.basic_auth_file else None
     tls = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
@@ -531,25 +544,32 @@ def serve_export(
     if creds is not None:
         app = with_basic_auth(app, creds)
     httpd = make_http_server(app, host, port, tls)  # fails early on a busy port
-    # the stream carries denials and the process events the enricher needs
-    tracer = Tracer(options.trace_options(args, denied=True, proc_events=True))
+    # the stream carries denials and the process events the enricher needs;
+    # with --policy every decision of the scope, to check it
+    tracer = Tracer(options.trace_options(args, denied=policy is None, proc_events=True))
     table = DenialTable(k=args.top_k)
     stop = [False]
     # SIGINT/SIGTERM from here on end the run cleanly, setup included
     with stop_on_signals(stop):
         return _serve(args, registry, httpd, tracer, table, stop, tls is not None,
-                      creds is not None, workload_of)  # fmt: skip
+                      creds is not None, workload_of, policy)  # fmt: skip
 
 
 def _serve(
     args: argparse.Namespace, registry: Any, httpd: Any, tracer: Tracer,
     table: DenialTable, stop: list[bool], tls: bool, auth: bool,
-    workload_of: Callable[[Event], str] | None,
+    workload_of: Callable[[Event], str] | None, policy: LiveCheck | None = None,
 ) -> int:  # fmt: skip
     from prometheus_client import ProcessCollector
 
     from lsmtrace import __version__
-    from lsmtrace.metrics import Collector, DenialAggregator, default_workload
+    from lsmtrace.metrics import (
+        Collector,
+        DenialAggregator,
+        DenialTable,
+        WouldDenyAggregator,
+        default_workload,
+    )
     from lsmtrace.proctree import Enricher
     from lsmtrace.session import Session, Summary
 
@@ -567,17 +587,23 @@ def _serve(
             return 0
         opened = options.open_audit(args, tracer.syscall_names)
         join = opened.join
-        source = LiveSource(tracer, table, __version__, stats_fd)
+        # the would-deny series: bounded as the denials are (docs/metrics.md)
+        wd_table = DenialTable(k=args.top_k) if policy is not None else None
+        source = LiveSource(tracer, table, __version__, stats_fd, policy, wd_table)
         source.program_fds = find_program_fds()
         registry.register(Collector(source))
         ProcessCollector(registry=registry)
         aggregator = DenialAggregator(table, workload_of or default_workload)
+        would = (WouldDenyAggregator(wd_table, workload_of or default_workload)
+                 if wd_table is not None else None)  # fmt: skip
         lock = source.table_lock
 
         def on_events(evs: list[Event]) -> None:
             if evs:
                 with lock:
                     aggregator.add_events(evs)
+                    if would is not None:
+                        would.add_events(evs)
 
         server_thread = threading.Thread(target=httpd.serve_forever,
                                          kwargs={"poll_interval": 0.2},
@@ -586,8 +612,11 @@ def _serve(
         bound_host, bound_port = httpd.server_address[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         url = f"{'https' if tls else 'http'}://{shown}:{bound_port}/metrics"
+        status = opened.status
+        if policy is not None:
+            status += "; " + options.policy_status(policy)
         print(options.start_line("Tracing", att, f"Serving {url}. Ctrl-C to end.",
-                                 audit=opened.status), file=sys.stderr, flush=True)  # fmt: skip
+                                 audit=status), file=sys.stderr, flush=True)  # fmt: skip
         if not is_loopback(bound_host) and not (tls and auth):
             print("note: metrics are reachable from other hosts without TLS and "
                   "basic auth (--tls-cert/--tls-key, --basic-auth-file)",
@@ -595,7 +624,7 @@ def _serve(
         # with the audit join, a denial the rung cannot attribute (lsm null)
         # is counted under the LSM its audit record names
         session = Session(LockedEventSource(tracer, source.map_lock), on_events,
-                          enricher=enricher, audit=join)  # fmt: skip
+                          enricher=enricher, audit=join, policy=policy)  # fmt: skip
         session.stop = stop
         summary = session.run(args.duration)
     finally:
@@ -613,9 +642,11 @@ def _serve(
         if join is not None:
             join.close()  # --enable-audit: audit back off
     snap = table.snapshot()
-    audit_line = options.audit_summary_line(summary)
-    if audit_line:  # before the summary: that one stays the last line
-        print(audit_line, file=sys.stderr)
+    # before the summary: that one stays the last line
+    for line in (options.audit_summary_line(summary),
+                 options.policy_summary_line(summary, policy)):  # fmt: skip
+        if line:
+            print(line, file=sys.stderr)
     print(
         f"{summary.by_verdict['deny']} denials into {len(snap.rows)} series "
         f'({snap.folded} folded into workload="other"), {summary.lost} events lost, '

@@ -18,7 +18,11 @@ from lsmtrace.errors import UsageError
 if TYPE_CHECKING:
     from lsmtrace.auditlive import Opened
     from lsmtrace.loader import Attachment, TraceOptions
+    from lsmtrace.policy.live import LiveCheck
     from lsmtrace.session import Summary
+
+# the targets of `policy generate|check` and of --policy-target
+POLICY_TARGETS = ("apparmor", "selinux", "landlock", "tomoyo")
 
 
 def add_filter_args(
@@ -138,6 +142,55 @@ def audit_summary_line(s: Summary) -> str | None:
     from lsmtrace.auditlive import summary_text
 
     return summary_text(s.audit)
+
+
+def add_policy_args(p: argparse.ArgumentParser) -> None:
+    """--policy, --policy-target: the live audit mode (docs/policy.md)."""
+    g = p.add_argument_group(
+        "live audit mode: a candidate policy watched before enforcing (docs/policy.md)"
+    )
+    g.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="a policy made by `lsmtrace policy generate` (any target): mark each "
+        "decision it would deny (would_deny, with the rule it lacks). Needs every "
+        "decision of the scope in user space: scope it with --pid/--comm/--cgroup/"
+        "--container/--unit",
+    )
+    g.add_argument(
+        "--policy-target",
+        choices=POLICY_TARGETS,
+        help="the policy's format (default: guessed from its content)",
+    )
+
+
+def open_policy(args: argparse.Namespace) -> LiveCheck | None:
+    """The live check of --policy (read and parsed now: a bad file fails
+    before any BPF is loaded), or None."""
+    path = getattr(args, "policy", None)
+    target = getattr(args, "policy_target", None)
+    if not path:
+        if target:
+            raise UsageError("--policy-target needs --policy", hint="--policy FILE")
+        return None
+    from lsmtrace.policy import load
+    from lsmtrace.policy.live import LiveCheck
+
+    return LiveCheck(load(path, target))
+
+
+def policy_status(check: LiveCheck) -> str:
+    """For the start line: which policy the decisions are checked against."""
+    return f"checking policy {check.policy.name} ({check.policy.target})"
+
+
+def policy_summary_line(s: Summary, check: LiveCheck | None) -> str | None:
+    """The live check's accounting at exit, on its own line (None: no --policy)."""
+    if s.policy is None or check is None:
+        return None
+    from lsmtrace.policy.live import summary_text
+
+    return summary_text(check.policy.name, check.policy.target, s.policy)
 
 
 def add_duration_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

@@ -10,7 +10,7 @@ from typing import TextIO
 from lsmtrace.commands import options
 from lsmtrace.errors import UsageError
 
-TARGETS = ("apparmor", "selinux", "landlock", "tomoyo")
+TARGETS = options.POLICY_TARGETS
 
 EPILOG = """examples:
   lsmtrace policy generate --target apparmor run.jsonl -o usr.bin.x

@@ -12,6 +12,7 @@ from lsmtrace.errors import UsageError
 
 if TYPE_CHECKING:
     from lsmtrace.loader import Tracer
+    from lsmtrace.policy.live import LiveCheck
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ EPILOG = """examples:
   lsmtrace trace --backend tracepoint    # force a rung (auto: best that loads)
   lsmtrace trace --ebpf                  # print the BPF program and its cflags
   lsmtrace trace --denied --enable-audit # which rule denied, audit on meanwhile
+  lsmtrace trace --policy app.aa --comm app --denied   # what the candidate policy
+                                         # would deny, before enforcing it
 """
 
 
@@ -60,6 +63,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="count in the kernel only (no event stream); print the "
         "counts per hook, verdict, errno and LSM at exit",
     )
+    options.add_policy_args(t)
     options.add_duration_arg(t)
     options.add_width_arg(t)
     t.add_argument(
@@ -89,6 +93,11 @@ def _check(args: argparse.Namespace) -> None:
             "--count prints a table of counts; --tree and --proc-events need events",
             hint="drop --count",
         )
+    if (args.count or args.discard) and args.policy:
+        raise UsageError(
+            "--policy checks each decision; --count and --discard decode none",
+            hint="drop --count/--discard",
+        )
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -96,12 +105,20 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     from lsmtrace.session import stop_on_signals
 
     _check(args)
+    # a candidate policy (--policy) is read before anything is loaded
+    policy = options.open_policy(args)
     # JSON and --tree are enriched (exe, ancestors, container...); process
-    # events reach the tree whatever the filters (docs/proctree.md)
+    # events reach the tree whatever the filters (docs/proctree.md); the
+    # policy check follows every process (exec, fork, exit; the exe of those
+    # started before lsmtrace) and sees the allowed decisions too: --denied
+    # then selects in user space what was denied or would be
     enrich = not (args.no_enrich or args.count or args.discard) and (
-        args.json or args.tree or args.proc_events
+        args.json or args.tree or args.proc_events or policy is not None
     )
-    opts = options.trace_options(args, stream=not args.count, proc_events=enrich)
+    opts = options.trace_options(
+        args, stream=not args.count, proc_events=enrich or policy is not None,
+        denied=args.denied and policy is None,
+    )  # fmt: skip
     if args.ebpf:
         from lsmtrace.loader import program_text
 
@@ -112,7 +129,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     stop = [False]
     # SIGINT/SIGTERM from here on end the run cleanly, setup included
     with stop_on_signals(stop):
-        return _run(args, out, tracer, width, stop, enrich)
+        return _run(args, out, tracer, width, stop, enrich, policy)
 
 
 def _run(
@@ -122,6 +139,7 @@ def _run(
     width: int,
     stop: list[bool],
     enrich: bool,
+    policy: LiveCheck | None = None,
 ) -> int:
     from lsmtrace import output
     from lsmtrace.events import Event
@@ -141,6 +159,9 @@ def _run(
         if not (args.count or args.discard):
             opened = options.open_audit(args, tracer.syscall_names)
             join, audit_status = opened.join, opened.status
+        if policy is not None:
+            audit_status = "; ".join(x for x in (audit_status, options.policy_status(policy))
+                                     if x)  # fmt: skip
         print(options.start_line("Tracing", att, audit=audit_status), file=sys.stderr,
               flush=True)  # fmt: skip
         for name, why in att.skipped.items():
@@ -151,7 +172,11 @@ def _run(
         if tree:
             from lsmtrace.proctree import format_tree
 
+        select = args.denied and policy is not None
+
         def on_events(evs: list[Event]) -> None:
+            if select:  # --denied with --policy: what was or would be denied
+                evs = [d for d in evs if d["verdict"] == "deny" or "would_deny" in d]
             if not evs:
                 return
             if args.json:
@@ -177,6 +202,7 @@ def _run(
             process_events=args.proc_events,
             quiet_probes=args.quiet_probes,
             audit=join,
+            policy=policy,
         )
         session.stop = stop
         try:
@@ -192,8 +218,10 @@ def _run(
         if join is not None:
             join.close()  # --enable-audit: audit back off
         tracer.close()
-    audit_line = options.audit_summary_line(summary)
-    if audit_line:  # before the summary: that one stays the last line
-        print(audit_line, file=sys.stderr)
+    # before the summary: that one stays the last line
+    for line in (options.audit_summary_line(summary),
+                 options.policy_summary_line(summary, policy)):  # fmt: skip
+        if line:
+            print(line, file=sys.stderr)
     print(options.summary_line(summary), file=sys.stderr)
     return 0

@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PURE = ("abi", "events", "output", "hooks", "btf", "syscalls", "bpfgen", "hookgen",
         "session", "probe", "kheaders", "cli", "doctor", "ringbuf", "proctree", "cgroups",
-        "record", "sandbox", "metrics", "policy.model",
+        "record", "sandbox", "metrics", "policy", "policy.model", "policy.live",
         "policy.apparmor", "policy.selinux", "policy.landlock", "policy.tomoyo",
         "tui.explain", "tui.sources", "commands.options", "commands.trace",
         "commands.record", "commands.replay", "commands.policy", "commands.sandbox",

@@ -42,6 +42,7 @@ from lsmtrace.metrics import (
     DenialTable,
     ProgStat,
     Snapshot,
+    WouldDenyAggregator,
     cumulative_buckets,
     parse_prog_fdinfo,
 )
@@ -486,3 +487,40 @@ def test_import_hygiene() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout  # fmt: skip
     assert out.strip() == "[]"
+
+
+# -- the live audit mode (--policy) ---------------------------------------------------
+
+
+def would(ev: Event, target: str = "landlock") -> Event:
+    ev["would_deny"] = {"policy": "p.json", "target": target, "context": "ruleset x",
+                        "program": "/usr/bin/cat", "access": ["file /etc/x read"],
+                        "missing": ['{"path": "/etc/x", "access": ["read_file"]}']}  # fmt: skip
+    return ev
+
+
+def test_would_deny_series_bounded_and_apart_from_denials() -> None:
+    """Allowed decisions the candidate policy would deny are counted by
+    (policy, hook, lsm = the policy's target, workload), top-K like denials;
+    real denials stay in lsmtrace_denials_total only."""
+    k = 5
+    table, wd = DenialTable(k=k), DenialTable(k=k)
+    evs = [would(event(comm=f"c{i}", ret=0)) for i in range(100)]
+    evs += [event(comm="d")]  # a denial nothing in the policy concerns
+    DenialAggregator(table).add_events(evs)
+    WouldDenyAggregator(wd).add_events(evs)
+    f = scrape(snapshot(denials=table.snapshot(), policy="p.json",
+                        would_deny=wd.snapshot(), policy_checked=300))  # fmt: skip
+    rows = samples(f, "lsmtrace_policy_would_deny_total")
+    assert {s.labels["policy"] for s in rows} == {"p.json"}
+    assert {s.labels["lsm"] for s in rows} == {"landlock"}
+    assert len({s.labels["workload"] for s in rows}) <= k + 1
+    assert sum(s.value for s in rows) == 100
+    assert value(f, "lsmtrace_policy_would_deny_folded_total", policy="p.json") == 100 - k
+    assert value(f, "lsmtrace_policy_checked_total", policy="p.json") == 300
+    assert sum(s.value for s in samples(f, "lsmtrace_denials_total")) == 1
+
+
+def test_no_policy_no_would_deny_series() -> None:
+    f = scrape(snapshot())
+    assert not any(n.startswith("lsmtrace_policy") for n in f)

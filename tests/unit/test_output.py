@@ -419,3 +419,17 @@ def test_json_lines_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(output, "_orjson", None)
     assert json_lines(ALL_EVENTS) == _lines_of(ALL_EVENTS)
+
+
+def test_would_deny_marker_after_the_result_never_cut() -> None:
+    """--policy: the rule the candidate policy lacks follows the result; like
+    the audited rule it is never cut (the object moves right)."""
+    ev = make_event(ret=0, object={"path": "/srv/x\x1b[31m"})
+    ev["would_deny"] = {"policy": "p.aa", "target": "apparmor", "context": "profile p",
+                        "program": "/usr/bin/cat", "access": ["file /srv/x read"],
+                        "missing": ['"/srv/x\x1b[31m" r,', "capability x,"]}  # fmt: skip
+    line = text_line(ev)  # piped: nothing cut
+    assert 'allow would-deny apparmor: "/srv/x\\x1b[31m" r, (+1) /srv/x' in line
+    assert "\x1b" not in line
+    assert columns(text_line(ev, 80)) <= 80
+    assert "would-deny" not in text_line(make_event(ret=0), 80)
