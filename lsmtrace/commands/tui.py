@@ -26,7 +26,10 @@ TUI_EPILOG = """examples:
   lsmtrace tui --backend tracepoint      # force a rung (auto: best that loads)
   lsmtrace tui --replay run.jsonl        # a recording (`lsmtrace record`), no root
   lsmtrace tui --replay run.jsonl --history 200000
-keys: ? help, f filter, / search, space pause, d denials only, 1/2/3 views, q quit
+  lsmtrace tui --policy app.aa --comm app # what a candidate policy would deny
+  lsmtrace tui --replay run.jsonl --policy app.landlock.json
+keys: ? help, f filter, / search, space pause, d denials only, w would-deny only,
+      1/2/3 views, q quit
 logs: ~/.cache/lsmtrace/tui.log (--log FILE); nothing is written to the terminal
 """
 
@@ -58,6 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_live_args(p, "live filters (applied in the kernel)")
     p.add_argument("--no-enrich", action="store_true",
                    help="live: no exe, ancestors, container, unit from /proc")  # fmt: skip
+    options.add_policy_args(p)
 
 
 @contextmanager
@@ -87,21 +91,31 @@ def log_to_file(path: Path, debug: bool = False) -> Iterator[None]:
 def make_source(args: argparse.Namespace) -> object:
     from lsmtrace.tui.sources import LiveSource, ReplaySource
 
+    policy = options.open_policy(args)  # a bad policy file fails before the screen
     if args.replay:
-        src = ReplaySource(args.replay)
+        src = ReplaySource(args.replay, policy=policy)
         src.open()  # a missing or unreadable file fails here, before the screen
         return src
     from lsmtrace.loader import check_root
 
     check_root()
     enrich = not args.no_enrich
-    opts = options.trace_options(args, proc_events=enrich)
+    # the policy check follows every process and sees the allowed decisions
+    # too: --denied then selects in user space what was or would be denied
+    opts = options.trace_options(args, proc_events=enrich or policy is not None,
+                                 denied=args.denied and policy is None)  # fmt: skip
+    select = _denied_or_would if args.denied and policy is not None else None
     enricher = None
     if enrich:
         from lsmtrace.proctree import Enricher
 
         enricher = Enricher.live()
-    return LiveSource(opts, enricher=enricher, audit=audit_factory(args))
+    return LiveSource(opts, enricher=enricher, audit=audit_factory(args), policy=policy,
+                      select=select)  # fmt: skip
+
+
+def _denied_or_would(ev: dict[str, Any]) -> bool:
+    return ev["verdict"] == "deny" or "would_deny" in ev
 
 
 def audit_factory(args: argparse.Namespace) -> Callable[[dict[int, str]], Any]:

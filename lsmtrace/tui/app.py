@@ -58,6 +58,7 @@ class LsmtraceApp(App[int]):
         Binding("slash", "search", "Search"),
         Binding("space", "toggle_pause", "Pause"),
         Binding("d", "toggle_denied", "Denied"),
+        Binding("w", "toggle_would_deny", "Would deny", show=False),
         Binding("1", "view('events')", "Events"),
         Binding("2", "view('top')", "Top"),
         Binding("3", "view('tree')", "Tree"),
@@ -284,6 +285,10 @@ class LsmtraceApp(App[int]):
     def action_toggle_denied(self) -> None:
         bar = self.query_one(FilterBar)
         bar.set_denied_only(not bar.denied_only)
+
+    def action_toggle_would_deny(self) -> None:
+        bar = self.query_one(FilterBar)
+        bar.set_would_deny_only(not bar.would_deny_only)
 
     def action_view(self, name: str) -> None:
         switcher = self.query_one(ContentSwitcher)

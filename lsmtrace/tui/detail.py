@@ -37,7 +37,9 @@ def detail_text(ev: Mapping[str, Any]) -> Text:
     for i, line in enumerate(explain(ev)):
         if i == 0:
             t.append(line + "\n", style=head)
-        elif line.startswith("Rule") or line.startswith("Who"):
+        elif line.startswith("Would deny"):
+            t.append(line + "\n", style="bold magenta")
+        elif line.startswith(("Rule", "Who", "Audit record")):
             t.append(line + "\n", style="bold")
         else:
             t.append(line + "\n")

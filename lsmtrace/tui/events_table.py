@@ -77,10 +77,12 @@ class EventsTable(ScrollView, can_focus=True):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "events-table--deny",
         "events-table--error",
+        "events-table--would-deny",
         "events-table--cursor",
     }
     DEFAULT_CSS = """
     EventsTable > .events-table--deny { color: $error; text-style: bold; }
+    EventsTable > .events-table--would-deny { color: magenta; text-style: bold; }
     EventsTable > .events-table--error { color: $warning; }
     EventsTable > .events-table--cursor { background: $accent; color: $text; }
     """
@@ -229,6 +231,10 @@ class EventsTable(ScrollView, can_focus=True):
         if verdict == "deny":
             style = base + self.get_component_rich_style(
                 "events-table--deny", partial=True
+            )
+        elif "would_deny" in ev:
+            style = base + self.get_component_rich_style(
+                "events-table--would-deny", partial=True
             )
         elif verdict == "error":
             style = base + self.get_component_rich_style(

@@ -12,6 +12,14 @@ Self-contained: lsmtrace.policy (the policy generators) is the authority for
 whole policies; this module only words one event's answer. Names it cannot
 know from one event (SELinux types without an AVC record, the AppArmor profile)
 appear as <placeholders> with the command that finds them.
+
+When the LSM's own audit record is joined to the event (`audit`, docs/events.md)
+the rule comes from it instead: the AppArmor line for the profile that denied,
+the `allow` rule from the AVC's contexts as audit2allow writes it, the Landlock
+right the domain lacks (its `blockers`); a seccomp record says a seccomp
+filter refused the syscall, which no LSM rule changes. A decision the
+candidate policy of the live audit mode would deny (`would_deny`) shows the
+rule that policy lacks first.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ LSM_NAMES = {
     "yama": "Yama", "lockdown": "kernel lockdown", "bpf": "a BPF-LSM program",
     "safesetid": "SafeSetID", "loadpin": "LoadPin", "ipe": "IPE", "integrity": "IMA/EVM",
     "dac": "DAC (file mode bits, ACLs, ownership)",
+    "seccomp": "a seccomp filter, not an LSM",
 }  # fmt: skip
 
 
@@ -370,7 +379,6 @@ def _net_rules(ev: Mapping[str, Any], obj: Mapping[str, Any]) -> dict[str, list[
 
 def _avc(obj: Mapping[str, Any]) -> list[str]:
     tclass = str(obj.get("tclass") or "?")
-    scon, tcon = str(obj.get("scontext") or ""), str(obj.get("tcontext") or "")
     denied = _int(obj.get("denied"))
     names = SELINUX_PERMS.get(tclass)
     if tclass in ("capability", "capability2"):
@@ -385,16 +393,137 @@ def _avc(obj: Mapping[str, Any]) -> list[str]:
                  if denied >> b & 1]  # fmt: skip
     else:
         perms = [f"0x{denied:x}"] if denied else ["<perm>"]
+    return _selinux_allow(obj.get("scontext"), obj.get("tcontext"), tclass, perms)
+
+
+def _selinux_allow(scon: Any, tcon: Any, tclass: str, perms: list[str]) -> list[str]:
+    """The allow rule of an AVC as audit2allow writes it: the source and
+    target types of the contexts, `self` when they are one type."""
 
     def typ(ctx: str) -> str:
         parts = ctx.split(":")
         return parts[2] if len(parts) >= 3 else (ctx or "<type>")
 
-    src, tgt = typ(scon), typ(tcon)
+    src, tgt = typ(str(scon or "")), typ(str(tcon or ""))
     tgt = "self" if tgt == src else tgt
     out = [f"SELinux     allow {escape(src)} {escape(tgt)}:{escape(tclass)} "
-           f"{{ {' '.join(perms)} }};"]  # fmt: skip
+           f"{{ {' '.join(escape(p) for p in perms) or '<perm>'} }};"]  # fmt: skip
     out.append("            (check: ausearch -m avc -ts recent | audit2allow)")
+    return out
+
+
+# AppArmor's audit masks (security/apparmor/file.c aa_audit_file: "rwxamlkcdx"
+# letters, c create, d delete, k lock) -> the profile's permission letters
+AA_MASK = {"r": "r", "w": "w", "a": "a", "x": "ix", "m": "m", "l": "l", "k": "k",
+           "c": "w", "d": "w"}  # fmt: skip
+
+
+def _apparmor_audit(a: Mapping[str, Any], obj: Mapping[str, Any]) -> list[str]:
+    """The rule for the profile that denied, from its AVC record."""
+    from lsmtrace.policy.apparmor import escape_literal
+
+    profile = escape(str(a.get("profile") or a.get("label") or "?"))
+    where = f"   (in profile {profile})"
+    peer = f" peer={escape(str(a['peer']))}" if a.get("peer") else ""
+    if a.get("capname"):
+        return [f"AppArmor    capability {escape(str(a['capname']))},{where}"]
+    if a.get("signal"):
+        return [f"AppArmor    signal (send) set=({escape(str(a['signal']))}){peer},{where}"]
+    if a.get("class") == "ptrace" or str(a.get("operation", "")).startswith("ptrace"):
+        mask = escape(str(a.get("denied") or a.get("requested") or "trace"))
+        return [f"AppArmor    ptrace ({mask}){peer},{where}"]
+    name = a.get("name") or obj.get("path")
+    mask = str(a.get("denied") or a.get("requested") or "")
+    if name and mask:
+        letters = ""
+        for c in mask:
+            for p in AA_MASK.get(c, ""):
+                if p not in letters:
+                    letters += p
+        if "w" in letters:
+            letters = letters.replace("a", "")
+        letters = "".join(sorted(letters, key="rwalkmix".index))
+        path = escape_literal(str(name))
+        return [f'AppArmor    "{path}" {letters},{where}']
+    op = escape(str(a.get("operation") or "?"))
+    return [f"AppArmor    operation {op} needs a rule{where}: aa-logprof reads the "
+            "audit log and proposes it"]
+
+
+def _landlock_audit(a: Mapping[str, Any], obj: Mapping[str, Any]) -> list[str]:
+    """The rights the domain lacks (its `blockers`), and who created it."""
+    path = escape(str(a.get("path") or obj.get("path") or "<path>"))
+    out = []
+    for b in a.get("blockers") or []:
+        scope, _, right = str(b).partition(".")
+        name = escape(right.upper())
+        if scope == "fs":
+            on_dir = right.startswith(("make_", "remove_")) or right == "refer"
+            where = f"the directory of {path}" if on_dir else f"{path} (or a parent directory)"
+            out.append(f"Landlock    LANDLOCK_ACCESS_FS_{name} in a path_beneath rule on {where}")
+        elif scope == "net":
+            port = a.get("lport") or a.get("dest") or obj.get("port") or "<port>"
+            out.append(f"Landlock    LANDLOCK_ACCESS_NET_{name} in a net_port rule for "
+                       f"port {escape(str(port))}")  # fmt: skip
+        elif scope == "scope":
+            out.append(f"Landlock    the domain sets LANDLOCK_SCOPE_{name}: the sandbox "
+                       "must not set that scope")  # fmt: skip
+        else:
+            out.append(f"Landlock    the domain lacks {escape(str(b))}")
+    if not out:
+        out.append("Landlock    the record names no blocker")
+    dom = a.get("domain")
+    if dom:
+        who = ""
+        if a.get("domain_exe") or a.get("domain_pid"):
+            who = (f", created by {escape(str(a.get('domain_exe') or '?'))}"
+                   f" pid {a.get('domain_pid')}")  # fmt: skip
+        out.append(f"            (domain {escape(str(dom))}{who}: the ruleset that "
+                   "process restricted itself with)")  # fmt: skip
+    return out
+
+
+def _seccomp_audit(a: Mapping[str, Any], ev: Mapping[str, Any]) -> list[str]:
+    call = ev.get("syscall") or f"syscall {a.get('syscall')}"
+    return [f"seccomp     a seccomp filter refused {escape(str(call))} (action "
+            f"{escape(str(a.get('action') or '?'))}): no LSM rule allows it; change the "
+            "filter the process or an ancestor installed (systemd SystemCallFilter=, "
+            "a container runtime's seccomp profile, the program itself)"]  # fmt: skip
+
+
+def audit_rules(ev: Mapping[str, Any]) -> tuple[str, list[str]] | None:
+    """(the LSM, the rule that would allow it) from the event's joined audit
+    record; None without one (or for one this module cannot word)."""
+    a = ev.get("audit")
+    if not isinstance(a, Mapping) or a.get("result") == "allowed":
+        return None
+    obj = ev.get("object") or {}
+    if not isinstance(obj, Mapping):
+        obj = {}
+    lsm = a.get("lsm")
+    if lsm == "apparmor":
+        return "apparmor", _apparmor_audit(a, obj)
+    if lsm == "selinux":
+        perms = [str(p) for p in a.get("perms") or []]
+        return "selinux", _selinux_allow(a.get("scontext"), a.get("tcontext"),
+                                         str(a.get("tclass") or "?"), perms)  # fmt: skip
+    if lsm == "landlock":
+        return "landlock", _landlock_audit(a, obj)
+    if lsm == "seccomp":
+        return "seccomp", _seccomp_audit(a, ev)
+    return None
+
+
+def would_deny_lines(ev: Mapping[str, Any]) -> list[str]:
+    """What the candidate policy of the live audit mode (--policy) lacks."""
+    w = ev.get("would_deny")
+    if not isinstance(w, Mapping):
+        return []
+    out = [f"Would deny: policy {escape(str(w.get('policy')))} ({escape(str(w.get('target')))}"
+           f"), {escape(str(w.get('context') or '?'))}"]  # fmt: skip
+    out += [f"  needs {escape(str(x))}" for x in w.get("access") or []]
+    out.append("Rule the policy lacks:")
+    out += [f"  {escape(str(m))}" for m in w.get("missing") or []]
     return out
 
 
@@ -413,8 +542,12 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
     lines: list[str] = []
     if verdict == "allow":
         lines.append(f"ALLOWED  {hook}: {who}")
-        lines.append("No rule needed. Under a confining policy the rules below keep it "
-                     "allowed.")  # fmt: skip
+        if "would_deny" in ev:  # the candidate policy's answer first
+            lines += would_deny_lines(ev)
+            lines.append("Under a confining policy the rules below keep it allowed.")
+        else:
+            lines.append("No rule needed. Under a confining policy the rules below keep "
+                         "it allowed.")  # fmt: skip
     elif verdict == "error":
         lines.append(f"FAILED   {hook} {errno}: {who}")
         lines.append(
@@ -444,7 +577,8 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
             lines.append("Who: a security_* hook denied, but none of the traced LSM "
                          "implementations did (an untraced LSM or a BPF-LSM program).")  # fmt: skip
         else:
-            lines.append(f"Who: {LSM_NAMES.get(str(lsm), str(lsm))}.")
+            said = " (its audit record says so)" if ev.get("lsm_source") == "audit" else ""
+            lines.append(f"Who: {LSM_NAMES.get(str(lsm), str(lsm))}{said}.")
         if cap in DAC_CAPS:
             lines.append(f"{cap} was checked after the mode bits said no: this is the DAC "
                          "decision itself; the file's permissions are the real answer.")  # fmt: skip
@@ -452,6 +586,16 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
             lines.append(f"The process lacks {cap}. Programs often probe capabilities and "
                          "recover; it matters if the syscall that asked "
                          f"({ev.get('syscall') or '?'}) failed.")  # fmt: skip
+    if verdict == "deny":
+        lines += would_deny_lines(ev)
+    from_audit = audit_rules(ev) if verdict == "deny" else None
+    if from_audit is not None:
+        a = ev["audit"]
+        lines.append(f"Audit record: {escape(str(a.get('rule') or from_audit[0]))} "
+                     f"(serial {a.get('serial')})")  # fmt: skip
+        if a.get("disagrees"):
+            lines.append(f"The record names {from_audit[0]}, the rung {lsm}: both rules "
+                         "are below.")  # fmt: skip
     if ev.get("syscall"):
         lines.append(f"Syscall: {ev.get('syscall')}")
 
@@ -501,6 +645,9 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
                                         if SYSCALL_CAPS[name] not in r)]  # fmt: skip
     if (family == "bpf" or name == "bpf") and "capability" not in rules:
         rules["capability"] = _caps("CAP_BPF")[:1]
+    if from_audit is not None:
+        # the record's own rule, for the profile or contexts that denied
+        rules[from_audit[0]] = from_audit[1]
 
     if not rules:
         if verdict == "deny":
@@ -508,9 +655,13 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
                          "LSM is the place to look.")  # fmt: skip
         return lines
 
+    if verdict == "deny" and from_audit is not None and lsm in (None, "unattributed"):
+        lsm = from_audit[0]  # the rung could not tell; the record does
     if verdict == "deny" and lsm not in (None, "unattributed"):
         decider = "dac" if lsm == "dac" else str(lsm)
         chosen = rules.get(decider, [])
+        if from_audit is not None and from_audit[0] != decider:
+            chosen = [*chosen, *from_audit[1]]  # they disagree: both
         if decider == "capability" and not chosen:
             chosen = rules.get("dac", [])
         # a capability bypasses DAC and Yama's scope 2, never a MAC policy

@@ -14,7 +14,7 @@ from lsmtrace.tui.messages import FilterChanged, SearchSubmitted
 from lsmtrace.tui.model import Filter
 
 FILTER_HELP = (
-    "hook: verdict: lsm: pid: comm: container: unit: path (bare words); -key:v"
+    "hook: verdict: lsm: pid: comm: container: unit: would_deny: path (bare words); -key:v"
 )
 
 
@@ -27,6 +27,7 @@ class FilterBar(Horizontal):
         super().__init__(**kwargs)
         self.blink = blink
         self.denied_only = False
+        self.would_deny_only = False
         self.error: str | None = None
         self._timer: Timer | None = None
 
@@ -45,10 +46,15 @@ class FilterBar(Horizontal):
         return self.query_one("#filter", Input).value
 
     def current(self) -> Filter:
-        return Filter.parse(self.query_text, self.denied_only)
+        return Filter.parse(self.query_text, self.denied_only, self.would_deny_only)
 
     def set_denied_only(self, on_: bool) -> None:
         self.denied_only = on_
+        self._apply()
+
+    def set_would_deny_only(self, on_: bool) -> None:
+        """Only the decisions the candidate policy (--policy) would deny."""
+        self.would_deny_only = on_
         self._apply()
 
     def set_query(self, text: str) -> None:

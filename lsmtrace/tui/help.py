@@ -18,6 +18,7 @@ HELP = """\
   f          edit the filter             /      search (n, N: next, previous)
   escape     back to the table           space  pause / resume
   d          denials only (toggle)       c      clear the history
+  w          would-deny only (toggle: what --policy's candidate policy lacks)
   1 2 3      events, top, process tree   enter  focus the detail pane
   arrows, pgup, pgdn, home: move         end, G: follow new events
 
@@ -27,9 +28,11 @@ HELP = """\
   pid:1234  uid:1000  comm:nginx  container:web  unit:ssh.service
   /etc/shadow    a bare word: path substring    text:foo  the whole row
   -hook:capable  a leading '-' excludes         two values of one key: either
+  would_deny:yes (wd:yes)  decisions the --policy file would deny; :no the rest
 
 [b]Columns[/b]  PID COMM HOOK RESULT (errno:deciding LSM; '?': the rung cannot
-tell DAC from an LSM) CONTAINER/UNIT (when known) OBJECT. The status line shows
+tell DAC from an LSM; 'would-deny': the --policy file lacks a rule, magenta,
+shown in the detail pane) CONTAINER/UNIT (when known) OBJECT. The status line shows
 events, denials, the rate, [b]lost[/b] (kernel ring buffer full) and [b]dropped[/b]
 (the screen fell behind a flood; history is bounded by --history).
 

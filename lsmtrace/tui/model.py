@@ -97,9 +97,12 @@ def ancestors_root_first(ev: Mapping[str, Any]) -> list[Any]:
 # -- filters -------------------------------------------------------------------
 
 FILTER_KEYS = ("hook", "family", "verdict", "lsm", "errno", "pid", "uid", "comm",
-               "container", "unit", "path", "text")  # fmt: skip
+               "container", "unit", "path", "text", "would_deny")  # fmt: skip
 KEY_ALIASES = {"ctr": "container", "c": "comm", "h": "hook", "v": "verdict", "p": "pid",
-               "f": "family", "obj": "path", "object": "path"}  # fmt: skip
+               "f": "family", "obj": "path", "object": "path", "wd": "would_deny",
+               "would-deny": "would_deny"}  # fmt: skip
+YES_NO = {"yes": "yes", "y": "yes", "true": "yes", "1": "yes",
+          "no": "no", "n": "no", "false": "no", "0": "no"}  # fmt: skip
 VERDICT_ALIASES = {"denied": "deny", "d": "deny", "allowed": "allow", "a": "allow",
                    "ok": "allow", "err": "error", "failed": "error", "e": "error"}  # fmt: skip
 
@@ -136,14 +139,18 @@ class Filter:
     (hook, family, verdict, lsm, errno, pid, uid, comm, container, unit, path,
     text), ``-key:value`` to exclude, and bare words as path substrings.
     hook/comm/family take globs (``hook:sys_*``); container, unit, path and text
-    are substrings (text: the whole row); ``lsm:none`` matches "cannot tell".
+    are substrings (text: the whole row); ``lsm:none`` matches "cannot tell";
+    ``would_deny:yes`` (``wd:yes``) the decisions the candidate policy
+    (--policy) would deny, ``would_deny:no`` the others.
     """
 
     terms: tuple[Term, ...] = ()
     denied_only: bool = False
+    would_deny_only: bool = False
 
     @classmethod
-    def parse(cls, text: str, denied_only: bool = False) -> Filter:
+    def parse(cls, text: str, denied_only: bool = False,
+              would_deny_only: bool = False) -> Filter:  # fmt: skip
         terms: list[Term] = []
         for word in text.split():
             negate = word.startswith("-") and len(word) > 1
@@ -165,21 +172,29 @@ class Filter:
                     raise ValueError("verdict: allow, deny or error")
             if key in ("pid", "uid") and not value.isdigit():
                 raise ValueError(f"{key}: a number")
+            if key == "would_deny":
+                if value.lower() not in YES_NO:
+                    raise ValueError("would_deny: yes or no")
+                value = YES_NO[value.lower()]
             terms.append(Term(key, value, negate))
-        return cls(tuple(terms), denied_only)
+        return cls(tuple(terms), denied_only, would_deny_only)
 
     def describe(self) -> str:
         parts = [("-" if t.negate else "") + f"{t.key}:{t.value}" for t in self.terms]
+        if self.would_deny_only:
+            parts.insert(0, "would-deny")
         if self.denied_only:
             parts.insert(0, "denied")
         return " ".join(parts) if parts else "none"
 
     @property
     def active(self) -> bool:
-        return bool(self.terms) or self.denied_only
+        return bool(self.terms) or self.denied_only or self.would_deny_only
 
     def matches(self, ev: Mapping[str, Any]) -> bool:
         if self.denied_only and ev.get("verdict") != "deny":
+            return False
+        if self.would_deny_only and "would_deny" not in ev:
             return False
         if not self.terms:
             return True
@@ -202,6 +217,8 @@ def _term_hit(t: Term, ev: Mapping[str, Any]) -> bool:
         return v in _path_text(ev)
     if k == "text":
         return v.lower() in row_text(ev).lower()
+    if k == "would_deny":
+        return ("would_deny" in ev) == (v == "yes")
     if k == "lsm":
         got = ev.get("lsm")
         if v.lower() in ("none", "null", "?"):
@@ -357,6 +374,7 @@ class Counters:
     deny: int = 0
     allow: int = 0
     error: int = 0
+    would_deny: int = 0  # decisions the candidate policy (--policy) would deny
     lost: int = 0  # lost in the kernel (ring buffer full), from the source
     dropped: int = 0  # dropped in user space because the UI fell behind
 
@@ -407,6 +425,8 @@ class Stats:
             verdict = ev.get("verdict")
             hook = str(ev.get("hook"))
             c.total += 1
+            if "would_deny" in ev:
+                c.would_deny += 1
             self.hook_totals[hook] += 1
             self._bump("*", sec)
             self._bump("hook:" + hook, sec)

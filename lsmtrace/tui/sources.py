@@ -176,10 +176,12 @@ class ReplaySource:
     block = True
 
     def __init__(self, path: str | Path, chunk: int = 2000,
-                 reader: Callable[[str | Path], Any] = read_recording) -> None:  # fmt: skip
+                 reader: Callable[[str | Path], Any] = read_recording,
+                 policy: Any = None) -> None:  # fmt: skip
         self.path = Path(path)
         self.chunk = chunk
         self.reader = reader
+        self.policy = policy  # lsmtrace.policy.live.LiveCheck: marks would_deny
 
     def open(self) -> Any:
         """Open now (in the caller's thread) so a bad file fails before the UI."""
@@ -192,7 +194,10 @@ class ReplaySource:
             header = dict(getattr(rec, "header", None) or {})
             out.status(f"replay of {self.path.name}", info={"header": header})
             buf: list[EventDict] = []
+            check = self.policy.add if self.policy is not None else None
             for ev in rec.events:
+                if check is not None:  # every event, in order, as a live session
+                    check(ev)
                 # what the live view shows: decisions, no quiet capability
                 # probes, no process events (they fed the recorder's tree)
                 if ev.get("noaudit") or ev.get("kind") in PROCESS_KINDS:
@@ -238,10 +243,14 @@ class LiveSource:
         stats_interval: float = 1.0,
         enricher: Any = None,  # lsmtrace.proctree.Enricher
         audit: Callable[[dict[int, str]], Any] | None = None,  # -> auditlive.Opened
+        policy: Any = None,  # lsmtrace.policy.live.LiveCheck
+        select: Callable[[EventDict], bool] | None = None,  # what reaches the screen
     ) -> None:
         self.opts = opts
         self.enricher = enricher
         self.audit = audit
+        self.policy = policy
+        self.select = select
         self.tracer_factory = tracer_factory
         self.stats_interval = stats_interval
 
@@ -268,11 +277,20 @@ class LiveSource:
                 join, audit_status = opened.join, f"; {opened.status}"
                 for note in opened.notes:  # stderr belongs to the screen here
                     log.warning("%s", note)
+            if self.policy is not None:
+                p = self.policy.policy
+                audit_status += f"; checking policy {p.name} ({p.target})"
             out.status(f"tracing {len(att.attached)} hooks via {att.rung} ({att.buffer}); "
                        f"{len(att.skipped)} skipped{audit_status}")  # fmt: skip
             for name, why in att.skipped.items():
                 log.debug("skipped %s: %s", name, why)
-            session = Session(tracer, out.add, enricher=self.enricher, audit=join)
+            select = self.select
+            consume: Callable[[list[EventDict]], None] = out.add
+            if select is not None:
+                def consume(evs: list[EventDict]) -> None:
+                    out.add([e for e in evs if select(e)])
+            session = Session(tracer, consume, enricher=self.enricher, audit=join,
+                              policy=self.policy)  # fmt: skip
             next_stats = [0.0]
 
             def tick() -> None:
@@ -304,5 +322,6 @@ class LiveSource:
         s = session.summary
         out.lost = s.lost
         info = {"delivered": s.delivered, "lost": s.lost, "attempted": s.attempted,
-                "seen": s.seen, "filtered": s.filtered, "quiet": s.quiet}  # fmt: skip
+                "seen": s.seen, "filtered": s.filtered, "quiet": s.quiet,
+                "policy": s.policy}  # fmt: skip
         out.finish(should_stop, status="tracer detached", info=info)

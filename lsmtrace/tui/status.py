@@ -29,6 +29,7 @@ def status_text(
     segments: list[tuple[str, str]] = [
         (f"{c.total} ev", ""),
         (f"{c.deny} denied", "bold red" if c.deny else ""),
+        *([(f"{c.would_deny} would-deny", "bold magenta")] if c.would_deny else []),
         (f"lost {c.lost}", "bold red" if c.lost else ""),
         (f"dropped {c.dropped}", "bold yellow" if c.dropped else ""),
         (f"{rate:.0f} ev/s" + (f" ({deny_rate:.1f} denied/s)" if width >= 100 else ""), ""),

@@ -169,3 +169,41 @@ async def test_quit_stops_the_source_thread() -> None:
 
 def _unused(*_: Any) -> None:
     return None
+
+
+async def test_policy_would_deny_toggle_and_detail(tmp_path: Any) -> None:
+    """tui --replay with --policy: the candidate policy (here Landlock, from
+    the same recording, /etc/app.conf's rule taken out) marks what it lacks;
+    `w` shows only those, the detail pane shows the rule."""
+    import json
+
+    from tui_support import REPO
+
+    from lsmtrace.policy import generate, load, load_access_set
+    from lsmtrace.policy.live import LiveCheck
+    from lsmtrace.tui.sources import ReplaySource
+
+    rec = REPO / "tests" / "data" / "recordings" / "wrapper_exec.jsonl"
+    doc = json.loads(generate("landlock", load_access_set([str(rec)])))
+    doc["rules"] = [r for r in doc["rules"] if r["path"] != "/etc/app.conf"]
+    pol = tmp_path / "cand.json"
+    pol.write_text(json.dumps(doc))
+    app = LsmtraceApp(ReplaySource(rec, policy=LiveCheck(load(str(pol)))), blink=False,
+                      tick_interval=3600.0)  # fmt: skip
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot)
+        assert app.stats.counters.would_deny == 1
+        assert "1 would-deny" in status(app)
+        await pilot.press("w")
+        await wait_for(pilot, lambda: app.store.filter.describe() == "would-deny")
+        assert app.store.view_len == 1
+        await pilot.press("home")
+        ev = app.selected_event()
+        assert ev is not None
+        assert ev["object"]["path"] == "/etc/app.conf"
+        text = detail(app)
+        assert "Would deny: policy cand.json (landlock), ruleset lsmtrace" in text
+        assert "needs file /etc/app.conf read" in text
+        assert '{"path": "/etc/app.conf", "access": ["read_file"]}' in text
+        await pilot.press("w")
+        await wait_for(pilot, lambda: app.store.view_len > 1)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from lsmtrace import audit
 from lsmtrace.tui.explain import explain, file_access
 
 
@@ -138,3 +140,114 @@ def test_apparmor_rule_escapes_hostile_names_like_the_generator() -> None:
     lines = "\n".join(explain(ev))
     assert f'"{escape_literal(chr(47) + "srv/a*b" + chr(34) + "c {x}")}" r,' in lines
     assert '"/srv/a\\*b\\"c\\040\\{x\\}" r,' in lines
+
+
+# -- the LSM's own audit record (issue 15 item 4) -------------------------------------
+
+AUDIT_DIR = Path(__file__).resolve().parents[1] / "data" / "audit"
+
+
+def audited(records: str) -> dict[str, Any]:
+    """The `audit` object the join attaches, from records in the kernel's
+    format (`TYPE audit(...): fields`, one a line)."""
+    recs = [r for r in map(audit.parse_line, records.strip().splitlines()) if r]
+    g = audit.Grouper(clock=lambda: 0.0)
+    objs = [a for a in map(audit.summarize, g.add_records(recs) + g.drain()) if a]
+    return objs[0]
+
+
+def denial(a: dict[str, Any], lsm: str | None = None, **kw: Any) -> dict[str, Any]:
+    """A tracepoint-rung denial the join attached `a` to (lsm from the record)."""
+    ev: dict[str, Any] = {
+        "kind": "syscall", "hook": "sys_openat", "verdict": "deny", "errno": "EACCES",
+        "rung": "tracepoint", "lsm": lsm or a["lsm"], "lsm_source": "audit",
+        "comm": "app", "tgid": 42, "uid": 1000, "euid": 1000, "syscall": "openat",
+        "object": {"path": "/etc/shadow", "flags": 0}, "audit": a}  # fmt: skip
+    ev.update(kw)
+    return ev
+
+
+def test_apparmor_line_for_that_profile() -> None:
+    a = audited('1400 audit(1795964100.100:500): apparmor="DENIED" operation="open" '
+                'class="file" profile="/usr/bin/foo" name="/etc/shadow" pid=42 comm="foo" '
+                'requested_mask="rw" denied_mask="w" fsuid=1000 ouid=0')  # fmt: skip
+    t = text(denial(a))
+    assert "Audit record: apparmor profile=/usr/bin/foo w (serial 500)" in t
+    assert "Who: AppArmor (its audit record says so)." in t
+    rule = t.split("Rule that would allow it:\n", 1)[1]
+    assert rule.splitlines()[0] == (
+        '  AppArmor    "/etc/shadow" w,   (in profile /usr/bin/foo)')
+    assert "<placeholder" not in t
+
+
+def test_apparmor_capability_and_hostile_name() -> None:
+    cap = audited('1400 audit(1795964100.200:501): apparmor="DENIED" operation="capable" '
+                  'class="cap" profile=2F6F70742F6D79206170702F62696E pid=4243 '
+                  'comm=6D7920617070 capability=12  capname="net_admin"')  # fmt: skip
+    assert ("AppArmor    capability net_admin,   (in profile /opt/my app/bin)"
+            in text(denial(cap, kind="capable", hook="capable",
+                           object={"cap": 12, "cap_name": "CAP_NET_ADMIN"})))  # fmt: skip
+    # a name with a glob character and an escape sequence, hex-encoded by audit
+    name = b"/tmp/a*b\x1b[31m".hex().upper()
+    f = audited('1400 audit(1795964100.300:502): apparmor="DENIED" operation="open" '
+                f'class="file" profile="p" name={name} pid=42 comm="x" '
+                'requested_mask="r" denied_mask="r" fsuid=0 ouid=0')  # fmt: skip
+    t = text(denial(f))
+    assert '"/tmp/a\\*b\\033\\[31m" r,' in t
+    assert "\x1b" not in t
+
+
+def test_selinux_allow_rule_as_audit2allow_writes_it() -> None:
+    a = audited("1400 audit(1795964100.400:503): avc:  denied  { read open } for  "
+                'pid=1467 comm="httpd" name="index.html" dev="dm-0" ino=1051592 '
+                "scontext=system_u:system_r:httpd_t:s0 "
+                "tcontext=unconfined_u:object_r:user_home_t:s0 tclass=file permissive=0")  # fmt: skip
+    t = text(denial(a))
+    assert "allow httpd_t user_home_t:file { read open };" in t
+    own = audited("1400 audit(1795964100.600:505): avc:  denied  { net_admin } for  "
+                  'pid=77 comm="ip" capability=12  scontext=system_u:system_r:ifconfig_t:s0 '
+                  "tcontext=system_u:system_r:ifconfig_t:s0 tclass=capability permissive=0")  # fmt: skip
+    assert "allow ifconfig_t self:capability { net_admin };" in text(denial(own))
+
+
+def test_landlock_right_the_domain_lacks() -> None:
+    """A captured record (tests/data/audit): the blocker, the path, the domain
+    and the process that created it."""
+    records = (AUDIT_DIR / "landlock_context.records").read_text()
+    first = "\n".join(ln for ln in records.splitlines() if ":3): " in ln)
+    a = audited(first)
+    t = text(denial(a, object={"path": a["path"], "flags": 0}))
+    assert f"LANDLOCK_ACCESS_FS_READ_FILE in a path_beneath rule on {a['path']}" in t
+    assert f"domain {a['domain']}, created by /usr/bin/python3.11" in t
+    assert "setfacl" not in t  # the decider is known: no DAC candidates
+
+
+def test_seccomp_says_no_lsm_rule() -> None:
+    a = audited((AUDIT_DIR / "seccomp_context.records").read_text())
+    assert a["lsm"] == "seccomp"
+    t = text(denial(a, errno="EPERM"))
+    assert "Who: a seccomp filter, not an LSM (its audit record says so)." in t
+    assert "a seccomp filter refused openat (action errno): no LSM rule allows it" in t
+
+
+def test_disagreement_shows_both() -> None:
+    a = audited('1400 audit(1795964100.100:500): apparmor="DENIED" operation="open" '
+                'class="file" profile="/usr/bin/foo" name="/etc/shadow" pid=42 comm="foo" '
+                'requested_mask="r" denied_mask="r" fsuid=1000 ouid=0')  # fmt: skip
+    a["disagrees"] = True
+    t = text(denial(a, lsm="landlock", lsm_source="hook"))
+    assert "The record names apparmor, the rung landlock" in t
+    assert "LANDLOCK_ACCESS_FS_READ_FILE" in t
+    assert '"/etc/shadow" r,   (in profile /usr/bin/foo)' in t
+
+
+def test_would_deny_first() -> None:
+    ev = {"kind": "syscall", "hook": "sys_openat", "verdict": "allow", "comm": "cat",
+          "tgid": 5, "object": {"path": "/tmp/x/c", "flags": 0},
+          "would_deny": {"policy": "p.json", "target": "landlock", "context": "ruleset x",
+                         "program": "/usr/bin/cat", "access": ["file /tmp/x/c read"],
+                         "missing": ['{"path": "/tmp/x/c", "access": ["read_file"]}']}}  # fmt: skip
+    lines = explain(ev)
+    assert lines[1:5] == ["Would deny: policy p.json (landlock), ruleset x",
+                          "  needs file /tmp/x/c read", "Rule the policy lacks:",
+                          '  {"path": "/tmp/x/c", "access": ["read_file"]}']  # fmt: skip

@@ -58,7 +58,22 @@ def test_filter(query: str, expect: bool) -> None:
     assert Filter.parse(query).matches(e) is expect
 
 
-@pytest.mark.parametrize("bad", ["bogus:1", "verdict:maybe", "pid:abc", "hook:"])
+def test_filter_would_deny() -> None:
+    """would_deny:yes|no (wd:) and the `w` toggle: what --policy marked."""
+    marked = ev(0, verdict="allow", would_deny={"target": "landlock", "missing": ["x"]})
+    plain = ev(1, verdict="allow")
+    for q, want in (("would_deny:yes", [True, False]), ("wd:no", [False, True]),
+                    ("-wd:y", [False, True]), ("would-deny:true", [True, False])):
+        f = Filter.parse(q)
+        assert [f.matches(e) for e in (marked, plain)] == want, q
+    toggled = Filter.parse("", would_deny_only=True)
+    assert toggled.active
+    assert toggled.describe() == "would-deny"
+    assert [toggled.matches(e) for e in (marked, plain)] == [True, False]
+
+
+@pytest.mark.parametrize("bad", ["bogus:1", "verdict:maybe", "pid:abc", "hook:",
+                                 "would_deny:maybe"])
 def test_filter_errors(bad: str) -> None:
     with pytest.raises(ValueError, match=r"\w"):
         Filter.parse(bad)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tui_support import DENIALS, LSMS, loaded, make_app
+from tui_support import AUDITED, DENIALS, LSMS, loaded, make_app
 
 pytest.importorskip("pytest_textual_snapshot", reason="pytest-textual-snapshot missing")
 
@@ -37,6 +37,9 @@ CASES: dict[str, tuple[Path, tuple[str, ...]]] = {
     "top": (LSMS, ("2",)),
     "tree": (DENIALS, ("3",)),
     "help": (LSMS, ("question_mark",)),
+    # the detail pane from the LSM's own audit record, and a would-deny row
+    "audited_selected": (AUDITED, ("home",)),
+    "would_deny": (AUDITED, ("w", "home")),
 }
 
 

@@ -28,6 +28,7 @@ from lsmtrace.tui.sources import Coalescer, ReplaySource, ShouldStop  # noqa: E4
 DATA = REPO / "tests" / "data" / "tui"
 DENIALS = DATA / "denials.jsonl"
 LSMS = DATA / "lsms.jsonl"
+AUDITED = DATA / "audited.jsonl"  # written by make_audited.py
 FROZEN_TICK = 3600.0
 
 
