@@ -520,6 +520,8 @@ class Builder:
             self._flush_bprm(proc, ev)  # that execve is over and exec'd nothing
         # this decision's AVCs, consumed even when the decision is not used
         self._avcs = self.avcs.pop(_int(ev.get("pid")), [])
+        if "audit" in ev:
+            self._audit_label(ev, obj)
         verdict = ev.get("verdict")
         if verdict == "error" or (verdict == "deny" and not self.include_denied):
             return
@@ -527,6 +529,32 @@ class Builder:
             return
         if self._decision(ev, kind, hook, obj, proc):
             s.used += 1
+
+    def _audit_label(self, ev: Mapping[str, Any], obj: Mapping[str, Any]) -> None:
+        """The SELinux AVC record joined to a decision (`audit`, denials only)
+        labels the object it names: by its `path`, or by its `name` (a
+        basename: the decision's file, or that file's directory). Used or not,
+        the decision tells the file's type."""
+        a = ev.get("audit")
+        if not isinstance(a, Mapping) or a.get("lsm") != "selinux":
+            return
+        label = avc_label(a.get("tclass"), a.get("tcontext"))
+        if label is None or label[0] not in FILE_CLASSES:
+            return
+        path: str | None = None
+        named = a.get("path")
+        if isinstance(named, str) and named.startswith("/"):
+            path = place(named, "exact")[0]  # the kernel's d_path of the object
+        elif isinstance(a.get("name"), str) and isinstance(obj.get("path"), str):
+            mine = place(str(obj["path"]), str(obj.get("path_kind") or ""))[0]
+            if mine is not None:
+                parent = posixpath.dirname(mine)
+                if posixpath.basename(mine) == a["name"]:
+                    path = mine
+                elif parent != "/" and posixpath.basename(parent) == a["name"]:
+                    path = parent
+        if path is not None:
+            self.access_set.labels[path] = label[1]
 
     # -- for a live session (policy/live.py): processes come and go --------------
 

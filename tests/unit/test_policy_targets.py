@@ -435,3 +435,50 @@ def test_selinux_types_from_audited_avcs() -> None:
     text = selinux.render(aset, "w")
     assert "allow lsmtrace_w_t httpd_sys_content_t:file { getattr open read };" in text
     assert "allow lsmtrace_w_t var_t:file { getattr open read };" in text  # y: the table
+
+
+def _selinux_audit(tclass: str, tcontext: str, **obj: str) -> dict[str, object]:
+    """The `audit` object the join attaches for an SELinux AVC (docs/events.md)."""
+    return {"serial": 1, "time": "2026-11-29T16:00:00.000Z", "lsm": "selinux",
+            "result": "denied", "pid": 5, "comm": "w", "exe": "/usr/bin/w",
+            "syscall": 257, "exit": -13, "rule": "selinux", "types": [1400],
+            "perms": ["read"], "scontext": "system_u:system_r:w_t:s0",
+            "tcontext": tcontext, "tclass": tclass, "permissive": False, **obj}  # fmt: skip
+
+
+def test_selinux_types_from_joined_audit_records() -> None:
+    """An AVC joined to a denial (`audit`) labels the object it names: by its
+    path, or by its name (the decision's file, or that file's directory).
+    Used or not (a denial is not granted), the record tells the file's type;
+    the same AVC seen as a tracepoint `avc` event gives the same label."""
+    from lsmtrace.policy import selinux
+    from lsmtrace.policy.model import build
+
+    evs = _events(("sys_openat", "/srv/data/x", 0), ("sys_openat", "/srv/data/y", 0),
+                  ("sys_openat", "/srv/data/new", 0o101), ("sys_openat", "/srv/data/x", 0),
+                  ("sys_openat", "/srv/data/y", 0), ("sys_openat", "/srv/other/z", 0))  # fmt: skip
+    web = "system_u:object_r:httpd_sys_content_t:s0"
+    for i, audited in ((1, _selinux_audit("file", web, name="x")),
+                       (2, _selinux_audit("file", web, path="/srv/data/y")),
+                       (3, _selinux_audit("dir", "system_u:object_r:var_www_t:s0",
+                                          name="data")),
+                       (6, _selinux_audit("file", "system_u:object_r:bad-type;x:s0",
+                                          name="z"))):  # fmt: skip
+        evs[i].update(verdict="deny", ret=-13, audit=audited)
+    evs[6]["audit"] = {**evs[6]["audit"], "lsm": "apparmor"}  # type: ignore[dict-item]
+    aset = build([({}, evs, "t")])
+    assert aset.labels == {"/srv/data/x": "httpd_sys_content_t",
+                           "/srv/data/y": "httpd_sys_content_t",
+                           "/srv/data": "var_www_t"}  # fmt: skip
+    text = selinux.render(aset, "w")
+    assert "allow lsmtrace_w_t httpd_sys_content_t:file { getattr open read };" in text
+    # complain-mode learning grants the denied create: in the labelled directory
+    learned = selinux.render(build([({}, evs, "t")], include_denied=True), "w")
+    assert "allow lsmtrace_w_t var_www_t:dir { add_name search write };" in learned
+    # one mapping: the tracepoint rung's AVC event for that same access
+    avc = {"kind": "avc", "hook": "selinux_audited", "verdict": "allow", "pid": 5,
+           "tgid": 5, "ppid": 1, "comm": "w", "ts_ns": 0,
+           "object": {"tclass": "file", "tcontext": web}}  # fmt: skip
+    plain = _events(("sys_openat", "/srv/data/x", 0))
+    plain[1]["ts_ns"], avc["ts_ns"] = 2, 1
+    assert build([({}, [*plain, avc], "t")]).labels == {"/srv/data/x": "httpd_sys_content_t"}
