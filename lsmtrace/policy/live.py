@@ -488,6 +488,6 @@ class LiveCheck:
 def summary_text(policy: str, target: str, stats: Mapping[str, int]) -> str:
     """The live audit mode's line at exit."""
     return (f"policy {policy} ({target}): {stats['checked']} decisions checked, "
-            f"{stats['would_deny']} would be denied, {stats['ungoverned']} of "
+            f"{stats['would_deny']} would be denied; {stats['ungoverned']} decisions of "
             "processes it does not confine")  # fmt: skip
 

@@ -75,3 +75,38 @@ def test_schema_ships_in_the_package(path: str) -> None:
     assert "*.json" in data["lsmtrace.schema"]
     assert (REPO / path).is_file()
     json.loads((REPO / path).read_text())
+
+
+def test_would_deny_validates_and_is_documented() -> None:
+    """What the live audit mode writes (a real LiveCheck over a fixture
+    recording with a deviation) is what the schema and the docs say."""
+    import copy
+    import tempfile
+
+    from lsmtrace.policy import generate, load, load_access_set
+    from lsmtrace.policy.live import LiveCheck
+    from lsmtrace.record import read_recording
+
+    rec = RECORDINGS / "forking_daemon.jsonl"
+    evs = copy.deepcopy(read_recording(rec).events)
+    i = next(i for i, e in enumerate(evs) if e["object"].get("path") == "/srv/www/index.html")
+    evs[i]["object"] = {**evs[i]["object"], "path": "/etc/shadow"}
+    v = validator()
+    docs = (REPO / "docs" / "events.md").read_text()
+    for target in ("apparmor", "selinux", "landlock", "tomoyo"):
+        with tempfile.NamedTemporaryFile("w", suffix=".pol") as f:
+            f.write(generate(target, load_access_set([str(rec)])))
+            f.flush()
+            lc = LiveCheck(load(f.name, target))
+            marked = []
+            for ev in copy.deepcopy(evs):
+                lc.add(ev)
+                if "would_deny" in ev:
+                    marked.append(ev)
+        assert marked, target
+        for ev in marked:
+            errors = sorted(v.iter_errors(ev), key=str)
+            assert not errors, f"{target}: {errors[0].message}"
+    assert not v.is_valid({**marked[0], "would_deny": {**marked[0]["would_deny"], "x": 1}})
+    keys = event_schema()["$defs"]["would_deny"]["properties"]
+    assert not [k for k in keys if f"`{k}`" not in docs]
