@@ -39,7 +39,10 @@ parent's context, else the one of its program as the process tree knows it
 (the enricher's `exe`), else none.
 
 Memory is bounded: a process is forgotten at its exit, and at most
-`max_procs` are kept (the oldest go: threads, exits not seen); verdicts are
+`max_procs` are kept (the oldest go: exits not seen); a fork is kept apart
+until the child's first event (a thread's never comes: at most `max_procs`
+of them, first in first out), so thread churn never pushes a live process
+out; verdicts are
 cached per (context, program, access), at most `max_cache` (then the cache
 starts again), as are the paths created under temporary directories
 (`max_created`: they decide a temp file's rule for Landlock and SELinux).
@@ -254,7 +257,8 @@ class LiveCheck:
         self.max_procs = max_procs
         self.max_cache = max_cache
         self.max_created = max_created
-        self.ctx: dict[int, Ctx] = {}
+        self.ctx: dict[int, Ctx] = {}  # processes seen, until their exit
+        self.forked: dict[int, tuple[Ctx, str | None]] = {}  # forks not seen since
         self.cache: dict[tuple[Any, ...], tuple[str, ...]] = {}
         # decision memo: (context, program, event facts, object) -> its outcome
         self.memo: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
@@ -268,6 +272,14 @@ class LiveCheck:
     def _context(self, ev: Mapping[str, Any], tgid: int) -> Ctx:
         ctx = self.ctx.get(tgid, _MISSING)
         if ctx is not _MISSING:
+            return ctx
+        forked = self.forked.pop(tgid, None)
+        if forked is not None:
+            # its first event: it runs what its parent ran when it forked
+            ctx, exe = forked
+            if not self.builder.known(tgid):
+                self.builder.start(tgid, exe, forked=True)
+            self._set(tgid, ctx)
             return ctx
         ctx = self.ctx.get(int(ev.get("ppid") or 0), _MISSING)
         if ctx is _MISSING:
@@ -304,13 +316,18 @@ class LiveCheck:
         if kind == "fork":
             ctx = self._context(ev, tgid)
             child = (ev.get("object") or {}).get("child_pid")
-            self.builder.add(ev)
             if isinstance(child, int) and child:
-                self._set(child, ctx)
+                # kept apart until the child's first event: a thread's fork
+                # never has one (its events carry the process's tgid), so
+                # threads only ever fill this bounded, first-in-first-out map
+                self.forked[child] = (ctx, self.builder.program_of(tgid))
+                if len(self.forked) > self.max_procs:
+                    del self.forked[next(iter(self.forked))]
             return
         if kind == "exit":
             self.builder.forget(tgid)
             self.ctx.pop(tgid, None)
+            self.forked.pop(tgid, None)
             self.pending_exec.pop(tgid, None)
             return
         if kind == "avc":

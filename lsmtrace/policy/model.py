@@ -558,10 +558,12 @@ class Builder:
 
     # -- for a live session (policy/live.py): processes come and go --------------
 
-    def start(self, tgid: int, exe: str) -> None:
-        """A process already running when the events began (no exec seen),
-        running `exe` (the process tree's answer): its program is that."""
-        self.procs[tgid] = _Proc(exe, (exe,), "exec")
+    def start(self, tgid: int, exe: str | None, forked: bool = False) -> None:
+        """A process whose program is known without its exec: one already
+        running when the events began (`exe`: the process tree's answer), or
+        one forked by a process running `exe` (`forked`: what a fork event
+        does, done when the child's own first event comes)."""
+        self.procs[tgid] = _Proc(exe, (exe,) if exe else (), "fork" if forked else "exec")
 
     def known(self, tgid: int) -> bool:
         return tgid in self.procs

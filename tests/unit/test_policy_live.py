@@ -268,16 +268,26 @@ def test_processes_forgotten_at_exit_and_bounded(tmp_path: Path) -> None:
     lc = policy(tmp_path, "apparmor", DAEMON)
     feed(lc, events(DAEMON))  # every process of the recording exited
     assert lc.ctx == {}
+    assert lc.forked == {}
     assert lc.builder.procs == {}
-    forks = [{"kind": "fork", "hook": "fork", "tgid": 1, "pid": 1, "ppid": 0, "comm": "x",
-              "ts_ns": i, "object": {"child_pid": 1000 + i}} for i in range(500)]  # fmt: skip
     small = LiveCheck(lc.policy, max_procs=100, max_cache=8, max_created=4)
-    feed(small, forks)
+    daemon = [e for e in events(DAEMON) if e["tgid"] == 44000 and e["kind"] != "exit"]
+    feed(small, daemon)
+    assert small.ctx[44000] == "lsmtrace-minid"
+    # a thread pool's churn: forks whose children never have events of their own
+    threads = [{**daemon[-1], "kind": "fork", "hook": "fork",
+                "object": {"child_pid": 100_000 + i}} for i in range(500)]  # fmt: skip
+    feed(small, threads)
+    assert len(small.forked) <= 100
+    assert small.ctx[44000] == "lsmtrace-minid"  # the live process stays
+    assert len(small.builder.procs) == 1
+    # processes whose exit is never seen: at most max_procs
+    reads = [{**opened(f"/etc/f{i}"), **stranger()[0], "tgid": 200_000 + i,
+              "pid": 200_000 + i, "object": {"path": f"/etc/f{i}", "flags": 0}}
+             for i in range(500)]  # fmt: skip
+    feed(small, reads)
     assert len(small.ctx) <= 100
     assert len(small.builder.procs) <= 100
-    reads = [{**opened(f"/etc/f{i}"), **stranger()[0], "object": {
-        "path": f"/etc/f{i}", "flags": 0}} for i in range(50)]  # fmt: skip
-    feed(small, reads)
     assert len(small.cache) <= 8
     assert len(small.memo) <= 8
     for i in range(20):
