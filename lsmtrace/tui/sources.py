@@ -271,17 +271,22 @@ class LiveSource:
             att = tracer.open()
             if should_stop():
                 return
-            audit_status = ""
+            # the status bar has one line for this and for the counts: the
+            # rung and what is on; the rest goes to the log file
+            extra = ""
             if self.audit is not None:
                 opened = self.audit(tracer.syscall_names)
-                join, audit_status = opened.join, f"; {opened.status}"
+                join = opened.join
+                extra += "; audit" if join is not None else ""
+                log.info("%s", opened.status)
                 for note in opened.notes:  # stderr belongs to the screen here
                     log.warning("%s", note)
             if self.policy is not None:
                 p = self.policy.policy
-                audit_status += f"; checking policy {p.name} ({p.target})"
-            out.status(f"tracing {len(att.attached)} hooks via {att.rung} ({att.buffer}); "
-                       f"{len(att.skipped)} skipped{audit_status}")  # fmt: skip
+                extra += f"; policy {p.name}"
+            log.info("tracing %d hooks via %s (%s); %d skipped", len(att.attached),
+                     att.rung, att.buffer, len(att.skipped))  # fmt: skip
+            out.status(f"{len(att.attached)} hooks via {att.rung}{extra}")
             for name, why in att.skipped.items():
                 log.debug("skipped %s: %s", name, why)
             select = self.select
