@@ -5,7 +5,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := python3 python3-venv python3-pip python3-bpfcc bpfcc-tools bpftool \
-	gcc libc6-dev util-linux procps iproute2 tmux apparmor checkpolicy tomoyo-tools
+	gcc libc6-dev util-linux procps iproute2 tmux apparmor checkpolicy tomoyo-tools \
+	prometheus
 STAMP := $(VENV)/.installed
 
 .PHONY: run test test-unit test-tui test-bpf test-vm bench bench-vm lint deps venv clean
