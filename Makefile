@@ -64,7 +64,7 @@ bench-vm: venv
 		--pairs 3 --repeat 1 --n-c 50000 --no-throughput --start-timeout 600
 
 lint: venv
-	$(PY) -m ruff check lsmtrace tests benchmarks
+	$(PY) -m ruff check lsmtrace tests benchmarks vagrant
 	$(PY) -m mypy
 
 clean:
