@@ -3,7 +3,8 @@
 Used natively on the tracepoint rung (tests/bpf/test_prometheus.py) and inside the
 VM guest against the systemd unit on the fexit rung (tests/vm/test_deploy.py):
 - `Prometheus`: `prometheus` as a plain process on 127.0.0.1 (port picked here),
-  scraping one target every second, its TSDB in a temp dir; `query()` is PromQL
+  scraping one target every `scrape_interval` seconds (a scrape of a TCG guest's
+  exporter with ~150 programs can take a few seconds), its TSDB in a temp dir; `query()` is PromQL
   over `/api/v1/query`.
 - `promtool_check_metrics()`: `promtool check metrics` on an exposition.
 - `dashboard_panels()` and `check_dashboard()`: every query of
@@ -28,10 +29,8 @@ from pathlib import Path
 from typing import Any
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "lsmtrace.json"
-SCRAPE_INTERVAL_S = 1
-# Grafana's $__rate_interval is at least 4 scrape intervals; a wider window keeps a
-# few samples in it on a slow (TCG) guest.
-RATE_INTERVAL = "30s"
+# Grafana's $__rate_interval is at least 4 scrape intervals.
+RATE_WINDOW_SCRAPES = 6
 METRIC_RE = re.compile(r"\blsmtrace_[a-zA-Z0-9_]+")
 
 # Metrics the exporter leaves out on purpose in some setups (docs/metrics.md); a
@@ -66,6 +65,7 @@ def http_get(url: str, timeout: float = 10.0) -> str:
 class Prometheus:
     workdir: Path
     target: str  # host:port of the exporter
+    scrape_interval: int = 2
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(default_factory=Path)
@@ -79,8 +79,8 @@ class Prometheus:
         config = self.workdir / "prometheus.yml"
         config.write_text(
             "global:\n"
-            f"  scrape_interval: {SCRAPE_INTERVAL_S}s\n"
-            f"  scrape_timeout: {SCRAPE_INTERVAL_S}s\n"
+            f"  scrape_interval: {self.scrape_interval}s\n"
+            f"  scrape_timeout: {self.scrape_interval}s\n"
             "scrape_configs:\n"
             "  - job_name: lsmtrace\n"
             f"    static_configs: [{{targets: ['{self.target}']}}]\n"
@@ -149,9 +149,24 @@ class Prometheus:
         return dict(t)
 
 
+    @property
+    def rate_interval(self) -> str:
+        """Grafana's $__rate_interval for this scrape interval."""
+        return f"{self.scrape_interval * RATE_WINDOW_SCRAPES}s"
+
+    def wait_scraped(self, n: int = 3, timeout: float = 120.0) -> None:
+        """Until `n` successful scrapes are in the TSDB (AssertionError if not)."""
+        window = f"{self.scrape_interval * (n + 3)}s"
+        res = self.wait_for(f'sum_over_time(up{{job="lsmtrace"}}[{window}]) >= {n}',
+                            timeout=timeout)  # fmt: skip
+        assert res, f"fewer than {n} good scrapes: {self.target_health()}"
+
+
 @contextlib.contextmanager
-def prometheus(workdir: Path, target: str) -> Iterator[Prometheus]:
-    p = Prometheus(workdir, target)
+def prometheus(
+    workdir: Path, target: str, scrape_interval: int = 2
+) -> Iterator[Prometheus]:
+    p = Prometheus(workdir, target, scrape_interval)
     try:
         yield p.start()
     finally:
@@ -194,9 +209,9 @@ def dashboard_panels(path: Path = DASHBOARD) -> list[Panel]:
     return out
 
 
-def grafana_expr(expr: str) -> str:
+def grafana_expr(expr: str, rate_interval: str) -> str:
     """Grafana's variables as Grafana would fill them: every instance, a rate window."""
-    return expr.replace("$__rate_interval", RATE_INTERVAL).replace(
+    return expr.replace("$__rate_interval", rate_interval).replace(
         '=~"$instance"', '=~".+"'
     )
 
@@ -219,7 +234,8 @@ def check_dashboard(prom: Prometheus, exposition: str) -> dict[str, str]:
     for panel in dashboard_panels():
         series = 0
         for expr in panel.exprs:
-            series += len(prom.query(grafana_expr(expr)))  # raises on a bad query
+            # raises on a query Prometheus refuses
+            series += len(prom.query(grafana_expr(expr, prom.rate_interval)))
         if series:
             continue
         absent = sorted(
@@ -231,6 +247,7 @@ def check_dashboard(prom: Prometheus, exposition: str) -> dict[str, str]:
                 f"{f} is not exposed ({CONDITIONAL_METRICS[f]})" for f in absent
             )
         else:
-            problems.append(f"{panel.title!r}: no series (absent: {absent or 'none'})")
+            problems.append(f"{panel.title!r}: no series (absent: {absent or 'none'}; "
+                            f"target {prom.target_health()})")  # fmt: skip
     assert not problems, "dashboard panels without series:\n" + "\n".join(problems)
     return empty
