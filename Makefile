@@ -9,7 +9,7 @@ APT_PACKAGES := python3 python3-venv python3-pip python3-bpfcc bpfcc-tools bpfto
 	prometheus
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-tui test-bpf test-vm bench bench-vm lint deps venv clean
+.PHONY: run test test-unit test-tui test-bpf test-vm test-vagrant bench bench-vm lint deps venv clean
 
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "error: run as root (apt-get, BPF)"; exit 1; fi
@@ -51,6 +51,11 @@ test-bpf: venv
 # LSMTRACE_SKIP_VM=1 skips it (developers only; CI always runs it).
 test-vm: venv
 	/usr/bin/python3 vagrant/vmtest.py test
+
+# Opt-in, not part of `make test`: vagrant/Vagrantfile run for real (vagrant-libvirt,
+# TCG) on a box made from the VM stage's image; see vagrant/README.md.
+test-vagrant: venv
+	bash vagrant/test-vagrant.sh
 
 bench: venv
 	$(PY) benchmarks/bench.py

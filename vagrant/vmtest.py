@@ -87,7 +87,7 @@ PACKAGES = (
     "tar",
     "less",
     "strace",
-    "rsync",  # Vagrant's synced folder, when this image is the Vagrant box
+    "rsync", "sudo",  # Vagrant's synced folder ("sudo rsync") when this is its box
     # a real Prometheus server and promtool scrape the exporter in the guest
     "prometheus",
 )
