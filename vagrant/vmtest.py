@@ -1068,8 +1068,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _test_kernel(kernel: str, extra: list[str], timeout: float, dist: Dist) -> RunResult:
     log(f"=== VM tests on kernel {kernel} ===")
     # the venv's interpreter: pytest comes from Debian (system site packages),
-    # lsmtrace from the wheel installed into the venv
-    cmd = [f"{GUEST_VENV}/bin/python", "-m", "pytest", "-v", "-rs", "-p",
+    # lsmtrace from the wheel installed into the venv. By its name python3: the
+    # tests' children run sys.executable and expect the comm "python3".
+    cmd = [f"{GUEST_VENV}/bin/python3", "-m", "pytest", "-v", "-rs", "-p",
            "no:cacheprovider", "tests/vm", *extra]  # fmt: skip
     try:
         return run_in_vm(cmd, kernel, timeout, dist)
