@@ -753,6 +753,9 @@ def build_dist(out: Path, repo: Path = REPO, via_sdist: bool = False) -> Dist:
     pip's cache; the guest then needs no index (deploy/install.sh --no-index)."""
     if importlib.util.find_spec("pip") is None:
         raise HarnessError(f"{sys.executable} has no pip: apt-get install python3-pip")
+    ours = ("lsmtrace-", "wheelhouse", "src-")
+    if out.is_dir() and any(not p.name.startswith(ours) for p in out.iterdir()):
+        raise HarnessError(f"{out} holds other files than a previous dist: not emptying it")
     _remove_tree(out)
     wheelhouse = out / "wheelhouse"
     wheelhouse.mkdir(parents=True)
