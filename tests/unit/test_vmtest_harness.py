@@ -304,3 +304,12 @@ def test_missing_host_tools_named_by_package(
     for pkg in ("qemu-system-x86", "qemu-utils", "openssh-client", "git"):
         assert pkg in msg
     assert "mmdebstrap" not in msg
+
+
+def test_dist_refuses_to_empty_a_foreign_directory(
+    vmtest: ModuleType, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(vmtest.HarnessError, match="not emptying"):
+        vmtest.build_dist(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
