@@ -277,6 +277,12 @@ def test_yama(live: Tracer) -> None:
         pytest.skip("yama is not active in this kernel")
     victim = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
                                "--clear-groups", "sleep", "60"])  # fmt: skip
+    # Until setpriv has become nobody and exec'd sleep, the attacker's uid differs
+    # from the victim's: DAC (capable CAP_SYS_PTRACE) refuses before Yama is asked.
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{victim.pid}/comm").read_text().strip() != "sleep":
+        assert time.monotonic() < deadline, "setpriv did not exec sleep"
+        time.sleep(0.05)
     try:
         with sysctl(str(scope), "1"):
             res = child(f"""
