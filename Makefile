@@ -5,10 +5,11 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := python3 python3-venv python3-pip python3-bpfcc bpfcc-tools bpftool \
-	gcc libc6-dev util-linux procps iproute2 tmux apparmor checkpolicy semodule-utils tomoyo-tools
+	gcc libc6-dev util-linux procps iproute2 tmux apparmor checkpolicy semodule-utils \
+	tomoyo-tools prometheus
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-tui test-bpf test-vm bench bench-vm lint deps venv clean
+.PHONY: run test test-unit test-tui test-bpf test-vm test-vagrant bench bench-vm lint deps venv clean
 
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "error: run as root (apt-get, BPF)"; exit 1; fi
@@ -51,6 +52,11 @@ test-bpf: venv
 test-vm: venv
 	/usr/bin/python3 vagrant/vmtest.py test
 
+# Opt-in, not part of `make test`: vagrant/Vagrantfile run for real (vagrant-libvirt,
+# TCG) on a box made from the VM stage's image; see vagrant/README.md.
+test-vagrant: venv
+	bash vagrant/test-vagrant.sh
+
 bench: venv
 	$(PY) benchmarks/bench.py
 	$(PY) benchmarks/bench_record.py
@@ -69,7 +75,7 @@ bench-vm: venv
 		python3 benchmarks/bench_hooks.py --n 20000 --pairs 2
 
 lint: venv
-	$(PY) -m ruff check lsmtrace tests benchmarks
+	$(PY) -m ruff check lsmtrace tests benchmarks vagrant
 	$(PY) -m mypy
 
 clean:

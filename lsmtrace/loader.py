@@ -74,7 +74,7 @@ def import_bcc() -> Any:
         import bcc
     except ImportError as e:
         raise BccError(
-            "the bcc Python module is not importable",
+            "the bcc Python module (Debian package python3-bpfcc) is not importable",
             hint="apt-get install python3-bpfcc (and use a venv made with "
             "--system-site-packages; the PyPI package named 'bcc' is unrelated)",
         ) from e

@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import ctypes
 import hashlib
+import importlib.util
 import inspect
 import io
 import json
@@ -66,6 +67,7 @@ PACKAGES = (
     "openssh-server",
     "ca-certificates",
     "python3",
+    "python3-venv",
     "python3-bpfcc",
     "bpfcc-tools",
     "bpftool",
@@ -85,6 +87,9 @@ PACKAGES = (
     "tar",
     "less",
     "strace",
+    "rsync", "sudo",  # Vagrant's synced folder ("sudo rsync") when this is its box
+    # a real Prometheus server and promtool scrape the exporter in the guest
+    "prometheus",
 )
 
 # Kernel name (the --kernel value) -> the suite whose cloud-amd64 flavour is installed.
@@ -110,7 +115,7 @@ printf '[Match]\nName=eth0 en*\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\n
 systemctl enable systemd-networkd.service ssh.service
 systemctl mask systemd-networkd-wait-online.service apt-daily.timer \
     apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
-    man-db.timer 2>/dev/null || true
+    man-db.timer prometheus.service 2>/dev/null || true
 install -d -m 700 /root/.ssh
 printf '%s\n' '@PUBKEY@' > /root/.ssh/authorized_keys
 chmod 600 /root/.ssh/authorized_keys
@@ -155,6 +160,13 @@ QEMU_CPU = os.environ.get("VMTEST_CPU", "max,-cx16")
 BOOT_TIMEOUT_S = 300
 DEFAULT_RUN_TIMEOUT_S = 3600
 GUEST_TREE = "/root/lsmtrace"
+# What the guest gets of the tree: the tests, the deployment files and the
+# benchmarks, never the lsmtrace package. lsmtrace runs in the guest only as
+# installed by deploy/install.sh, from the wheel built on the host, into GUEST_VENV.
+GUEST_COPY = ("tests/", "deploy/", "benchmarks/", "pyproject.toml")
+GUEST_VENV = "/opt/lsmtrace"
+GUEST_DIST = "/root/dist"
+GUEST_PATH = f"{GUEST_VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TREE_EXCLUDE_PREFIXES = (".venv/", ".cache/", ".git/")
 TREE_EXCLUDE_PARTS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 
@@ -304,10 +316,19 @@ def ssh_base(port: int, key: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def guest_files(paths: Iterable[str]) -> list[str]:
+    """The part of the tree the guest gets (GUEST_COPY): no source of lsmtrace."""
+    return [p for p in paths if any(p == c or p.startswith(c) for c in GUEST_COPY)]
+
+
 def guest_command(command: Sequence[str], kernel: str, tree: str = GUEST_TREE) -> str:
-    """The shell line run by sshd in the guest."""
+    """The shell line run by sshd in the guest.
+
+    The installed venv comes first on PATH (`python3`, `lsmtrace` are its own), no
+    PYTHONPATH, and PYTHONSAFEPATH keeps the working directory off sys.path."""
     env = {
-        "PYTHONPATH": tree,
+        "PATH": GUEST_PATH,
+        "PYTHONSAFEPATH": "1",
         "LSMTRACE_IN_VM": "1",
         "LSMTRACE_VM_KERNEL": kernel,
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -421,8 +442,10 @@ def ensure_host_tools(tools: Sequence[str]) -> None:
     log(f"installing host packages: {' '.join(missing)}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run_checked(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
+    # other apt users on the machine (a concurrent build, a developer): wait for the lock
     run_checked(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+        ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-q",
+         "--no-install-recommends", *missing],
         env=env,
         stdout=subprocess.DEVNULL,
     )
@@ -515,6 +538,8 @@ def _mmdebstrap_command(
         "--dpkgopt=path-exclude=/usr/share/man/*",
         "--dpkgopt=path-exclude=/usr/share/locale/*",
         "--dpkgopt=path-include=/usr/share/locale/locale.alias",
+        # ~210 MB of time-zone history that only Prometheus' web UI could use
+        "--dpkgopt=path-exclude=/usr/share/javascript/moment-timezone/data/*",
         f"--include={','.join(PACKAGES)}",
         f"--include={','.join(kernel_pkgs)}",
         f'--customize-hook=chroot "$1" /bin/sh -s < {shlex.quote(str(hook))}',
@@ -700,11 +725,64 @@ def git_tree_files(repo: Path = REPO) -> list[str]:
     ]
 
 
-def tree_tarball(repo: Path = REPO) -> bytes:
+def tree_tarball(repo: Path = REPO, names: Sequence[str] | None = None) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
-        for name in git_tree_files(repo):
+        for name in git_tree_files(repo) if names is None else names:
             tar.add(str(repo / name), arcname=name, recursive=False)
+    return buf.getvalue()
+
+
+@dataclass
+class Dist:
+    """What the guest installs: lsmtrace's wheel and a wheelhouse of its dependencies."""
+
+    wheel: Path
+    wheelhouse: Path
+
+
+def build_dist(out: Path, repo: Path = REPO, via_sdist: bool = False) -> Dist:
+    """Build the wheel of the working tree and download/build every dependency's wheel.
+
+    via_sdist: build the sdist first and the wheel from it (`python -m build`, the
+    PyPA `build` package), as a user installing from the sdist would.
+
+    The wheel is built from a copy of the files git knows (tracked and untracked,
+    not ignored), so the checkout gets no build/ or egg-info, and a file that only
+    sits in the checkout cannot leak into it. Needs pip (python3-pip) and PyPI, or
+    pip's cache; the guest then needs no index (deploy/install.sh --no-index)."""
+    if importlib.util.find_spec("pip") is None:
+        raise HarnessError(f"{sys.executable} has no pip: apt-get install python3-pip")
+    ours = ("lsmtrace-", "wheelhouse", "src-")
+    if out.is_dir() and any(not p.name.startswith(ours) for p in out.iterdir()):
+        raise HarnessError(f"{out} holds other files than a previous dist: not emptying it")
+    _remove_tree(out)
+    wheelhouse = out / "wheelhouse"
+    wheelhouse.mkdir(parents=True)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    with tempfile.TemporaryDirectory(prefix="src-", dir=out) as src:
+        for name in git_tree_files(repo):
+            dst = Path(src, name)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo / name, dst, follow_symlinks=False)
+        if via_sdist:
+            run_checked([sys.executable, "-m", "build", "-o", str(out), src],
+                        stdout=subprocess.DEVNULL)  # fmt: skip
+        else:
+            run_checked([*pip, "wheel", "--no-deps", "-w", str(out), src])
+    wheels = sorted(out.glob("lsmtrace-*.whl"))
+    if len(wheels) != 1:
+        raise HarnessError(f"expected one lsmtrace wheel in {out}, found {wheels}")
+    run_checked([*pip, "wheel", "-w", str(wheelhouse), str(wheels[0])])
+    return Dist(wheels[0], wheelhouse)
+
+
+def dist_tarball(dist: Dist) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.add(str(dist.wheel), arcname=dist.wheel.name)
+        for w in sorted(dist.wheelhouse.iterdir()):
+            tar.add(str(w), arcname=f"wheelhouse/{w.name}")
     return buf.getvalue()
 
 
@@ -841,16 +919,38 @@ class VM:
                 pass
             time.sleep(1)
 
-    def copy_tree(self) -> int:
-        data = tree_tarball(self.repo)
-        remote = f"rm -rf {GUEST_TREE} && mkdir -p {GUEST_TREE} && tar -xzf - -C {GUEST_TREE}"
+    def _untar(self, data: bytes, where: str) -> None:
+        remote = f"rm -rf {where} && mkdir -p {where} && tar -xzf - -C {where}"
+        if not data.startswith(b"\x1f\x8b"):
+            remote = remote.replace("tar -xzf", "tar -xf")
         subprocess.run(
             [*self.ssh(), remote],
             input=data,
             check=True,
             preexec_fn=_die_with_parent,
         )
+
+    def copy_tree(self) -> int:
+        """The tests and deployment files (GUEST_COPY), not the package."""
+        data = tree_tarball(self.repo, guest_files(git_tree_files(self.repo)))
+        self._untar(data, GUEST_TREE)
         return len(data)
+
+    def install(self, dist: Dist) -> None:
+        """deploy/install.sh WHEEL WHEELHOUSE in the guest: a venv at GUEST_VENV that
+        sees Debian's bcc, dependencies from the wheelhouse only (no network)."""
+        self._untar(dist_tarball(dist), GUEST_DIST)
+        script = (
+            f"PREFIX={GUEST_VENV} sh {GUEST_TREE}/deploy/install.sh "
+            f"{GUEST_DIST}/{shlex.quote(dist.wheel.name)} {GUEST_DIST}/wheelhouse"
+        )
+        r = subprocess.run(
+            [*self.ssh(), script],
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        if r.returncode != 0:
+            raise HarnessError(f"installing lsmtrace in the guest failed ({r.returncode})")
 
     def run(
         self, command: Sequence[str], timeout: float | None, tty: bool = False
@@ -881,8 +981,29 @@ class RunResult:
     timings: dict[str, float]
 
 
+@contextlib.contextmanager
+def host_dist(repo: Path = REPO) -> Iterator[Dist]:
+    """build_dist() into a run dir of this harness (pruned if the harness dies)."""
+    runs = cache_root(repo) / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    d = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-dist-", dir=runs))
+    try:
+        t0 = time.monotonic()
+        dist = build_dist(d / "dist", repo)
+        n = len(list(dist.wheelhouse.iterdir()))
+        log(f"built {dist.wheel.name} and a wheelhouse of {n} wheels in "
+            f"{format_duration(time.monotonic() - t0)}")  # fmt: skip
+        yield dist
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def run_in_vm(
-    command: Sequence[str], kernel: str, timeout: float | None, tty: bool = False
+    command: Sequence[str],
+    kernel: str,
+    timeout: float | None,
+    dist: Dist,
+    tty: bool = False,
 ) -> RunResult:
     timings: dict[str, float] = {}
     ensure_host_tools(RUN_TOOLS)
@@ -902,7 +1023,13 @@ def run_in_vm(
         t1 = time.monotonic()
         size = vm.copy_tree()
         timings["copy"] = time.monotonic() - t1
-        log(f"copied tree ({size // 1024} KiB) in {format_duration(timings['copy'])}")
+        log(f"copied {', '.join(GUEST_COPY)} ({size // 1024} KiB) in "
+            f"{format_duration(timings['copy'])}")  # fmt: skip
+        t1 = time.monotonic()
+        vm.install(dist)
+        timings["install"] = time.monotonic() - t1
+        log(f"installed {dist.wheel.name} into {GUEST_VENV} in "
+            f"{format_duration(timings['install'])}")  # fmt: skip
         t2 = time.monotonic()
         log(f"running: {shlex.join(command)}")
         rc = vm.run(command, timeout, tty=tty)
@@ -935,9 +1062,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise HarnessError("run: give a command after --, e.g. run -- uname -a")
-    r = run_in_vm(command, args.kernel, args.timeout)
+    with host_dist() as dist:
+        r = run_in_vm(command, args.kernel, args.timeout, dist)
     log(f"timings [{r.kernel}]: {_timings_line(r)}")
     return r.rc
+
+
+def _test_kernel(kernel: str, extra: list[str], timeout: float, dist: Dist) -> RunResult:
+    log(f"=== VM tests on kernel {kernel} ===")
+    # the venv's interpreter: pytest comes from Debian (system site packages),
+    # lsmtrace from the wheel installed into the venv. By its name python3: the
+    # tests' children run sys.executable and expect the comm "python3".
+    cmd = [f"{GUEST_VENV}/bin/python3", "-m", "pytest", "-v", "-rs", "-p",
+           "no:cacheprovider", "tests/vm", *extra]  # fmt: skip
+    try:
+        return run_in_vm(cmd, kernel, timeout, dist)
+    except HarnessError as e:
+        log(f"error on kernel {kernel}: {e}")
+        return RunResult(kernel, 2, {"harness error": 0.0})
+
+
+def cmd_dist(args: argparse.Namespace) -> int:
+    out = Path(args.out).resolve()
+    t0 = time.monotonic()
+    dist = build_dist(out, via_sdist=args.sdist)
+    log(f"{dist.wheel} and {dist.wheelhouse}/ ({len(list(dist.wheelhouse.iterdir()))} "
+        f"wheels) in {format_duration(time.monotonic() - t0)}")  # fmt: skip
+    return 0
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -950,24 +1101,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     kernels = list(KERNELS) if args.kernel == "all" else [args.kernel]
     t0 = time.monotonic()
     results = []
-    for k in kernels:
-        log(f"=== VM tests on kernel {k} ===")
-        cmd = [
-            "python3",
-            "-m",
-            "pytest",
-            "-v",
-            "-rs",
-            "-p",
-            "no:cacheprovider",
-            "tests/vm",
-            *extra,
-        ]
-        try:
-            results.append(run_in_vm(cmd, k, args.timeout))
-        except HarnessError as e:
-            log(f"error on kernel {k}: {e}")
-            results.append(RunResult(k, 2, {"harness error": 0.0}))
+    with host_dist() as dist:
+        for k in kernels:
+            results.append(_test_kernel(k, extra, args.timeout, dist))
     total = time.monotonic() - t0
     print("\nVM test summary:", file=sys.stderr)
     for r in results:
@@ -978,7 +1114,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
-    r = run_in_vm(["bash", "-l"], args.kernel, None, tty=True)
+    with host_dist() as dist:
+        r = run_in_vm(["bash", "-l"], args.kernel, None, dist, tty=True)
     return r.rc
 
 
@@ -993,6 +1130,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  vmtest.py run --kernel 6.1 -- uname -r\n"
             "  vmtest.py test                       # tests/vm on every kernel\n"
             "  vmtest.py test --kernel 6.12 -k lsm  # extra args go to pytest\n"
+            "  vmtest.py dist --out /tmp/d          # the wheel + wheelhouse the guest gets\n"
             "  LSMTRACE_SKIP_VM=1 vmtest.py test    # skip the VM stage\n"
         ),
     )
@@ -1010,6 +1148,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--kernel", choices=[*KERNELS, "all"], default="all")
     t.add_argument("--timeout", type=float, default=DEFAULT_RUN_TIMEOUT_S)
     t.set_defaults(func=cmd_test, pytest_args=[])
+    d = sub.add_parser(
+        "dist", help="build the wheel and a wheelhouse of its dependencies (no VM)"
+    )
+    d.add_argument("--out", default=str(REPO / ".cache" / "dist"),
+                   help="output directory, emptied first (default .cache/dist)")  # fmt: skip
+    d.add_argument("--sdist", action="store_true",
+                   help="build the sdist, then the wheel from it (needs `build`)")  # fmt: skip
+    d.set_defaults(func=cmd_dist)
     s = sub.add_parser("shell", help="boot and open an interactive root shell (ssh)")
     s.add_argument("--kernel", choices=list(KERNELS), default=DEFAULT_KERNEL)
     s.set_defaults(func=cmd_shell)

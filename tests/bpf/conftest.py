@@ -34,6 +34,18 @@ def tracepoint_rung() -> None:
     helpers.require_tracepoint()
 
 
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> helpers.Dist:
+    """The wheel and wheelhouse of the working tree, built once per session."""
+    return helpers.build_dist(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="session")
+def installed(dist: helpers.Dist, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv (--system-site-packages) made by deploy/install.sh from that wheel."""
+    return helpers.install(dist, tmp_path_factory.mktemp("installed") / "venv")
+
+
 @pytest.fixture(scope="module")
 def world_dir() -> Iterator[Path]:
     """A 0755 directory under /tmp that uid 65534 can traverse, removed after."""

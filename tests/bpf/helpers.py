@@ -138,6 +138,10 @@ class TraceRun:
     workdir: Path
     name: str = "trace"
     json_output: bool = True
+    # another lsmtrace than the checkout's (an installed one), run from `cwd`
+    command: Sequence[str] | None = None
+    cwd: Path = REPO
+    env: dict[str, str] | None = None
     proc: subprocess.Popen[bytes] | None = None
     returncode: int | None = None
     stdout: bytes = b""
@@ -156,14 +160,15 @@ class TraceRun:
     @property
     def argv(self) -> list[str]:
         extra = ["--json"] if self.json_output else []
-        return lsmtrace_cmd("trace", "--backend", "tracepoint", *extra, *self.args)
+        head = list(self.command) if self.command else lsmtrace_cmd()
+        return [*head, "trace", "--backend", "tracepoint", *extra, *self.args]
 
     def start(self) -> TraceRun:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
                 self.argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                env=cli_env(), cwd=str(REPO),
+                env=self.env if self.env is not None else cli_env(), cwd=str(self.cwd),
             )  # fmt: skip
         return self
 
@@ -618,3 +623,108 @@ def assert_schema_valid(events: list[dict[str, Any]]) -> None:
     for ev in events:
         err = next(iter(v.iter_errors(ev)), None)
         assert err is None, f"{ev.get('hook')}: {err.message} at {list(err.path)}"
+
+
+# -- the exporter --------------------------------------------------------------
+
+URL_RE = re.compile(r"Serving (https?://\S+/metrics)\.")
+
+
+@dataclass
+class Exporter:
+    """One `lsmtrace export ARGS` subprocess; `url` is read from its status line."""
+
+    workdir: Path
+    args: Sequence[str]
+    # another lsmtrace than the checkout's (an installed one), run from `cwd`
+    command: Sequence[str] | None = None
+    cwd: Path = REPO
+    env: dict[str, str] | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    url: str = ""
+    returncode: int | None = None
+    stderr: str = ""
+    prog_ids: set[int] = field(default_factory=set)
+
+    @property
+    def err_path(self) -> Path:
+        return self.workdir / "export.err"
+
+    @property
+    def argv(self) -> list[str]:
+        head = list(self.command) if self.command else lsmtrace_cmd()
+        return [*head, "export", *self.args]
+
+    def start(self) -> Exporter:
+        with open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                self.argv, stdout=subprocess.DEVNULL, stderr=err,
+                stdin=subprocess.DEVNULL, cwd=str(self.cwd),
+                env=self.env if self.env is not None else cli_env(),
+            )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            text = self.err_path.read_text(errors="replace")
+            m = URL_RE.search(text)
+            if m:
+                self.url = m.group(1)
+                return self
+            if self.proc.poll() is not None:
+                pytest.fail(f"{' '.join(self.argv)} exited {self.proc.returncode}:\n{text}")
+            time.sleep(0.05)
+        self.proc.kill()
+        pytest.fail(f"no status line after {START_TIMEOUT:.0f} s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.returncode = self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.returncode = self.proc.wait()
+        self.stderr = self.err_path.read_text(errors="replace")
+
+
+# -- the installed product -----------------------------------------------------
+
+VMTEST = REPO / "vagrant" / "vmtest.py"
+INSTALL_SH = REPO / "deploy" / "install.sh"
+
+
+@dataclass
+class Dist:
+    """`vmtest.py dist`: lsmtrace's wheel and a wheelhouse of its dependencies."""
+
+    wheel: Path
+    wheelhouse: Path
+    sdist: Path | None = None
+
+
+def build_dist(out: Path, via_sdist: bool = False) -> Dist:
+    """The wheel the VM guest installs, built the same way (vagrant/vmtest.py dist)."""
+    argv = [sys.executable, str(VMTEST), "dist", "--out", str(out)]
+    r = subprocess.run([*argv, *(["--sdist"] if via_sdist else [])],
+                       capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert r.returncode == 0, f"{' '.join(argv)}:\n{r.stdout}\n{r.stderr}"
+    (wheel,) = out.glob("lsmtrace-*.whl")
+    sdists = list(out.glob("lsmtrace-*.tar.gz"))
+    return Dist(wheel, out / "wheelhouse", sdists[0] if sdists else None)
+
+
+def installed_env() -> dict[str, str]:
+    """The environment of a user's shell: nothing points into the checkout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.setdefault("LC_ALL", "C.UTF-8")
+    return env
+
+
+def install(dist: Dist, prefix: Path) -> Path:
+    """deploy/install.sh WHEEL WHEELHOUSE into `prefix` (offline: the wheelhouse only)."""
+    env = dict(installed_env(), PREFIX=str(prefix))
+    r = subprocess.run(["sh", str(INSTALL_SH), str(dist.wheel), str(dist.wheelhouse)],
+                       capture_output=True, text=True, env=env, cwd="/",
+                       timeout=600)  # fmt: skip
+    assert r.returncode == 0, f"install.sh failed:\n{r.stdout}\n{r.stderr}"
+    return prefix

@@ -19,76 +19,28 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import helpers
 import pytest
-from helpers import NOBODY, Actor, hexpath
+from helpers import NOBODY, Actor, Exporter, hexpath
 
 pytestmark = [helpers.needs_root, pytest.mark.root]
 
 COMM = "lsmt-export-t"
 N = 37
 FLOOD = 300_000
-URL_RE = re.compile(r"Serving (https?://\S+/metrics)\.")
 SUMMARY_RE = re.compile(r"(\d+) denials into .*?, (\d+) events lost, (\d+) attempted")
 DENY = {"hook": "sys_openat", "workload": COMM}
 
 
-def export_argv(*args: str) -> list[str]:
-    return helpers.lsmtrace_cmd("export", *args)
-
-
-@dataclass
-class Exporter:
-    workdir: Path
-    proc: subprocess.Popen[bytes] | None = None
-    url: str = ""
-    returncode: int | None = None
-    stderr: str = ""
-    prog_ids: set[int] = field(default_factory=set)
-
-    @property
-    def err_path(self) -> Path:
-        return self.workdir / "export.err"
-
-    def start(self) -> Exporter:
-        argv = export_argv("--listen", "127.0.0.1:0", "--backend", "tracepoint",
-                           "--comm", COMM, "--top-k", "5")  # fmt: skip
-        with open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                argv, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
-                env=helpers.cli_env(), cwd=str(helpers.REPO),
-            )  # fmt: skip
-        deadline = time.monotonic() + helpers.START_TIMEOUT
-        while time.monotonic() < deadline:
-            text = self.err_path.read_text(errors="replace")
-            m = URL_RE.search(text)
-            if m:
-                self.url = m.group(1)
-                return self
-            if self.proc.poll() is not None:
-                pytest.fail(f"{' '.join(argv)} exited {self.proc.returncode}:\n{text}")
-            time.sleep(0.05)
-        self.proc.kill()
-        pytest.fail(f"no status line after {helpers.START_TIMEOUT:.0f} s")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            self.returncode = self.proc.wait(helpers.STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.returncode = self.proc.wait()
-        self.stderr = self.err_path.read_text(errors="replace")
+def exporter_args() -> list[str]:
+    return ["--listen", "127.0.0.1:0", "--backend", "tracepoint", "--comm", COMM,
+            "--top-k", "5"]  # fmt: skip
 
 
 def scrape(url: str, timeout: float = 10.0) -> dict[tuple[str, frozenset[Any]], float]:
@@ -116,7 +68,7 @@ def get(m: dict[tuple[str, frozenset[Any]], float], name: str, **labels: str) ->
 def exporter(
     tracepoint_rung: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Exporter]:
-    ex = Exporter(tmp_path_factory.mktemp("export")).start()
+    ex = Exporter(tmp_path_factory.mktemp("export"), exporter_args()).start()
     assert ex.proc is not None
     ex.prog_ids = helpers.prog_ids_of(ex.proc.pid)
     try:

@@ -178,10 +178,34 @@ def test_git_tree_files_lists_untracked_but_not_ignored(
 def test_guest_command_sets_env_and_cwd(vmtest: ModuleType) -> None:
     line = vmtest.guest_command(["python3", "-c", "print('a b')"], "6.12")
     assert line.startswith("cd /root/lsmtrace && exec env ")
-    assert "PYTHONPATH=/root/lsmtrace" in line
+    # lsmtrace comes from the venv that install.sh made, never from a copied tree
+    assert "PYTHONPATH" not in line
+    assert "PYTHONSAFEPATH=1" in line
+    assert f"PATH={vmtest.GUEST_VENV}/bin:" in line
     assert "LSMTRACE_IN_VM=1" in line
     assert "LSMTRACE_VM_KERNEL=6.12" in line
     assert line.endswith("python3 -c 'print('\"'\"'a b'\"'\"')'")
+
+
+def test_guest_gets_tests_and_deploy_files_but_no_package(vmtest: ModuleType) -> None:
+    files = ["lsmtrace/cli.py", "lsmtrace/bpf/common.h", "bpf", "tests/vm/conftest.py",
+             "tests/bpf/helpers.py", "deploy/install.sh", "pyproject.toml",
+             "benchmarks/bench.py", "README.md", "vagrant/vmtest.py"]  # fmt: skip
+    assert vmtest.guest_files(files) == [
+        "tests/vm/conftest.py", "tests/bpf/helpers.py", "deploy/install.sh",
+        "pyproject.toml", "benchmarks/bench.py",
+    ]  # fmt: skip
+
+
+def test_deploy_paths_share_one_install_script(vmtest: ModuleType) -> None:
+    """The Dockerfile, the Vagrantfile and the VM stage install through install.sh."""
+    for f in ("deploy/container/Dockerfile", "vagrant/Vagrantfile", "vagrant/vmtest.py"):
+        assert "deploy/install.sh" in (REPO / f).read_text(), f
+    unit = (REPO / "deploy/systemd/lsmtrace-exporter.service").read_text()
+    exec_start = [ln for ln in unit.splitlines() if ln.startswith("ExecStart=/")]
+    assert exec_start
+    for ln in exec_start:
+        assert ln.startswith(f"ExecStart={vmtest.GUEST_VENV}/bin/lsmtrace "), ln
 
 
 def test_ssh_base_targets_loopback_with_key(vmtest: ModuleType, tmp_path: Path) -> None:
@@ -280,3 +304,12 @@ def test_missing_host_tools_named_by_package(
     for pkg in ("qemu-system-x86", "qemu-utils", "openssh-client", "git"):
         assert pkg in msg
     assert "mmdebstrap" not in msg
+
+
+def test_dist_refuses_to_empty_a_foreign_directory(
+    vmtest: ModuleType, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(vmtest.HarnessError, match="not emptying"):
+        vmtest.build_dist(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"

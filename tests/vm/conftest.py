@@ -1,7 +1,10 @@
 """Fixtures for tests that run INSIDE the VM target (vagrant/vmtest.py, `make test-vm`).
 
-The harness sets LSMTRACE_IN_VM=1 (and LSMTRACE_VM_KERNEL=<6.1|6.12>) and runs pytest as
-root with the copied tree as cwd and PYTHONPATH. The Vagrant box sets LSMTRACE_IN_VM=1 too.
+The harness installs lsmtrace in the guest from the wheel built on the host
+(deploy/install.sh, venv /opt/lsmtrace), copies tests/ and deploy/ only, sets
+LSMTRACE_IN_VM=1 (and LSMTRACE_VM_KERNEL=<6.1|6.12>) and runs pytest as root with
+the venv's python. The Vagrant box does the same. Inside the VM, a pytest that
+would not test the installed product stops at once (product.not_installed()).
 Anywhere else every test in this directory is skipped with a reason, so a plain
 `pytest tests/` on a developer machine stays green.
 """
@@ -30,6 +33,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "filterwarnings", "ignore:not a bytes object:DeprecationWarning"
     )
+    if running_in_vm():
+        from product import not_installed
+
+        why = not_installed()
+        if why:
+            raise pytest.UsageError(
+                f"tests/vm test the installed lsmtrace, but {why}; run them with "
+                "the python of the venv deploy/install.sh made (vagrant/vmtest.py test)"
+            )
 
 
 def pytest_collection_modifyitems(

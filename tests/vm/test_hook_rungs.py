@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -24,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from product import lsmtrace_cmd
 
-REPO = Path(__file__).resolve().parents[2]
 NOBODY = 65534
 RUNGS = ("fexit", "kprobe")
 START_TIMEOUT = 300.0  # TCG: compiling ~150 programs takes a while
@@ -66,12 +65,10 @@ class Tracer:
         self.rung = rung
         self.out = workdir / f"trace-{rung}.out"
         self.err = workdir / f"trace-{rung}.err"
-        env = dict(os.environ, PYTHONPATH=str(REPO))
         with open(self.out, "wb") as o, open(self.err, "wb") as e:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "lsmtrace", "trace", "--backend", rung, "--json",
-                 *args],
-                stdout=o, stderr=e, stdin=subprocess.DEVNULL, cwd=REPO, env=env,
+                lsmtrace_cmd("trace", "--backend", rung, "--json", *args),
+                stdout=o, stderr=e, stdin=subprocess.DEVNULL, cwd=workdir,
             )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -280,6 +277,12 @@ def test_yama(live: Tracer) -> None:
         pytest.skip("yama is not active in this kernel")
     victim = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
                                "--clear-groups", "sleep", "60"])  # fmt: skip
+    # Until setpriv has become nobody and exec'd sleep, the attacker's uid differs
+    # from the victim's: DAC (capable CAP_SYS_PTRACE) refuses before Yama is asked.
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{victim.pid}/comm").read_text().strip() != "sleep":
+        assert time.monotonic() < deadline, "setpriv did not exec sleep"
+        time.sleep(0.05)
     try:
         with sysctl(str(scope), "1"):
             res = child(f"""
@@ -449,15 +452,13 @@ def closed_loop(live: Tracer, tmp_path: Path, target: str) -> Iterator[Loop]:
     exe = Path(f"/usr/local/bin/lsmt-{target}-{live.rung}")
     shutil.copy("/usr/bin/cat", exe)
     rec, pol = tmp_path / "rec.jsonl", tmp_path / f"loop.{target}"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    lsmtrace = [sys.executable, "-m", "lsmtrace"]
     try:
-        subprocess.run([*lsmtrace, "record", "-o", str(rec), "--backend", live.rung,
-                        "--", str(exe), str(work / "a"), str(work / "b")],
-                       check=True, env=env, cwd=REPO, timeout=600)  # fmt: skip
-        subprocess.run([*lsmtrace, "policy", "generate", "--target", target,
-                        str(rec), "-o", str(pol)], check=True, env=env, cwd=REPO,
-                       timeout=120)  # fmt: skip
+        subprocess.run(lsmtrace_cmd("record", "-o", str(rec), "--backend", live.rung,
+                                    "--", str(exe), str(work / "a"), str(work / "b")),
+                       check=True, cwd=tmp_path, timeout=600)  # fmt: skip
+        subprocess.run(lsmtrace_cmd("policy", "generate", "--target", target,
+                                    str(rec), "-o", str(pol)),
+                       check=True, cwd=tmp_path, timeout=120)  # fmt: skip
         text = pol.read_text()
         assert str(work / "c") not in text
         yield Loop(work, exe, pol, text)
