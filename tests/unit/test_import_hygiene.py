@@ -72,3 +72,13 @@ def test_probe_detects_a_heavy_import() -> None:
         cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert "json" in json.loads(res.stdout)["heavy"]
+
+
+def test_test_module_names_are_unique_across_tiers() -> None:
+    """pytest imports test files by basename (no packages): two tiers with one
+    name make a whole run fail to collect (tests/unit and tests/bpf both had
+    test_policy_live.py once)."""
+    seen: dict[str, Path] = {}
+    for p in sorted((REPO / "tests").rglob("test_*.py")):
+        assert p.name not in seen, f"{p} and {seen[p.name]} share a module name"
+        seen[p.name] = p

@@ -15,7 +15,6 @@ from pathlib import Path
 import helpers
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_export_live import URL_RE
 from test_record_live import lsmtrace
 
 pytestmark = [helpers.needs_root, pytest.mark.root]
@@ -91,7 +90,7 @@ def test_export_counts_would_deny(tracepoint_rung: None, tmp_path: Path,
         deadline = time.monotonic() + helpers.START_TIMEOUT
         url = None
         while url is None and time.monotonic() < deadline:
-            m = URL_RE.search(err.read_text(errors="replace"))
+            m = helpers.URL_RE.search(err.read_text(errors="replace"))
             url = m.group(1) if m else None
             assert proc.poll() is None, err.read_text()
             time.sleep(0.05)
