@@ -177,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
                                  f"to {args.output}" + (f" while {cmd[0]} runs" if cmd else "")
                                  + "; Ctrl-C to end."), file=sys.stderr)  # fmt: skip
         summary = session.run(args.duration)
-        rows = output.count_rows(tracer.counts(), tracer.id_names)
+        rows = output.count_rows(tracer.counts(), tracer.id_names,
+                                        tracer.quiet_counts())
         writer.close({
             "lost": summary.lost, "attempted": summary.attempted, "ended": _now(),
             "seen": summary.seen, "filtered": summary.filtered,
