@@ -55,6 +55,7 @@ bench: venv
 	$(PY) benchmarks/bench.py
 	$(PY) benchmarks/bench_proctree.py
 	$(PY) benchmarks/bench_export.py
+	$(PY) benchmarks/bench_stress.py
 
 # The fexit rung's overhead, measured in the VM target (TCG: relative figures only).
 bench-vm: venv

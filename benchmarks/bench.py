@@ -12,6 +12,12 @@ Nothing here is a pass/fail test: it prints what it measured, side by side.
    / traced time per open (1.0 = free).
 2. Throughput: the tracer consuming a paced open loop at rising offered rates;
    delivered/s, lost, and whether attempted == delivered + lost held exactly.
+
+`--compare DIR` also traces each pair with the lsmtrace of another checkout
+(e.g. `git archive REV | tar -x -C DIR`), alternating which goes first: an A/B
+of two versions in one run, against the same untraced baseline. `--loops mmap`
+is an mmap+munmap loop run as uid 65534: one refused quiet capability probe
+per iteration (what the tracepoint rung's call-site check costs).
 """
 
 from __future__ import annotations
@@ -44,19 +50,24 @@ print(el * 1e9 / n, n / el)
 """
 
 
-def build_loop() -> Path:
+def build_loop(name: str = "openloop") -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
-    exe = CACHE / "openloop"
-    src = ROOT / "benchmarks" / "openloop.c"
+    exe = CACHE / name
+    src = ROOT / "benchmarks" / f"{name}.c"
     if not exe.exists() or exe.stat().st_mtime < src.stat().st_mtime:
         subprocess.run(["cc", "-O2", "-o", str(exe), str(src)], check=True)
+        exe.chmod(0o755)
     return exe
 
 
 def run_loop(kind: str, n: int, rate: float = 0.0) -> tuple[float, float]:
-    """(ns per open+close, opens per second)."""
+    """(ns per open+close, opens per second); "mmap": per mmap+munmap, as 65534."""
     if kind == "c":
         out = subprocess.run([str(build_loop()), str(n), "/etc/hostname", str(rate)],
+                             check=True, capture_output=True, text=True).stdout  # fmt: skip
+    elif kind == "mmap":
+        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                              str(build_loop("mmaploop")), str(n)],
                              check=True, capture_output=True, text=True).stdout  # fmt: skip
     else:
         out = subprocess.run([PY, "-c", PY_LOOP, str(n), "/etc/hostname"],
@@ -66,14 +77,17 @@ def run_loop(kind: str, n: int, rate: float = 0.0) -> tuple[float, float]:
 
 
 class TracerProc:
-    """`lsmtrace trace` in the background, ready when its status line is out."""
+    """`lsmtrace trace` in the background, ready when its status line is out.
+    `root`: the checkout whose lsmtrace runs (`python -m` from there)."""
 
-    def __init__(self, args: list[str], stdout: Path | None = None) -> None:
+    def __init__(
+        self, args: list[str], stdout: Path | None = None, root: Path = ROOT
+    ) -> None:
         self.err = tempfile.NamedTemporaryFile(prefix="lsmtrace-bench-", suffix=".err")  # noqa: SIM115
         self.out = open(stdout or os.devnull, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [PY, "-m", "lsmtrace", "trace", "--no-header", *args],
-            cwd=ROOT, stdout=self.out, stderr=self.err,
+            cwd=root, stdout=self.out, stderr=self.err,
         )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -115,33 +129,42 @@ def best_of(repeat: int, loop: str, n: int) -> float:
 def overhead(
     pairs: int, n_c: int, n_py: int, backend: str, repeat: int = 3,
     modes: list[str] | None = None, loops: list[str] | None = None,
+    compare: Path | None = None,
 ) -> list[dict[str, object]]:
     rows = []
+    sides = [("this", ROOT)] + ([("compare", compare)] if compare else [])
     for mode, flags in MODES.items():
         if modes and flags[0].lstrip("-") not in modes:
             continue
-        for loop, n in (("c", n_c), ("python", n_py)):
-            if loops and loop not in loops:
+        for loop, n in (("c", n_c), ("python", n_py), ("mmap", n_c // 4)):
+            if loop not in (loops or ["c", "python"]):
                 continue
-            ratios, lost, delivered = [], 0, 0
-            for _ in range(pairs):
+            ratios: dict[str, list[float]] = {name: [] for name, _r in sides}
+            lost, delivered = 0, 0
+            for i in range(pairs):
                 base = best_of(repeat, loop, n)
-                t = TracerProc(["--backend", backend, *flags])
-                traced = best_of(repeat, loop, n)
-                res = t.stop()
-                lost += res["lost"]
-                delivered += res["delivered"]
-                ratios.append(base / traced)
-            rows.append({
-                "mode": mode, "loop": loop, "pairs": pairs,
-                "ratio_median": statistics.median(ratios),
-                "ratio_min": min(ratios), "ratio_max": max(ratios),
-                "delivered": delivered, "lost": lost,
-            })  # fmt: skip
-            r = rows[-1]
-            print(f"  {mode:<26} {loop:<7} ratio {r['ratio_median']:.3f} "
-                  f"(min {r['ratio_min']:.3f}, max {r['ratio_max']:.3f}; "
-                  f"{pairs} pairs; delivered {delivered}, lost {lost})", flush=True)  # fmt: skip
+                # alternate which version goes first
+                for name, root in sides if i % 2 == 0 else sides[::-1]:
+                    t = TracerProc(["--backend", backend, *flags], root=root)
+                    traced = best_of(repeat, loop, n)
+                    res = t.stop()
+                    if name == "this":
+                        lost += res["lost"]
+                        delivered += res["delivered"]
+                    ratios[name].append(base / traced)
+            for name, rs in ratios.items():
+                rows.append({
+                    "mode": mode, "loop": loop, "pairs": pairs, "version": name,
+                    "ratio_median": statistics.median(rs),
+                    "ratio_min": min(rs), "ratio_max": max(rs),
+                    "delivered": delivered, "lost": lost,
+                })  # fmt: skip
+                r = rows[-1]
+                tag = f" [{name}]" if compare else ""
+                print(f"  {mode:<26} {loop:<7} ratio {r['ratio_median']:.3f} "
+                      f"(min {r['ratio_min']:.3f}, max {r['ratio_max']:.3f}; "
+                      f"{pairs} pairs; delivered {delivered}, lost {lost}){tag}",
+                      flush=True)  # fmt: skip
     return rows
 
 
@@ -185,7 +208,9 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--modes", help="comma list of count,denied,json (default: all)")
-    p.add_argument("--loops", help="comma list of c,python (default: both)")
+    p.add_argument("--loops", help="comma list of c,python,mmap (default: c,python)")
+    p.add_argument("--compare", type=Path, metavar="DIR",
+                   help="also trace with the lsmtrace of this checkout, alternated (A/B)")
     p.add_argument("--start-timeout", type=float, default=60.0,
                    help="seconds to wait for each tracer to attach (VM: 600)")
     p.add_argument("--no-throughput", action="store_true",
@@ -204,7 +229,7 @@ def main() -> int:
               flush=True)  # fmt: skip
         over = overhead(a.pairs, a.n_c, a.n_py, a.backend, a.repeat,
                         a.modes.split(",") if a.modes else None,
-                        a.loops.split(",") if a.loops else None)  # fmt: skip
+                        a.loops.split(",") if a.loops else None, a.compare)  # fmt: skip
     rates = [] if a.no_throughput else [float(x) for x in a.rates.split(",")]
     thr: list[dict[str, object]] = []
     for consumer, what in ((["--discard"], "transport: batches out of the ring, not decoded"),
