@@ -357,7 +357,16 @@ def wire(kind: abi.Kind, obj_type: abi.ObjType, id_: int = 0, ret: int = 0,
 
 
 def dec(e: abi.Event) -> Event:
-    return decode(bytes(e), WIRE_IDS, {257: "openat", 141: "setpriority"})
+    """Decoded, and valid against the published schema."""
+    import jsonschema
+
+    from lsmtrace.schema import event_schema
+
+    d = decode(bytes(e), WIRE_IDS, {257: "openat", 141: "setpriority"})
+    jsonschema.Draft202012Validator(event_schema()).validate(
+        {k: v for k, v in d.items() if not k.startswith("_")}
+    )
+    return d
 
 
 def test_exec_object_filename_and_argv() -> None:
