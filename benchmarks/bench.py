@@ -18,6 +18,9 @@ Nothing here is a pass/fail test: it prints what it measured, side by side.
 of two versions in one run, against the same untraced baseline. `--loops mmap`
 is an mmap+munmap loop run as uid 65534: one refused quiet capability probe
 per iteration (what the tracepoint rung's call-site check costs).
+`--cpu-time` compares the loop's own CPU time (CLOCK_PROCESS_CPUTIME_ID: its
+syscalls and the BPF programs they run, not the time it waited for a CPU)
+instead of wall time: on a loaded host wall-clock ratios drift with the load.
 """
 
 from __future__ import annotations
@@ -38,15 +41,16 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench"
 PY = sys.executable
 START_TIMEOUT = 60.0  # --start-timeout: compiling under TCG takes minutes
+CPU_TIME = False  # --cpu-time: the loop's CPU time, not wall time
 
 PY_LOOP = """
 import os, sys, time
 n = int(sys.argv[1]); path = sys.argv[2]
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 for _ in range(n):
     os.close(os.open(path, os.O_RDONLY))
-el = time.perf_counter() - t
-print(el * 1e9 / n, n / el)
+el, cpu = time.perf_counter() - t, time.process_time() - c
+print(el * 1e9 / n, n / el, cpu * 1e9 / n)
 """
 
 
@@ -72,8 +76,8 @@ def run_loop(kind: str, n: int, rate: float = 0.0) -> tuple[float, float]:
     else:
         out = subprocess.run([PY, "-c", PY_LOOP, str(n), "/etc/hostname"],
                              check=True, capture_output=True, text=True).stdout  # fmt: skip
-    ns, rate_s = out.split()
-    return float(ns), float(rate_s)
+    ns, rate_s, cpu_ns = out.split()
+    return float(cpu_ns if CPU_TIME else ns), float(rate_s)
 
 
 class TracerProc:
@@ -121,15 +125,15 @@ MODES = {
 }
 
 
-def best_of(repeat: int, loop: str, n: int) -> float:
+def best_of(repeat: int, loop: str, n: int, rate: float = 0.0) -> float:
     """Fastest of `repeat` runs: the run least disturbed by the rest of the host."""
-    return min(run_loop(loop, n)[0] for _ in range(repeat))
+    return min(run_loop(loop, n, rate)[0] for _ in range(repeat))
 
 
 def overhead(
     pairs: int, n_c: int, n_py: int, backend: str, repeat: int = 3,
     modes: list[str] | None = None, loops: list[str] | None = None,
-    compare: Path | None = None,
+    compare: Path | None = None, rate: float = 0.0,
 ) -> list[dict[str, object]]:
     rows = []
     sides = [("this", ROOT)] + ([("compare", compare)] if compare else [])
@@ -140,31 +144,37 @@ def overhead(
             if loop not in (loops or ["c", "python"]):
                 continue
             ratios: dict[str, list[float]] = {name: [] for name, _r in sides}
-            lost, delivered = 0, 0
+            ns: dict[str, list[float]] = {name: [] for name in ("untraced", *ratios)}
+            lost = dict.fromkeys(ratios, 0)
+            delivered = dict.fromkeys(ratios, 0)
             for i in range(pairs):
-                base = best_of(repeat, loop, n)
+                base = best_of(repeat, loop, n, rate)
+                ns["untraced"].append(base)
                 # alternate which version goes first
                 for name, root in sides if i % 2 == 0 else sides[::-1]:
                     t = TracerProc(["--backend", backend, *flags], root=root)
-                    traced = best_of(repeat, loop, n)
+                    traced = best_of(repeat, loop, n, rate)
                     res = t.stop()
-                    if name == "this":
-                        lost += res["lost"]
-                        delivered += res["delivered"]
+                    lost[name] += res["lost"]
+                    delivered[name] += res["delivered"]
                     ratios[name].append(base / traced)
+                    ns[name].append(traced)
             for name, rs in ratios.items():
                 rows.append({
                     "mode": mode, "loop": loop, "pairs": pairs, "version": name,
                     "ratio_median": statistics.median(rs),
                     "ratio_min": min(rs), "ratio_max": max(rs),
-                    "delivered": delivered, "lost": lost,
+                    "ns_untraced": statistics.median(ns["untraced"]),
+                    "ns_traced": statistics.median(ns[name]),
+                    "delivered": delivered[name], "lost": lost[name],
                 })  # fmt: skip
                 r = rows[-1]
                 tag = f" [{name}]" if compare else ""
                 print(f"  {mode:<26} {loop:<7} ratio {r['ratio_median']:.3f} "
                       f"(min {r['ratio_min']:.3f}, max {r['ratio_max']:.3f}; "
-                      f"{pairs} pairs; delivered {delivered}, lost {lost}){tag}",
-                      flush=True)  # fmt: skip
+                      f"{pairs} pairs; {r['ns_untraced']:.0f} -> {r['ns_traced']:.0f} "
+                      f"ns per pair, medians; delivered {delivered[name]}, "
+                      f"lost {lost[name]}){tag}", flush=True)  # fmt: skip
     return rows
 
 
@@ -211,13 +221,19 @@ def main() -> int:
     p.add_argument("--loops", help="comma list of c,python,mmap (default: c,python)")
     p.add_argument("--compare", type=Path, metavar="DIR",
                    help="also trace with the lsmtrace of this checkout, alternated (A/B)")
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="pace the C open loop of the overhead table to this many opens/s "
+                   "(a streaming consumer that keeps up: every event is decoded)")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="ratios of the loop's CPU time, not wall time (loaded hosts)")
     p.add_argument("--start-timeout", type=float, default=60.0,
                    help="seconds to wait for each tracer to attach (VM: 600)")
     p.add_argument("--no-throughput", action="store_true",
                    help="skip the throughput table (e.g. in the VM under TCG)")
     a = p.parse_args()
-    global START_TIMEOUT
+    global START_TIMEOUT, CPU_TIME
     START_TIMEOUT = a.start_timeout
+    CPU_TIME = a.cpu_time
     if os.geteuid() != 0:
         print("error: benchmarks load BPF programs: run as root", file=sys.stderr)
         return 1
@@ -229,7 +245,7 @@ def main() -> int:
               flush=True)  # fmt: skip
         over = overhead(a.pairs, a.n_c, a.n_py, a.backend, a.repeat,
                         a.modes.split(",") if a.modes else None,
-                        a.loops.split(",") if a.loops else None, a.compare)  # fmt: skip
+                        a.loops.split(",") if a.loops else None, a.compare, a.rate)  # fmt: skip
     rates = [] if a.no_throughput else [float(x) for x in a.rates.split(",")]
     thr: list[dict[str, object]] = []
     for consumer, what in ((["--discard"], "transport: batches out of the ring, not decoded"),
