@@ -42,6 +42,7 @@ CACHE = ROOT / ".cache" / "bench"
 PY = sys.executable
 START_TIMEOUT = 60.0  # --start-timeout: compiling under TCG takes minutes
 CPU_TIME = False  # --cpu-time: the loop's CPU time, not wall time
+TRACER_ARGS: list[str] = []  # --tracer-args: appended to each traced side's flags
 
 PY_LOOP = """
 import os, sys, time
@@ -152,7 +153,7 @@ def overhead(
                 ns["untraced"].append(base)
                 # alternate which version goes first
                 for name, root in sides if i % 2 == 0 else sides[::-1]:
-                    t = TracerProc(["--backend", backend, *flags], root=root)
+                    t = TracerProc(["--backend", backend, *flags, *TRACER_ARGS], root=root)
                     traced = best_of(repeat, loop, n, rate)
                     res = t.stop()
                     lost[name] += res["lost"]
@@ -224,6 +225,9 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=0.0,
                    help="pace the C open loop of the overhead table to this many opens/s "
                    "(a streaming consumer that keeps up: every event is decoded)")
+    p.add_argument("--tracer-args", default="", metavar="ARGS",
+                   help="more trace flags for the overhead table, e.g. '--comm openloop' "
+                   "(the stream carries the loop's events only, not the host's)")
     p.add_argument("--cpu-time", action="store_true",
                    help="ratios of the loop's CPU time, not wall time (loaded hosts)")
     p.add_argument("--start-timeout", type=float, default=60.0,
@@ -234,6 +238,7 @@ def main() -> int:
     global START_TIMEOUT, CPU_TIME
     START_TIMEOUT = a.start_timeout
     CPU_TIME = a.cpu_time
+    TRACER_ARGS.extend(a.tracer_args.split())
     if os.geteuid() != 0:
         print("error: benchmarks load BPF programs: run as root", file=sys.stderr)
         return 1

@@ -330,7 +330,9 @@ int lsmt_sys_enter(struct lsmt_sys_enter_args *args)
  * whose callers include one of them is a quiet probe.
  */
 BPF_ARRAY(quiet_sites, struct lsmt_site, LSMT_QUIET_SITES);
-#define LSMT_QUIET_DEPTH 4 /* callers of cap_capable looked at */
+/* callers of cap_capable looked at: the quiet asker is the first (a direct
+ * call) or the second (through security_capable) */
+#define LSMT_QUIET_DEPTH 2
 
 static __always_inline int lsmt_quiet_call_site(void *ctx)
 {

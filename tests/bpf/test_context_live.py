@@ -15,6 +15,8 @@ then, with every tracer attached:
   - `/bin/true` as uid 65534: quiet capability probes (vm_enough_memory asks
     for CAP_SYS_ADMIN without enforcing), no denial;
   - `cat /etc/shadow` as uid 65534: a real denial;
+  - `cat /proc/<root process>/stat` as uid 65534: ptrace_may_access asks
+    ns_capable_noaudit(CAP_SYS_PTRACE), refused, and the read succeeds;
   - a connect to an abstract AF_UNIX socket as uid 65534.
 """
 
@@ -83,8 +85,9 @@ def spawn_nobody(argv: list[str], cwd: str = "/") -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def scene(
-    tracepoint_rung: None, world_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Scene]:
+    tracepoint_rung: None, world_dir: Path, root_sleeper: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Scene]:  # fmt: skip
     workdir = tmp_path_factory.mktemp("context")
     tree = Path(os.path.realpath(world_dir / "tree"))
     (tree / "a" / "b").mkdir(parents=True)
@@ -129,6 +132,7 @@ def scene(
         sc.pids["find"], sc.outputs["find"] = spawn_nobody(["find", str(tree), "-name", "*.txt"])
         sc.pids["true"], sc.outputs["true"] = spawn_nobody(["/bin/true"])
         sc.pids["cat"], sc.outputs["cat"] = spawn_nobody(["cat", "/etc/shadow"])
+        sc.pids["stat"], sc.outputs["stat"] = spawn_nobody(["cat", f"/proc/{root_sleeper}/stat"])
         code = ("import socket; s = socket.socket(socket.AF_UNIX); "
                 f"s.connect(b'\\0{sc.abstract}'); s.close()")  # fmt: skip
         sc.pids["connect"], sc.outputs["connect"] = spawn_nobody([sys.executable, "-c", code])
@@ -266,6 +270,14 @@ def test_quiet_probes_are_not_denials(scene: Scene) -> None:
     assert {e["object"]["cap_name"] for e in caps} == {"CAP_DAC_OVERRIDE",
                                                       "CAP_DAC_READ_SEARCH"}  # fmt: skip
     assert all(e["noaudit"] is False for e in caps)
+
+
+def test_ptrace_probe_through_ns_capable_noaudit_is_quiet(scene: Scene) -> None:
+    """The other kind of call site: security_capable called from
+    ns_capable_noaudit (not commoncap's memory accounting)."""
+    assert scene.outputs["stat"].startswith(str(int(scene.outputs["stat"].split()[0])))
+    evs = [e for e in events_of(scene.run("denied"), scene.pids["stat"]) if e["comm"] == "cat"]
+    assert evs == []  # no CAP_SYS_PTRACE "denial": the read succeeded
 
 
 def test_counts_keep_quiet_probes_apart(scene: Scene) -> None:
