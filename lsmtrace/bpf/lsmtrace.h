@@ -116,7 +116,7 @@ enum lsmt_path_kind {
 
 /* Ids of the counters in the `stats` per-CPU array. */
 enum lsmt_stat {
-	LSMT_STAT_SEEN = 0,      /* decisions seen on attached programs */
+	LSMT_STAT_SEEN = 0,      /* decisions (and streamed process events) seen */
 	LSMT_STAT_FILTERED = 1,  /* not streamed: filters said no */
 	LSMT_STAT_ATTEMPTED = 2, /* passed filters, ring/perf output attempted */
 	LSMT_STAT_LOST = 3,      /* reserve/output failed: buffer full */

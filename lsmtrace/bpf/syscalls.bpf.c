@@ -453,6 +453,9 @@ static __always_inline struct lsmt_event *lsmt_proc_event(u16 kind, s32 child, s
 		return NULL;
 	if ((u32)(bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid)
 		return NULL;
+	/* seen: what the programs saw and may stream (seen >= attempted +
+	 * filtered), process events included */
+	lsmt_stat(LSMT_STAT_SEEN);
 	int in_scope = lsmt_want(cfg, 1);
 	struct lsmt_event *e = lsmt_reserve();
 	if (!e)
