@@ -257,3 +257,23 @@ def test_sigterm_exits_0_lost_matches_and_detaches(exporter: Exporter) -> None:
             break
         time.sleep(0.2)
     assert not left, f"programs still loaded after exit: {sorted(left)}"
+
+
+def test_bpf_stats_labels_are_our_program_names(tracepoint_rung: None) -> None:
+    """--bpf-stats labels each program by its name in our program text, not by
+    the kernel's 15-byte cut (tracepoint__sch... for all three sched programs)."""
+    from lsmtrace.commands.export import find_program_fds
+    from lsmtrace.loader import TraceOptions, Tracer
+
+    tracer = Tracer(TraceOptions(backend="tracepoint", hooks=["sys_openat"],
+                                 latency=False))  # fmt: skip
+    try:
+        tracer.open()
+        names = tracer.program_names()
+        labels = set(find_program_fds(names=names).values())
+    finally:
+        tracer.close()
+    want = {"lsmt_sys_exit", "tracepoint__sched__sched_process_exec",
+            "tracepoint__sched__sched_process_fork", "tracepoint__sched__sched_process_exit"}  # fmt: skip
+    assert want <= labels, labels
+    assert set(names.values()) == labels
