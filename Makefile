@@ -64,6 +64,7 @@ bench: venv
 	$(PY) benchmarks/bench_proctree.py
 	$(PY) benchmarks/bench_export.py
 	$(PY) benchmarks/bench_policy_live.py
+	$(PY) benchmarks/bench_stress.py
 
 # The fexit rung's overhead, and each hook rung's cost per call next to empty
 # programs on the same hooks, measured in the VM target (TCG: relative figures only).

@@ -11,7 +11,7 @@ import enum
 from importlib import resources
 from pathlib import Path
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 # The BPF sources are package data (lsmtrace/bpf/, in the sdist and the wheel;
 # the checkout's top-level bpf/ is a symlink to it): one copy, found the same
@@ -27,6 +27,9 @@ SYSCALL_BASE = 1024
 MAX_SYSCALL = 1024
 LAT_BUCKETS = 32
 NONE_ARG = 255
+PROC_BUF = 336
+QUIET_SITES = 16
+CAP_OPT_NOAUDIT = 2
 ID_CAPABLE = SYSCALL_BASE - 1
 ID_AVC = SYSCALL_BASE - 2
 ID_SIGNAL = SYSCALL_BASE - 3
@@ -84,6 +87,20 @@ class ObjType(enum.IntEnum):
     LOCKDOWN = 12
     AVC = 13
     PROC = 14
+    NICE = 15
+
+
+class PathKind(enum.IntEnum):
+    NONE = 0
+    EXACT = 1
+    JOINED = 2
+    AS_GIVEN = 3
+    FS_RELATIVE = 4
+
+
+PATH_KIND_NAMES: dict[int, str] = {
+    int(k): k.name.lower() for k in PathKind if k != PathKind.NONE
+}
 
 
 class Stat(enum.IntEnum):
@@ -115,6 +132,43 @@ class Decoder(enum.IntEnum):
     MODNAME = 13
     BPF = 14
     NICE = 15
+    OPEN = 16
+
+
+class HookDecoder(enum.IntEnum):
+    """enum lsmt_hdec: how a hook rung's program decodes its hook's object."""
+
+    NONE = 0
+    FILE = 1
+    FILE_MASK = 2
+    MMAP = 3
+    MPROTECT = 4
+    BPRM = 5
+    CAP = 6
+    KILL = 7
+    PTRACE = 8
+    SETID = 9
+    SETGID = 10
+    NICE = 11
+    SOCK_CREATE = 12
+    SOCKADDR = 13
+    SOCK = 14
+    SENDMSG = 15
+    MOUNT = 16
+    UMOUNT = 17
+    PATH2 = 18
+    KSTR = 19
+    LOAD_DATA = 20
+    READ_FILE = 21
+    BPF = 22
+    LOCKDOWN = 23
+    INODE = 24
+    DENTRY = 25
+    DENTRY2 = 26
+    PATH = 27
+    PATHD = 28
+    PATHD2 = 29
+    TASK = 30
 
 
 class CfgFlag(enum.IntFlag):
@@ -133,6 +187,14 @@ class EvFlag(enum.IntFlag):
     TRUNCATED = 1 << 0
     READ_ERR = 1 << 1
     ATTRIBUTED = 1 << 2
+    NOAUDIT_OPTS = 1 << 3
+    NOAUDIT_CALL_SITE = 1 << 4
+    CONTEXT = 1 << 5
+
+
+class ExecFlag(enum.IntFlag):
+    ARGV_TRUNCATED = 1 << 0
+    AS_GIVEN = 1 << 1
 
 
 class Config(ct.Structure):
@@ -165,6 +227,10 @@ class Pending(ct.Structure):
     ]
 
 
+class Site(ct.Structure):
+    _fields_ = [("start", ct.c_uint64), ("end", ct.c_uint64)]
+
+
 class SysDesc(ct.Structure):
     _fields_ = [
         ("enabled", ct.c_uint8),
@@ -191,7 +257,8 @@ class ObjFile(ct.Structure):
         ("flags", ct.c_uint32),
         ("mask", ct.c_uint32),
         ("dfd", ct.c_int32),
-        ("pad", ct.c_uint32),
+        ("path_kind", ct.c_uint16),
+        ("pad", ct.c_uint16),
         ("path", ct.c_char * PATH_LEN),
         ("name", ct.c_char * NAME_LEN),
     ]
@@ -214,7 +281,8 @@ class ObjSock(ct.Structure):
         ("protocol", ct.c_int32),
         ("addrlen", ct.c_uint32),
         ("addr", ct.c_uint8 * 16),
-        ("path", ct.c_char * 108),
+        # bytes, not c_char: an abstract name starts with a NUL
+        ("path", ct.c_uint8 * 108),
         ("pad", ct.c_uint32),
     ]
 
@@ -276,7 +344,22 @@ class ObjProc(ct.Structure):
     _fields_ = [
         ("child_pid", ct.c_int32),
         ("exit_code", ct.c_int32),
-        ("filename", ct.c_char * PATH_LEN),
+        ("filename_len", ct.c_uint16),
+        ("argv_len", ct.c_uint16),
+        ("flags", ct.c_uint16),
+        ("pad", ct.c_uint16),
+        # bytes, not c_char: argv is NUL-separated (c_char arrays stop at a NUL)
+        ("buf", ct.c_uint8 * PROC_BUF),
+    ]
+
+
+class ObjNice(ct.Structure):
+    _fields_ = [
+        ("nice", ct.c_int32),
+        ("target_pid", ct.c_int32),
+        ("which", ct.c_int32),
+        ("who", ct.c_int32),
+        ("target_comm", ct.c_char * COMM_LEN),
     ]
 
 
@@ -293,6 +376,7 @@ class Object(ct.Union):
         ("lockdown", ObjLockdown),
         ("avc", ObjAvc),
         ("proc", ObjProc),
+        ("nice", ObjNice),
     ]
 
 
@@ -329,6 +413,7 @@ STRUCTS: dict[str, type[ct.Structure] | type[ct.Union]] = {
     "lsmt_count_key": CountKey,
     "lsmt_lat_key": LatKey,
     "lsmt_pending": Pending,
+    "lsmt_site": Site,
     "lsmt_sys_desc": SysDesc,
     "lsmt_entry_key": EntryKey,
     "lsmt_entry": Entry,
@@ -343,6 +428,7 @@ STRUCTS: dict[str, type[ct.Structure] | type[ct.Union]] = {
     "lsmt_obj_lockdown": ObjLockdown,
     "lsmt_obj_avc": ObjAvc,
     "lsmt_obj_proc": ObjProc,
+    "lsmt_obj_nice": ObjNice,
     "lsmt_object": Object,
     "lsmt_event": Event,
 }

@@ -24,8 +24,9 @@ SCHED_TPS = (
     "sched:sched_process_exit",
 )
 
-# Hook decoders (enum lsmt_hdec in bpf/hooks.bpf.c): hook name -> (decoder, args).
-# Args are the wrapper's argument positions the decoder reads.
+# Hook decoders (enum lsmt_hdec in bpf/lsmtrace.h, abi.HookDecoder): hook name ->
+# (decoder name, args). Args are the wrapper's argument positions the decoder
+# reads, as its x0..x3.
 HOOK_DECODERS: dict[str, tuple[str, tuple[int, ...]]] = {
     "file_open": ("FILE", (0,)),
     "file_permission": ("FILE_MASK", (0, 1)),
@@ -83,19 +84,6 @@ TYPE_DECODERS: tuple[tuple[tuple[str, ...], str, tuple[int, ...]], ...] = (
     (("struct task_struct *",), "TASK", (0,)),
 )
 
-DECODER_OBJ = {
-    "FILE": abi.ObjType.FILE, "FILE_MASK": abi.ObjType.FILE, "MMAP": abi.ObjType.MEM,
-    "MPROTECT": abi.ObjType.MEM, "BPRM": abi.ObjType.EXEC, "CAP": abi.ObjType.CAP,
-    "KILL": abi.ObjType.SIGNAL, "PTRACE": abi.ObjType.PTRACE, "SETID": abi.ObjType.SETID,
-    "SETGID": abi.ObjType.SETID, "NICE": abi.ObjType.SETID, "SOCK_CREATE": abi.ObjType.SOCK,
-    "SOCKADDR": abi.ObjType.SOCK, "SOCK": abi.ObjType.SOCK, "SENDMSG": abi.ObjType.SOCK,
-    "MOUNT": abi.ObjType.MOUNT, "UMOUNT": abi.ObjType.FILE, "PATH2": abi.ObjType.FILE,
-    "KSTR": abi.ObjType.MODULE, "LOAD_DATA": abi.ObjType.MODULE,
-    "READ_FILE": abi.ObjType.MODULE, "BPF": abi.ObjType.BPF,
-    "LOCKDOWN": abi.ObjType.LOCKDOWN, "INODE": abi.ObjType.FILE, "DENTRY": abi.ObjType.FILE,
-    "DENTRY2": abi.ObjType.FILE, "PATH": abi.ObjType.FILE, "PATHD": abi.ObjType.FILE,
-    "PATHD2": abi.ObjType.FILE, "TASK": abi.ObjType.SIGNAL, "NONE": abi.ObjType.NONE,
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -145,11 +133,14 @@ def struct_offsets() -> list[str]:
         return list(cached_facts("offsets", _struct_offsets))
     except Exception as e:
         log.warning("struct offsets not in BTF (%s): paths stop at mount points, "
-                    "mntns reads 0", e)  # fmt: skip
+                    "syscall names stay as given, mntns reads 0", e)  # fmt: skip
         return ["-DLSMT_NO_MOUNT_WALK=1", "-DLSMT_MOUNT_PARENT=0",
                 "-DLSMT_MOUNT_MOUNTPOINT=0", "-DLSMT_MOUNT_MNT=0",
                 "-DLSMT_MNTNS_INUM=0", "-DLSMT_SK_FAMILY=0", "-DLSMT_SK_NUM=0",
-                "-DLSMT_SK_PROTOCOL=0"]  # fmt: skip
+                "-DLSMT_SK_PROTOCOL=0", "-DLSMT_FS_ROOT=0", "-DLSMT_FS_PWD=0",
+                "-DLSMT_FILES_FDT=0", "-DLSMT_FDT_MAX_FDS=0",
+                "-DLSMT_FDT_FD=0", "-DLSMT_MM_EXE_FILE=0", "-DLSMT_MM_ARG_START=0",
+                "-DLSMT_MM_ARG_END=0"]  # fmt: skip
 
 
 def _struct_offsets() -> list[str]:
@@ -161,6 +152,18 @@ def _struct_offsets() -> list[str]:
         f"-DLSMT_MOUNT_MOUNTPOINT={off('mount', 'mnt_mountpoint')}",
         f"-DLSMT_MOUNT_MNT={off('mount', 'mnt')}",
         f"-DLSMT_MNTNS_INUM={off('mnt_namespace', 'ns.inum')}",
+        # syscall names resolved against the task's root, cwd or dirfd
+        f"-DLSMT_FS_ROOT={off('fs_struct', 'root')}",
+        f"-DLSMT_FS_PWD={off('fs_struct', 'pwd')}",
+        f"-DLSMT_FILES_FDT={off('files_struct', 'fdt')}",
+        f"-DLSMT_FDT_MAX_FDS={off('fdtable', 'max_fds')}",
+        f"-DLSMT_FDT_FD={off('fdtable', 'fd')}",
+        # bcc 0.26 reads mm_struct fields (inside its anonymous struct)
+        # at the wrong address on 6.18: &mm->arg_start is right, a probe
+        # read of it is not; by offset it is
+        f"-DLSMT_MM_EXE_FILE={off('mm_struct', 'exe_file')}",
+        f"-DLSMT_MM_ARG_START={off('mm_struct', 'arg_start')}",
+        f"-DLSMT_MM_ARG_END={off('mm_struct', 'arg_end')}",
         # net/sock.h drags in linux/bpf.h, which bcc 0.26's own uapi bpf.h
         # cannot satisfy on 6.9+ kernels: struct sock fields by offset
         f"-DLSMT_SK_FAMILY={off('sock', '__sk_common.skc_family')}",

@@ -535,7 +535,10 @@ def cached_facts(
 ) -> T:
     """A JSON-able fact computed from this kernel's BTF, cached on disk next to
     the synthesized headers (keyed by release and BTF digest): parsing BTF
-    and indexing its names costs ~0.3 s of every start otherwise."""
+    and indexing its names costs ~0.3 s of every start otherwise. The key
+    also hashes `compute`'s code: a newer lsmtrace that computes more (new
+    struct offsets) never reads an older version's answer."""
+    import hashlib
     import json
     import os
     import platform
@@ -544,8 +547,12 @@ def cached_facts(
 
     f: Path | None = None
     try:
+        code = compute.__code__ if hasattr(compute, "__code__") else None
+        ver = hashlib.sha256(
+            repr((code.co_code, code.co_consts) if code else name).encode()
+        ).hexdigest()[:8]
         key = f"{platform.release()}-{btf_digest(path)[:16]}"
-        f = default_cache_root() / "btf" / f"{key}-{name}.json"
+        f = default_cache_root() / "btf" / f"{key}-{name}-{ver}.json"
         return json.loads(f.read_text())  # type: ignore[no-any-return]
     except (OSError, ValueError):
         pass

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lsmtrace import abi
-from lsmtrace.abi import EvFlag, Kind, ObjType, Rung
+from lsmtrace.abi import EvFlag, ExecFlag, Kind, ObjType, Rung
 
 CAP_NAMES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
@@ -62,6 +62,15 @@ KIND_NAMES = {k: k.name.lower() for k in Kind}
 _KINDS: dict[int, Kind] = {int(k): k for k in Kind}
 _RUNG_NAMES: dict[int, str] = {int(r): n for r, n in RUNG_NAMES.items()}
 _TRUNCATED = int(EvFlag.TRUNCATED)
+_NOAUDIT_OPTS = int(EvFlag.NOAUDIT_OPTS)
+_NOAUDIT_CALL_SITE = int(EvFlag.NOAUDIT_CALL_SITE)
+_CONTEXT = int(EvFlag.CONTEXT)
+_ARGV_TRUNCATED = int(ExecFlag.ARGV_TRUNCATED)
+_PATH_KINDS = abi.PATH_KIND_NAMES
+# A process event outside the kernel's scope filters (--pid, --uid, --comm,
+# --cgroup): the Session feeds it to the process tree and pops this key; no
+# consumer sees either.
+CONTEXT_ONLY = "_context_only"
 _PROCESS_KINDS = (Kind.EXEC, Kind.FORK, Kind.EXIT)
 BPF_CMDS = ("MAP_CREATE", "MAP_LOOKUP_ELEM", "MAP_UPDATE_ELEM", "MAP_DELETE_ELEM",
             "MAP_GET_NEXT_KEY", "PROG_LOAD", "OBJ_PIN", "OBJ_GET", "PROG_ATTACH",
@@ -171,9 +180,26 @@ def _sock(s: abi.ObjSock) -> dict[str, Any]:
     elif s.family == 1 and s.addrlen > 2:
         raw = bytes(s.path)[: max(0, min(s.addrlen - 2, 108))]
         if raw.startswith(b"\0"):
-            out["path"] = "@" + cstr(raw[1:])  # abstract socket, ss(8) style
+            # abstract socket, ss(8) style: the name is every byte of addrlen
+            out["path"] = "@" + raw[1:].decode("utf-8", "surrogateescape")
         else:
             out["path"] = cstr(raw)
+    return out
+
+
+def _exec(p: abi.ObjProc) -> dict[str, Any]:
+    """filename, then the head of argv (NUL-separated; the last argument may
+    be cut when argv_truncated)."""
+    raw = bytes(p.buf)
+    fn_len = min(p.filename_len, len(raw))
+    out: dict[str, Any] = {"filename": cstr(raw[:fn_len])}
+    argv = raw[fn_len : fn_len + p.argv_len]
+    if argv.endswith(b"\0"):
+        argv = argv[:-1]
+    out["argv"] = (
+        [a.decode("utf-8", "surrogateescape") for a in argv.split(b"\0")] if argv else []
+    )
+    out["argv_truncated"] = bool(p.flags & _ARGV_TRUNCATED)
     return out
 
 
@@ -198,6 +224,9 @@ def _object(
             return out
         if path:
             out["path"] = path
+            kind = _PATH_KINDS.get(f.path_kind)
+            if kind is not None:
+                out["path_kind"] = kind
         elif obj_type in (ObjType.FILE, ObjType.MODULE) and f.dfd >= 0:
             out["fd"] = f.dfd
         if name:
@@ -216,9 +245,12 @@ def _object(
         return {"cap": o.cap.cap, "cap_name": cap_name(o.cap.cap), "opts": o.cap.opts}
     if obj_type == ObjType.SOCK:
         return _sock(o.sock)
-    if obj_type == ObjType.SIGNAL and hook == "task_setnice":
-        return {"target_pid": o.signal.target_pid, "nice": o.signal.sig,
-                "target_comm": cstr(o.signal.target_comm)}  # fmt: skip
+    if obj_type == ObjType.NICE:
+        n = o.nice
+        if ev.kind == Kind.SYSCALL:
+            return {"which": n.which, "who": n.who, "nice": n.nice}
+        return {"target_pid": n.target_pid, "nice": n.nice,
+                "target_comm": cstr(n.target_comm)}  # fmt: skip
     if obj_type == ObjType.SIGNAL:
         out = {"sig": o.signal.sig, "sig_name": signal_name(o.signal.sig),
                "target_pid": o.signal.target_pid}  # fmt: skip
@@ -251,9 +283,6 @@ def _object(
             out["fd"] = m.fd
         return out
     if obj_type == ObjType.SETID:
-        if syscall == "setpriority":
-            which, who, prio = o.setid.ids
-            return {"which": which, "who": who, "nice": prio}
         return {"ids": list(o.setid.ids), "flags": o.setid.flags}
     if obj_type == ObjType.BPF:
         cmd = o.bpf.cmd
@@ -274,7 +303,7 @@ def _object(
             return {"child_pid": p.child_pid}
         if ev.kind == Kind.EXIT:
             return {"exit_code": p.exit_code}
-        return {"filename": cstr(p.filename)}
+        return _exec(p)
     return {}
 
 
@@ -314,7 +343,8 @@ class Decoder:
         ret = ev.ret
         flags = ev.flags
         lsm = abi.lsm_name(ev.lsm)
-        return {
+        obj_type = ev.obj_type
+        out: Event = {
             "time": self.clock.iso(ev.ts_ns),
             "ts_ns": ev.ts_ns,
             "rung": _RUNG_NAMES.get(ev.rung, "?"),
@@ -338,10 +368,19 @@ class Decoder:
             "syscall": syscall,
             "latency_ns": ev.latency_ns or None,
             "object": _object(
-                ev, ev.obj_type, syscall if kind == Kind.SYSCALL else None, hook
+                ev, obj_type, syscall if kind == Kind.SYSCALL else None
             ),
             "truncated": bool(flags & _TRUNCATED),
         }
+        if obj_type == ObjType.CAP:
+            # a refused check that refused nothing (CAP_OPT_NOAUDIT)
+            quiet = flags & (_NOAUDIT_OPTS | _NOAUDIT_CALL_SITE)
+            out["noaudit"] = bool(quiet)
+            if quiet:
+                out["noaudit_by"] = "opts" if flags & _NOAUDIT_OPTS else "call_site"
+        elif flags & _CONTEXT and process:
+            out[CONTEXT_ONLY] = True
+        return out
 
     def decode_batch(
         self, chunk: bytes | bytearray | memoryview, offsets: list[int]
@@ -403,7 +442,7 @@ class Decoder:
             else:
                 verdict = verdict_of(kind_name, ret)
                 err = errno_name(ret)
-            append({
+            e: Event = {
                 "time": iso(ts),
                 "ts_ns": ts,
                 "rung": _RUNG_NAMES.get(rung, "?"),
@@ -428,7 +467,15 @@ class Decoder:
                 "latency_ns": latency or None,
                 "object": obj,
                 "truncated": bool(flags & _TRUNCATED),
-            })  # fmt: skip
+            }  # fmt: skip
+            if obj_type == _OBJ_CAP:
+                quiet = flags & (_NOAUDIT_OPTS | _NOAUDIT_CALL_SITE)
+                e["noaudit"] = bool(quiet)
+                if quiet:
+                    e["noaudit_by"] = "opts" if flags & _NOAUDIT_OPTS else "call_site"
+            elif flags & _CONTEXT and family == "process":
+                e[CONTEXT_ONLY] = True
+            append(e)
         return out
 
 
@@ -462,6 +509,7 @@ _COMM_OFFSET = abi.Event.comm.offset
 _KIND_NAMES_INT: dict[int, str] = {int(k): n for k, n in KIND_NAMES.items()}
 _LSM_NAMES: dict[int, str | None] = {int(k): v for k, v in abi.LSM_NAMES.items()}
 _MISSING = object()
+_OBJ_CAP = int(ObjType.CAP)
 
 
 def decode(

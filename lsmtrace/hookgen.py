@@ -75,7 +75,14 @@ def _xs(positions: tuple[int, ...], nargs: int, arg: Callable[[int], str]) -> li
 def generate(
     rung: str, hooks: list[tuple[int, Hook]], impls: Mapping[str, list[Any]]
 ) -> tuple[str, list[Program]]:
-    """C text and the program list for (id, hook) pairs and their impls."""
+    """C text and the program list for (id, hook) pairs and their impls.
+
+    Each hook's programs follow a comment naming the hook, its id and decoder;
+    every program's name carries the hook (fexit: the traced function's,
+    ``security_<hook>`` or ``<lsm>_<hook>``; kprobe: ``lsmt_kp_<hook>``...), so
+    the text reads without the id table. The kernel keeps 15 bytes of a
+    program's name: the Program list is what names programs
+    (``Tracer.program_names()``)."""
     lines: list[str] = []
     progs: list[Program] = []
     for hid, h in hooks:
@@ -85,6 +92,9 @@ def generate(
         n = len(params)
         dec, pos = decoder_for(h.name, params)
         hd = f"LSMT_HD_{dec}"
+        used = ", ".join(f"x{i} = a{p}" for i, p in enumerate(pos) if 0 <= p < n)
+        lines.append(f"/* hook {h.name} (id {hid}): {fn}, decoder {dec}"
+                     + (f" ({used})" if used else "") + " */")  # fmt: skip
         if rung == "fexit":
             xs = _xs(pos, n, lambda p: f"a{p}")
             args = _args(n)
@@ -108,21 +118,20 @@ def generate(
                                      imp.function, h.name, False, False))  # fmt: skip
         else:
             xs = _xs(pos, n, lambda p: f"PT_REGS_PARM{p + 1}(ctx)")
+            enter, exit_ = f"lsmt_kp_{h.name}", f"lsmt_krp_{h.name}"
             lines.append(
-                f"int lsmt_kp_{hid}(struct pt_regs *ctx) "
+                f"int {enter}(struct pt_regs *ctx) "
                 f"{{ return lsmt_hook_enter({hid}, {', '.join(xs)}); }}"
             )
             lines.append(
-                f"int lsmt_krp_{hid}(struct pt_regs *ctx) "
+                f"int {exit_}(struct pt_regs *ctx) "
                 f"{{ return lsmt_hook_exit(ctx, {hid}, {hd}, 1, 0, 0, 0, 0, "
                 "(s32)PT_REGS_RC(ctx)); }"
             )
-            progs.append(Program("kprobe", f"lsmt_kp_{hid}", fn, h.name, True, True))
-            progs.append(
-                Program("kretprobe", f"lsmt_krp_{hid}", fn, h.name, True, True)
-            )
-            for j, imp in enumerate(impls.get(h.name, [])):
-                name = f"lsmt_kri_{hid}_{j}"
+            progs.append(Program("kprobe", enter, fn, h.name, True, True))
+            progs.append(Program("kretprobe", exit_, fn, h.name, True, True))
+            for imp in impls.get(h.name, []):
+                name = f"lsmt_kri_{imp.function}"
                 lines.append(
                     f"int {name}(struct pt_regs *ctx) "
                     f"{{ return lsmt_impl_exit({hid}, {_lsm_id(imp.lsm)}, "

@@ -33,6 +33,20 @@ RUNG_IDS = {
 }
 BACKENDS = ("auto", "fexit", "kprobe", "tracepoint")
 
+# The kernel functions that check a capability with CAP_OPT_NOAUDIT (a quiet
+# probe: asking, not enforcing), seen as callers of cap_capable on the
+# tracepoint rung, whose capability:cap_capable event has no opts argument.
+# security_vm_enough_memory_mm: cap_vm_enough_memory is inlined into it (6.18)
+# and is its only caller of cap_capable.
+QUIET_FUNCTIONS = (
+    "has_ns_capability_noaudit",
+    "has_capability_noaudit",
+    "ns_capable_noaudit",
+    "cap_vm_enough_memory",
+    "security_vm_enough_memory_mm",
+)
+KALLSYMS = Path("/proc/kallsyms")
+
 
 @dataclass
 class TraceOptions:
@@ -133,6 +147,35 @@ def resolve_cgroup(path: str, mounts: list[Path] | None = None) -> str:
             f"({', '.join(map(str, mounts))}), e.g. system.slice/ssh.service",
         )
     return str(p)
+
+
+def quiet_sites(
+    functions: tuple[str, ...] = QUIET_FUNCTIONS, kallsyms: Path = KALLSYMS
+) -> list[tuple[int, int]]:
+    """[start, end) text ranges of `functions` and their compiler-split parts
+    (name.cold, name.isra.0...) from kallsyms, sorted; [] when it hides the
+    addresses (kptr_restrict) or cannot be read. A function ends where the next
+    symbol starts."""
+    try:
+        text = kallsyms.read_text()
+    except OSError:
+        return []
+    syms: list[tuple[int, str]] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 3 or parts[1] not in "tT":
+            continue
+        try:
+            syms.append((int(parts[0], 16), parts[2]))
+        except ValueError:
+            continue
+    syms.sort()
+    want = set(functions)
+    out = []
+    for i, (addr, name) in enumerate(syms):
+        if addr and name.split(".", 1)[0] in want and i + 1 < len(syms):
+            out.append((addr, syms[i + 1][0]))
+    return out[: abi.QUIET_SITES]
 
 
 def compile_flags(
@@ -312,6 +355,14 @@ class Tracer:
         cfg.flags = int(flags)
         self._cfg = cfg
         self._write_settings()
+        if "-DLSMT_WITH_CAP_TP=1" in plan.cflags:
+            sites = quiet_sites()
+            if not sites:
+                log.warning("no kernel addresses in %s: quiet capability probes "
+                            "are not told apart on this rung", KALLSYMS)  # fmt: skip
+            table = self.bpf["quiet_sites"]
+            for i, (start, end) in enumerate(sites):
+                table[ct.c_int(i)] = table.Leaf(start, end)
         if plan.syscalls:
             desc = self.bpf["sys_desc"]
             for s in plan.syscalls:
@@ -499,6 +550,26 @@ class Tracer:
                 (int(k.id), int(k.lsm), int(k.err), int(sum(int(v) for v in vals)))
             )
         return out
+
+    def quiet_counts(self) -> list[tuple[int, int, int, int]]:
+        """[(id, lsm, errno, count)] of refused quiet capability probes
+        (CAP_OPT_NOAUDIT), which counts() leaves out of the denials."""
+        out: list[tuple[int, int, int, int]] = []
+        for k, vals in self.bpf["quiet_counts"].items():
+            out.append(
+                (int(k.id), int(k.lsm), int(k.err), int(sum(int(v) for v in vals)))
+            )
+        return out
+
+    def program_names(self) -> dict[int, str]:
+        """{fd: name} of the loaded programs, by their names in our program
+        text (the kernel keeps only 15 bytes: kretfunc__securi...)."""
+        if self.bpf is None:
+            return {}
+        return {
+            int(f.fd): name.decode() if isinstance(name, bytes) else str(name)
+            for name, f in self.bpf.funcs.items()
+        }
 
     def latency_histogram(self) -> dict[int, list[int]]:
         hist: dict[int, list[int]] = {}

@@ -39,6 +39,7 @@ from lsmtrace.output import escape
 PREFIX = "lsmtrace"
 OTHER = "other"
 UNKNOWN_LSM = "unknown"
+QUIET = "quiet"  # the verdict label of refused quiet capability probes
 MAX_LABEL_LEN = 128  # a container id is 64 hex digits; a comm 15 bytes
 
 # le of bucket b is 2^(b+1) ns (the kernel's bucket b holds [2^b, 2^(b+1)) ns);
@@ -89,6 +90,11 @@ class Snapshot:
     policy: str | None = None
     would_deny: DenialSnapshot = field(default_factory=DenialSnapshot)
     policy_checked: int = 0
+    # Tracer.quiet_counts(): refused quiet capability probes (CAP_OPT_NOAUDIT),
+    # verdict "quiet": they refused nothing, so they are not denials
+    quiet: list[tuple[int, int, int, int]] = field(default_factory=list)
+    process_events: int = 0  # Session.summary.processes
+    quiet_probes: int = 0  # Session.summary.quiet
 
 
 SnapshotSource = Callable[[], Snapshot]
@@ -365,6 +371,17 @@ def families(snap: Snapshot) -> Iterator[Metric]:
             ],
             n,
         )
+    for id_, lsm, err, n in snap.quiet:
+        dec.add_metric(
+            [
+                label(snap.id_names.name(id_)),
+                label(snap.id_names.family(id_)),
+                QUIET,
+                errno_label(err),
+                abi.lsm_name(lsm) or UNKNOWN_LSM,
+            ],
+            n,
+        )
     yield dec
 
     den = CounterMetricFamily(
@@ -436,6 +453,14 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     yield CounterMetricFamily(
         f"{p}_events_delivered", "Events read from the buffer", value=snap.delivered
     )
+    yield CounterMetricFamily(
+        f"{p}_process_events", "exec, fork and exit events delivered: they feed "
+        "the process tree whatever the filters", value=snap.process_events,
+    )  # fmt: skip
+    yield CounterMetricFamily(
+        f"{p}_quiet_probes", "Refused quiet capability probes (CAP_OPT_NOAUDIT) "
+        "delivered and left out of the denials", value=snap.quiet_probes,
+    )  # fmt: skip
     yield GaugeMetricFamily(
         f"{p}_programs_attached", "Hooks and syscalls attached", value=snap.attached
     )

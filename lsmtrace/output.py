@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from lsmtrace.events import IdNames
@@ -256,9 +256,13 @@ def json_lines(objs: Iterable[Any]) -> bytes:
 
 
 def count_rows(
-    counts: list[tuple[int, int, int, int]], ids: IdNames
+    counts: list[tuple[int, int, int, int]],
+    ids: IdNames,
+    quiet: Sequence[tuple[int, int, int, int]] = (),
 ) -> list[dict[str, Any]]:
-    """Kernel counts [(id, lsm, errno, n)] as rows, most frequent first."""
+    """Kernel counts [(id, lsm, errno, n)] as rows, most frequent first; the
+    refused quiet capability probes (Tracer.quiet_counts()) with verdict
+    "quiet": they refused nothing."""
     import errno as errno_mod
 
     from lsmtrace.abi import SYSCALL_BASE, lsm_name
@@ -273,6 +277,15 @@ def count_rows(
             "hook": ids.name(id_),
             "family": ids.family(id_),
             "verdict": verdict,
+            "errno": errno_mod.errorcode.get(err, f"E{err}") if err else None,
+            "lsm": lsm_name(lsm),
+            "count": n,
+        })  # fmt: skip
+    for id_, lsm, err, n in quiet:
+        rows.append({
+            "hook": ids.name(id_),
+            "family": ids.family(id_),
+            "verdict": "quiet",
             "errno": errno_mod.errorcode.get(err, f"E{err}") if err else None,
             "lsm": lsm_name(lsm),
             "count": n,

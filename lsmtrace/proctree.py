@@ -573,7 +573,8 @@ class ProcessTree:
                          int(ev.get("ppid", 0)))  # fmt: skip
         elif kind == "exec":
             self.on_exec(ts, tgid, int(ev.get("ppid", 0)), str(ev.get("comm", "")),
-                         obj.get("filename"))  # fmt: skip
+                         obj.get("filename"), obj.get("argv"),
+                         bool(obj.get("argv_truncated")))  # fmt: skip
         else:
             self.on_exit(ts, tgid, int(obj.get("exit_code", 0)))
         self.expire(ts)
@@ -603,15 +604,25 @@ class ProcessTree:
         self._add(p)
 
     def on_exec(
-        self, ts_ns: int, tgid: int, ppid: int, comm: str, filename: object
-    ) -> None:
+        self, ts_ns: int, tgid: int, ppid: int, comm: str, filename: object,
+        argv: object = None, argv_truncated: bool = False,
+    ) -> None:  # fmt: skip
+        """The kernel's exec event: the executable's path (as /proc/<pid>/exe
+        shows it) and the head of argv come with it, so the process is known
+        even when it is gone before its first event is enriched. An event
+        without argv (older recordings), or whose argv was cut, has the rest
+        read from /proc at the first event that needs it, if still there."""
         self.stats.execs += 1
         p = self._exec_target(ts_ns, tgid, ppid, comm)
         p.comm = comm or p.comm
         fn = filename if isinstance(filename, str) and filename else None
         p.exe = fn if fn is not None and fn.startswith("/") else None
-        p.cmdline = None
-        p.stale = not p.exited
+        args = [str(a) for a in argv] if isinstance(argv, list) else None
+        p.cmdline = bound_cmdline(args)
+        if argv_truncated and p.cmdline and not p.cmdline.endswith("..."):
+            p.cmdline = p.cmdline[: CMDLINE_MAX - 3] + "..."
+        complete = args is not None and not argv_truncated and p.exe is not None
+        p.stale = not p.exited and not complete
         p.node = {"pid": p.tgid, "comm": p.comm, "exe": p.exe}
         p._fields = None
         if p.ancestor:

@@ -20,7 +20,14 @@ from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
 from lsmtrace import abi
-from lsmtrace.events import PROCESS_KINDS, Decoder, Event, IdNames, WallClock
+from lsmtrace.events import (
+    CONTEXT_ONLY,
+    PROCESS_KINDS,
+    Decoder,
+    Event,
+    IdNames,
+    WallClock,
+)
 
 if TYPE_CHECKING:
     from lsmtrace.auditlive import AuditJoin
@@ -168,7 +175,8 @@ class Session:
             kind = ev["kind"]
             if kind in PROCESS_KINDS:
                 s.processes += 1
-                if keep_proc:
+                # outside the kernel's scope filters: for the process tree only
+                if not ev.pop(CONTEXT_ONLY, False) and keep_proc:
                     out.append(ev)
                 continue
             if ev.get("noaudit"):

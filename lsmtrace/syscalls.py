@@ -72,6 +72,7 @@ MO, FD, MN, B, NI = (
     Decoder.BPF,
     Decoder.NICE,
 )
+OPN = Decoder.OPEN  # a path whose success returns a descriptor of the file
 N0 = Decoder.NONE
 OF, OE, OS, OSG, OP = (
     ObjType.FILE,
@@ -88,6 +89,7 @@ OM, OSE, OMO, OMD, OB = (
     ObjType.BPF,
 )
 ON = ObjType.NONE
+ONI = ObjType.NICE
 X = NONE_ARG
 
 _OPEN = ("file_open", "inode_permission", "inode_create", "path_mknod")
@@ -125,10 +127,10 @@ _TABLE: tuple[
     ],
     ...,
 ] = (
-    ("open", 2, None, "file", _OPEN, P, OF, (0, 1, 2, X)),
-    ("openat", 257, 56, "file", _OPEN, P, OF, (1, 2, 3, 0)),
-    ("openat2", 437, 437, "file", _OPEN, P, OF, (1, X, X, 0)),
-    ("creat", 85, None, "file", _OPEN, P, OF, (0, X, 1, X)),
+    ("open", 2, None, "file", _OPEN, OPN, OF, (0, 1, 2, X)),
+    ("openat", 257, 56, "file", _OPEN, OPN, OF, (1, 2, 3, 0)),
+    ("openat2", 437, 437, "file", _OPEN, OPN, OF, (1, X, X, 0)),
+    ("creat", 85, None, "file", _OPEN, OPN, OF, (0, X, 1, X)),
     (
         "truncate",
         76,
@@ -151,16 +153,16 @@ _TABLE: tuple[
     ("unlinkat", 263, 35, "file", _UNLINK, P, OF, (1, 2, X, 0)),
     ("rmdir", 84, None, "file", _UNLINK, P, OF, (0, X, X, X)),
     ("rename", 82, None, "file", _RENAME, P2, OF, (0, 1, X, X)),
-    ("renameat", 264, 38, "file", _RENAME, P2, OF, (1, 3, X, X)),
-    ("renameat2", 316, 276, "file", _RENAME, P2, OF, (1, 3, 4, X)),
+    ("renameat", 264, 38, "file", _RENAME, P2, OF, (1, 3, X, 0)),
+    ("renameat2", 316, 276, "file", _RENAME, P2, OF, (1, 3, 4, 0)),
     ("mkdir", 83, None, "file", _MKNOD, P, OF, (0, X, 1, X)),
     ("mkdirat", 258, 34, "file", _MKNOD, P, OF, (1, X, 2, 0)),
     ("mknod", 133, None, "file", _MKNOD, P, OF, (0, X, 1, X)),
     ("mknodat", 259, 33, "file", _MKNOD, P, OF, (1, X, 2, 0)),
     ("link", 86, None, "file", _LINK, P2, OF, (0, 1, X, X)),
-    ("linkat", 265, 37, "file", _LINK, P2, OF, (1, 3, 4, X)),
+    ("linkat", 265, 37, "file", _LINK, P2, OF, (1, 3, 4, 0)),
     ("symlink", 88, None, "file", _LINK, P2, OF, (1, 0, X, X)),
-    ("symlinkat", 266, 36, "file", _LINK, P2, OF, (2, 0, X, X)),
+    ("symlinkat", 266, 36, "file", _LINK, P2, OF, (2, 0, X, 1)),
     ("execve", 59, 221, "exec", _EXEC, EX, OE, (0, X, X, X)),
     ("execveat", 322, 281, "exec", _EXEC, EX, OE, (1, 0, X, X)),
     ("mmap", 9, 222, "file", ("mmap_file", "mmap_addr"), M, OM, (0, 1, 2, 3)),
@@ -175,7 +177,7 @@ _TABLE: tuple[
         "task",
         ("task_setnice", "capable"),
         NI,
-        OSE,
+        ONI,
         (0, 1, 2, X),
     ),
     (

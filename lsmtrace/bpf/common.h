@@ -11,6 +11,14 @@
  *   LSMT_WAKEUP_EVERY     wake the consumer once every this many events per CPU
  *   LSMT_RUNG             enum lsmt_rung of this build
  *   LSMT_MNTNS_INUM       offset of ns.inum in the private struct mnt_namespace
+ *   LSMT_MOUNT_PARENT, LSMT_MOUNT_MOUNTPOINT, LSMT_MOUNT_MNT (struct mount),
+ *   LSMT_FS_ROOT, LSMT_FS_PWD (struct fs_struct), LSMT_FILES_FDT
+ *   (struct files_struct), LSMT_FDT_MAX_FDS, LSMT_FDT_FD (struct fdtable),
+ *   LSMT_MM_EXE_FILE, LSMT_MM_ARG_START, LSMT_MM_ARG_END (struct mm_struct):
+ *                         offsets from BTF (bpfgen.struct_offsets()), so the
+ *                         same C builds with synthesized and real headers
+ *   LSMT_NO_MOUNT_WALK    BTF lacks them: paths stop at mount points and
+ *                         syscall names are not resolved (as_given)
  *
  * No bpf_printk: every error or drop is a counter in `stats`.
  */
@@ -23,6 +31,9 @@
 #include <linux/nsproxy.h>
 #include <linux/user_namespace.h>
 #include <linux/ptrace.h>
+#include <linux/dcache.h>
+#include <linux/mount.h>
+#include <linux/mm_types.h>
 #include "lsmtrace.h"
 
 #ifndef LSMT_RINGBUF_PAGES
@@ -33,6 +44,9 @@
 #endif
 #ifndef LSMT_RUNG
 #define LSMT_RUNG LSMT_RUNG_TRACEPOINT
+#endif
+#ifndef LSMT_MAX_DEPTH
+#define LSMT_MAX_DEPTH 16 /* path components walked (deeper: truncated) */
 #endif
 
 /* Syscall arguments and number from the task's user registers. */
@@ -57,6 +71,9 @@
 #endif
 
 #define LSMT_READ(dst, src) bpf_probe_read_kernel(&(dst), sizeof(dst), &(src))
+/* v &= mask, in asm: clang drops a C mask it can prove redundant, and the
+ * verifier, which cannot prove it, then sees an unbounded offset. */
+#define LSMT_MASK(v, mask) asm volatile("%0 &= " #mask : "+r"(v))
 
 #ifdef LSMT_PERFBUF
 BPF_PERF_OUTPUT(events);
@@ -72,6 +89,9 @@ BPF_PERCPU_ARRAY(stats, u64, LSMT_STAT_MAX);
 BPF_PERCPU_ARRAY(allow_counts, u64, LSMT_MAX_IDS);
 /* Denials per (id, lsm, errno). */
 BPF_PERCPU_HASH(deny_counts, struct lsmt_count_key, u64, 8192);
+/* Quiet capability probes (CAP_OPT_NOAUDIT) per (id, lsm, errno): refused
+ * checks that refused nothing, kept out of deny_counts. */
+BPF_PERCPU_HASH(quiet_counts, struct lsmt_count_key, u64, 1024);
 /* log2(latency ns) histogram per (id, bucket); fexit/kprobe rungs only. */
 BPF_PERCPU_HASH(lat_hist, struct lsmt_lat_key, u64, 16384);
 /* --pid/--children: the set of traced processes. */
@@ -94,8 +114,9 @@ static __always_inline struct lsmt_config *lsmt_config(void)
 	return settings.lookup(&zero);
 }
 
-/* Aggregate one decision; runs for every decision, before any filter. */
-static __always_inline void lsmt_count(u32 id, u16 lsm, s32 ret)
+/* Aggregate one decision; runs for every decision, before any filter.
+ * `quiet`: a refused quiet capability probe, counted apart from denials. */
+static __always_inline void lsmt_count(u32 id, u16 lsm, s32 ret, int quiet)
 {
 	lsmt_stat(LSMT_STAT_SEEN);
 	if (ret >= 0) {
@@ -107,10 +128,10 @@ static __always_inline void lsmt_count(u32 id, u16 lsm, s32 ret)
 	}
 	struct lsmt_count_key key = {.id = id, .lsm = lsm, .err = -ret};
 	u64 one = 1;
-	u64 *v = deny_counts.lookup(&key);
+	u64 *v = quiet ? quiet_counts.lookup(&key) : deny_counts.lookup(&key);
 	if (v) {
 		__sync_fetch_and_add(v, 1);
-	} else if (deny_counts.update(&key, &one) != 0) {
+	} else if ((quiet ? quiet_counts.update(&key, &one) : deny_counts.update(&key, &one)) != 0) {
 		lsmt_stat(LSMT_STAT_MAP_FULL);
 	}
 }
@@ -363,11 +384,178 @@ static __always_inline void lsmt_sockaddr(struct lsmt_event *e, const void *a, u
 		else
 			lsmt_read(s->addr, 16, a + 8, mem);
 	} else if (s->family == LSMT_AF_UNIX) {
-		/* sun_path may be abstract (leading NUL): copy bytes, not a string;
-		 * user space trims to addrlen. */
-		if (lsmt_read(s->path, sizeof(s->path), a + 2, mem) != 0)
+		/* sun_path: addrlen - 2 bytes, copied as bytes, not as a string: an
+		 * abstract name starts with a NUL (user space shows it as @name) */
+		u32 n = len - 2;
+		if (n > sizeof(s->path))
+			n = sizeof(s->path);
+		LSMT_MASK(n, 127);
+		if (n && lsmt_read(s->path, n, a + 2, mem) != 0)
 			e->flags |= LSMT_EV_READ_ERR;
 	}
+}
+
+/* -- paths --------------------------------------------------------------------- */
+
+/*
+ * Scratch for assembling paths and the exec object (not wire format: never
+ * leaves the kernel as such). A path is built in the first 2 * LSMT_PATH_LEN
+ * bytes (a component of up to LSMT_PATH_LEN bytes at any offset below
+ * LSMT_PATH_LEN stays in bounds for the verifier); a name joined to it, or an
+ * exec's argv, goes after it, below LSMT_SCRATCH_LEN.
+ */
+#define LSMT_SCRATCH_LEN (4 * LSMT_PATH_LEN)
+struct lsmt_scratch {
+	char b[LSMT_SCRATCH_LEN];
+};
+BPF_PERCPU_ARRAY(path_scratch, struct lsmt_scratch, 1);
+
+static __always_inline char *lsmt_scratch(void)
+{
+	u32 zero = 0;
+	struct lsmt_scratch *s = path_scratch.lookup(&zero);
+	return s ? s->b : NULL;
+}
+
+/*
+ * Walk a dentry up to its filesystem root and, when `mnt` is known, across
+ * mount points up to the namespace root; write "/a/b/c" into b and return its
+ * length (b[len] is not written). *complete is 0 when the walk stopped short
+ * (deeper than LSMT_MAX_DEPTH) or the path does not fit LSMT_PATH_LEN - 1.
+ */
+static __always_inline u32 lsmt_dpath_build(char *b, struct dentry *d, struct vfsmount *mnt,
+					    int *complete)
+{
+	/* names[i] is written by iteration i of the unrolled loop (a constant
+	 * index: the verifier refuses variable offsets into the stack); mount
+	 * crossings leave their slot NULL. */
+	const unsigned char *names[LSMT_MAX_DEPTH] = {};
+	struct dentry *mnt_root = NULL;
+	*complete = 0;
+#ifdef LSMT_NO_MOUNT_WALK
+	mnt = NULL;
+#endif
+	if (mnt)
+		LSMT_READ(mnt_root, mnt->mnt_root);
+#pragma unroll
+	for (int i = 0; i < LSMT_MAX_DEPTH; i++) {
+		struct dentry *parent = NULL;
+		if (!d) {
+			*complete = 1;
+			break;
+		}
+		if (mnt && d == mnt_root) {
+			/* climb to the mount point in the parent mount */
+			void *m = (void *)mnt - LSMT_MOUNT_MNT;
+			void *pm = NULL;
+			struct dentry *mp = NULL;
+			bpf_probe_read_kernel(&pm, sizeof(pm), m + LSMT_MOUNT_PARENT);
+			bpf_probe_read_kernel(&mp, sizeof(mp), m + LSMT_MOUNT_MOUNTPOINT);
+			if (!pm || pm == m) {
+				*complete = 1;
+				break; /* the namespace root */
+			}
+			mnt = (struct vfsmount *)(pm + LSMT_MOUNT_MNT);
+			LSMT_READ(mnt_root, mnt->mnt_root);
+			d = mp;
+			continue;
+		}
+		LSMT_READ(parent, d->d_parent);
+		if (!parent || parent == d) {
+			*complete = 1;
+			break; /* the filesystem root */
+		}
+		LSMT_READ(names[i], d->d_name.name);
+		d = parent;
+	}
+	u32 pos = 0;
+#pragma unroll
+	for (int i = LSMT_MAX_DEPTH - 1; i >= 0; i--) {
+		if (!names[i])
+			continue;
+		if (pos >= LSMT_PATH_LEN - 1) {
+			*complete = 0;
+			break;
+		}
+		u32 off = pos;
+		LSMT_MASK(off, 255);
+		b[off] = '/';
+		off += 1;
+		long n = bpf_probe_read_kernel_str(&b[off], LSMT_PATH_LEN, names[i]);
+		pos = n > 1 ? off + n - 1 : off;
+	}
+	if (pos == 0) {
+		b[0] = '/';
+		pos = 1;
+	}
+	if (pos >= LSMT_PATH_LEN)
+		*complete = 0;
+	return pos;
+}
+
+/* The first LSMT_PATH_LEN - 1 bytes of b[0..len) into buf, NUL-terminated. */
+static __always_inline void lsmt_path_out(char *buf, char *b, u32 len)
+{
+	LSMT_MASK(len, 1023); /* LSMT_SCRATCH_LEN - 1 */
+	b[len] = 0;
+	bpf_probe_read_kernel(buf, LSMT_PATH_LEN, b);
+	buf[LSMT_PATH_LEN - 1] = 0;
+}
+
+/* Walk (d, mnt) into buf (LSMT_PATH_LEN bytes); a walk that stopped short or
+ * did not fit marks the event truncated. Returns 1 when complete. */
+static __always_inline int lsmt_dpath(struct lsmt_event *e, char *buf, struct dentry *d,
+				      struct vfsmount *mnt)
+{
+	int complete = 0;
+	char *b = lsmt_scratch();
+	if (!b)
+		return 0;
+	u32 len = lsmt_dpath_build(b, d, mnt, &complete);
+	if (!complete)
+		e->flags |= LSMT_EV_TRUNCATED;
+	lsmt_path_out(buf, b, len);
+	return complete;
+}
+
+/* The current task's root (root != 0) or working directory. */
+static __always_inline void lsmt_fs_path(int root, struct vfsmount **mnt, struct dentry **d)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	void *fs = NULL;
+	struct path p = {};
+	LSMT_READ(fs, t->fs);
+	if (!fs)
+		return;
+	bpf_probe_read_kernel(&p, sizeof(p), fs + (root ? LSMT_FS_ROOT : LSMT_FS_PWD));
+	*mnt = p.mnt;
+	*d = p.dentry;
+}
+
+/* The open file of the current task's descriptor fd, or NULL. */
+static __always_inline struct file *lsmt_fd_file(s32 fd)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	void *files = NULL, *fdt = NULL;
+	struct file **fds = NULL;
+	struct file *f = NULL;
+	u32 max = 0;
+	if (fd < 0)
+		return NULL;
+	LSMT_READ(files, t->files);
+	if (!files)
+		return NULL;
+	bpf_probe_read_kernel(&fdt, sizeof(fdt), files + LSMT_FILES_FDT);
+	if (!fdt)
+		return NULL;
+	bpf_probe_read_kernel(&max, sizeof(max), fdt + LSMT_FDT_MAX_FDS);
+	if ((u32)fd >= max)
+		return NULL;
+	bpf_probe_read_kernel(&fds, sizeof(fds), fdt + LSMT_FDT_FD);
+	if (!fds)
+		return NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
 }
 
 /* Remember a hook denial of this thread (for the syscall that contains it). */

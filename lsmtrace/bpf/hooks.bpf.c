@@ -9,11 +9,12 @@
  * functions below with constant hook id and decoder, so the compiler keeps
  * only the decoder each program needs.
  *
+ * The decoders (enum lsmt_hdec) are part of the wire contract, bpf/lsmtrace.h.
  * Needs (-D from bpfgen.struct_offsets(), read from BTF, so real and
- * synthesized headers both work): LSMT_MOUNT_PARENT, LSMT_MOUNT_MOUNTPOINT,
- * LSMT_MOUNT_MNT (the kernel-private struct mount) and LSMT_SK_FAMILY,
- * LSMT_SK_NUM, LSMT_SK_PROTOCOL (struct sock: net/sock.h pulls in linux/bpf.h,
- * which bcc 0.26 cannot compile against on 6.9+ kernels).
+ * synthesized headers both work): LSMT_SK_FAMILY, LSMT_SK_NUM,
+ * LSMT_SK_PROTOCOL (struct sock: net/sock.h pulls in linux/bpf.h, which bcc
+ * 0.26 cannot compile against on 6.9+ kernels), and the offsets common.h's
+ * path walker needs.
  *
  * common.h and syscalls.bpf.c precede this file in the program text.
  */
@@ -25,140 +26,31 @@
 #include <linux/net.h>
 #include <linux/socket.h>
 
-#ifndef LSMT_MAX_DEPTH
-#define LSMT_MAX_DEPTH 16
-#endif
-
 /* Entry time (and kprobe arguments) of each thread's hook calls in flight. */
 BPF_TABLE("lru_hash", struct lsmt_entry_key, struct lsmt_entry, entries, 16384);
 /* The last LSM implementation that returned non-zero, per thread. */
 BPF_TABLE("lru_hash", u64, struct lsmt_pending, denier, 16384);
 
-/* Scratch for path assembly (not wire format: never leaves the kernel). */
-struct lsmt_pathbuf {
-	char b[2 * LSMT_PATH_LEN];
-};
-BPF_PERCPU_ARRAY(path_scratch, struct lsmt_pathbuf, 1);
-
-enum lsmt_hdec {
-	LSMT_HD_NONE = 0,
-	LSMT_HD_FILE,
-	LSMT_HD_FILE_MASK,
-	LSMT_HD_MMAP,
-	LSMT_HD_MPROTECT,
-	LSMT_HD_BPRM,
-	LSMT_HD_CAP,
-	LSMT_HD_KILL,
-	LSMT_HD_PTRACE,
-	LSMT_HD_SETID,
-	LSMT_HD_SETGID,
-	LSMT_HD_NICE,
-	LSMT_HD_SOCK_CREATE,
-	LSMT_HD_SOCKADDR,
-	LSMT_HD_SOCK,
-	LSMT_HD_SENDMSG,
-	LSMT_HD_MOUNT,
-	LSMT_HD_UMOUNT,
-	LSMT_HD_PATH2,
-	LSMT_HD_KSTR,
-	LSMT_HD_LOAD_DATA,
-	LSMT_HD_READ_FILE,
-	LSMT_HD_BPF,
-	LSMT_HD_LOCKDOWN,
-	LSMT_HD_INODE,
-	LSMT_HD_DENTRY,
-	LSMT_HD_DENTRY2,
-	LSMT_HD_PATH,
-	LSMT_HD_PATHD,
-	LSMT_HD_PATHD2,
-	LSMT_HD_TASK,
-};
-
 /*
- * Walk a dentry up to its filesystem root and, when `mnt` is known, across
- * mount points up to the namespace root; write "/a/b/c" into buf[0..PATH_LEN).
+ * A dentry walked without its mount (lsmt_dpath stops at its filesystem's
+ * root): exact when that filesystem is the one mounted at the task's root,
+ * otherwise relative to a mount point the hook does not name.
  */
-static __always_inline void lsmt_dpath(struct lsmt_event *e, char *buf, struct dentry *d,
-				       struct vfsmount *mnt)
+static __always_inline u16 lsmt_dentry_kind(struct dentry *d)
 {
-	/* names[i] is written by iteration i of the unrolled loop (a constant
-	 * index: the verifier refuses variable offsets into the stack); mount
-	 * crossings leave their slot NULL. */
-	const unsigned char *names[LSMT_MAX_DEPTH] = {};
-	int complete = 0;
-	struct dentry *mnt_root = NULL;
-#ifdef LSMT_NO_MOUNT_WALK
-	mnt = NULL;
-#endif
-	if (mnt)
-		LSMT_READ(mnt_root, mnt->mnt_root);
-#pragma unroll
-	for (int i = 0; i < LSMT_MAX_DEPTH; i++) {
-		struct dentry *parent = NULL;
-		if (!d) {
-			complete = 1;
-			break;
-		}
-		if (mnt && d == mnt_root) {
-			/* climb to the mount point in the parent mount */
-			void *m = (void *)mnt - LSMT_MOUNT_MNT;
-			void *pm = NULL;
-			struct dentry *mp = NULL;
-			bpf_probe_read_kernel(&pm, sizeof(pm), m + LSMT_MOUNT_PARENT);
-			bpf_probe_read_kernel(&mp, sizeof(mp), m + LSMT_MOUNT_MOUNTPOINT);
-			if (!pm || pm == m) {
-				complete = 1;
-				break; /* the namespace root */
-			}
-			mnt = (struct vfsmount *)(pm + LSMT_MOUNT_MNT);
-			LSMT_READ(mnt_root, mnt->mnt_root);
-			d = mp;
-			continue;
-		}
-		LSMT_READ(parent, d->d_parent);
-		if (!parent || parent == d) {
-			complete = 1;
-			break; /* the filesystem root */
-		}
-		LSMT_READ(names[i], d->d_name.name);
-		d = parent;
-	}
-	if (!complete)
-		e->flags |= LSMT_EV_TRUNCATED;
-	/* Assemble in a per-CPU scratch twice the path size, so a component of
-	 * up to LSMT_PATH_LEN bytes at any offset below LSMT_PATH_LEN stays in
-	 * bounds for the verifier; then copy the first LSMT_PATH_LEN bytes. */
-	u32 zero = 0;
-	struct lsmt_pathbuf *pb = path_scratch.lookup(&zero);
-	if (!pb)
-		return;
-	u32 pos = 0;
-#pragma unroll
-	for (int i = LSMT_MAX_DEPTH - 1; i >= 0; i--) {
-		if (!names[i])
-			continue;
-		if (pos >= LSMT_PATH_LEN - 1) {
-			e->flags |= LSMT_EV_TRUNCATED;
-			break;
-		}
-		u32 off = pos;
-		/* the mask in asm: clang drops a C mask it can prove redundant,
-		 * and the verifier would then see an unbounded offset */
-		asm volatile("%0 &= 255" : "+r"(off));
-		pb->b[off] = '/';
-		off += 1;
-		long n = bpf_probe_read_kernel_str(&pb->b[off], LSMT_PATH_LEN, names[i]);
-		pos = n > 1 ? off + n - 1 : off;
-	}
-	if (pos == 0) {
-		pb->b[0] = '/';
-		pos = 1;
-	}
-	if (pos >= LSMT_PATH_LEN)
-		e->flags |= LSMT_EV_TRUNCATED;
-	pb->b[pos & (2 * LSMT_PATH_LEN - 1)] = 0;
-	bpf_probe_read_kernel(buf, LSMT_PATH_LEN, pb->b);
-	buf[LSMT_PATH_LEN - 1] = 0;
+	struct vfsmount *rmnt = NULL;
+	struct dentry *rd = NULL, *sroot = NULL, *mroot = NULL;
+	struct super_block *sb = NULL, *rsb = NULL;
+	lsmt_fs_path(1, &rmnt, &rd);
+	if (!d || !rmnt)
+		return LSMT_PATHKIND_FS_RELATIVE;
+	LSMT_READ(sb, d->d_sb);
+	LSMT_READ(rsb, rmnt->mnt_sb);
+	LSMT_READ(mroot, rmnt->mnt_root);
+	if (rsb)
+		LSMT_READ(sroot, rsb->s_root);
+	return sb && sb == rsb && mroot == sroot ? LSMT_PATHKIND_EXACT
+						  : LSMT_PATHKIND_FS_RELATIVE;
 }
 
 static __always_inline void lsmt_inode_info(struct lsmt_event *e, struct inode *inode)
@@ -239,6 +131,7 @@ static __always_inline void lsmt_hdecode(struct lsmt_event *e, u32 dec, u64 x0, 
 	case LSMT_HD_FILE_MASK:
 		e->obj_type = LSMT_OBJ_FILE;
 		lsmt_file(e, e->obj.file.path, (struct file *)x0);
+		e->obj.file.path_kind = LSMT_PATHKIND_EXACT;
 		if (dec == LSMT_HD_FILE_MASK)
 			e->obj.file.mask = x1;
 		break;
@@ -269,12 +162,23 @@ static __always_inline void lsmt_hdecode(struct lsmt_event *e, u32 dec, u64 x0, 
 		break;
 	}
 	case LSMT_HD_BPRM: {
+		/* the file being executed (a script, then its interpreter), else
+		 * the name the exec was given */
 		struct linux_binprm *bprm = (struct linux_binprm *)x0;
+		struct file *f = NULL;
 		const char *fn = NULL;
 		e->obj_type = LSMT_OBJ_EXEC;
+		LSMT_READ(f, bprm->file);
+		if (f) {
+			lsmt_file(e, e->obj.file.path, f);
+			e->obj.file.path_kind = LSMT_PATHKIND_EXACT;
+			break;
+		}
 		LSMT_READ(fn, bprm->filename);
-		if (fn)
+		if (fn) {
 			lsmt_str(e, e->obj.file.path, LSMT_PATH_LEN, fn, LSMT_KERNEL);
+			e->obj.file.path_kind = LSMT_PATHKIND_AS_GIVEN;
+		}
 		break;
 	}
 	case LSMT_HD_CAP:
@@ -317,10 +221,12 @@ static __always_inline void lsmt_hdecode(struct lsmt_event *e, u32 dec, u64 x0, 
 		break;
 	}
 	case LSMT_HD_NICE:
-		e->obj_type = LSMT_OBJ_SIGNAL;
-		lsmt_task(e, &e->obj.signal.target_pid, e->obj.signal.target_comm,
+		e->obj_type = LSMT_OBJ_NICE;
+		lsmt_task(e, &e->obj.nice.target_pid, e->obj.nice.target_comm,
 			  (struct task_struct *)x0);
-		e->obj.signal.sig = (s32)x1; /* the nice value asked for */
+		e->obj.nice.nice = (s32)x1;
+		e->obj.nice.which = -1;
+		e->obj.nice.who = -1;
 		break;
 	case LSMT_HD_SOCK_CREATE:
 		e->obj_type = LSMT_OBJ_SOCK;
@@ -366,6 +272,7 @@ static __always_inline void lsmt_hdecode(struct lsmt_event *e, u32 dec, u64 x0, 
 		e->obj_type = LSMT_OBJ_FILE;
 		LSMT_READ(root, m->mnt_root);
 		lsmt_dpath(e, e->obj.file.path, root, m);
+		e->obj.file.path_kind = LSMT_PATHKIND_EXACT;
 		e->obj.file.flags = x1;
 		break;
 	}
@@ -377,6 +284,7 @@ static __always_inline void lsmt_hdecode(struct lsmt_event *e, u32 dec, u64 x0, 
 		LSMT_READ(mnt, from->mnt);
 		LSMT_READ(d, from->dentry);
 		lsmt_dpath(e, e->obj.file.path, d, mnt);
+		e->obj.file.path_kind = LSMT_PATHKIND_EXACT;
 		LSMT_READ(d, to->dentry);
 		lsmt_dentry_name(e, e->obj.file.name, LSMT_NAME_LEN, d);
 		break;
@@ -393,8 +301,10 @@ static __always_inline void lsmt_hdecode(struct lsmt_event *e, u32 dec, u64 x0, 
 		break;
 	case LSMT_HD_READ_FILE:
 		e->obj_type = LSMT_OBJ_MODULE;
-		if (x0)
+		if (x0) {
 			lsmt_file(e, e->obj.file.path, (struct file *)x0);
+			e->obj.file.path_kind = LSMT_PATHKIND_EXACT;
+		}
 		e->obj.file.flags = x1;
 		break;
 	case LSMT_HD_BPF:
@@ -417,6 +327,7 @@ static __always_inline void lsmt_hdecode(struct lsmt_event *e, u32 dec, u64 x0, 
 		struct inode *inode = NULL;
 		e->obj_type = LSMT_OBJ_FILE;
 		lsmt_dpath(e, e->obj.file.path, d, NULL);
+		e->obj.file.path_kind = lsmt_dentry_kind(d);
 		LSMT_READ(inode, d->d_inode);
 		lsmt_inode_info(e, inode);
 		if (dec == LSMT_HD_DENTRY2)
@@ -432,6 +343,7 @@ static __always_inline void lsmt_hdecode(struct lsmt_event *e, u32 dec, u64 x0, 
 		LSMT_READ(mnt, p->mnt);
 		LSMT_READ(d, p->dentry);
 		lsmt_dpath(e, e->obj.file.path, d, mnt);
+		e->obj.file.path_kind = LSMT_PATHKIND_EXACT;
 		LSMT_READ(inode, d->d_inode);
 		lsmt_inode_info(e, inode);
 		if (x1)
@@ -445,6 +357,7 @@ static __always_inline void lsmt_hdecode(struct lsmt_event *e, u32 dec, u64 x0, 
 		e->obj_type = LSMT_OBJ_FILE;
 		LSMT_READ(mnt, dir->mnt);
 		lsmt_dpath(e, e->obj.file.path, (struct dentry *)x1, mnt);
+		e->obj.file.path_kind = LSMT_PATHKIND_EXACT;
 		if (dec == LSMT_HD_PATHD2)
 			lsmt_dentry_name(e, e->obj.file.name, LSMT_NAME_LEN, (struct dentry *)x3);
 		break;
@@ -506,17 +419,20 @@ static __always_inline int lsmt_hook_exit(void *ctx, u32 id, u32 dec, int use_sa
 	}
 
 	u16 lsm = LSMT_LSM_UNKNOWN;
+	/* a quiet probe: the kernel asked without enforcing (CAP_OPT_NOAUDIT) */
+	int quiet = ret != 0 && dec == LSMT_HD_CAP && (x1 & LSMT_CAP_OPT_NOAUDIT);
 	if (ret != 0) {
 		u64 key = k.pid_tgid;
 		struct lsmt_pending *d = denier.lookup(&key);
 		lsm = (d && d->id == id) ? d->lsm : LSMT_LSM_HOOK;
 		if (d)
 			denier.delete(&key);
-		/* a failed DAC-override capability is the DAC decision itself */
-		if (!(dec == LSMT_HD_CAP && lsmt_cap_is_dac_override((s32)x0)))
+		/* a failed DAC-override capability is the DAC decision itself, and
+		 * a quiet probe refuses nothing: neither names the syscall's LSM */
+		if (!quiet && !(dec == LSMT_HD_CAP && lsmt_cap_is_dac_override((s32)x0)))
 			lsmt_note_denial(id, lsm, ret);
 	}
-	lsmt_count(id, lsm, ret);
+	lsmt_count(id, lsm, ret, quiet);
 	struct lsmt_config *cfg = lsmt_config();
 	if (cfg && (cfg->flags & LSMT_CFG_LATENCY) && latency)
 		lsmt_latency(id, latency);
@@ -527,6 +443,8 @@ static __always_inline int lsmt_hook_exit(void *ctx, u32 id, u32 dec, int use_sa
 		return 0;
 	lsmt_fill(e, LSMT_KIND_HOOK, id, ret, lsm);
 	e->latency_ns = latency;
+	if (quiet)
+		e->flags |= LSMT_EV_NOAUDIT_OPTS;
 	lsmt_hdecode(e, dec, x0, x1, x2, x3);
 	lsmt_submit(ctx, e);
 	return 0;

@@ -25,6 +25,7 @@ struct lsmt_config lsmt_config_v;
 struct lsmt_count_key lsmt_count_key_v;
 struct lsmt_lat_key lsmt_lat_key_v;
 struct lsmt_pending lsmt_pending_v;
+struct lsmt_site lsmt_site_v;
 struct lsmt_sys_desc lsmt_sys_desc_v;
 struct lsmt_entry_key lsmt_entry_key_v;
 struct lsmt_entry lsmt_entry_v;
@@ -39,6 +40,7 @@ struct lsmt_obj_bpf lsmt_obj_bpf_v;
 struct lsmt_obj_lockdown lsmt_obj_lockdown_v;
 struct lsmt_obj_avc lsmt_obj_avc_v;
 struct lsmt_obj_proc lsmt_obj_proc_v;
+struct lsmt_obj_nice lsmt_obj_nice_v;
 union lsmt_object lsmt_object_v;
 struct lsmt_event lsmt_event_v;
 
@@ -61,6 +63,7 @@ struct lsmt_event lsmt_event_v;
 	struct lsmt_obj_lockdown: "lsmt_obj_lockdown",                     \
 	struct lsmt_obj_avc: "lsmt_obj_avc",                               \
 	struct lsmt_obj_proc: "lsmt_obj_proc",                             \
+	struct lsmt_obj_nice: "lsmt_obj_nice",                             \
 	union lsmt_object: "lsmt_object",                                  \
 	default: "?")
 
@@ -99,6 +102,10 @@ int main(void)
 	FIELD(struct, lsmt_pending, syscall);
 	FIELD(struct, lsmt_pending, pad);
 
+	SIZE(struct, lsmt_site);
+	FIELD(struct, lsmt_site, start);
+	FIELD(struct, lsmt_site, end);
+
 	SIZE(struct, lsmt_sys_desc);
 	FIELD(struct, lsmt_sys_desc, enabled);
 	FIELD(struct, lsmt_sys_desc, decoder);
@@ -122,6 +129,7 @@ int main(void)
 	FIELD(struct, lsmt_obj_file, flags);
 	FIELD(struct, lsmt_obj_file, mask);
 	FIELD(struct, lsmt_obj_file, dfd);
+	FIELD(struct, lsmt_obj_file, path_kind);
 	FIELD(struct, lsmt_obj_file, pad);
 	FIELD(struct, lsmt_obj_file, path);
 	FIELD(struct, lsmt_obj_file, name);
@@ -186,7 +194,18 @@ int main(void)
 	SIZE(struct, lsmt_obj_proc);
 	FIELD(struct, lsmt_obj_proc, child_pid);
 	FIELD(struct, lsmt_obj_proc, exit_code);
-	FIELD(struct, lsmt_obj_proc, filename);
+	FIELD(struct, lsmt_obj_proc, filename_len);
+	FIELD(struct, lsmt_obj_proc, argv_len);
+	FIELD(struct, lsmt_obj_proc, flags);
+	FIELD(struct, lsmt_obj_proc, pad);
+	FIELD(struct, lsmt_obj_proc, buf);
+
+	SIZE(struct, lsmt_obj_nice);
+	FIELD(struct, lsmt_obj_nice, nice);
+	FIELD(struct, lsmt_obj_nice, target_pid);
+	FIELD(struct, lsmt_obj_nice, which);
+	FIELD(struct, lsmt_obj_nice, who);
+	FIELD(struct, lsmt_obj_nice, target_comm);
 
 	SIZE(union, lsmt_object);
 	FIELD(union, lsmt_object, file);
@@ -200,6 +219,7 @@ int main(void)
 	FIELD(union, lsmt_object, lockdown);
 	FIELD(union, lsmt_object, avc);
 	FIELD(union, lsmt_object, proc);
+	FIELD(union, lsmt_object, nice);
 
 	SIZE(struct, lsmt_event);
 	FIELD(struct, lsmt_event, ts_ns);
@@ -233,6 +253,14 @@ int main(void)
 	CONST(LSMT_MAX_SYSCALL);
 	CONST(LSMT_LAT_BUCKETS);
 	CONST(LSMT_NONE_ARG);
+	CONST(LSMT_PROC_BUF);
+	CONST(LSMT_QUIET_SITES);
+	CONST(LSMT_CAP_OPT_NOAUDIT);
+
+	/* event ids of the non-hook, non-syscall events */
+	CONST(LSMT_ID_CAPABLE);
+	CONST(LSMT_ID_AVC);
+	CONST(LSMT_ID_SIGNAL);
 
 	/* enum lsmt_kind */
 	CONST(LSMT_KIND_HOOK);
@@ -284,6 +312,14 @@ int main(void)
 	CONST(LSMT_OBJ_LOCKDOWN);
 	CONST(LSMT_OBJ_AVC);
 	CONST(LSMT_OBJ_PROC);
+	CONST(LSMT_OBJ_NICE);
+
+	/* enum lsmt_path_kind */
+	CONST(LSMT_PATHKIND_NONE);
+	CONST(LSMT_PATHKIND_EXACT);
+	CONST(LSMT_PATHKIND_JOINED);
+	CONST(LSMT_PATHKIND_AS_GIVEN);
+	CONST(LSMT_PATHKIND_FS_RELATIVE);
 
 	/* enum lsmt_stat */
 	CONST(LSMT_STAT_SEEN);
@@ -311,6 +347,40 @@ int main(void)
 	CONST(LSMT_DEC_MODNAME);
 	CONST(LSMT_DEC_BPF);
 	CONST(LSMT_DEC_NICE);
+	CONST(LSMT_DEC_OPEN);
+
+	/* enum lsmt_hdec */
+	CONST(LSMT_HD_NONE);
+	CONST(LSMT_HD_FILE);
+	CONST(LSMT_HD_FILE_MASK);
+	CONST(LSMT_HD_MMAP);
+	CONST(LSMT_HD_MPROTECT);
+	CONST(LSMT_HD_BPRM);
+	CONST(LSMT_HD_CAP);
+	CONST(LSMT_HD_KILL);
+	CONST(LSMT_HD_PTRACE);
+	CONST(LSMT_HD_SETID);
+	CONST(LSMT_HD_SETGID);
+	CONST(LSMT_HD_NICE);
+	CONST(LSMT_HD_SOCK_CREATE);
+	CONST(LSMT_HD_SOCKADDR);
+	CONST(LSMT_HD_SOCK);
+	CONST(LSMT_HD_SENDMSG);
+	CONST(LSMT_HD_MOUNT);
+	CONST(LSMT_HD_UMOUNT);
+	CONST(LSMT_HD_PATH2);
+	CONST(LSMT_HD_KSTR);
+	CONST(LSMT_HD_LOAD_DATA);
+	CONST(LSMT_HD_READ_FILE);
+	CONST(LSMT_HD_BPF);
+	CONST(LSMT_HD_LOCKDOWN);
+	CONST(LSMT_HD_INODE);
+	CONST(LSMT_HD_DENTRY);
+	CONST(LSMT_HD_DENTRY2);
+	CONST(LSMT_HD_PATH);
+	CONST(LSMT_HD_PATHD);
+	CONST(LSMT_HD_PATHD2);
+	CONST(LSMT_HD_TASK);
 
 	/* struct lsmt_config.flags */
 	CONST(LSMT_CFG_STREAM);
@@ -327,5 +397,12 @@ int main(void)
 	CONST(LSMT_EV_TRUNCATED);
 	CONST(LSMT_EV_READ_ERR);
 	CONST(LSMT_EV_ATTRIBUTED);
+	CONST(LSMT_EV_NOAUDIT_OPTS);
+	CONST(LSMT_EV_NOAUDIT_CALL_SITE);
+	CONST(LSMT_EV_CONTEXT);
+
+	/* struct lsmt_obj_proc.flags */
+	CONST(LSMT_EXEC_ARGV_TRUNCATED);
+	CONST(LSMT_EXEC_AS_GIVEN);
 	return 0;
 }

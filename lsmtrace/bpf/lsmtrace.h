@@ -29,7 +29,7 @@ typedef uint64_t lsmt_u64;
 typedef int64_t lsmt_s64;
 #endif
 
-#define LSMT_ABI_VERSION 1
+#define LSMT_ABI_VERSION 2
 
 #define LSMT_COMM_LEN 16
 #define LSMT_PATH_LEN 256
@@ -38,6 +38,13 @@ typedef int64_t lsmt_s64;
 #define LSMT_SYSCALL_BASE 1024 /* id of syscall nr N is LSMT_SYSCALL_BASE + N */
 #define LSMT_MAX_SYSCALL 1024
 #define LSMT_LAT_BUCKETS 32    /* log2 latency histogram, ns */
+#define LSMT_PROC_BUF 336      /* exec: filename and argv head (struct lsmt_obj_proc) */
+#define LSMT_QUIET_SITES 16    /* kernel functions that ask for capabilities quietly */
+
+/* Event ids that are neither hooks (1..) nor syscalls (LSMT_SYSCALL_BASE + nr). */
+#define LSMT_ID_CAPABLE (LSMT_SYSCALL_BASE - 1) /* capability:cap_capable */
+#define LSMT_ID_AVC (LSMT_SYSCALL_BASE - 2)     /* avc:selinux_audited */
+#define LSMT_ID_SIGNAL (LSMT_SYSCALL_BASE - 3)  /* signal:signal_generate */
 
 /* What produced the event. */
 enum lsmt_kind {
@@ -93,12 +100,23 @@ enum lsmt_obj_type {
 	LSMT_OBJ_BPF = 11,   /* bpf() command */
 	LSMT_OBJ_LOCKDOWN = 12, /* lockdown reason */
 	LSMT_OBJ_AVC = 13,   /* selinux_audited fields */
-	LSMT_OBJ_PROC = 14,  /* fork child / exec filename / exit code */
+	LSMT_OBJ_PROC = 14,  /* fork child / exec filename and argv / exit code */
+	LSMT_OBJ_NICE = 15,  /* nice value asked for; target task or which/who */
+};
+
+/* How exact obj.file.path is (struct lsmt_obj_file.path_kind). */
+enum lsmt_path_kind {
+	LSMT_PATHKIND_NONE = 0,        /* no path, or not a file name (module name...) */
+	LSMT_PATHKIND_EXACT = 1,       /* the kernel's path of the object, from the root */
+	LSMT_PATHKIND_JOINED = 2,      /* the directory's path + "/" + the name given */
+	LSMT_PATHKIND_AS_GIVEN = 3,    /* the name as the program passed it */
+	LSMT_PATHKIND_FS_RELATIVE = 4, /* from the root of the object's filesystem (a
+				    * hook that sees a dentry but not its mount) */
 };
 
 /* Ids of the counters in the `stats` per-CPU array. */
 enum lsmt_stat {
-	LSMT_STAT_SEEN = 0,      /* decisions seen on attached programs */
+	LSMT_STAT_SEEN = 0,      /* decisions (and streamed process events) seen */
 	LSMT_STAT_FILTERED = 1,  /* not streamed: filters said no */
 	LSMT_STAT_ATTEMPTED = 2, /* passed filters, ring/perf output attempted */
 	LSMT_STAT_LOST = 3,      /* reserve/output failed: buffer full */
@@ -122,6 +140,20 @@ enum lsmt_stat {
 #define LSMT_EV_TRUNCATED (1u << 0) /* a string hit its buffer size */
 #define LSMT_EV_READ_ERR (1u << 1)  /* part of the object could not be read */
 #define LSMT_EV_ATTRIBUTED (1u << 2) /* lsm comes from a hook seen inside */
+/* A denied capability check that was a quiet probe (CAP_OPT_NOAUDIT), known
+ * from the hook's opts argument (exact) or from the kernel call site. */
+#define LSMT_EV_NOAUDIT_OPTS (1u << 3)
+#define LSMT_EV_NOAUDIT_CALL_SITE (1u << 4)
+/* A process event outside the scope filters: for the process tree only. */
+#define LSMT_EV_CONTEXT (1u << 5)
+
+/* Flags in struct lsmt_obj_proc.flags (exec events). */
+#define LSMT_EXEC_ARGV_TRUNCATED (1u << 0) /* argv did not fit: its head only */
+#define LSMT_EXEC_AS_GIVEN (1u << 1)       /* filename from the exec call, not the
+					      * executable's path (no exe_file) */
+
+/* CAP_OPT_NOAUDIT of include/linux/security.h (the `opts` of security_capable). */
+#define LSMT_CAP_OPT_NOAUDIT 2
 
 struct lsmt_config {
 	lsmt_u32 flags;
@@ -156,11 +188,19 @@ struct lsmt_pending {
 	lsmt_u32 pad;
 };
 
+/* An address range [start, end) of kernel text (struct lsmt_site): the
+ * functions that check a capability with CAP_OPT_NOAUDIT, found in kallsyms
+ * by user space (the `quiet_sites` array; unused entries are zero). */
+struct lsmt_site {
+	lsmt_u64 start;
+	lsmt_u64 end;
+};
+
 /* How the generic syscall-exit program decodes a syscall's object. */
 enum lsmt_decoder {
 	LSMT_DEC_NONE = 0,
 	LSMT_DEC_PATH = 1,     /* arg[0] path, arg[1] flags, arg[2] mode, arg[3] dfd */
-	LSMT_DEC_PATH2 = 2,    /* arg[0] path, arg[1] second path, arg[2] flags */
+	LSMT_DEC_PATH2 = 2,    /* arg[0] path, arg[1] second path, arg[2] flags, arg[3] dfd */
 	LSMT_DEC_EXEC = 3,     /* arg[0] filename, arg[1] dfd */
 	LSMT_DEC_KILL = 4,     /* arg[0] pid, arg[1] sig */
 	LSMT_DEC_PTRACE = 5,   /* arg[0] request, arg[1] pid */
@@ -174,6 +214,46 @@ enum lsmt_decoder {
 	LSMT_DEC_MODNAME = 13, /* arg[0] module name (user string) */
 	LSMT_DEC_BPF = 14,     /* arg[0] cmd, arg[2] size */
 	LSMT_DEC_NICE = 15,    /* arg[0] which, arg[1] who, arg[2] prio */
+	LSMT_DEC_OPEN = 16,    /* as PATH; on success the returned fd names the file */
+};
+
+/*
+ * How a hook rung's generated program decodes its hook's object from the
+ * wrapper's arguments x0..x3 (lsmt_hdecode in hooks.bpf.c; lsmtrace/bpfgen.py
+ * says which hook uses which, and which arguments).
+ */
+enum lsmt_hdec {
+	LSMT_HD_NONE = 0,
+	LSMT_HD_FILE = 1,         /* x0 file */
+	LSMT_HD_FILE_MASK = 2,    /* x0 file, x1 mask */
+	LSMT_HD_MMAP = 3,         /* x0 file (may be NULL), x1 prot, x2 flags */
+	LSMT_HD_MPROTECT = 4,     /* x0 vma, x1 reqprot, x2 prot */
+	LSMT_HD_BPRM = 5,         /* x0 linux_binprm */
+	LSMT_HD_CAP = 6,          /* x0 cap, x1 opts */
+	LSMT_HD_KILL = 7,         /* x0 target task, x1 sig */
+	LSMT_HD_PTRACE = 8,       /* x0 target task, x1 mode */
+	LSMT_HD_SETID = 9,        /* x0 new cred (uids), x1 flags */
+	LSMT_HD_SETGID = 10,      /* x0 new cred (gids), x1 flags */
+	LSMT_HD_NICE = 11,        /* x0 target task, x1 nice */
+	LSMT_HD_SOCK_CREATE = 12, /* x0 family, x1 type, x2 protocol */
+	LSMT_HD_SOCKADDR = 13,    /* x0 socket, x1 sockaddr, x2 addrlen */
+	LSMT_HD_SOCK = 14,        /* x0 socket */
+	LSMT_HD_SENDMSG = 15,     /* x0 socket, x1 msghdr */
+	LSMT_HD_MOUNT = 16,       /* x0 dev name, x2 fs type, x3 flags */
+	LSMT_HD_UMOUNT = 17,      /* x0 vfsmount, x1 flags */
+	LSMT_HD_PATH2 = 18,       /* x0 from path, x1 to path */
+	LSMT_HD_KSTR = 19,        /* x0 kernel string */
+	LSMT_HD_LOAD_DATA = 20,   /* x0 id */
+	LSMT_HD_READ_FILE = 21,   /* x0 file, x1 id */
+	LSMT_HD_BPF = 22,         /* x0 cmd, x1 size */
+	LSMT_HD_LOCKDOWN = 23,    /* x0 reason */
+	LSMT_HD_INODE = 24,       /* x0 inode, x1 mask */
+	LSMT_HD_DENTRY = 25,      /* x0 dentry */
+	LSMT_HD_DENTRY2 = 26,     /* x0 dentry, x1 second dentry (name) */
+	LSMT_HD_PATH = 27,        /* x0 path, x1 mode */
+	LSMT_HD_PATHD = 28,       /* x0 dir path, x1 dentry */
+	LSMT_HD_PATHD2 = 29,      /* x0 dir path, x1 dentry, x3 second dentry (name) */
+	LSMT_HD_TASK = 30,        /* x0 target task */
 };
 #define LSMT_NONE_ARG 255
 
@@ -205,7 +285,8 @@ struct lsmt_obj_file {
 	lsmt_u32 flags; /* open flags / mount flags / rename flags */
 	lsmt_u32 mask;  /* MAY_* mask / prot */
 	lsmt_s32 dfd;
-	lsmt_u32 pad;
+	lsmt_u16 path_kind; /* enum lsmt_path_kind */
+	lsmt_u16 pad;
 	char path[LSMT_PATH_LEN];
 	char name[LSMT_NAME_LEN]; /* rename target, fs type, dentry name */
 };
@@ -224,7 +305,7 @@ struct lsmt_obj_sock {
 	lsmt_s32 protocol;
 	lsmt_u32 addrlen;
 	lsmt_u8 addr[16]; /* v4 in the first 4 bytes */
-	char path[108];   /* AF_UNIX sun_path (may start with NUL: abstract) */
+	lsmt_u8 path[108]; /* AF_UNIX sun_path, addrlen - 2 bytes (abstract: a NUL first) */
 	lsmt_u32 pad;
 };
 
@@ -276,10 +357,27 @@ struct lsmt_obj_avc {
 	char tcontext[96];
 };
 
+struct lsmt_obj_nice {
+	lsmt_s32 nice;       /* the nice value asked for */
+	lsmt_s32 target_pid; /* hook: the task whose nice value changes */
+	lsmt_s32 which;      /* syscall: PRIO_PROCESS, PRIO_PGRP, PRIO_USER */
+	lsmt_s32 who;        /* syscall: pid, pgid or uid (0: the caller) */
+	char target_comm[LSMT_COMM_LEN];
+};
+
+/*
+ * exec: buf holds the executable's path (filename_len bytes, its NUL included),
+ * then the head of argv as the new process has it (argv_len bytes, each
+ * argument NUL-terminated, the last one possibly cut: LSMT_EXEC_ARGV_TRUNCATED).
+ */
 struct lsmt_obj_proc {
 	lsmt_s32 child_pid;
 	lsmt_s32 exit_code;
-	char filename[LSMT_PATH_LEN];
+	lsmt_u16 filename_len;
+	lsmt_u16 argv_len;
+	lsmt_u16 flags; /* LSMT_EXEC_* */
+	lsmt_u16 pad;
+	lsmt_u8 buf[LSMT_PROC_BUF];
 };
 
 union lsmt_object {
@@ -294,7 +392,13 @@ union lsmt_object {
 	struct lsmt_obj_lockdown lockdown;
 	struct lsmt_obj_avc avc;
 	struct lsmt_obj_proc proc;
+	struct lsmt_obj_nice nice;
 };
+
+/* The exec object shares the file object's room: it must not make every
+ * event bigger (the union's size is the largest member's). */
+_Static_assert(sizeof(struct lsmt_obj_proc) <= sizeof(struct lsmt_obj_file),
+	       "struct lsmt_obj_proc outgrew the event");
 
 struct lsmt_event {
 	lsmt_u64 ts_ns;      /* bpf_ktime_get_ns() at the decision */

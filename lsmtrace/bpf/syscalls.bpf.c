@@ -13,6 +13,15 @@
  * tracepoint; `sys_desc[nr]` (written by user space from lsmtrace/syscalls.py)
  * says how to decode the syscall's object from the task's user registers.
  *
+ * File names are resolved here, on every rung, for streamed events only: the
+ * file a successful open's new descriptor refers to (exact), otherwise the
+ * directory (dirfd, the cwd for AT_FDCWD, the root for an absolute name)
+ * joined with the name (joined). obj.file.path_kind says which.
+ *
+ * Process events (exec with the executable's path and argv head, fork, exit)
+ * pass every filter: the process tree needs them whatever the consumer shows;
+ * those outside the scope filters are flagged LSMT_EV_CONTEXT.
+ *
  * Options: LSMT_WITH_CAP_TP, LSMT_WITH_AVC_TP, LSMT_WITH_SIGNAL_TP, LSMT_WITH_SCHED.
  */
 /* common.h comes first in the program text (see lsmtrace/bpfgen.py). */
@@ -20,9 +29,6 @@
 #define LSMT_EPERM 1
 #define LSMT_EACCES 13
 #define LSMT_AT_FDCWD (-100)
-#define LSMT_ID_CAPABLE (LSMT_SYSCALL_BASE - 1)
-#define LSMT_ID_AVC (LSMT_SYSCALL_BASE - 2)
-#define LSMT_ID_SIGNAL (LSMT_SYSCALL_BASE - 3)
 
 BPF_ARRAY(sys_desc, struct lsmt_sys_desc, LSMT_MAX_SYSCALL);
 
@@ -66,8 +72,80 @@ static __always_inline u64 lsmt_arg(struct pt_regs *regs, u8 i)
 	return v;
 }
 
-/* Decode a user sockaddr into the sock object. */
-static __always_inline void lsmt_decode_syscall(struct lsmt_event *e, struct lsmt_sys_desc *d)
+/*
+ * Replace the name a file syscall was given (obj.file.path, as read from user
+ * memory) by the path of its object: the file of a successful open's new fd,
+ * or of an fd argument (exact); else the directory it is relative to -- the
+ * dirfd, the cwd (AT_FDCWD), the root for an absolute name -- joined with it.
+ * Whatever cannot be placed keeps the name as given (a walk deeper than
+ * LSMT_MAX_DEPTH, a result longer than LSMT_PATH_LEN, an unknown dirfd).
+ */
+static __always_inline void lsmt_resolve_path(struct lsmt_event *e, u8 dec, s64 ret)
+{
+	struct lsmt_obj_file *o = &e->obj.file;
+	struct file *f = NULL;
+	struct vfsmount *mnt = NULL;
+	struct dentry *d = NULL;
+	char first = o->path[0];
+	int join = 0, complete = 0;
+	u16 kind = LSMT_PATHKIND_EXACT;
+
+	o->path_kind = first ? LSMT_PATHKIND_AS_GIVEN : LSMT_PATHKIND_NONE;
+	if (e->flags & (LSMT_EV_READ_ERR | LSMT_EV_TRUNCATED))
+		return;
+#ifdef LSMT_NO_MOUNT_WALK
+	return;
+#endif
+	if (dec == LSMT_DEC_OPEN && ret >= 0) {
+		f = lsmt_fd_file((s32)ret);
+	} else if (dec == LSMT_DEC_FD) {
+		f = lsmt_fd_file(o->dfd);
+	} else if (!first) {
+		/* AT_EMPTY_PATH (fexecve, fchmodat(fd, "")): the dirfd itself */
+		f = lsmt_fd_file(o->dfd);
+	} else {
+		join = 1;
+		kind = LSMT_PATHKIND_JOINED;
+		if (first == '/')
+			lsmt_fs_path(1, &mnt, &d);
+		else if (o->dfd == LSMT_AT_FDCWD)
+			lsmt_fs_path(0, &mnt, &d);
+		else
+			f = lsmt_fd_file(o->dfd);
+	}
+	if (f) {
+		LSMT_READ(mnt, f->f_path.mnt);
+		LSMT_READ(d, f->f_path.dentry);
+	}
+	char *b = lsmt_scratch();
+	if (!d || !b)
+		return;
+	u32 len = lsmt_dpath_build(b, d, mnt, &complete);
+	if (!complete)
+		return;
+	if (join) {
+		/* complete: len < LSMT_PATH_LEN. An absolute name under a root that
+		 * is not "/" (chroot) follows the root's path. */
+		u32 off = len;
+		LSMT_MASK(off, 255);
+		if (off == 1) { /* the directory is "/" */
+			off = first == '/' ? 0 : 1;
+		} else if (first != '/') {
+			b[off] = '/';
+			off += 1;
+		}
+		long n = bpf_probe_read_kernel_str(&b[off], LSMT_PATH_LEN, o->path);
+		len = n > 1 ? off + n - 1 : off;
+		if (len >= LSMT_PATH_LEN)
+			return; /* does not fit: the name as given */
+	}
+	lsmt_path_out(o->path, b, len);
+	o->path_kind = kind;
+}
+
+/* Decode the syscall's object from its arguments (user memory). */
+static __always_inline void lsmt_decode_syscall(struct lsmt_event *e, struct lsmt_sys_desc *d,
+						s64 ret)
 {
 	struct pt_regs *regs = lsmt_user_regs();
 	u8 a0 = d->arg[0], a1 = d->arg[1], a2 = d->arg[2], a3 = d->arg[3];
@@ -75,16 +153,18 @@ static __always_inline void lsmt_decode_syscall(struct lsmt_event *e, struct lsm
 	e->obj_type = d->obj_type;
 	switch (d->decoder) {
 	case LSMT_DEC_PATH:
+	case LSMT_DEC_OPEN:
 		lsmt_str(e, e->obj.file.path, LSMT_PATH_LEN, (void *)lsmt_arg(regs, a0), LSMT_USER);
 		e->obj.file.flags = a1 != LSMT_NONE_ARG ? lsmt_arg(regs, a1) : 0;
 		e->obj.file.mode = a2 != LSMT_NONE_ARG ? lsmt_arg(regs, a2) : 0;
 		e->obj.file.dfd = a3 != LSMT_NONE_ARG ? (s32)lsmt_arg(regs, a3) : LSMT_AT_FDCWD;
 		break;
 	case LSMT_DEC_PATH2:
+		/* arg[3]: the dirfd of the first name (renameat, linkat, symlinkat) */
 		lsmt_str(e, e->obj.file.path, LSMT_PATH_LEN, (void *)lsmt_arg(regs, a0), LSMT_USER);
 		lsmt_str(e, e->obj.file.name, LSMT_NAME_LEN, (void *)lsmt_arg(regs, a1), LSMT_USER);
 		e->obj.file.flags = a2 != LSMT_NONE_ARG ? lsmt_arg(regs, a2) : 0;
-		e->obj.file.dfd = LSMT_AT_FDCWD;
+		e->obj.file.dfd = a3 != LSMT_NONE_ARG ? (s32)lsmt_arg(regs, a3) : LSMT_AT_FDCWD;
 		break;
 	case LSMT_DEC_EXEC:
 		lsmt_str(e, e->obj.file.path, LSMT_PATH_LEN, (void *)lsmt_arg(regs, a0), LSMT_USER);
@@ -147,9 +227,22 @@ static __always_inline void lsmt_decode_syscall(struct lsmt_event *e, struct lsm
 		e->obj.bpf.size = a2 != LSMT_NONE_ARG ? lsmt_arg(regs, a2) : 0;
 		break;
 	case LSMT_DEC_NICE:
-		e->obj.setid.ids[0] = (s32)lsmt_arg(regs, a0);
-		e->obj.setid.ids[1] = (s32)lsmt_arg(regs, a1);
-		e->obj.setid.ids[2] = (s32)lsmt_arg(regs, a2);
+		e->obj.nice.which = (s32)lsmt_arg(regs, a0);
+		e->obj.nice.who = (s32)lsmt_arg(regs, a1);
+		e->obj.nice.nice = (s32)lsmt_arg(regs, a2);
+		e->obj.nice.target_pid = -1;
+		break;
+	default:
+		break;
+	}
+	/* one call site: the path walker is inlined once in the program */
+	switch (d->decoder) {
+	case LSMT_DEC_PATH:
+	case LSMT_DEC_OPEN:
+	case LSMT_DEC_PATH2:
+	case LSMT_DEC_EXEC:
+	case LSMT_DEC_FD:
+		lsmt_resolve_path(e, d->decoder, ret);
 		break;
 	default:
 		break;
@@ -193,7 +286,7 @@ int lsmt_sys_exit(struct lsmt_sys_exit_args *args)
 		if (p)
 			pending.delete(&key);
 	}
-	lsmt_count(id, lsm, r);
+	lsmt_count(id, lsm, r, 0);
 
 	struct lsmt_config *cfg = lsmt_config();
 	if (!cfg)
@@ -212,7 +305,7 @@ int lsmt_sys_exit(struct lsmt_sys_exit_args *args)
 	lsmt_fill(e, LSMT_KIND_SYSCALL, id, r, lsm);
 	e->flags |= evflags;
 	e->syscall = nr;
-	lsmt_decode_syscall(e, d);
+	lsmt_decode_syscall(e, d, ret);
 	lsmt_submit(args, e);
 	return 0;
 }
@@ -228,12 +321,55 @@ int lsmt_sys_enter(struct lsmt_sys_enter_args *args)
 #endif
 
 #ifdef LSMT_WITH_CAP_TP
+/*
+ * The kernel functions that ask for a capability without enforcing it
+ * (CAP_OPT_NOAUDIT: has_ns_capability_noaudit, ns_capable_noaudit, the
+ * memory accounting of security_vm_enough_memory_mm...), as text address
+ * ranges from kallsyms, written by user space; an empty first slot turns the
+ * classification off. The tracepoint has no opts argument: a refused check
+ * whose callers include one of them is a quiet probe.
+ */
+BPF_ARRAY(quiet_sites, struct lsmt_site, LSMT_QUIET_SITES);
+/* callers of cap_capable looked at: the quiet asker is the first (a direct
+ * call) or the second (through security_capable) */
+#define LSMT_QUIET_DEPTH 2
+
+static __always_inline int lsmt_quiet_call_site(void *ctx)
+{
+	u64 ips[LSMT_QUIET_DEPTH] = {};
+	u32 zero = 0;
+	struct lsmt_site *s0 = quiet_sites.lookup(&zero);
+	if (!s0 || !s0->start)
+		return 0;
+	/* skip 1: the first frame is cap_capable itself */
+	long n = bpf_get_stack(ctx, ips, sizeof(ips), 1);
+	if (n <= 0)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < LSMT_QUIET_DEPTH; i++) {
+		if (i * 8 >= n)
+			break;
+		u64 ip = ips[i];
+#pragma unroll
+		for (u32 j = 0; j < LSMT_QUIET_SITES; j++) {
+			struct lsmt_site *s = quiet_sites.lookup(&j);
+			if (!s || !s->start)
+				break;
+			if (ip >= s->start && ip < s->end)
+				return 1;
+		}
+	}
+	return 0;
+}
+
 TRACEPOINT_PROBE(capability, cap_capable)
 {
 	s32 ret = args->ret;
 	s32 cap = args->cap;
-	lsmt_count(LSMT_ID_CAPABLE, LSMT_LSM_CAPABILITY, ret);
-	if (ret < 0 && !lsmt_cap_is_dac_override(cap))
+	int quiet = ret < 0 && lsmt_quiet_call_site(args);
+	lsmt_count(LSMT_ID_CAPABLE, LSMT_LSM_CAPABILITY, ret, quiet);
+	/* a quiet probe refuses nothing: it does not name a syscall's LSM */
+	if (ret < 0 && !quiet && !lsmt_cap_is_dac_override(cap))
 		lsmt_note_denial(LSMT_ID_CAPABLE, LSMT_LSM_CAPABILITY, ret);
 	struct lsmt_config *cfg = lsmt_config();
 	if (!cfg)
@@ -242,6 +378,8 @@ TRACEPOINT_PROBE(capability, cap_capable)
 	if (!e)
 		return 0;
 	lsmt_fill(e, LSMT_KIND_CAPABLE, LSMT_ID_CAPABLE, ret, LSMT_LSM_CAPABILITY);
+	if (quiet)
+		e->flags |= LSMT_EV_NOAUDIT_CALL_SITE;
 	e->obj_type = LSMT_OBJ_CAP;
 	e->obj.cap.cap = cap;
 	e->obj.cap.opts = 0;
@@ -258,7 +396,7 @@ TRACEPOINT_PROBE(capability, cap_capable)
 TRACEPOINT_PROBE(avc, selinux_audited)
 {
 	s32 ret = args->denied ? -LSMT_EACCES : 0;
-	lsmt_count(LSMT_ID_AVC, LSMT_LSM_SELINUX, ret);
+	lsmt_count(LSMT_ID_AVC, LSMT_LSM_SELINUX, ret, 0);
 	struct lsmt_config *cfg = lsmt_config();
 	if (!cfg)
 		return 0;
@@ -301,21 +439,33 @@ TRACEPOINT_PROBE(signal, signal_generate)
 #endif
 
 #ifdef LSMT_WITH_SCHED
-/* A process event, or NULL when they are not wanted or the buffer is full. */
+/*
+ * A process event, or NULL when they are not wanted or the buffer is full.
+ * They pass every filter (the process tree needs every exec, fork and exit
+ * to say who did what, whatever is shown); those the scope filters (--pid,
+ * --uid, --comm, --cgroup) would drop are flagged LSMT_EV_CONTEXT: user space
+ * feeds them to the tree only.
+ */
 static __always_inline struct lsmt_event *lsmt_proc_event(u16 kind, s32 child, s32 code)
 {
 	struct lsmt_config *cfg = lsmt_config();
-	/* scope filters apply; --denied does not (the process tree needs them) */
-	if (!cfg || !(cfg->flags & LSMT_CFG_PROC_EVENTS) || !lsmt_want(cfg, 1))
+	if (!cfg || !(cfg->flags & LSMT_CFG_STREAM) || !(cfg->flags & LSMT_CFG_PROC_EVENTS))
 		return NULL;
+	if ((u32)(bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid)
+		return NULL;
+	/* seen: what the programs saw and may stream (seen >= attempted +
+	 * filtered), process events included */
+	lsmt_stat(LSMT_STAT_SEEN);
+	int in_scope = lsmt_want(cfg, 1);
 	struct lsmt_event *e = lsmt_reserve();
 	if (!e)
 		return NULL;
 	lsmt_fill(e, kind, 0, 0, LSMT_LSM_UNKNOWN);
+	if (!in_scope)
+		e->flags |= LSMT_EV_CONTEXT;
 	e->obj_type = LSMT_OBJ_PROC;
 	e->obj.proc.child_pid = child;
 	e->obj.proc.exit_code = code;
-	e->obj.proc.filename[0] = 0;
 	return e;
 }
 
@@ -336,12 +486,82 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
 	return 0;
 }
 
+/*
+ * exec: obj.proc.buf gets the executable's path (the new mm's exe_file walked
+ * to the root, as /proc/<pid>/exe shows it; the exec call's filename when
+ * there is none), then the head of argv read from the new process's memory.
+ */
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
 	struct lsmt_event *e = lsmt_proc_event(LSMT_KIND_EXEC, 0, 0);
 	if (!e)
 		return 0;
-	TP_DATA_LOC_READ_STR(e->obj.proc.filename, filename, LSMT_PATH_LEN);
+	struct lsmt_obj_proc *p = &e->obj.proc;
+	char *b = lsmt_scratch();
+	if (!b) {
+		lsmt_submit(args, e);
+		return 0;
+	}
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	void *mm = NULL;
+	struct file *exe = NULL;
+	struct vfsmount *mnt = NULL;
+	struct dentry *d = NULL;
+	u64 as = 0, ae = 0;
+	int complete = 0;
+	u32 len = 0;
+	/* what is copied out must hold nothing but the filename and argv */
+	u64 *w = (u64 *)b;
+#pragma unroll
+	for (int i = 0; i < LSMT_PROC_BUF / 8; i++)
+		w[i] = 0;
+	LSMT_READ(mm, t->mm);
+#ifndef LSMT_NO_MOUNT_WALK
+	if (mm) { /* offsets from BTF (bpfgen.struct_offsets) */
+		bpf_probe_read_kernel(&exe, sizeof(exe), (void *)mm + LSMT_MM_EXE_FILE);
+		bpf_probe_read_kernel(&as, sizeof(as), (void *)mm + LSMT_MM_ARG_START);
+		bpf_probe_read_kernel(&ae, sizeof(ae), (void *)mm + LSMT_MM_ARG_END);
+	}
+#endif
+	if (exe) {
+		LSMT_READ(mnt, exe->f_path.mnt);
+		LSMT_READ(d, exe->f_path.dentry);
+		len = lsmt_dpath_build(b, d, mnt, &complete);
+	}
+	if (!complete) {
+		/* the name the exec was given (relative to the caller's cwd) */
+		p->flags |= LSMT_EXEC_AS_GIVEN;
+#pragma unroll
+		for (int i = 0; i < LSMT_PATH_LEN / 8; i++)
+			w[i] = 0;
+		u16 loc = args->data_loc_filename & 0xFFFF;
+		long n = bpf_probe_read_kernel_str(b, LSMT_PATH_LEN, (char *)args + loc);
+		len = n > 0 ? n - 1 : 0;
+	}
+	if (len >= LSMT_PATH_LEN) {
+		len = LSMT_PATH_LEN - 1;
+		e->flags |= LSMT_EV_TRUNCATED;
+	}
+	LSMT_MASK(len, 255); /* LSMT_PATH_LEN - 1 */
+	b[len] = 0;
+	u32 fnlen = len + 1;
+	u32 room = LSMT_PROC_BUF - fnlen;
+	u64 n = ae > as ? ae - as : 0;
+	if (n > room) {
+		n = room;
+		p->flags |= LSMT_EXEC_ARGV_TRUNCATED;
+	}
+	/* bounds for the verifier (n <= room, fnlen <= LSMT_PATH_LEN already) */
+	LSMT_MASK(n, 511);
+	LSMT_MASK(fnlen, 511);
+	if (n && bpf_probe_read_user(&b[fnlen], n, (void *)as) != 0) {
+		n = 0;
+		e->flags |= LSMT_EV_READ_ERR;
+		lsmt_stat(LSMT_STAT_READ_ERR);
+	}
+	bpf_probe_read_kernel(p->buf, LSMT_PROC_BUF, b);
+	p->filename_len = fnlen;
+	p->argv_len = n;
 	lsmt_submit(args, e);
 	return 0;
 }

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from lsmtrace.loader import Tracer
     from lsmtrace.metrics import DenialTable, ProgStat, Snapshot
     from lsmtrace.policy.live import LiveCheck
+    from lsmtrace.session import Summary
 
 log = logging.getLogger(__name__)
 
@@ -377,8 +378,15 @@ def prog_name(fd: int) -> str:
     return info.raw[64:80].split(b"\0", 1)[0].decode(errors="replace")
 
 
-def find_program_fds(proc_self: Path = Path("/proc/self")) -> dict[int, str]:
-    """{fd: program name} of the BPF programs this process holds, one fd per id."""
+def find_program_fds(
+    proc_self: Path = Path("/proc/self"), names: dict[int, str] | None = None
+) -> dict[int, str]:
+    """{fd: program name} of the BPF programs this process holds, one fd per id.
+
+    `names` ({fd: name}, Tracer.program_names()) names our programs by their
+    names in the program text, which carry the hook (kretfunc__security_file_open,
+    lsmt_krp_file_open); the kernel's own name of a program is cut to 15 bytes
+    (kretfunc__secur), so it only names programs missing from `names`."""
     from lsmtrace.metrics import parse_prog_fdinfo
 
     out: dict[int, str] = {}
@@ -395,6 +403,9 @@ def find_program_fds(proc_self: Path = Path("/proc/self")) -> dict[int, str]:
         if parsed is None or parsed[0] in seen:
             continue
         seen.add(parsed[0])
+        if names and fd in names:
+            out[fd] = names[fd]
+            continue
         try:
             out[fd] = prog_name(fd) or f"prog{parsed[0]}"
         except OSError:
@@ -441,6 +452,7 @@ class LiveSource:
         self.table_lock = threading.Lock()
         self.closed = False
         self.program_fds: dict[int, str] = {}
+        self.summary: Summary | None = None  # the Session's, once it runs
         self._last: Snapshot | None = None
 
     def __call__(self) -> Snapshot:
@@ -454,6 +466,7 @@ class LiveSource:
             t = self.tracer
             att = t.attachment
             counts = t.counts()
+            quiet = t.quiet_counts()
             latency = t.latency_histogram()
             stats = t.stats()
             delivered = t.delivered
@@ -466,12 +479,15 @@ class LiveSource:
                 policy = {"policy": self.policy.policy.name,
                           "would_deny": self.would_deny.snapshot(),
                           "policy_checked": self.policy.stats.checked}  # fmt: skip
+            s = self.summary
+            processes, quiet_probes = (s.processes, s.quiet) if s else (0, 0)
         snap = Snapshot(
             counts=counts, latency=latency, stats=stats, id_names=t.id_names,
             rung=att.rung if att else "", attached=len(att.attached) if att else 0,
             skipped=len(att.skipped) if att else 0, delivered=delivered,
             denials=denials, bpf_stats_enabled=stats_on, programs=programs,
-            version=self.version, read_seconds=read_s, **policy,
+            version=self.version, read_seconds=read_s, quiet=quiet,
+            process_events=processes, quiet_probes=quiet_probes, **policy,
         )  # fmt: skip
         self._last = snap
         return snap
@@ -597,7 +613,8 @@ def _serve(
         # the would-deny series: bounded as the denials are (docs/metrics.md)
         wd_table = DenialTable(k=args.top_k) if policy is not None else None
         source = LiveSource(tracer, table, __version__, stats_fd, policy, wd_table)
-        source.program_fds = find_program_fds()
+        # our own names: the kernel truncates program names to 15 bytes
+        source.program_fds = find_program_fds(names=tracer.program_names())
         registry.register(Collector(source))
         ProcessCollector(registry=registry)
         aggregator = DenialAggregator(table, workload_of or default_workload)
@@ -635,6 +652,7 @@ def _serve(
         # is counted under the LSM its audit record names
         session = Session(LockedEventSource(tracer, source.map_lock), on_events,
                           enricher=enricher, audit=join, policy=policy)  # fmt: skip
+        source.summary = session.summary
         session.stop = stop
         summary = session.run(args.duration)
     finally:

@@ -269,7 +269,8 @@ def run(args: argparse.Namespace) -> int:
                 # Ctrl-C/SIGTERM reached us alone: the command has its group
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(child, signal.SIGINT)
-        rows = output.count_rows(tracer.counts(), tracer.id_names)
+        rows = output.count_rows(tracer.counts(), tracer.id_names,
+                                 tracer.quiet_counts())
         writer.close({
             "lost": summary.lost, "attempted": summary.attempted, "ended": _now(),
             "seen": summary.seen, "filtered": summary.filtered,

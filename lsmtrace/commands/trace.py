@@ -208,7 +208,8 @@ def _run(
         try:
             summary = session.run(args.duration)
             if args.count:
-                rows = output.count_rows(tracer.counts(), tracer.id_names)
+                rows = output.count_rows(tracer.counts(), tracer.id_names,
+                                        tracer.quiet_counts())
                 out.write(output.count_table(rows, args.json))
                 out.flush()
         except BrokenPipeError:

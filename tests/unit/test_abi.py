@@ -200,8 +200,11 @@ ENUMS: dict[str, type[enum.IntEnum] | type[enum.IntFlag]] = {
     "LSMT_OBJ_": abi.ObjType,
     "LSMT_STAT_": abi.Stat,
     "LSMT_DEC_": abi.Decoder,
+    "LSMT_HD_": abi.HookDecoder,
+    "LSMT_PATHKIND_": abi.PathKind,
     "LSMT_CFG_": abi.CfgFlag,
     "LSMT_EV_": abi.EvFlag,
+    "LSMT_EXEC_": abi.ExecFlag,
 }
 # "one past the last" markers: not enum members in Python, plain constants there
 LIMITS = {"LSMT_STAT_MAX": "STAT_MAX", "LSMT_LSM_MAX": None}
@@ -215,6 +218,12 @@ PLAIN = {
     "LSMT_MAX_SYSCALL": "MAX_SYSCALL",
     "LSMT_LAT_BUCKETS": "LAT_BUCKETS",
     "LSMT_NONE_ARG": "NONE_ARG",
+    "LSMT_PROC_BUF": "PROC_BUF",
+    "LSMT_QUIET_SITES": "QUIET_SITES",
+    "LSMT_CAP_OPT_NOAUDIT": "CAP_OPT_NOAUDIT",
+    "LSMT_ID_CAPABLE": "ID_CAPABLE",
+    "LSMT_ID_AVC": "ID_AVC",
+    "LSMT_ID_SIGNAL": "ID_SIGNAL",
 }
 
 

@@ -141,7 +141,9 @@ def test_open_eacces() -> None:
         "syscall", "tracepoint", "deny", "EACCES", -13)  # fmt: skip
     assert ev["uid"] == ev["euid"] == 65534
     assert ev["comm"] == "cat"
-    assert ev["object"] == {"path": exp["object"]["path"]}
+    # a failed open: the directory (here the root, the name is absolute)
+    # joined with the name the program gave
+    assert ev["object"] == {"path": exp["object"]["path"], "path_kind": "joined"}
     assert str(ev["object"]["path"]).endswith("/secret")
     assert ev["truncated"] is False
 
@@ -166,17 +168,19 @@ def test_nice_setpriority() -> None:
 
 
 def test_nice_setpriority_raw_object() -> None:
-    """The kernel side does decode setpriority's which/who/prio (obj.setid)."""
+    """The kernel side does decode setpriority's which/who/prio (obj.nice)."""
     cap = load("nice")
     i = next(i for i, e in enumerate(cap.expected) if e["hook"] == "sys_setpriority")
-    assert list(cap.wire(i).obj.setid.ids) == cap.expected[i]["raw_setid_ids"]
+    n = cap.wire(i).obj.nice
+    assert {"which": n.which, "who": n.who, "nice": n.nice} == cap.expected[i]["raw_nice"]
 
 
 def test_nice_setpriority_object_decoded() -> None:
-    """setpriority(PRIO_PROCESS, 0, -1): obj_type SETID on the wire, decoded."""
+    """setpriority(PRIO_PROCESS, 0, -1): obj_type NICE on the wire (its own
+    object kind: nothing is decoded by the syscall's name), decoded."""
     cap = load("nice")
     i = next(i for i, e in enumerate(cap.expected) if e["hook"] == "sys_setpriority")
-    assert cap.wire(i).obj_type == abi.ObjType.SETID
+    assert cap.wire(i).obj_type == abi.ObjType.NICE
     ev = only("nice", "sys_setpriority")
     assert ev["object"] == {"which": 0, "who": 0, "nice": -1}
 
@@ -335,3 +339,110 @@ def test_hostile_flags_are_o_cloexec() -> None:
     cap = load("hostile")
     assert cap.sidecar["machine"] == "x86_64"
     assert cap.expected[0]["object_flags"] == 0o2000000
+
+
+# -- objects of the ABI 2 wire format, built field by field ----------------------
+
+WIRE_IDS = IdNames({7: "capable", 8: "task_setnice", abi.SYSCALL_BASE + 257: "sys_openat",
+                    abi.SYSCALL_BASE + 141: "sys_setpriority"}, {})  # fmt: skip
+
+
+def wire(kind: abi.Kind, obj_type: abi.ObjType, id_: int = 0, ret: int = 0,
+         flags: int = 0, rung: abi.Rung = abi.Rung.TRACEPOINT) -> abi.Event:  # fmt: skip
+    e = abi.Event()
+    e.ts_ns, e.kind, e.rung, e.id, e.ret = 5, int(kind), int(rung), id_, ret
+    e.obj_type, e.flags, e.syscall, e.pid, e.tgid = int(obj_type), flags, -1, 9, 9
+    e.comm = b"t"
+    return e
+
+
+def dec(e: abi.Event) -> Event:
+    """Decoded, and valid against the published schema."""
+    import jsonschema
+
+    from lsmtrace.schema import event_schema
+
+    d = decode(bytes(e), WIRE_IDS, {257: "openat", 141: "setpriority"})
+    jsonschema.Draft202012Validator(event_schema()).validate(
+        {k: v for k, v in d.items() if not k.startswith("_")}
+    )
+    return d
+
+
+def test_exec_object_filename_and_argv() -> None:
+    e = wire(abi.Kind.EXEC, abi.ObjType.PROC)
+    raw = b"/usr/bin/python3.11\0" + b"python3\0-c\0print('a b')\0"
+    e.obj.proc.buf[: len(raw)] = raw
+    e.obj.proc.filename_len = len(b"/usr/bin/python3.11\0")
+    e.obj.proc.argv_len = len(raw) - e.obj.proc.filename_len
+    assert dec(e)["object"] == {"filename": "/usr/bin/python3.11",
+                                "argv": ["python3", "-c", "print('a b')"],
+                                "argv_truncated": False}  # fmt: skip
+
+
+def test_exec_object_cut_argv_keeps_its_head() -> None:
+    e = wire(abi.Kind.EXEC, abi.ObjType.PROC)
+    raw = b"/bin/x\0" + b"x\0" + b"\xff" * 10  # the last argument cut, no NUL
+    e.obj.proc.buf[: len(raw)] = raw
+    e.obj.proc.filename_len, e.obj.proc.argv_len = 7, len(raw) - 7
+    e.obj.proc.flags = int(abi.ExecFlag.ARGV_TRUNCATED)
+    o = dec(e)["object"]
+    assert o["argv"] == ["x", "\udcff" * 10]  # any bytes, losslessly
+    assert o["argv_truncated"] is True
+
+
+def test_path_kind_is_decoded() -> None:
+    for kind, name in ((abi.PathKind.EXACT, "exact"), (abi.PathKind.JOINED, "joined"),
+                       (abi.PathKind.AS_GIVEN, "as_given"),
+                       (abi.PathKind.FS_RELATIVE, "fs_relative")):  # fmt: skip
+        e = wire(abi.Kind.SYSCALL, abi.ObjType.FILE, abi.SYSCALL_BASE + 257, -13)
+        e.obj.file.path = b"/tmp/t/hidden.txt"
+        e.obj.file.path_kind = int(kind)
+        assert dec(e)["object"] == {"path": "/tmp/t/hidden.txt", "path_kind": name}
+    e = wire(abi.Kind.SYSCALL, abi.ObjType.FILE, abi.SYSCALL_BASE + 257, -13)
+    e.obj.file.path = b"x"  # NONE: no kind claimed
+    assert dec(e)["object"] == {"path": "x"}
+
+
+def test_noaudit_from_the_flags() -> None:
+    cases = ((0, {"noaudit": False}),
+             (abi.EvFlag.NOAUDIT_OPTS, {"noaudit": True, "noaudit_by": "opts"}),
+             (abi.EvFlag.NOAUDIT_CALL_SITE, {"noaudit": True, "noaudit_by": "call_site"}))  # fmt: skip
+    for flag, want in cases:
+        e = wire(abi.Kind.CAPABLE, abi.ObjType.CAP, abi.ID_CAPABLE, -1, int(flag))
+        e.obj.cap.cap = 21
+        d = dec(e)
+        assert {k: d[k] for k in ("noaudit", "noaudit_by") if k in d} == want
+    # only capability objects say it
+    assert "noaudit" not in dec(wire(abi.Kind.SYSCALL, abi.ObjType.FILE, 1, -13))
+
+
+def test_nice_object_kind_not_the_name() -> None:
+    """task_setnice and sys_setpriority share LSMT_OBJ_NICE: the event kind,
+    not the hook or syscall name, says which fields it carries."""
+    e = wire(abi.Kind.HOOK, abi.ObjType.NICE, 8, -13, rung=abi.Rung.FEXIT)
+    e.obj.nice.nice, e.obj.nice.target_pid, e.obj.nice.target_comm = -5, 42, b"x"
+    assert dec(e)["object"] == {"target_pid": 42, "nice": -5, "target_comm": "x"}
+    e = wire(abi.Kind.SYSCALL, abi.ObjType.NICE, abi.SYSCALL_BASE + 141, -13)
+    e.obj.nice.which, e.obj.nice.who, e.obj.nice.nice = 0, 0, -1
+    assert dec(e)["object"] == {"which": 0, "who": 0, "nice": -1}
+
+
+def test_abstract_unix_name() -> None:
+    e = wire(abi.Kind.SYSCALL, abi.ObjType.SOCK, 1, -111)
+    name = b"\0lsmt-abs\0with-nul"
+    e.obj.sock.family, e.obj.sock.addrlen = 1, 2 + len(name)
+    e.obj.sock.path[: len(name)] = name
+    # every byte of addrlen is the name (ss(8) shows @ for the leading NUL)
+    assert dec(e)["object"] == {"family": "AF_UNIX", "path": "@lsmt-abs\0with-nul"}
+    e.obj.sock.path[: 7] = b"/run/s\0"
+    e.obj.sock.addrlen = 2 + 7
+    assert dec(e)["object"] == {"family": "AF_UNIX", "path": "/run/s"}
+
+
+def test_context_process_events_are_marked_for_the_session() -> None:
+    from lsmtrace.events import CONTEXT_ONLY
+
+    e = wire(abi.Kind.EXIT, abi.ObjType.PROC, flags=int(abi.EvFlag.CONTEXT))
+    assert dec(e)[CONTEXT_ONLY] is True
+    assert CONTEXT_ONLY not in dec(wire(abi.Kind.EXIT, abi.ObjType.PROC))

@@ -140,6 +140,20 @@ def test_decisions_labels_follow_count_rows() -> None:
     assert f["lsmtrace_decisions"].type == "counter"
 
 
+def test_quiet_probes_are_not_denials() -> None:
+    """Refused quiet capability probes (CAP_OPT_NOAUDIT; Tracer.quiet_counts())
+    have their own verdict, so verdict="deny" counts only what was refused."""
+    cap = abi.ID_CAPABLE
+    f = scrape(snapshot(quiet=[(cap, int(abi.Lsm.CAPABILITY), errno.EPERM, 70)],
+                        process_events=30, quiet_probes=5))  # fmt: skip
+    d = "lsmtrace_decisions_total"
+    assert value(f, d, hook="capable", verdict="quiet", errno="EPERM",
+                 lsm="capability", family="capability") == 70  # fmt: skip
+    assert value(f, d, hook="capable", verdict="deny", errno="EPERM") == 2
+    assert value(f, "lsmtrace_process_events_total") == 30
+    assert value(f, "lsmtrace_quiet_probes_total") == 5
+
+
 def test_self_metrics() -> None:
     f = scrape(snapshot())
     assert value(f, "lsmtrace_events_lost_total") == 2

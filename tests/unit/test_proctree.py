@@ -293,6 +293,53 @@ def test_fork_exec_exit_events() -> None:
     assert s.ghosts == 0
 
 
+def test_exec_event_names_a_process_gone_before_enrichment() -> None:
+    """The kernel's exec event carries the executable and argv: a short-lived
+    chain (bash -c 'exec bash -c "python3 x.py"') gone before its first event is
+    enriched is known without /proc, its ancestry too."""
+    src = FakeSource(*BASE)
+    e = enricher(src)
+    t = 1000 * TICK
+    e.enrich(ev(600, t, 500, "bash", kind="fork", child_pid=610))
+    e.enrich(ev(610, t + MS, 600, "sh", kind="exec", filename="/usr/bin/dash",
+                argv=["sh", "-c", "bash -c 'exec python3 x.py'; true"]))  # fmt: skip
+    e.enrich(ev(610, t + 2 * MS, 600, "sh", kind="fork", child_pid=611))
+    e.enrich(ev(611, t + 3 * MS, 610, "bash", kind="exec", filename="/usr/bin/bash",
+                argv=["bash", "-c", "exec python3 x.py"]))  # fmt: skip
+    e.enrich(ev(611, t + 4 * MS, 610, "python3", kind="exec",
+                filename="/usr/bin/python3.11", argv=["python3", "x.py"],
+                argv_truncated=False))  # fmt: skip
+    d = e.enrich(ev(611, t + 5 * MS, 610, "python3"))
+    assert d["exe"] == "/usr/bin/python3.11"
+    assert d["cmdline"] == "python3 x.py"
+    assert d["exited"] is False
+    assert d["ancestors"][:2] == [
+        {"pid": 610, "comm": "sh", "exe": "/usr/bin/dash"},
+        {"pid": 600, "comm": "bash", "exe": "/usr/bin/bash"},
+    ]
+    assert src.lookups == 0  # nothing read from /proc
+    assert e.tree.stats.refreshes == 0
+
+
+def test_exec_event_with_cut_argv() -> None:
+    """argv longer than the event holds: its head, marked; /proc completes it
+    at the first event if the process is still there."""
+    src = FakeSource(*BASE)
+    e = enricher(src)
+    t = 1000 * TICK
+    e.enrich(ev(600, t, 500, "bash", kind="fork", child_pid=620))
+    e.enrich(ev(620, t + MS, 600, "tool", kind="exec", filename="/usr/bin/tool",
+                argv=["tool", "--long", "aaa"], argv_truncated=True))  # fmt: skip
+    d = e.enrich(ev(620, t + 2 * MS, 600, "tool"))
+    assert d["cmdline"] == "tool --long aaa..."  # gone from /proc: the head
+    src.procs[621] = rec(621, 600, 1000, "tool", argv=["tool", "--long", "a" * 9])
+    e.enrich(ev(600, t + 3 * MS, 500, "bash", kind="fork", child_pid=621))
+    e.enrich(ev(621, t + 4 * MS, 600, "tool", kind="exec", filename="/usr/bin/tool",
+                argv=["tool", "--long", "aaa"], argv_truncated=True))  # fmt: skip
+    d = e.enrich(ev(621, t + 5 * MS, 600, "tool"))
+    assert d["cmdline"] == "tool --long aaaaaaaaa"
+
+
 def test_fork_inherits_and_relative_exec() -> None:
     src = FakeSource(*BASE)
     e = enricher(src)

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 NOBODY = 65534
@@ -153,8 +154,10 @@ def add_expectations(sc: list[Scenario], files: dict[str, bytes], port: int) -> 
         {**_common(s_open.pid, "cat"), "kind": "syscall", "hook": "sys_openat",
          "family": "file", "syscall": "openat", "verdict": "deny", "ret": -13,
          # cat opens with O_RDONLY alone: no flags in the object; the tracepoint
-         # rung cannot tell DAC from an LSM for a file denial: lsm null
-         "errno": "EACCES", "lsm": None, "object": {"path": secret}, "truncated": False},
+         # rung cannot tell DAC from an LSM for a file denial: lsm null. A failed
+         # open: the root's path joined with the (absolute) name
+         "errno": "EACCES", "lsm": None,
+         "object": {"path": secret, "path_kind": "joined"}, "truncated": False},
     ))  # fmt: skip
     s_nice.wanted.append((
         lambda e: e.kind == "capable" and e.object.get("cap") == 23,
@@ -168,9 +171,9 @@ def add_expectations(sc: list[Scenario], files: dict[str, bytes], port: int) -> 
         {**_common(s_nice.pid, "nice"), "kind": "syscall", "hook": "sys_setpriority",
          "family": "task", "syscall": "setpriority", "verdict": "deny", "ret": -13,
          "errno": "EACCES", "lsm": "capability",
-         # the kernel side decodes which/who/prio into obj.setid.ids:
+         # the kernel side decodes which/who/prio into obj.nice:
          # PRIO_PROCESS, 0 (self), nice -1
-         "raw_setid_ids": [0, 0, -1],
+         "raw_nice": {"which": 0, "who": 0, "nice": -1},
          "object": {"which": 0, "who": 0, "nice": -1}},
     ))  # fmt: skip
     s_kill.wanted.append((
@@ -218,14 +221,15 @@ def capture(out_dir: Path) -> int:
     raw: list[tuple[bytes, Any]] = []
 
     class RawSession(Session):
-        def _on_batch(self, chunk: bytes, offsets: list[int]) -> None:
+        def on_batch(self, chunk: bytes, offsets: list[int]) -> None:
             from lsmtrace.events import decode
 
             for off in offsets:
                 one = bytes(chunk[off : off + abi.EVENT_SIZE])
                 ev = decode(one, self.source.id_names, self.source.syscall_names)
-                raw.append((one, ev))
-            super()._on_batch(chunk, offsets)
+                # attribute access for the predicates below
+                raw.append((one, SimpleNamespace(**ev)))
+            super().on_batch(chunk, offsets)
 
     work = Path(tempfile.mkdtemp(prefix="lsmt-capture-"))
     try:
