@@ -69,6 +69,7 @@ class Lsm(enum.IntEnum):
     IPE = 13
     INTEGRITY = 14
     HOOK = 15
+    SECCOMP = 16
 
 
 class ObjType(enum.IntEnum):
@@ -450,6 +451,7 @@ LSM_NAMES = {
     Lsm.IPE: "ipe",
     Lsm.INTEGRITY: "integrity",
     Lsm.HOOK: "unattributed",
+    Lsm.SECCOMP: "seccomp",
 }
 LSM_IDS = {name: lsm for lsm, name in LSM_NAMES.items() if name}
 # Names used in /sys/kernel/security/lsm that map onto one of ours.

@@ -58,8 +58,10 @@ from typing import Any
 
 from lsmtrace import audit
 
-# lsm values that an LSM's audit record may explain (None: the rung cannot tell)
-WAIT_LSMS = frozenset({None, "dac", "unattributed", "selinux", "apparmor", "landlock"})
+# lsm values that an LSM's audit record may explain (None: the rung cannot tell;
+# seccomp: the hook rungs' filter-run program, whose filter may log)
+WAIT_LSMS = frozenset({None, "dac", "unattributed", "selinux", "apparmor", "landlock",
+                       "seccomp"})  # fmt: skip
 _REFINABLE = frozenset({None, "unattributed"})
 _DECISION_KINDS = frozenset({"syscall", "hook", "avc"})
 _DENY_ERRNOS = frozenset({errno.EPERM, errno.EACCES})

@@ -29,6 +29,10 @@ from lsmtrace.hooks import Catalogue, Hook, load_catalogue
 log = logging.getLogger(__name__)
 
 MAX_ARGS = {"fexit": 11, "kprobe": 6}
+# The seccomp filter run (bpf/seccomp.bpf.c): static, kept out of line by the
+# kernels we know (6.1, 6.12, 6.18); three arguments before 6.15, two since.
+SECCOMP_FN = "__seccomp_filter"
+_PROBE = -1  # plan_hooks(seccomp_args=...): look the arity up in this kernel's BTF
 MAX_HOOKS = abi.SYSCALL_BASE - 3  # ids 1..N; the ids below SYSCALL_BASE-2 are ours
 
 
@@ -143,6 +147,42 @@ def generate(
     return "\n".join(lines) + "\n", progs
 
 
+def seccomp_arity() -> int | None:
+    """How many arguments SECCOMP_FN takes in this kernel's BTF (cached per
+    kernel), or None when BTF does not have it (inlined, no seccomp filter)."""
+    from lsmtrace.btf import cached_facts, load
+
+    def compute() -> int | None:
+        btf = load()
+        fid = btf.func_ids().get(SECCOMP_FN)
+        return None if fid is None else len(btf.func_proto(fid).params)
+
+    try:
+        return cached_facts("seccomp", compute)
+    except Exception as e:  # no BTF: the fexit rung does not load either
+        log.debug("%s not looked up in BTF: %s", SECCOMP_FN, e)
+        return None
+
+
+def seccomp_program(rung: str, nargs: int | None) -> tuple[str, list[Program]]:
+    """The program that names seccomp as the decider of a syscall a filter
+    refused (bpf/seccomp.bpf.c): fexit needs the function's arity (`nargs`,
+    from BTF; None: not in BTF, no program); the kretprobe does not."""
+    if rung == "fexit":
+        if nargs is None:
+            return "", []
+        args = ", " + _args(nargs) if nargs else ""
+        fn = f"kretfunc__{SECCOMP_FN}"
+        text = (f"/* seccomp: the filter run */\n"
+                f"KRETFUNC_PROBE({SECCOMP_FN}{args}, int ret) "
+                "{ return lsmt_seccomp_exit(ret); }\n")  # fmt: skip
+        return text, [Program("kretfunc", fn, SECCOMP_FN, "seccomp", False, False)]
+    fn = "lsmt_krp_seccomp"
+    text = (f"/* seccomp: the filter run */\nint {fn}(struct pt_regs *ctx) "
+            "{ return lsmt_seccomp_exit((s32)PT_REGS_RC(ctx)); }\n")  # fmt: skip
+    return text, [Program("kretprobe", fn, SECCOMP_FN, "seccomp", False, False)]
+
+
 def plan_hooks(
     rung: str,
     globs: list[str] | None,
@@ -150,7 +190,10 @@ def plan_hooks(
     arch: str,
     catalogue: Catalogue | None = None,
     lsms: list[str] | None = None,
+    seccomp_args: int | None = _PROBE,
 ) -> Plan:
+    """The hook rung's plan. `seccomp_args`: the arity of SECCOMP_FN (default:
+    looked up in BTF; None: no seccomp program)."""
     from lsmtrace import probe
 
     cat = catalogue or load_catalogue()
@@ -171,6 +214,9 @@ def plan_hooks(
         traced.append((len(traced) + 1, h))
     impls = {h.name: cat.impls_for(h, active_set) for _i, h in traced}
     text, progs = generate(rung, traced, impls)
+    if seccomp_args == _PROBE:
+        seccomp_args = seccomp_arity()
+    sc_text, sc_progs = seccomp_program(rung, seccomp_args)
     names, fams = {}, {}
     for hid, h in traced:
         names[hid] = h.name
@@ -185,7 +231,8 @@ def plan_hooks(
     cflags = ["-DLSMT_WITH_SCHED=1", *struct_offsets()]
     return Plan(
         rung=rung,
-        source=bpf_source("syscalls.bpf.c", "hooks.bpf.c", generated=text),
+        source=bpf_source("syscalls.bpf.c", "hooks.bpf.c", "seccomp.bpf.c",
+                          generated=text + sc_text),
         cflags=cflags,
         syscalls=sys_sel,
         tracepoints=[
@@ -193,7 +240,7 @@ def plan_hooks(
             "sched:sched_process_exec",
             "sched:sched_process_exit",
         ],
-        programs=progs,
+        programs=progs + sc_progs,
         id_names=IdNames(names, fams),
         skipped=skipped,
     )

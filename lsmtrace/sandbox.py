@@ -11,8 +11,9 @@ no_new_privs is set first.
 
 With "exec_interpreters" (the default), each executable a rule allows also gets
 execute+read for its ELF interpreter (PT_INTERP, e.g. ld-linux) or its "#!"
-interpreter: the kernel opens those itself during execve, so no recording sees
-them, yet Landlock checks them.
+interpreter, and so on down the chain (a script's interpreter's ld-linux): the
+kernel opens those itself during execve, so no recording sees them, yet
+Landlock checks them.
 
 With "private_tmp" ({"under": "/tmp", "access": [...]}), a new directory is made
 under "under" for this run (mkdtemp, mode 0700), TMPDIR points at it and the
@@ -84,6 +85,9 @@ def load_policy(path: str) -> dict[str, Any]:
     return ll.parse(text, path)
 
 
+MAX_INTERPRETED = 4096  # executables whose interpreters are looked up
+
+
 def interpreter(path: str) -> str | None:
     """The ELF PT_INTERP or "#!" interpreter of an executable, if any."""
     try:
@@ -132,12 +136,18 @@ def plan(policy: dict[str, Any], abi: int | None = None) -> Plan:
         path = str(r["path"])
         wanted[path] = wanted.get(path, 0) | ll.rights_mask(r.get("access", []), abi)
     if policy.get("exec_interpreters", True):
-        for path, mask in list(wanted.items()):
-            if mask & ll.FS_BIT["execute"]:
-                interp = interpreter(path)
-                if interp:
-                    both = ll.FS_BIT["execute"] | ll.FS_BIT["read_file"]
-                    wanted[interp] = wanted.get(interp, 0) | both
+        # a script's interpreter has its own ELF interpreter (a venv's
+        # console script: python, then ld-linux): follow the chain
+        both = ll.FS_BIT["execute"] | ll.FS_BIT["read_file"]
+        todo = [p for p, mask in wanted.items() if mask & ll.FS_BIT["execute"]]
+        seen = set(todo)
+        while todo:
+            interp = interpreter(todo.pop())
+            if interp:
+                wanted[interp] = wanted.get(interp, 0) | both
+                if interp not in seen and len(seen) < MAX_INTERPRETED:
+                    seen.add(interp)
+                    todo.append(interp)
     file_mask = ll.rights_mask(ll.FILE_RIGHTS, abi)
     pt = policy.get("private_tmp")
     if pt:

@@ -294,6 +294,7 @@ int main(void)
 	CONST(LSMT_LSM_IPE);
 	CONST(LSMT_LSM_INTEGRITY);
 	CONST(LSMT_LSM_HOOK);
+	CONST(LSMT_LSM_SECCOMP);
 	CONST(LSMT_LSM_MAX);
 
 	/* enum lsmt_obj_type */

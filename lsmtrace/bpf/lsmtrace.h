@@ -81,7 +81,8 @@ enum lsmt_lsm {
 	LSMT_LSM_IPE = 13,
 	LSMT_LSM_INTEGRITY = 14,
 	LSMT_LSM_HOOK = 15, /* the security_* wrapper denied, no traced impl did */
-	LSMT_LSM_MAX = 16,
+	LSMT_LSM_SECCOMP = 16, /* a seccomp filter refused the syscall (not an LSM) */
+	LSMT_LSM_MAX = 17,
 };
 
 /* Which member of union lsmt_object is valid. */

@@ -98,6 +98,7 @@ def messages(target: str, aset: AccessSet) -> list[str]:
     are granted the way they are (notes). The policy says the same in comments."""
     out = [f"warning: no rule for {ln}" for ln in aset.unplaced_lines()]
     out += [f"note: not granted: {ln}" for ln in aset.quiet_cap_lines()]
+    out += [f"note: inferred: {ln}" for ln in aset.inferred_lines()]
     if target == "landlock":
         from lsmtrace.policy import landlock
 

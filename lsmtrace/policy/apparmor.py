@@ -525,6 +525,7 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
         out.append("# Attachments are the paths the programs were started by; AppArmor")
         out.append("# matches the resolved path (if one is a symlink, attach to its target).")
     out += comment_block("No rule (the name could not be placed)", aset.unplaced_lines())
+    out += comment_block("Inferred (deduced, not seen)", aset.inferred_lines())
     out += comment_block("Capabilities seen but not granted (no enforced check)",
                           aset.quiet_cap_lines())  # fmt: skip
     out.append("")

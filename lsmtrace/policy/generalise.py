@@ -28,7 +28,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from lsmtrace.policy.model import Access, AccessSet, Program
+from lsmtrace.policy.model import Access, AccessSet, Program, atomic_tail, random_run
 
 TEMP_DIRS = ("/tmp/", "/var/tmp/", "/dev/shm/", "/run/user/")
 # directories that are symlinks into /usr on a merged-/usr system
@@ -36,20 +36,8 @@ MERGED_DIRS = ("/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/")
 
 _RUNS = re.compile(r"[A-Za-z0-9_]+|[^A-Za-z0-9_]+")
 _TEMP_CHARS = re.compile(r"[A-Za-z0-9._+~-]+")
-_WORD_NUMBER = re.compile(r"[A-Za-z]+[_-]?\d{1,4}|\d{1,4}[_-]?[A-Za-z]+")
 
 Piece = tuple[bool, str]  # (random?, text)
-
-
-def random_run(s: str) -> bool:
-    """6+ of [A-Za-z0-9_] that look generated: a digit and a letter, or both
-    cases; not a word and a short number (`report_2024`, `python311`)."""
-    if len(s) < 6 or not s.isascii() or not s.replace("_", "").isalnum():
-        return False
-    letters = any(c.isalpha() for c in s)
-    digit = any(c.isdigit() for c in s)
-    mixed = any(c.islower() for c in s) and any(c.isupper() for c in s)
-    return ((digit and letters) or mixed) and not _WORD_NUMBER.fullmatch(s)
 
 
 def component_pieces(comp: str) -> list[Piece] | None:
@@ -130,11 +118,8 @@ def atomic_temps(prog: Program) -> dict[str, str]:
         if "rename_src" not in acc:
             continue
         for q in dsts:
-            if p.startswith(q) and len(p) > len(q) + 1 and p[len(q)] in ".-_~":
-                tail = p[len(q) + 1:]
-                if "/" not in tail and ((tail.isdigit() and len(tail) >= 6)
-                                        or random_run(tail)):  # fmt: skip
-                    out[p] = p[: len(q) + 1]
+            if atomic_tail(p, q):
+                out[p] = p[: len(q) + 1]
     return out
 
 

@@ -229,6 +229,7 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
     comment += temp_notes(aset)
     comment += [f"No rule (the name could not be placed): {ln}"
                 for ln in aset.unplaced_lines()]  # fmt: skip
+    comment += [f"Inferred (deduced, not seen): {ln}" for ln in aset.inferred_lines()]
     doc: dict[str, Any] = {
         "lsmtrace_landlock": FORMAT,
         "name": name or "lsmtrace",

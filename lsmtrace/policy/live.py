@@ -58,6 +58,7 @@ from lsmtrace.policy import LoadedPolicy, apparmor, landlock, selinux, tomoyo
 from lsmtrace.policy.generalise import TEMP_DIRS, merged_usr
 from lsmtrace.policy.model import (
     BPRM_HOOKS,
+    EXEC_SYSCALLS,
     OPEN_SYSCALLS,
     Access,
     AccessSet,
@@ -225,10 +226,11 @@ _KEEP = object()  # memo: the decision leaves the file opened last as it was
 
 def _memoable(ev: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
     """Whether a decision's accesses follow from the event (given the
-    process's program; see _memo_extra): not an exec's bprm hook, no joined
-    audit record (it labels files), not an mmap of an fd (it maps the file
-    opened last)."""
-    if "audit" in ev or ev["hook"] in BPRM_HOOKS:
+    process's program; see _memo_extra): not an exec's bprm hook nor any
+    other decision inside an execve (the kernel's opens and maps for the new
+    program, kept for it until the exec), no joined audit record (it labels
+    files), not an mmap of an fd (it maps the file opened last)."""
+    if "audit" in ev or ev["hook"] in BPRM_HOOKS or ev.get("syscall") in EXEC_SYSCALLS:
         return False
     return "path" in obj or "fd" not in obj
 

@@ -82,9 +82,22 @@ FORK_SYSCALLS = frozenset({"clone", "clone3", "fork", "vfork"})
 OPEN_SYSCALLS = frozenset(
     {"sys_open", "sys_openat", "sys_openat2", "sys_creat", "file_open"}
 )
+OPEN_NAMES = frozenset({"open", "openat", "openat2", "creat"})
 # hooks that name the file being executed (the exact path on the hook rungs):
 # the first of an execve is the program, the later ones its #! interpreters
 BPRM_HOOKS = frozenset({"bprm_check_security", "bprm_creds_for_exec"})
+EXEC_SYSCALLS = frozenset({"execve", "execveat"})
+# Hooks that run inside an execve for the kernel's own work on the new program
+# (hook rungs): it opens the program, each #! interpreter and the ELF
+# interpreter (ld.so) to execute them (open_exec: __FMODE_EXEC in f_flags),
+# then the ELF loader maps them for the program it is starting. They are the
+# new program's accesses: AppArmor checks the mappings in the new profile
+# (a child profile needs `r` on its own binary), TOMOYO the read of a #!
+# interpreter in the new domain; the caller only needs the exec.
+EXEC_TIME_HOOKS = frozenset({"file_open", "mmap_file", "file_permission"})
+# file_permission's mask (MAY_*): a read or write on an open file
+MAY_WRITE, MAY_READ = 2, 4
+S_IFREG = 0o100000
 # an exec chain longer than this is cut (TOMOYO domain names grow with it)
 CHAIN_MAX = 16
 
@@ -230,6 +243,20 @@ class AccessSet:
         return [f"{u.name} ({', '.join(sorted(acc))}) by {u.program}: {u.why}"
                 for u, acc in sorted(self.unplaced.items())]  # fmt: skip
 
+    def inferred_lines(self) -> list[str]:
+        """What the policy grants that was deduced, not seen (one line per
+        program and deduction): an mmap of an fd on the tracepoint rung, a
+        socket's type, a rename target and the read back of an atomic write."""
+        out = []
+        for name in sorted(self.programs):
+            inferred = sorted(self.programs[name].inferred)
+            maps = [w for w in inferred if w.endswith(" mmap_exec")]
+            if maps:
+                out.append(f"{name}: mmap_exec of {len(maps)} file(s) mapped by fd, "
+                           "taken as the file it opened last (the ld.so pattern)")  # fmt: skip
+            out += [f"{name}: {w}" for w in inferred if not w.endswith(" mmap_exec")]
+        return out
+
     def quiet_cap_lines(self) -> list[str]:
         """The capabilities of the set's programs that were seen and not
         granted, and why: one line per program and capability for what was
@@ -340,6 +367,30 @@ def _int(v: Any, default: int = 0) -> int:
     return default
 
 
+_WORD_NUMBER = re.compile(r"[A-Za-z]+[_-]?\d{1,4}|\d{1,4}[_-]?[A-Za-z]+")
+
+
+def random_run(s: str) -> bool:
+    """6+ of [A-Za-z0-9_] that look generated: a digit and a letter, or both
+    cases; not a word and a short number (`report_2024`, `python311`)."""
+    if len(s) < 6 or not s.isascii() or not s.replace("_", "").isalnum():
+        return False
+    letters = any(c.isalpha() for c in s)
+    digit = any(c.isdigit() for c in s)
+    mixed = any(c.islower() for c in s) and any(c.isupper() for c in s)
+    return ((digit and letters) or mixed) and not _WORD_NUMBER.fullmatch(s)
+
+
+def atomic_tail(src: str, dst: str) -> bool:
+    """Whether `src` is `dst` with a random or numeric tail (`f.XXXX` for
+    `f`, after one of `.-_~`): an atomic write's temporary (policy/generalise.py
+    generalises the tail). Paths or names."""
+    if not (src.startswith(dst) and len(src) > len(dst) + 1 and src[len(dst)] in ".-_~"):
+        return False
+    tail = src[len(dst) + 1:]
+    return "/" not in tail and ((tail.isdigit() and len(tail) >= 6) or random_run(tail))
+
+
 RELATIVE = "a relative name; the directory it is relative to is not in the recording"
 DOTDOT = "contains '..' (resolving it lexically could name another file)"
 
@@ -366,7 +417,8 @@ FILE_CLASSES = frozenset({"file", "dir", "lnk_file", "chr_file", "blk_file", "so
 
 
 class _Proc:
-    __slots__ = ("bprm", "chain", "exe", "last_open", "via")
+    __slots__ = ("bprm", "chain", "checks", "exe", "exec_maps", "exec_opens",
+                 "last_open", "via")  # fmt: skip
 
     def __init__(self, exe: str | None, chain: tuple[str, ...] = (),
                  via: str | None = None) -> None:  # fmt: skip
@@ -376,6 +428,12 @@ class _Proc:
         self.via = via
         self.chain = chain
         self.bprm: list[str] = []  # exact paths of the exec in progress
+        # the exec in progress (hook rungs): the files the kernel opened to
+        # execute, each with the number of bprm_check_security calls before
+        # it, those checks, and the files the ELF loader mapped executable
+        self.exec_opens: list[tuple[str, int]] = []
+        self.checks = 0
+        self.exec_maps: list[str] = []
 
 
 def classifies_probes(events: Iterable[Mapping[str, Any]]) -> bool:
@@ -514,10 +572,18 @@ class Builder:
             path = self._path(ev, obj.get("path"), obj.get("path_kind"), "exec")
             if path and (not proc.bprm or proc.bprm[-1] != path):
                 proc.bprm.append(path)
+            if hook == "bprm_check_security":
+                proc.checks += 1
             s.used += 1
             return
-        if proc.bprm and ev.get("syscall") not in ("execve", "execveat"):
+        in_exec = ev.get("syscall") in EXEC_SYSCALLS
+        if (proc.bprm or proc.exec_opens) and not in_exec:
             self._flush_bprm(proc, ev)  # that execve is over and exec'd nothing
+        if in_exec and kind == "hook" and hook in EXEC_TIME_HOOKS \
+                and ev.get("verdict") == "allow":  # fmt: skip
+            if self._exec_time(hook, obj, proc):
+                s.used += 1
+            return
         # this decision's AVCs, consumed even when the decision is not used
         self._avcs = self.avcs.pop(_int(ev.get("pid")), [])
         if "audit" in ev:
@@ -574,7 +640,8 @@ class Builder:
         waiting for the thread. Then a decision's accesses depend only on
         the event, the program and (mmap of an fd) the file opened last."""
         p = self.procs.get(tgid)
-        return p is not None and not p.bprm and pid not in self.avcs
+        return (p is not None and not p.bprm and not p.exec_opens and not p.exec_maps
+                and pid not in self.avcs)  # fmt: skip
 
     def program_of(self, tgid: int) -> str | None:
         """The program a known process runs (None: known by comm only)."""
@@ -611,16 +678,35 @@ class Builder:
 
     def _flush_bprm(self, proc: _Proc, ev: Mapping[str, Any] | None) -> None:
         """bprm hook paths of an exec that never completed (no exec event):
-        the caller needed exec on them all the same."""
+        the caller needed exec on them all the same. What the kernel opened
+        and mapped for it goes with it (no program ran)."""
         pending, proc.bprm = proc.bprm, []
+        proc.exec_opens, proc.exec_maps, proc.checks = [], [], 0
         if ev is not None and proc.exe is not None:
             prog = self._prog(ev, proc)
             for path in pending[:1]:
                 prog.add_file(path, "exec")
 
+    def _exec_time(self, hook: str, obj: Mapping[str, Any], proc: _Proc) -> bool:
+        """A hook of the kernel's own work inside an execve (EXEC_TIME_HOOKS):
+        kept for the program the exec starts (`_exec`)."""
+        path, _why = place(str(obj.get("path") or ""), "exact")
+        if path is None:
+            return False
+        if hook == "file_open":
+            proc.exec_opens.append((path, proc.checks))
+        elif hook == "mmap_file":
+            if _int(obj.get("prot_raw")) & PROT_EXEC and path not in proc.exec_maps:
+                proc.exec_maps.append(path)
+        else:
+            return False  # the loader reading the files opened above
+        return True
+
     def _exec(self, ev: Mapping[str, Any], obj: Mapping[str, Any], proc: _Proc) -> None:
         s = self.access_set
         pending, proc.bprm = proc.bprm, []
+        opens, maps, checks = proc.exec_opens, proc.exec_maps, proc.checks
+        proc.exec_opens, proc.exec_maps, proc.checks = [], [], 0
         raw = obj.get("filename")
         exe, why = place(str(raw or ""), None)
         if exe is None:
@@ -659,12 +745,32 @@ class Builder:
         interp = _interpreter_from_argv(exe, obj.get("argv"))
         if interp:
             new.interpreters.add(interp)
+        self._exec_files(new, exe, opens, maps, checks)
         for i in new.interpreters:
             # the kernel reads and maps a script's interpreter for it: TOMOYO
             # checks the read, AppArmor the map, in the script's new domain
             new.add_file(i, "read")
             new.add_file(i, "mmap_exec")
         s.used += 1
+
+    @staticmethod
+    def _exec_files(new: Program, exe: str, opens: list[tuple[str, int]],
+                    maps: list[str], checks: int) -> None:  # fmt: skip
+        """The files the kernel opened and mapped to start `new` (hook
+        rungs). The first one opened is the program itself (its exact path:
+        a symlink resolved); one opened before a later bprm_check_security is
+        a #! interpreter (the next round checks it); the one after the last
+        check is the ELF interpreter (ld.so). The program reads all of them
+        and maps the executable ones."""
+        for i, (path, before) in enumerate(opens):
+            if i == 0:
+                if path != exe and not new.exact_exe:
+                    new.exact_exe = path
+            elif before < checks and path != opens[0][0]:
+                new.interpreters.add(path)
+            new.add_file(path, "read")
+        for path in maps:
+            new.add_file(path, "mmap_exec")
 
     def _prog_named(self, ev: Mapping[str, Any], exe: str) -> Program:
         p = self.access_set.program(exe, exe)
@@ -746,7 +852,9 @@ class Builder:
                 if mode in (0, O_RDWR):
                     directory = (
                         flags & (O_DIRECTORY_X86 | O_DIRECTORY_ARM) and mode == 0
-                    )
+                    ) or (kind == "hook" and _int(obj.get("mode")) & S_IFMT == S_IFDIR)
+                    # (a hook's object mode is the inode's: grep opens a
+                    # directory without O_DIRECTORY first)
                     acc.append("readdir" if directory else "read")
                 if mode in (O_WRONLY, O_RDWR):
                     acc.append("append" if flags & O_APPEND else "write")
@@ -757,6 +865,8 @@ class Builder:
             ok = self._file(ev, proc, obj.get("path"), *acc, kind=pk)
             proc.last_open = place(str(obj.get("path") or ""), pk)[0] if ok else None
             return ok
+        if hook == "file_permission":
+            return self._fd_use(ev, proc, obj)
         if name in ("execve", "execveat", "bprm_check_security", "bprm_creds_for_exec"):
             if kind == "syscall" and ev.get("verdict") == "allow":
                 return False  # the exec event said it (and for the right program)
@@ -784,8 +894,11 @@ class Builder:
                               kind=pk)  # fmt: skip
         if name in ("rename", "renameat", "renameat2", "path_rename", "inode_rename"):
             a = self._file(ev, proc, obj.get("path"), "rename_src", kind=pk)
-            b = self._file(ev, proc, obj.get("path2"), "rename_dst")
-            return a or b
+            src = place(str(obj.get("path") or ""), pk)[0] if a else None
+            dst = self._rename_dst(ev, proc, src, obj.get("path2"))
+            return a or dst
+        if name in ("path_mknod", "inode_mknod") and ev.get("syscall") in OPEN_NAMES:
+            return False  # open(O_CREAT) asks it for the file it creates: the open's create
         if name in ("link", "linkat", "path_link", "inode_link"):
             return self._file(ev, proc, obj.get("path2"), "link")
         if name in ("symlink", "symlinkat", "path_symlink", "inode_symlink"):
@@ -824,6 +937,54 @@ class Builder:
             self._prog(ev, proc).ptrace.add((how, who))
             return True
         return False
+
+    def _fd_use(self, ev: Mapping[str, Any], proc: _Proc, obj: Mapping[str, Any]) -> bool:
+        """A read or write on an open regular file (file_permission, hook
+        rungs): the program uses the file whoever opened it. A file
+        descriptor inherited across an exec is the case that matters
+        (`cmd > file` in a shell: the shell opens, the command writes):
+        AppArmor and SELinux check it again at the exec, in the new profile
+        or domain, and close it when not allowed. Pipes and sockets are not
+        files of a path (the hook names them `/`): left out."""
+        if _int(obj.get("mode")) & S_IFMT != S_IFREG:
+            return False
+        mask = _int(obj.get("mask"))
+        acc = []
+        if mask & MAY_READ:
+            acc.append("read")
+        if mask & MAY_WRITE:
+            acc.append("append" if _int(obj.get("flags")) & O_APPEND else "write")
+        if not acc:
+            return False
+        return self._file(ev, proc, obj.get("path"), *acc, kind="exact")
+
+    def _rename_dst(self, ev: Mapping[str, Any], proc: _Proc, src: str | None,
+                    raw: Any) -> bool:  # fmt: skip
+        """A rename's target. The hook rungs give the new name alone (the
+        hook's dentry); beside a source that is that name with a random or
+        numeric tail (an atomic write: `f.XXXX` renamed onto `f` in its
+        directory) it is placed in the source's directory, and, since the
+        program keeps that file up to date, it may read it back on its next
+        run (Python's .pyc, written on the first run, read on the next):
+        both listed as inferred. Any other bare name stays unplaced."""
+        name = raw if isinstance(raw, str) else ""
+        placed = place(name)[0]
+        inferred = []
+        if placed is None and name and "/" not in name and src is not None \
+                and atomic_tail(posixpath.basename(src), name):  # fmt: skip
+            placed = posixpath.join(posixpath.dirname(src), name)
+            inferred.append(f"{placed} rename_dst: the name {name} beside its "
+                            f"source {posixpath.basename(src)} (atomic write)")  # fmt: skip
+        if placed is None:
+            return self._file(ev, proc, raw, "rename_dst")
+        prog = self._prog(ev, proc)
+        prog.add_file(placed, "rename_dst")
+        if src is not None and atomic_tail(src, placed):
+            prog.add_file(placed, "read")
+            inferred.append(f"{placed} read: a file written atomically is read back "
+                            "on the next run")  # fmt: skip
+        prog.inferred.update(inferred)
+        return True
 
     def _net(self, ev: Mapping[str, Any], name: str, obj: Mapping[str, Any],
              proc: _Proc) -> bool:  # fmt: skip

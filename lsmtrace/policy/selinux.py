@@ -295,6 +295,7 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
         "# your role the type), or an exec type and a type_transition for its file.",
     ]
     out += comment_block("No rule (the name could not be placed)", aset.unplaced_lines())
+    out += comment_block("Inferred (deduced, not seen)", aset.inferred_lines())
     out += comment_block("Capabilities seen but not granted (no enforced check)",
                           aset.quiet_cap_lines())  # fmt: skip
     out += [f"module {mod} 1.0;", "", "require {"]

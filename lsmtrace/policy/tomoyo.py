@@ -267,6 +267,7 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
     ]
     out += ["#   " + ln for ln in profile_lines()]
     out += comment_block("No rule (the name could not be placed)", aset.unplaced_lines(), "  ")
+    out += comment_block("Inferred (deduced, not seen)", aset.inferred_lines(), "  ")
     out += comment_block("Capabilities seen but not granted (no enforced check)",
                           aset.quiet_cap_lines(), "  ")  # fmt: skip
     out.append("# the rest of this file (-d) is the domain policy.")

@@ -220,6 +220,20 @@ def test_seccomp_refines_dac_and_null() -> None:
     check_accounting(j)
 
 
+def test_seccomp_from_the_filter_run_waits_and_agrees() -> None:
+    """The hook rungs name seccomp themselves (bpf/seccomp.bpf.c): such a
+    denial waits for the filter's SECCOMP record and keeps lsm_source hook."""
+    clock = Clock()
+    j = joiner(clock)
+    e = ev(302, ret=-1, lsm="seccomp")
+    assert j.add_events([e]) == []  # waits: a filter that logs writes a record
+    assert j.add_groups([seccomp(3, 302)]) == [e]
+    assert (e["lsm"], e["lsm_source"]) == ("seccomp", "hook")
+    assert e["audit"]["lsm"] == "seccomp"
+    assert "disagrees" not in e["audit"]
+    check_accounting(j)
+
+
 def test_disagreement_keeps_the_hooks_answer() -> None:
     clock = Clock()
     j = joiner(clock)

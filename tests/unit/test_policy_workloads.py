@@ -227,8 +227,9 @@ def test_landlock_one_ruleset_for_the_chain() -> None:
 
 def test_apparmor_folds_base_nameservice_python(tmp_path: Path) -> None:
     cat = gen("apparmor", "cat_two_files")
+    rules = "\n".join(ln for ln in cat.splitlines() if not ln.lstrip().startswith("#"))
     for folded in ("LC_", "ld.so.cache", "libc"):
-        assert folded not in cat
+        assert folded not in rules
     assert "# Not listed, granted by the includes: 18 access(es) by abstractions/base" in cat
 
     def prog(files: dict[str, set[str]], net: bool) -> str:
