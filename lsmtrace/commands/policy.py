@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from lsmtrace.commands import options
 from lsmtrace.errors import UsageError
@@ -126,6 +126,8 @@ def generate(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 "no recorded program matches --program",
                 hint="run `lsmtrace policy diff` or replay to see the names",
             )
+    if args.target == "selinux":
+        _machine_labels(aset)
     text = render(args.target, aset, name=args.name, filename=args.output)
     for m in messages(args.target, aset):
         print(m, file=sys.stderr)
@@ -142,6 +144,17 @@ def generate(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 0
 
 
+def _machine_labels(aset: Any) -> None:
+    """SELinux: the types of the recorded files that exist here, from their
+    labels (the recording's AVCs still come first; docs/policy.md)."""
+    from lsmtrace.policy import selinux
+
+    n = selinux.add_machine_labels(aset)
+    if n:
+        print(f"note: selinux: the type of {n} file(s) from their label on this machine",
+              file=sys.stderr)  # fmt: skip
+
+
 def _write(out: TextIO, chunks: list[str]) -> bool:
     """Write and flush; False when the reader went away (`| head`)."""
     try:
@@ -155,8 +168,7 @@ def _write(out: TextIO, chunks: list[str]) -> bool:
 
 def check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from lsmtrace.output import escape, json_text
-    from lsmtrace.policy import check as check_policy
-    from lsmtrace.policy import load_access_set
+    from lsmtrace.policy import evaluate, load, load_access_set
 
     out = out or sys.stdout
     aset = load_access_set(
@@ -168,7 +180,10 @@ def check(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"warning: {w}", file=sys.stderr)
     for ln in aset.unplaced_lines():
         print(f"warning: not checked (no path): {ln}", file=sys.stderr)
-    result = check_policy(args.policy, aset, target=args.target)
+    policy = load(args.policy, args.target)
+    if policy.target == "selinux":
+        _machine_labels(aset)
+    result = evaluate(policy, aset)
     lines: list[str] = []
     if args.json:
         for a in result.denied:

@@ -82,6 +82,18 @@ def _active_lsms() -> list[str]:
     return [x for x in text.strip().split(",") if x]
 
 
+def _selinux_context(active: list[str], proc: str = "/proc/self") -> str | None:
+    """lsmtrace's SELinux context, which the recorded command starts in (a
+    generated module lets that context enter its domain); None without SELinux."""
+    if "selinux" not in active:
+        return None
+    try:
+        ctx = Path(proc, "attr", "current").read_bytes().rstrip(b"\0\n")
+    except OSError:
+        return None
+    return ctx.decode("utf-8", "surrogateescape") or None
+
+
 def recording_header(
     rung: str,
     command: list[str] | None,
@@ -90,12 +102,15 @@ def recording_header(
 ) -> dict[str, Any]:
     from lsmtrace import __version__, abi
 
+    active = _active_lsms()
+    selinux = _selinux_context(active)
     return {
         "abi_version": abi.ABI_VERSION,
         "lsmtrace_version": __version__,
         "kernel": os.uname().release,
         "arch": os.uname().machine,
-        "active_lsms": _active_lsms(),
+        "active_lsms": active,
+        **({"selinux_context": selinux} if selinux else {}),
         "rung": rung,
         "host": socket.gethostname(),
         "started": _now(),

@@ -214,6 +214,9 @@ class AccessSet:
     quiet_caps: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     # the recorded commands (headers' argv), for the run instructions
     commands: list[list[str]] = field(default_factory=list)
+    # the SELinux contexts the recordings were made in (headers'
+    # selinux_context): where the recorded commands were started from
+    selinux_callers: list[str] = field(default_factory=list)
 
     def program(self, name: str, exe: str | None) -> Program:
         p = self.programs.get(name)
@@ -525,6 +528,9 @@ class Builder:
         if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd) \
                 and cmd not in known:  # fmt: skip
             known.append(list(cmd))
+        ctx = header.get("selinux_context")
+        if isinstance(ctx, str) and ctx and ctx not in self.access_set.selinux_callers:
+            self.access_set.selinux_callers.append(ctx)
         ordered = sorted(events, key=lambda e: _int(e.get("ts_ns")))
         self.classified = classifies_probes(ordered)
         for ev in ordered:

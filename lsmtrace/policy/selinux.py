@@ -4,13 +4,18 @@ One domain per recorded command (`lsmtrace_<name>_t`), shared by every program
 it runs, directly or through a wrapper: without a new label on each program's
 file there is no type transition, so an exec stays in the caller's domain
 (`execute_no_trans`) and the domain must grant what the whole chain did. The
-recorded command's file may enter the domain (`entrypoint`); the administrator
-labels it or starts the command with `runcon` (the header says how). Names are
+recorded command's file may enter the domain (`entrypoint`), and an optional
+block at the end lets the context the recording was made in (its header's
+`selinux_context`; unconfined_t by default) start it there with `runcon -t`:
+its role holds the domain, it may transition to it, and the command may use
+the file descriptors, pipes and terminal it inherits (SELinux re-checks them
+when a process enters a domain and closes those it may not use). Names are
 unique whatever the basenames (generalise.unique_names).
 
 Each file is given the type of its label where the recording has one (the AVCs
-SELinux audited, see model.AccessSet.labels), else the type of the documented
-path-prefix table below (the longest prefix wins) — a path never enters the
+SELinux audited, see model.AccessSet.labels), else its label on the machine
+that generates the module (`add_machine_labels`, when the file exists and has
+one), else the type of the documented path-prefix table below (the longest prefix wins) — a path never enters the
 policy text except in comments (escaped). Files the workload creates under
 /tmp and /var/tmp get a type of the domain's own (`lsmtrace_<name>_tmp_t`,
 by a type_transition on tmp_t), so the module grants the domain its own
@@ -22,8 +27,9 @@ class and permission used, so `checkmodule -M -m` compiles the module (tests).
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from lsmtrace.errors import LsmtraceError
 from lsmtrace.policy.generalise import unique_names
@@ -62,7 +68,9 @@ PERMS: dict[str, tuple[str, ...]] = {
     "create": ("create",), "truncate": ("setattr",),
     # no type transition: the program runs in the caller's domain
     "exec": ("execute", "execute_no_trans", "getattr", "open", "read", "map"),
-    "mmap_exec": ("map", "execute"), "unlink": ("unlink",),
+    # the kernel checks read on every file mapping (file_map_prot_check), and the
+    # ELF interpreter is mapped in the new domain without an open of its own
+    "mmap_exec": ("map", "execute", "read"), "unlink": ("unlink",),
     "rmdir": ("rmdir",), "mkdir": ("create",), "rename_src": ("rename",),
     "rename_dst": ("create",), "link": ("link",), "symlink": ("create",),
     "mknod": ("create",), "chmod": ("setattr",), "chown": ("setattr",),
@@ -140,6 +148,105 @@ SOCKET_CLASS = {
 SOCKET_PERMS = {"socket": {"create"}, "connect": {"create", "connect"},
                 "bind": {"create", "bind"}, "listen": {"listen"}, "accept": {"accept"},
                 "send": {"write"}}  # fmt: skip
+
+
+def context_type(context: str) -> str | None:
+    """The type of `user:role:type[:level]` (None unless a plain identifier)."""
+    parts = context.rstrip("\0\n").split(":")
+    if len(parts) >= 3 and re.fullmatch(r"[A-Za-z0-9_]+", parts[2]):
+        return parts[2]
+    return None
+
+
+def add_machine_labels(
+    aset: AccessSet, getxattr: Callable[[str, str], bytes] = os.getxattr
+) -> int:
+    """Label each recorded file (and each directory an access acts on) that
+    the recording has no AVC label for with its label on this machine
+    (`security.selinux`, following symlinks as the kernel's check does), when
+    it exists and has one. Returns how many paths were labelled."""
+    paths: set[str] = set()
+    for prog in aset.programs.values():
+        for path, acc in prog.files.items():
+            paths.add(path)
+            if acc & set(PARENT):
+                paths.add(path.rsplit("/", 1)[0] or "/")
+        if prog.exact_exe:
+            paths.add(prog.exact_exe)
+    n = 0
+    for path in sorted(paths - set(aset.labels)):
+        try:
+            typ = context_type(getxattr(path, "security.selinux").decode("ascii", "replace"))
+        except OSError:
+            continue
+        if typ is not None:
+            aset.labels[path] = typ
+            n += 1
+    return n
+
+
+DEFAULT_CALLER = ("unconfined_r", "unconfined_t")
+# a login's pseudo-terminal and tty in the reference policy
+TERMINAL_TYPES = ("user_devpts_t", "user_tty_device_t")
+TERMINAL_PERMS = ("append", "getattr", "ioctl", "read", "write")
+
+
+def callers(aset: AccessSet) -> list[tuple[str, str]]:
+    """(role, type) of each context the recorded commands were started from
+    (the recordings' selinux_context), else the reference policy's
+    unconfined_r/unconfined_t."""
+    out: list[tuple[str, str]] = []
+    for ctx in aset.selinux_callers:
+        parts = ctx.rstrip("\0\n").split(":")
+        typ = context_type(ctx)
+        if typ and re.fullmatch(r"[A-Za-z0-9_]+", parts[1]) and (parts[1], typ) not in out:
+            out.append((parts[1], typ))
+    return out or [DEFAULT_CALLER]
+
+
+def entry_blocks(dom_types: list[str], aset: AccessSet) -> list[str]:
+    """The optional blocks that let the recording's context start each domain
+    with runcon and the command use what it inherits (module text)."""
+    out: list[str] = []
+    where = ("the context the command was recorded in" if aset.selinux_callers
+             else "the reference policy's unconfined login; the recording names none")  # fmt: skip
+    for role, caller in callers(aset):
+        out += [
+            f"# runcon -t DOMAIN COMMAND from {caller}",
+            f"# ({where}):",
+            "# its role may hold the domain, it may enter it, and the command may",
+            "# use the file descriptors and pipes it inherits from there and tell",
+            "# it that it exited. Skipped where the policy has no such type or role.",
+            "optional {",
+            "\trequire {",
+            f"\t\ttype {caller};",
+            f"\t\trole {role};",
+            "\t\tclass process { sigchld transition };",
+            "\t\tclass fd use;",
+            f"\t\tclass fifo_file {{ {' '.join(TERMINAL_PERMS)} }};",
+            "\t}",
+        ]
+        for dom in dom_types:
+            out += [
+                f"\trole {role} types {dom};",
+                f"\tallow {caller} {dom}:process transition;",
+                f"\tallow {dom} {caller}:fd use;",
+                f"\tallow {dom} {caller}:fifo_file {{ {' '.join(TERMINAL_PERMS)} }};",
+                f"\tallow {dom} {caller}:process sigchld;",
+            ]
+        out += ["}", ""]
+    out += [
+        "# ...and the terminal it was started on (a login's pseudo-terminal or tty).",
+        "optional {",
+        "\trequire {",
+        *[f"\t\ttype {t};" for t in TERMINAL_TYPES],
+        f"\t\tclass chr_file {{ {' '.join(TERMINAL_PERMS)} }};",
+        "\t}",
+        *[f"\tallow {dom} {{ {' '.join(TERMINAL_TYPES)} }}:chr_file "
+          f"{{ {' '.join(TERMINAL_PERMS)} }};" for dom in dom_types],
+        "}",
+    ]  # fmt: skip
+    return out
 
 
 def domain_type(program: str) -> str:
@@ -281,18 +388,20 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
         "# SELinux policy module generated by lsmtrace policy generate --target selinux",
         "# from: " + comment(", ".join(aset.sources)),
         "# File types: the label SELinux reported where the recording has one (its",
-        "# audited AVCs), else lsmtrace's path-prefix table (docs/policy.md).",
+        "# audited AVCs), else the file's label where it was generated, else",
+        "# lsmtrace's path-prefix table (docs/policy.md).",
     ]
     if not filename:
         out.append(f"# Save this file as {mod}.te, then build and load it (as root):")
     else:
         out.append("# Build and load it (as root):")
     out += [f"#   {c}" for c in cmds]
+    caller = callers(aset)[0][1]
     out += [
         "# One domain per recorded command, for every program it runs (no type",
-        "# transition without a label of their own). Entering it is left to you:",
-        "# runcon -t DOMAIN COMMAND (your domain needs process transition to it and",
-        "# your role the type), or an exec type and a type_transition for its file.",
+        "# transition without a label of their own). Enter it with",
+        f"#   runcon -t DOMAIN COMMAND ARGS...   (from {caller}: the block at the end)",
+        "# or give the command's file an exec type and a type_transition to DOMAIN.",
     ]
     out += comment_block("No rule (the name could not be placed)", aset.unplaced_lines())
     out += comment_block("Inferred (deduced, not seen)", aset.inferred_lines())
@@ -335,6 +444,8 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
             if len(paths) > 8:
                 out.append(f"# ... {len(paths) - 8} more")
         out.append(allow_rule((dom, typ, cls), perms))
+    out.append("")
+    out += entry_blocks(dom_types, aset)
     return "\n".join(out) + "\n"
 
 
@@ -392,6 +503,20 @@ def _allow_sets(rest: str) -> list[list[str]] | None:
     return sets
 
 
+def _blank_blocks(body: str, keywords: tuple[str, ...]) -> str:
+    """`KEYWORD { ... }` blocks (braces balanced) as their newlines only."""
+    out, i = [], 0
+    pat = re.compile(r"\b(?:" + "|".join(keywords) + r")\s*\{")
+    while (m := pat.search(body, i)) is not None:
+        depth, j = 1, m.end()
+        while j < len(body) and depth:
+            depth += {"{": 1, "}": -1}.get(body[j], 0)
+            j += 1
+        out += [body[i:m.start()], "\n" * body.count("\n", m.start(), j)]
+        i = j
+    return "".join(out) + body[i:]
+
+
 def parse(text: str, path: str = "policy") -> dict[Key, set[str]]:
     """The allow rules of a type-enforcement module: (source, target, class)
     -> permissions. Single names or `{ ... }` sets; no attributes or macros."""
@@ -399,8 +524,9 @@ def parse(text: str, path: str = "policy") -> dict[Key, set[str]]:
     if not re.search(r"^\s*module\s+\S+\s+[\d.]+\s*;", body, re.M):
         raise SelinuxParseError(f"{path}: no 'module NAME VERSION;' line",
                                 hint="policy check reads .te modules (checkmodule -m input)")
-    # blank out the require block, keeping its newlines for line numbers
-    body = re.sub(r"require\s*\{[^}]*\}", lambda m: "\n" * m.group(0).count("\n"), body)
+    # blank out the require blocks and the optional blocks (the runcon entry:
+    # not what the recorded accesses need), keeping newlines for line numbers
+    body = _blank_blocks(body, ("require", "optional"))
     rules: dict[Key, set[str]] = {}
     offset = 0
     for stmt in body.split(";"):
