@@ -77,6 +77,7 @@ bench-vm: venv
 
 lint: venv
 	$(PY) -m ruff check lsmtrace tests benchmarks vagrant
+	$(PY) -m ruff format --check lsmtrace tests benchmarks vagrant stubs
 	$(PY) -m mypy
 
 clean:

@@ -68,15 +68,33 @@ def build_loop(name: str = "openloop") -> Path:
 def run_loop(kind: str, n: int, rate: float = 0.0) -> tuple[float, float]:
     """(ns per open+close, opens per second); "mmap": per mmap+munmap, as 65534."""
     if kind == "c":
-        out = subprocess.run([str(build_loop()), str(n), "/etc/hostname", str(rate)],
-                             check=True, capture_output=True, text=True).stdout  # fmt: skip
+        out = subprocess.run(
+            [str(build_loop()), str(n), "/etc/hostname", str(rate)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     elif kind == "mmap":
-        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                              str(build_loop("mmaploop")), str(n)],
-                             check=True, capture_output=True, text=True).stdout  # fmt: skip
+        out = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                str(build_loop("mmaploop")),
+                str(n),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     else:
-        out = subprocess.run([PY, "-c", PY_LOOP, str(n), "/etc/hostname"],
-                             check=True, capture_output=True, text=True).stdout  # fmt: skip
+        out = subprocess.run(
+            [PY, "-c", PY_LOOP, str(n), "/etc/hostname"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     ns, rate_s, cpu_ns = out.split()
     return float(cpu_ns if CPU_TIME else ns), float(rate_s)
 
@@ -92,8 +110,10 @@ class TracerProc:
         self.out = open(stdout or os.devnull, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [PY, "-m", "lsmtrace", "trace", "--no-header", *args],
-            cwd=root, stdout=self.out, stderr=self.err,
-        )  # fmt: skip
+            cwd=root,
+            stdout=self.out,
+            stderr=self.err,
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             text = Path(self.err.name).read_text()
@@ -132,9 +152,15 @@ def best_of(repeat: int, loop: str, n: int, rate: float = 0.0) -> float:
 
 
 def overhead(
-    pairs: int, n_c: int, n_py: int, backend: str, repeat: int = 3,
-    modes: list[str] | None = None, loops: list[str] | None = None,
-    compare: Path | None = None, rate: float = 0.0,
+    pairs: int,
+    n_c: int,
+    n_py: int,
+    backend: str,
+    repeat: int = 3,
+    modes: list[str] | None = None,
+    loops: list[str] | None = None,
+    compare: Path | None = None,
+    rate: float = 0.0,
 ) -> list[dict[str, object]]:
     rows = []
     sides = [("this", ROOT)] + ([("compare", compare)] if compare else [])
@@ -153,7 +179,9 @@ def overhead(
                 ns["untraced"].append(base)
                 # alternate which version goes first
                 for name, root in sides if i % 2 == 0 else sides[::-1]:
-                    t = TracerProc(["--backend", backend, *flags, *TRACER_ARGS], root=root)
+                    t = TracerProc(
+                        ["--backend", backend, *flags, *TRACER_ARGS], root=root
+                    )
                     traced = best_of(repeat, loop, n, rate)
                     res = t.stop()
                     lost[name] += res["lost"]
@@ -161,21 +189,31 @@ def overhead(
                     ratios[name].append(base / traced)
                     ns[name].append(traced)
             for name, rs in ratios.items():
-                rows.append({
-                    "mode": mode, "loop": loop, "pairs": pairs, "version": name,
-                    "ratio_median": statistics.median(rs),
-                    "ratio_min": min(rs), "ratio_max": max(rs),
-                    "ns_untraced": statistics.median(ns["untraced"]),
-                    "ns_traced": statistics.median(ns[name]),
-                    "delivered": delivered[name], "lost": lost[name],
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "mode": mode,
+                        "loop": loop,
+                        "pairs": pairs,
+                        "version": name,
+                        "ratio_median": statistics.median(rs),
+                        "ratio_min": min(rs),
+                        "ratio_max": max(rs),
+                        "ns_untraced": statistics.median(ns["untraced"]),
+                        "ns_traced": statistics.median(ns[name]),
+                        "delivered": delivered[name],
+                        "lost": lost[name],
+                    }
+                )
                 r = rows[-1]
                 tag = f" [{name}]" if compare else ""
-                print(f"  {mode:<26} {loop:<7} ratio {r['ratio_median']:.3f} "
-                      f"(min {r['ratio_min']:.3f}, max {r['ratio_max']:.3f}; "
-                      f"{pairs} pairs; {r['ns_untraced']:.0f} -> {r['ns_traced']:.0f} "
-                      f"ns per pair, medians; delivered {delivered[name]}, "
-                      f"lost {lost[name]}){tag}", flush=True)  # fmt: skip
+                print(
+                    f"  {mode:<26} {loop:<7} ratio {r['ratio_median']:.3f} "
+                    f"(min {r['ratio_min']:.3f}, max {r['ratio_max']:.3f}; "
+                    f"{pairs} pairs; {r['ns_untraced']:.0f} -> {r['ns_traced']:.0f} "
+                    f"ns per pair, medians; delivered {delivered[name]}, "
+                    f"lost {lost[name]}){tag}",
+                    flush=True,
+                )
     return rows
 
 
@@ -185,55 +223,109 @@ def throughput(
     rows = []
     for rate in rates:
         n = int(rate * seconds) if rate else int(2_000_000 * seconds)
-        t = TracerProc(["--backend", backend, *consumer, "--comm", "openloop",
-                        "--buffer-pages", "1024"])  # fmt: skip
+        t = TracerProc(
+            [
+                "--backend",
+                backend,
+                *consumer,
+                "--comm",
+                "openloop",
+                "--buffer-pages",
+                "1024",
+            ]
+        )
         start = time.monotonic()
         _ns, offered = run_loop("c", n, rate)
         el = time.monotonic() - start  # the producing interval
         time.sleep(0.5)
         res = t.stop()
-        rows.append({"consumer": " ".join(consumer), "offered_per_s": round(offered),
-                     "events": n,
-                     "delivered": res["delivered"], "lost": res["lost"],
-                     "delivered_per_s": round(res["delivered"] / el),
-                     "exact": bool(res["exact"]) and res["delivered"] + res["lost"] >= n})  # fmt: skip
+        rows.append(
+            {
+                "consumer": " ".join(consumer),
+                "offered_per_s": round(offered),
+                "events": n,
+                "delivered": res["delivered"],
+                "lost": res["lost"],
+                "delivered_per_s": round(res["delivered"] / el),
+                "exact": bool(res["exact"]) and res["delivered"] + res["lost"] >= n,
+            }
+        )
         r = rows[-1]
-        print(f"  offered {r['offered_per_s']:>9}/s  delivered {r['delivered']:>9} "
-              f"({r['delivered_per_s']:>8}/s)  lost {r['lost']:>9}  "
-              f"accounting {'exact' if r['exact'] else 'NOT EXACT'}", flush=True)  # fmt: skip
+        print(
+            f"  offered {r['offered_per_s']:>9}/s  delivered {r['delivered']:>9} "
+            f"({r['delivered_per_s']:>8}/s)  lost {r['lost']:>9}  "
+            f"accounting {'exact' if r['exact'] else 'NOT EXACT'}",
+            flush=True,
+        )
     return rows
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pairs", type=int, default=5, help="A/B pairs per overhead row "
-                   "(0: no overhead table, throughput only)")
-    p.add_argument("--repeat", type=int, default=3,
-                   help="loop runs per side of a pair; the fastest counts")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--pairs",
+        type=int,
+        default=5,
+        help="A/B pairs per overhead row (0: no overhead table, throughput only)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="loop runs per side of a pair; the fastest counts",
+    )
     p.add_argument("--n-c", type=int, default=400_000, help="opens per C loop run")
-    p.add_argument("--n-py", type=int, default=200_000, help="opens per Python loop run")
+    p.add_argument(
+        "--n-py", type=int, default=200_000, help="opens per Python loop run"
+    )
     p.add_argument("--backend", default="auto")
-    p.add_argument("--rates", default="100000,250000,500000,1000000,0",
-                   help="offered opens/s for the throughput table (0 = unpaced)")
+    p.add_argument(
+        "--rates",
+        default="100000,250000,500000,1000000,0",
+        help="offered opens/s for the throughput table (0 = unpaced)",
+    )
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--modes", help="comma list of count,denied,json (default: all)")
     p.add_argument("--loops", help="comma list of c,python,mmap (default: c,python)")
-    p.add_argument("--compare", type=Path, metavar="DIR",
-                   help="also trace with the lsmtrace of this checkout, alternated (A/B)")
-    p.add_argument("--rate", type=float, default=0.0,
-                   help="pace the C open loop of the overhead table to this many opens/s "
-                   "(a streaming consumer that keeps up: every event is decoded)")
-    p.add_argument("--tracer-args", default="", metavar="ARGS",
-                   help="more trace flags for the overhead table, e.g. '--comm openloop' "
-                   "(the stream carries the loop's events only, not the host's)")
-    p.add_argument("--cpu-time", action="store_true",
-                   help="ratios of the loop's CPU time, not wall time (loaded hosts)")
-    p.add_argument("--start-timeout", type=float, default=60.0,
-                   help="seconds to wait for each tracer to attach (VM: 600)")
-    p.add_argument("--no-throughput", action="store_true",
-                   help="skip the throughput table (e.g. in the VM under TCG)")
+    p.add_argument(
+        "--compare",
+        type=Path,
+        metavar="DIR",
+        help="also trace with the lsmtrace of this checkout, alternated (A/B)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="pace the C open loop of the overhead table to this many opens/s "
+        "(a streaming consumer that keeps up: every event is decoded)",
+    )
+    p.add_argument(
+        "--tracer-args",
+        default="",
+        metavar="ARGS",
+        help="more trace flags for the overhead table, e.g. '--comm openloop' "
+        "(the stream carries the loop's events only, not the host's)",
+    )
+    p.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="ratios of the loop's CPU time, not wall time (loaded hosts)",
+    )
+    p.add_argument(
+        "--start-timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for each tracer to attach (VM: 600)",
+    )
+    p.add_argument(
+        "--no-throughput",
+        action="store_true",
+        help="skip the throughput table (e.g. in the VM under TCG)",
+    )
     a = p.parse_args()
     global START_TIMEOUT, CPU_TIME
     START_TIMEOUT = a.start_timeout
@@ -242,26 +334,45 @@ def main() -> int:
     if os.geteuid() != 0:
         print("error: benchmarks load BPF programs: run as root", file=sys.stderr)
         return 1
-    print(f"lsmtrace bench on {platform.release()}, {os.cpu_count()} CPUs, "
-          f"backend {a.backend}", flush=True)  # fmt: skip
+    print(
+        f"lsmtrace bench on {platform.release()}, {os.cpu_count()} CPUs, "
+        f"backend {a.backend}",
+        flush=True,
+    )
     over: list[dict[str, object]] = []
     if a.pairs > 0:
-        print("overhead (untraced/traced time per open+close; 1.0 = no overhead):",
-              flush=True)  # fmt: skip
-        over = overhead(a.pairs, a.n_c, a.n_py, a.backend, a.repeat,
-                        a.modes.split(",") if a.modes else None,
-                        a.loops.split(",") if a.loops else None, a.compare, a.rate)  # fmt: skip
+        print(
+            "overhead (untraced/traced time per open+close; 1.0 = no overhead):",
+            flush=True,
+        )
+        over = overhead(
+            a.pairs,
+            a.n_c,
+            a.n_py,
+            a.backend,
+            a.repeat,
+            a.modes.split(",") if a.modes else None,
+            a.loops.split(",") if a.loops else None,
+            a.compare,
+            a.rate,
+        )
     rates = [] if a.no_throughput else [float(x) for x in a.rates.split(",")]
     thr: list[dict[str, object]] = []
-    for consumer, what in ((["--discard"], "transport: batches out of the ring, not decoded"),
-                           (["--json"], "JSON Lines to /dev/null")):  # fmt: skip
+    for consumer, what in (
+        (["--discard"], "transport: batches out of the ring, not decoded"),
+        (["--json"], "JSON Lines to /dev/null"),
+    ):
         if not rates:
             break
         print(f"throughput, full streaming ({what}), --comm openloop:", flush=True)
         thr += throughput(rates, a.seconds, a.backend, consumer)
     if a.json:
-        a.json.write_text(json.dumps({"kernel": platform.release(), "overhead": over,
-                                      "throughput": thr}, indent=2))  # fmt: skip
+        a.json.write_text(
+            json.dumps(
+                {"kernel": platform.release(), "overhead": over, "throughput": thr},
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -64,21 +64,34 @@ def best(fn: Callable[[], int], repeat: int) -> float:
 
 def captured(copies: int) -> list[tuple[int, bytes]]:
     """The captured Landlock denials (with SYSCALL records), serials renumbered."""
-    recs = [audit.parse_line(ln) for ln in (DATA / "landlock_context.records").read_text().splitlines()]
+    recs = [
+        audit.parse_line(ln)
+        for ln in (DATA / "landlock_context.records").read_text().splitlines()
+    ]
     out = []
     for c in range(copies):
         for r in recs:
             if r is None or r.type == audit.BPF:
                 continue
             serial = r.serial + c * 1000
-            out.append((r.type, f"audit({r.sec}.{r.msec:03d}:{serial}): {r.body}".encode()))
+            out.append(
+                (r.type, f"audit({r.sec}.{r.msec:03d}:{serial}): {r.body}".encode())
+            )
     return out
 
 
 def event_for(a: dict[str, Any], sec_ns: int) -> dict[str, Any]:
-    return {"kind": "syscall", "verdict": "deny", "ret": a["exit"] or -13, "lsm": None,
-            "pid": a["pid"], "tgid": a["pid"], "syscall": "openat",
-            "ts_ns": sec_ns - OFF, "object": {"path": a.get("path")}}  # fmt: skip
+    return {
+        "kind": "syscall",
+        "verdict": "deny",
+        "ret": a["exit"] or -13,
+        "lsm": None,
+        "pid": a["pid"],
+        "tgid": a["pid"],
+        "syscall": "openat",
+        "ts_ns": sec_ns - OFF,
+        "object": {"path": a.get("path")},
+    }
 
 
 def consumer(repeat: int) -> None:
@@ -95,7 +108,9 @@ def consumer(repeat: int) -> None:
     g = audit.Grouper(clock=lambda: 0.0)
     groups = [x for x in g.add(raw) + g.drain() if x.decision is not None]
     summaries = [audit.summarize(x) for x in groups]
-    events = [event_for(a, x.time_ns) for a, x in zip(summaries, groups, strict=True) if a]
+    events = [
+        event_for(a, x.time_ns) for a, x in zip(summaries, groups, strict=True) if a
+    ]
 
     def join() -> int:
         j = auditjoin.Joiner({257: "openat"}, OFF, clock=lambda: 0.0, arch="x86_64")
@@ -130,16 +145,23 @@ def consumer(repeat: int) -> None:
     print(f"  parse + group, per record              {per_rec * 1e6:7.2f} us")
     print(f"  audited denial: its 4 records           {per_rec * 4e6:7.2f} us")
     print(f"  audited denial: audit object + join     {per_join * 1e6:7.2f} us")
-    print(f"  event needing no record (allow, ENOENT) {best(passthrough, repeat) * 1e6:7.2f} us")
-    print(f"  denial whose record never comes         {best(unjoined, repeat) * 1e6:7.2f} us")
+    print(
+        f"  event needing no record (allow, ENOENT) {best(passthrough, repeat) * 1e6:7.2f} us"
+    )
+    print(
+        f"  denial whose record never comes         {best(unjoined, repeat) * 1e6:7.2f} us"
+    )
 
 
 # -- live --------------------------------------------------------------------------
 
 
 def denied_loop(path: str, n: int) -> float:
-    out = subprocess.run([sys.executable, str(CHILD), "--repeat", str(n),
-                          os.fsencode(path).hex()], capture_output=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, str(CHILD), "--repeat", str(n), os.fsencode(path).hex()],
+        capture_output=True,
+        check=True,
+    )
     res = json.loads(out.stdout)
     if "setup" in res:
         raise SystemExit(f"Landlock unavailable (errno {res['setup']})")
@@ -156,7 +178,9 @@ class Consumer(threading.Thread):
         rate = auditnl.DEFAULT_MAX_RATE if mode == "capped" else None
         self.reader = auditnl.AuditReader(max_rate=rate)
         self.grouper = audit.Grouper()
-        self.joiner = auditjoin.Joiner({257: "openat"}, time.time_ns() - time.monotonic_ns())
+        self.joiner = auditjoin.Joiner(
+            {257: "openat"}, time.time_ns() - time.monotonic_ns()
+        )
         self.records = 0
         self.cpu = 0.0
 
@@ -177,10 +201,19 @@ class Consumer(threading.Thread):
                 if sysrec is None or dec is None:
                     continue
                 pid = int(sysrec.get("pid") or 0)
-                evs.append({"kind": "syscall", "verdict": "deny", "ret": -13,
-                            "lsm": None, "pid": pid, "tgid": pid, "syscall": "openat",
-                            "ts_ns": g.time_ns - self.joiner.wall_offset_ns,
-                            "object": {"path": dec.get("path")}})  # fmt: skip
+                evs.append(
+                    {
+                        "kind": "syscall",
+                        "verdict": "deny",
+                        "ret": -13,
+                        "lsm": None,
+                        "pid": pid,
+                        "tgid": pid,
+                        "syscall": "openat",
+                        "ts_ns": g.time_ns - self.joiner.wall_offset_ns,
+                        "object": {"path": dec.get("path")},
+                    }
+                )
             self.joiner.add_events(evs)
             self.joiner.add_groups(groups)
             self.joiner.flush()
@@ -227,13 +260,17 @@ def live(n: int, pairs: int) -> None:
     print(f"live: Landlock-denied open loop, {n} opens, best of {pairs} (ns per open):")
     for mode, ts in results.items():
         t = min(ts)
-        spent = f"   consumer CPU {min(cpu[mode]):6.0f} ns per open" if cpu[mode] else ""
+        spent = (
+            f"   consumer CPU {min(cpu[mode]):6.0f} ns per open" if cpu[mode] else ""
+        )
         runs = " ".join(f"{x:.0f}" for x in ts)
         print(f"  {mode:6} {t:9.0f} ns   ratio {base / t:5.2f}{spent}   (runs: {runs})")
     drain = min(results["drain"])
     for mode in ("join", "capped"):
-        print(f"  {mode}/drain: {drain / min(results[mode]):5.3f} (1.0 = the join "
-              f"costs the workload nothing); {joined[mode]} denials joined")
+        print(
+            f"  {mode}/drain: {drain / min(results[mode]):5.3f} (1.0 = the join "
+            f"costs the workload nothing); {joined[mode]} denials joined"
+        )
     print(f"  capped: {shed} records shed unparsed")
 
 
@@ -256,9 +293,19 @@ def traced(pairs: int, repeat: int, n_c: int, n_denied: int, backend: str) -> No
     os.chmod(d, 0o755)
 
     def denied_run() -> float:
-        out = subprocess.run([sys.executable, str(CHILD), "--comm", "lsmt-benchll",
-                              "--repeat", str(n_denied), os.fsencode(target).hex()],
-                             capture_output=True, check=True)  # fmt: skip
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(CHILD),
+                "--comm",
+                "lsmt-benchll",
+                "--repeat",
+                str(n_denied),
+                os.fsencode(target).hex(),
+            ],
+            capture_output=True,
+            check=True,
+        )
         res = json.loads(out.stdout)
         opens[0] += res["n"]
         return float(res["ns_per_open"])
@@ -275,30 +322,38 @@ def traced(pairs: int, repeat: int, n_c: int, n_denied: int, backend: str) -> No
     }
     try:
         auditnl.set_enabled(1)
-        print(f"lsmtrace trace --denied --backend {backend}, audit enabled: "
-              "--audit off vs on (ns per open; ratio = off/on)")  # fmt: skip
+        print(
+            f"lsmtrace trace --denied --backend {backend}, audit enabled: "
+            "--audit off vs on (ns per open; ratio = off/on)"
+        )
         for name, (loop, extra) in loops.items():
             ratios = []
             cpu: dict[str, list[float]] = {"off": [], "on": []}
             for i in range(pairs):
                 side = {}
                 for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):  # ABBA
-                    t = bench.TracerProc(["--backend", backend, "--denied",
-                                          "--audit", mode, *extra])  # fmt: skip
+                    t = bench.TracerProc(
+                        ["--backend", backend, "--denied", "--audit", mode, *extra]
+                    )
                     opens[0] = 0
                     c0 = proc_cpu(t.proc.pid)
                     side[mode] = min(loop() for _ in range(repeat))
                     cpu[mode].append((proc_cpu(t.proc.pid) - c0) * 1e9 / opens[0])
                     t.stop()
                 ratios.append(side["off"] / side["on"])
-                print(f"  {name:8} off {side['off']:9.0f}  on {side['on']:9.0f}  "
-                      f"ratio {ratios[-1]:.3f}   lsmtrace CPU per open: off "
-                      f"{cpu['off'][-1]:7.0f}  on {cpu['on'][-1]:7.0f}", flush=True)  # fmt: skip
+                print(
+                    f"  {name:8} off {side['off']:9.0f}  on {side['on']:9.0f}  "
+                    f"ratio {ratios[-1]:.3f}   lsmtrace CPU per open: off "
+                    f"{cpu['off'][-1]:7.0f}  on {cpu['on'][-1]:7.0f}",
+                    flush=True,
+                )
             med = sorted(ratios)[len(ratios) // 2]
-            print(f"  {name:8} median ratio {med:.3f} (min {min(ratios):.3f}, max "
-                  f"{max(ratios):.3f}; {pairs} pairs); lsmtrace CPU per open, median: "
-                  f"off {sorted(cpu['off'])[pairs // 2]:.0f} ns, on "
-                  f"{sorted(cpu['on'])[pairs // 2]:.0f} ns")  # fmt: skip
+            print(
+                f"  {name:8} median ratio {med:.3f} (min {min(ratios):.3f}, max "
+                f"{max(ratios):.3f}; {pairs} pairs); lsmtrace CPU per open, median: "
+                f"off {sorted(cpu['off'])[pairs // 2]:.0f} ns, on "
+                f"{sorted(cpu['on'])[pairs // 2]:.0f} ns"
+            )
     finally:
         if auditnl.get_status().enabled != before:
             auditnl.set_enabled(before)
@@ -312,11 +367,15 @@ def main() -> int:
     ap.add_argument("--live", action="store_true", help="also the live loop (root)")
     ap.add_argument("--n", type=int, default=20000, help="opens per live run")
     ap.add_argument("--pairs", type=int, default=3)
-    ap.add_argument("--trace", action="store_true",
-                    help="also lsmtrace trace --denied with --audit off vs on (root)")
+    ap.add_argument(
+        "--trace",
+        action="store_true",
+        help="also lsmtrace trace --denied with --audit off vs on (root)",
+    )
     ap.add_argument("--n-c", type=int, default=400_000, help="opens per C loop run")
-    ap.add_argument("--n-denied", type=int, default=20_000,
-                    help="opens per denied loop run")
+    ap.add_argument(
+        "--n-denied", type=int, default=20_000, help="opens per denied loop run"
+    )
     ap.add_argument("--backend", default="auto")
     args = ap.parse_args()
     consumer(args.repeat)

@@ -54,18 +54,27 @@ def fake_snapshot(series: int) -> Snapshot:
     n_lat_hooks = max(1, series // 10 // (abi.LAT_BUCKETS + 1))
     names = {i: f"hook_{i}" for i in range(n_dec)}
     fams = {i: "file" for i in range(n_dec)}
-    counts = [(i, int(abi.Lsm.APPARMOR) if i % 3 else 0, 13 if i % 3 else 0, 1000 + i)
-              for i in range(n_dec)]  # fmt: skip
+    counts = [
+        (i, int(abi.Lsm.APPARMOR) if i % 3 else 0, 13 if i % 3 else 0, 1000 + i)
+        for i in range(n_dec)
+    ]
     table = DenialTable(k=n_den)
     for i in range(n_den):
         table.add("sys_openat", "unknown", f"workload-{i}", i + 1)
     latency = {i: [i + b for b in range(abi.LAT_BUCKETS)] for i in range(n_lat_hooks)}
     return Snapshot(
-        counts=counts, latency=latency, stats={"lost": 0, "map_full": 0},
-        id_names=IdNames(names, fams), rung="fexit", attached=n_dec, skipped=0,
-        denials=table.snapshot(), bpf_stats_enabled=True,
-        programs={"lsmt_sys_exit": ProgStat(1, 1)}, version="bench",
-    )  # fmt: skip
+        counts=counts,
+        latency=latency,
+        stats={"lost": 0, "map_full": 0},
+        id_names=IdNames(names, fams),
+        rung="fexit",
+        attached=n_dec,
+        skipped=0,
+        denials=table.snapshot(),
+        bpf_stats_enabled=True,
+        programs={"lsmt_sys_exit": ProgStat(1, 1)},
+        version="bench",
+    )
 
 
 def scrape_times(sizes: list[int], repeat: int) -> list[dict[str, float]]:
@@ -81,11 +90,21 @@ def scrape_times(sizes: list[int], repeat: int) -> list[dict[str, float]]:
             t0 = time.perf_counter()
             generate_latest(reg)
             times.append(time.perf_counter() - t0)
-        rows.append({"series": size, "samples": n, "ms_median": statistics.median(times) * 1e3,
-                     "ms_max": max(times) * 1e3, "bytes": len(text)})  # fmt: skip
+        rows.append(
+            {
+                "series": size,
+                "samples": n,
+                "ms_median": statistics.median(times) * 1e3,
+                "ms_max": max(times) * 1e3,
+                "bytes": len(text),
+            }
+        )
         r = rows[-1]
-        print(f"  {size:>6} series ({n:>6} samples, {r['bytes'] / 1024:7.1f} KiB): "
-              f"median {r['ms_median']:7.2f} ms, max {r['ms_max']:7.2f} ms", flush=True)  # fmt: skip
+        print(
+            f"  {size:>6} series ({n:>6} samples, {r['bytes'] / 1024:7.1f} KiB): "
+            f"median {r['ms_median']:7.2f} ms, max {r['ms_max']:7.2f} ms",
+            flush=True,
+        )
     return rows
 
 
@@ -95,10 +114,20 @@ class ExporterProc:
             prefix="lsmtrace-bench-export-", suffix=".err"
         )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lsmtrace", "export", "--listen", "127.0.0.1:0",
-             "--backend", backend],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.err,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "lsmtrace",
+                "export",
+                "--listen",
+                "127.0.0.1:0",
+                "--backend",
+                backend,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=self.err,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             text = Path(self.err.name).read_text()
@@ -132,8 +161,11 @@ def cpu_loop(n: int) -> tuple[float, float]:
     CPU time (user + system, from wait4's rusage) is what the BPF programs add
     to the looping task; unlike wall time it does not count waiting for a CPU
     that another process holds, so it survives a shared, loaded host."""
-    proc = subprocess.Popen([str(bench.build_loop()), str(n), "/etc/hostname"],
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [str(bench.build_loop()), str(n), "/etc/hostname"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     out = proc.stdout.read()
     _pid, status, ru = os.wait4(proc.pid, 0)
@@ -170,21 +202,32 @@ def overhead(pairs: int, n: int, backend: str, runs: int) -> dict[str, float]:
         last = ex.stop()
         ratios.append(base / traced)
         cpu_ratios.append(base_cpu / traced_cpu)
-        print(f"  pair {i + 1}: wall {base:6.1f} -> {traced:6.1f} ns ({base / traced:.3f}); "
-              f"CPU {base_cpu:6.1f} -> {traced_cpu:6.1f} ns ({base_cpu / traced_cpu:.3f})"
-              f"   [{last}]", flush=True)  # fmt: skip
-    row: dict[str, float] = {"pairs": pairs, "ratio_median": statistics.median(ratios),
-           "ratio_min": min(ratios), "ratio_max": max(ratios),
-           "cpu_ratio_median": statistics.median(cpu_ratios),
-           "cpu_ratio_min": min(cpu_ratios), "cpu_ratio_max": max(cpu_ratios),
-           "live_scrape_ms_median": statistics.median(scrapes) * 1e3,
-           "live_scrape_ms_max": max(scrapes) * 1e3}  # fmt: skip
-    print(f"  export mode ratio, CPU time: median {row['cpu_ratio_median']:.3f} "
-          f"(min {row['cpu_ratio_min']:.3f}, max {row['cpu_ratio_max']:.3f}); wall time: "
-          f"median {row['ratio_median']:.3f} (min {row['ratio_min']:.3f}, "
-          f"max {row['ratio_max']:.3f}); live scrape over HTTP median "
-          f"{row['live_scrape_ms_median']:.1f} ms, max {row['live_scrape_ms_max']:.1f} ms "
-          f"({len(scrapes)} scrapes)", flush=True)  # fmt: skip
+        print(
+            f"  pair {i + 1}: wall {base:6.1f} -> {traced:6.1f} ns ({base / traced:.3f}); "
+            f"CPU {base_cpu:6.1f} -> {traced_cpu:6.1f} ns ({base_cpu / traced_cpu:.3f})"
+            f"   [{last}]",
+            flush=True,
+        )
+    row: dict[str, float] = {
+        "pairs": pairs,
+        "ratio_median": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        "cpu_ratio_median": statistics.median(cpu_ratios),
+        "cpu_ratio_min": min(cpu_ratios),
+        "cpu_ratio_max": max(cpu_ratios),
+        "live_scrape_ms_median": statistics.median(scrapes) * 1e3,
+        "live_scrape_ms_max": max(scrapes) * 1e3,
+    }
+    print(
+        f"  export mode ratio, CPU time: median {row['cpu_ratio_median']:.3f} "
+        f"(min {row['cpu_ratio_min']:.3f}, max {row['cpu_ratio_max']:.3f}); wall time: "
+        f"median {row['ratio_median']:.3f} (min {row['ratio_min']:.3f}, "
+        f"max {row['ratio_max']:.3f}); live scrape over HTTP median "
+        f"{row['live_scrape_ms_median']:.1f} ms, max {row['live_scrape_ms_max']:.1f} ms "
+        f"({len(scrapes)} scrapes)",
+        flush=True,
+    )
     return row
 
 
@@ -214,8 +257,10 @@ def main() -> int:
     if a.skip_overhead:
         return 0
     if os.geteuid() != 0:
-        print("error: the overhead benchmark loads BPF programs: run as root",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "error: the overhead benchmark loads BPF programs: run as root",
+            file=sys.stderr,
+        )
         return 1
     bench.build_loop()
     print(

@@ -96,8 +96,11 @@ def workload(n: int) -> None:
     run_loop("c", n)
     for _ in range(20):
         subprocess.run(["/bin/true"], check=True)
-    subprocess.run(["find", "/usr/lib/python3", "-name", "*.nothing"],
-                   check=False, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["find", "/usr/lib/python3", "-name", "*.nothing"],
+        check=False,
+        capture_output=True,
+    )
 
 
 class Drain(threading.Thread):
@@ -136,10 +139,12 @@ def measure(backend: str, n: int) -> list[dict[str, object]]:
     groups: dict[str, list[str]] = {
         "sys_exit": [f"syscalls:sys_exit_{s.name}" for s in plan.syscalls],
         "sys_enter": [f"syscalls:sys_enter_{s.name}" for s in plan.syscalls]
-        if plan.rung != "tracepoint" else [],
-        "fork": ["sched:sched_process_fork"], "exec": ["sched:sched_process_exec"],
+        if plan.rung != "tracepoint"
+        else [],
+        "fork": ["sched:sched_process_fork"],
+        "exec": ["sched:sched_process_exec"],
         "exit": ["sched:sched_process_exit"],
-    }  # fmt: skip
+    }
     ours = tracer.bpf.funcs
     tp_pairs = []
     for g, tps in groups.items():
@@ -149,7 +154,9 @@ def measure(backend: str, n: int) -> list[dict[str, object]]:
         for tp in tps:
             if probe.tracepoint_id(*tp.split(":")) is not None:
                 empty.attach_tracepoint(tp=tp, fn_name=f"e_{g}".encode())
-        tp_pairs.append(("tracepoint", g, ours[name].fd, empty.funcs[f"e_{g}".encode()].fd))
+        tp_pairs.append(
+            ("tracepoint", g, ours[name].fd, empty.funcs[f"e_{g}".encode()].fd)
+        )
     pairs: list[tuple[str, str, int, int]] = []  # (kind, target, our fd, empty fd)
     for (kind_, fn, target), p in zip(eprogs, plan.programs, strict=True):
         if p.fn.encode() not in ours:
@@ -159,20 +166,27 @@ def measure(backend: str, n: int) -> list[dict[str, object]]:
         except Exception as e:
             print(f"    empty {kind_} {target}: {e}", flush=True)
             continue
-        pairs.append((kind_, target, ours[p.fn.encode()].fd, empty.funcs[fn.encode()].fd))
+        pairs.append(
+            (kind_, target, ours[p.fn.encode()].fd, empty.funcs[fn.encode()].fd)
+        )
     rows = []
     for mode in ("counting", "streaming"):
         tracer.set_streaming(mode == "streaming")
         drain = Drain(tracer)
         drain.start()
-        before = {fd: prog_stats(fd) for _k, _t, a, b in pairs + tp_pairs for fd in (a, b)}
+        before = {
+            fd: prog_stats(fd) for _k, _t, a, b in pairs + tp_pairs for fd in (a, b)
+        }
         workload(n)
         drain.stop = True
         drain.join()
         after = {fd: prog_stats(fd) for fd in before}
 
-        def delta(fd: int, after: dict[int, tuple[int, int]] = after,
-                  before: dict[int, tuple[int, int]] = before) -> tuple[int, int]:
+        def delta(
+            fd: int,
+            after: dict[int, tuple[int, int]] = after,
+            before: dict[int, tuple[int, int]] = before,
+        ) -> tuple[int, int]:
             return after[fd][0] - before[fd][0], after[fd][1] - before[fd][1]
 
         by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
@@ -189,12 +203,23 @@ def measure(backend: str, n: int) -> list[dict[str, object]]:
         for kind_, (ta, ca, tb, cb) in sorted(by_kind.items()):
             ours_ns = ta / ca if ca else 0.0
             empty_ns = tb / cb if cb else 0.0
-            rows.append({"backend": backend, "mode": mode, "kind": kind_,
-                         "calls": ca, "ours_ns": ours_ns, "empty_ns": empty_ns,
-                         "ratio": ours_ns / empty_ns if empty_ns else 0.0})  # fmt: skip
+            rows.append(
+                {
+                    "backend": backend,
+                    "mode": mode,
+                    "kind": kind_,
+                    "calls": ca,
+                    "ours_ns": ours_ns,
+                    "empty_ns": empty_ns,
+                    "ratio": ours_ns / empty_ns if empty_ns else 0.0,
+                }
+            )
             r = rows[-1]
-            print(f"    {mode:<9} {kind_:<28} calls {ca:>9}  ours {ours_ns:>9.0f} ns"
-                  f"  empty {empty_ns:>8.0f} ns  x{r['ratio']:.2f}", flush=True)  # fmt: skip
+            print(
+                f"    {mode:<9} {kind_:<28} calls {ca:>9}  ours {ours_ns:>9.0f} ns"
+                f"  empty {empty_ns:>8.0f} ns  x{r['ratio']:.2f}",
+                flush=True,
+            )
         print(f"    ({drain.events} events drained)", flush=True)
     empty.cleanup()
     tracer.close()
@@ -217,8 +242,9 @@ def loop_ratio(backend: str, n: int, pairs: int) -> list[float]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--backends", default="fexit,kprobe")
     p.add_argument("--n", type=int, default=20_000, help="opens per loop run")
     p.add_argument("--pairs", type=int, default=2, help="A/B pairs of the loop ratio")
@@ -243,8 +269,10 @@ def main() -> int:
     loops = {}
     for backend in a.backends.split(","):
         loops[backend] = loop_ratio(backend, a.n, a.pairs)
-        print(f"  {backend:<7} " + " ".join(f"{r:.3f}" for r in loops[backend]),
-              flush=True)  # fmt: skip
+        print(
+            f"  {backend:<7} " + " ".join(f"{r:.3f}" for r in loops[backend]),
+            flush=True,
+        )
     if "fexit" in loops and "kprobe" in loops:
         f = sorted(loops["fexit"])[len(loops["fexit"]) // 2]
         k = sorted(loops["kprobe"])[len(loops["kprobe"]) // 2]

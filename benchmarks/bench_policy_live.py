@@ -48,8 +48,15 @@ def stream(procs: int, rounds: int, fresh_paths: bool, exe: str) -> list[Event]:
     n = 0
     for p in range(procs):
         tgid = 50_000 + p
-        out.append({**start[-1], "kind": "fork", "hook": "fork", "family": "process",
-                    "object": {"child_pid": tgid}})  # fmt: skip
+        out.append(
+            {
+                **start[-1],
+                "kind": "fork",
+                "hook": "fork",
+                "family": "process",
+                "object": {"child_pid": tgid},
+            }
+        )
         for _ in range(rounds):
             for i, e in enumerate(worker):
                 ev = {**e, "tgid": tgid, "pid": tgid, "ppid": 44000}
@@ -87,8 +94,10 @@ def main() -> None:
         for target in TARGETS:
             path = f"{d}/policy.{target}"
             Path(path).write_text(generate(target, aset))
-            line = (f"{target:9} steady {measure(target, path, steady):5.2f} µs/event  "
-                    f"first sight {measure(target, path, first):6.2f} µs/event")  # fmt: skip
+            line = (
+                f"{target:9} steady {measure(target, path, steady):5.2f} µs/event  "
+                f"first sight {measure(target, path, first):6.2f} µs/event"
+            )
             if target != "landlock":
                 line += f"  not governed {measure(target, path, other):5.2f} µs/event"
             print(line + f"  ({len(steady)} / {len(first)} events)", flush=True)

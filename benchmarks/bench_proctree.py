@@ -58,17 +58,32 @@ class Source:
 def population(n: int, rng: random.Random) -> list[ProcessRecord]:
     """pid 1, then services under it, then children of random earlier processes:
     depth 1..~8, realistic exe and cmdline lengths."""
-    recs = [ProcessRecord(1, 0, 1, "systemd", "/usr/lib/systemd/systemd",
-                          ["/sbin/init", "splash"])]  # fmt: skip
+    recs = [
+        ProcessRecord(
+            1, 0, 1, "systemd", "/usr/lib/systemd/systemd", ["/sbin/init", "splash"]
+        )
+    ]
     for i in range(1, n):
         pid = 100 + i
         parent = 1 if i < 30 else recs[rng.randrange(len(recs))].pid
         name = f"proc{i}"
-        recs.append(ProcessRecord(
-            pid, parent, 100 + i, name[:15], f"/usr/lib/some/package/bin/{name}",
-            [f"/usr/lib/some/package/bin/{name}", "--config", f"/etc/pkg/{name}.conf",
-             "--verbose", "--listen", "0.0.0.0:8080"],
-        ))  # fmt: skip
+        recs.append(
+            ProcessRecord(
+                pid,
+                parent,
+                100 + i,
+                name[:15],
+                f"/usr/lib/some/package/bin/{name}",
+                [
+                    f"/usr/lib/some/package/bin/{name}",
+                    "--config",
+                    f"/etc/pkg/{name}.conf",
+                    "--verbose",
+                    "--listen",
+                    "0.0.0.0:8080",
+                ],
+            )
+        )
     return recs
 
 
@@ -82,24 +97,38 @@ def cgroups(tmp: Path, n: int) -> list[int]:
         elif kind == 1:
             d = tmp / "system.slice" / f"docker-{i:064x}.scope"
         else:
-            d = (tmp / "kubepods.slice" / "kubepods-burstable.slice"
-                 / f"kubepods-burstable-pod{i:032x}.slice" / f"cri-containerd-{i:064x}.scope")  # fmt: skip
+            d = (
+                tmp
+                / "kubepods.slice"
+                / "kubepods-burstable.slice"
+                / f"kubepods-burstable-pod{i:032x}.slice"
+                / f"cri-containerd-{i:064x}.scope"
+            )
         d.mkdir(parents=True)
         ids.append(d.stat().st_ino)
     return ids
 
 
-def make_events(recs: list[ProcessRecord], cg: list[int], n: int,
-                rng: random.Random) -> list[dict[str, Any]]:  # fmt: skip
+def make_events(
+    recs: list[ProcessRecord], cg: list[int], n: int, rng: random.Random
+) -> list[dict[str, Any]]:
     evs = []
     for k in range(n):
         r = recs[rng.randrange(len(recs))]
-        evs.append({
-            "ts_ns": 10_000 * TICK + k * 1000, "kind": "syscall", "pid": r.pid,
-            "tgid": r.pid, "ppid": r.ppid, "uid": rng.choice((0, 33, 1000, 65534)),
-            "gid": rng.choice((0, 33, 1000)), "comm": r.comm,
-            "cgroup": cg[r.pid % len(cg)], "object": {"path": "/etc/shadow"},
-        })  # fmt: skip
+        evs.append(
+            {
+                "ts_ns": 10_000 * TICK + k * 1000,
+                "kind": "syscall",
+                "pid": r.pid,
+                "tgid": r.pid,
+                "ppid": r.ppid,
+                "uid": rng.choice((0, 33, 1000, 65534)),
+                "gid": rng.choice((0, 33, 1000)),
+                "comm": r.comm,
+                "cgroup": cg[r.pid % len(cg)],
+                "object": {"path": "/etc/shadow"},
+            }
+        )
     return evs
 
 
@@ -126,10 +155,14 @@ def bench_events(n_events: int, n_procs: int) -> None:
                 for ev in batch:
                     fn(ev)
                 best = min(best, time.perf_counter() - t0)
-            print(f"{label:<10} {best / len(evs) * 1e6:6.2f} us/event amortized "
-                  f"({len(evs)} events, {n_procs} processes, 31 cgroups; best of 3)")  # fmt: skip
-        print(f"first pass {cold:6.2f} us/event ({len(warm)} events: cold caches, "
-              f"ancestors computed)")  # fmt: skip
+            print(
+                f"{label:<10} {best / len(evs) * 1e6:6.2f} us/event amortized "
+                f"({len(evs)} events, {n_procs} processes, 31 cgroups; best of 3)"
+            )
+        print(
+            f"first pass {cold:6.2f} us/event ({len(warm)} events: cold caches, "
+            f"ancestors computed)"
+        )
         # process events in the mix: 1 fork+exec+exit per 100 events
         mixed: list[dict[str, Any]] = []
         pid = 900_000
@@ -138,26 +171,50 @@ def bench_events(n_events: int, n_procs: int) -> None:
             if k % 100 == 0:
                 p = recs[rng.randrange(len(recs))]
                 ts = ev["ts_ns"]
-                base = {"pid": p.pid, "tgid": p.pid, "ppid": p.ppid, "uid": 0, "gid": 0,
-                        "comm": p.comm, "cgroup": ev["cgroup"]}  # fmt: skip
-                mixed.append({**base, "ts_ns": ts, "kind": "fork",
-                              "object": {"child_pid": pid}})  # fmt: skip
+                base = {
+                    "pid": p.pid,
+                    "tgid": p.pid,
+                    "ppid": p.ppid,
+                    "uid": 0,
+                    "gid": 0,
+                    "comm": p.comm,
+                    "cgroup": ev["cgroup"],
+                }
+                mixed.append(
+                    {**base, "ts_ns": ts, "kind": "fork", "object": {"child_pid": pid}}
+                )
                 child = {**base, "pid": pid, "tgid": pid, "ppid": p.pid}
-                mixed.append({**child, "ts_ns": ts + 1, "kind": "exec",
-                              "object": {"filename": "/usr/bin/true"}})  # fmt: skip
-                mixed.append({**child, "ts_ns": ts + 2, "kind": "exit",
-                              "object": {"exit_code": 0}})  # fmt: skip
+                mixed.append(
+                    {
+                        **child,
+                        "ts_ns": ts + 1,
+                        "kind": "exec",
+                        "object": {"filename": "/usr/bin/true"},
+                    }
+                )
+                mixed.append(
+                    {
+                        **child,
+                        "ts_ns": ts + 2,
+                        "kind": "exit",
+                        "object": {"exit_code": 0},
+                    }
+                )
                 pid += 1
         t0 = time.perf_counter()
         for ev in mixed:
             e.enrich(ev)
         dt = time.perf_counter() - t0
-        print(f"with proc  {dt / len(mixed) * 1e6:6.2f} us/event ({len(mixed)} events, "
-              f"4% exec/fork/exit)")  # fmt: skip
+        print(
+            f"with proc  {dt / len(mixed) * 1e6:6.2f} us/event ({len(mixed)} events, "
+            f"4% exec/fork/exit)"
+        )
         st = tree.stats
-        print(f"counters   hits {st.hits} misses {st.misses} ghosts {st.ghosts} "
-              f"evicted exited {st.evicted_exited} lru {st.evicted_lru} "
-              f"refreshes {st.refreshes}")  # fmt: skip
+        print(
+            f"counters   hits {st.hits} misses {st.misses} ghosts {st.ghosts} "
+            f"evicted exited {st.evicted_exited} lru {st.evicted_lru} "
+            f"refreshes {st.refreshes}"
+        )
 
 
 def bench_memory(n: int) -> None:
@@ -181,8 +238,10 @@ def bench_memory(n: int) -> None:
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
     size = sum(s.size_diff for s in after.compare_to(before, "filename"))
-    print(f"memory     {size / n:6.0f} B/process ({n} processes, caches filled, "
-          f"cmdline ~100 chars)")  # fmt: skip
+    print(
+        f"memory     {size / n:6.0f} B/process ({n} processes, caches filled, "
+        f"cmdline ~100 chars)"
+    )
     del e, tree
 
 

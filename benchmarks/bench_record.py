@@ -38,11 +38,20 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench import build_loop  # noqa: E402
 
-GREP = ["grep", "-r", "-c", "lsmtrace-no-such-pattern", "/usr/share", "/usr/lib/python3"]
+GREP = [
+    "grep",
+    "-r",
+    "-c",
+    "lsmtrace-no-such-pattern",
+    "/usr/share",
+    "/usr/lib/python3",
+]
 # the workload measures itself: its wall time, printed last
-TIMED = ("import subprocess, sys, time; t = time.monotonic(); "
-         "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
-         "stderr=subprocess.DEVNULL); print(time.monotonic() - t)")  # fmt: skip
+TIMED = (
+    "import subprocess, sys, time; t = time.monotonic(); "
+    "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+    "stderr=subprocess.DEVNULL); print(time.monotonic() - t)"
+)
 
 
 def own_loop() -> Path:
@@ -71,8 +80,12 @@ class Consumer:
     def __init__(self, tree: Path, args: list[str], out: Path | None = None) -> None:
         self.err = tempfile.NamedTemporaryFile(prefix="lsmt-bench-", suffix=".err")  # noqa: SIM115
         self.out = open(out or os.devnull, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "lsmtrace", *args], cwd=tree,
-                                     stdout=self.out, stderr=self.err)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lsmtrace", *args],
+            cwd=tree,
+            stdout=self.out,
+            stderr=self.err,
+        )
         deadline = time.monotonic() + 120
         while "Ctrl-C to end" not in Path(self.err.name).read_text():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -90,7 +103,11 @@ class Consumer:
         self.out.close()
         text = Path(self.err.name).read_text()
         self.err.close()
-        return text.strip().splitlines()[-1], tail, ru.ru_utime + ru.ru_stime - self.cpu0
+        return (
+            text.strip().splitlines()[-1],
+            tail,
+            ru.ru_utime + ru.ru_stime - self.cpu0,
+        )
 
 
 def numbers(line: str) -> dict[str, int]:
@@ -108,46 +125,82 @@ def grep_ab(trees: dict[str, Path], pairs: int) -> None:
     with tempfile.TemporaryDirectory() as d:
         for i in range(pairs):
             for name, tree in trees.items():
-                base = float(subprocess.run([sys.executable, "-c", TIMED, *GREP],
-                                            capture_output=True, text=True,
-                                            check=True).stdout)  # fmt: skip
+                base = float(
+                    subprocess.run(
+                        [sys.executable, "-c", TIMED, *GREP],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout
+                )
                 rec = Path(d) / f"{i}-{len(res[name])}.jsonl"
                 p = subprocess.run(
-                    [sys.executable, "-m", "lsmtrace", "record", "-o", str(rec), "--",
-                     sys.executable, "-c", TIMED, *GREP],
-                    cwd=tree, capture_output=True, text=True, check=False)  # fmt: skip
+                    [
+                        sys.executable,
+                        "-m",
+                        "lsmtrace",
+                        "record",
+                        "-o",
+                        str(rec),
+                        "--",
+                        sys.executable,
+                        "-c",
+                        TIMED,
+                        *GREP,
+                    ],
+                    cwd=tree,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
                 traced = float(p.stdout.strip().splitlines()[-1])
                 t = trailer(rec)
-                res[name].append((base, traced, int(str(t["events"])), int(str(t["lost"]))))
+                res[name].append(
+                    (base, traced, int(str(t["events"])), int(str(t["lost"])))
+                )
                 rec.unlink()
-                print(f"  {name:<14} untraced {base:.2f}s  traced {traced:.2f}s  "
-                      f"ratio {base / traced:.3f}  events {t['events']}  lost {t['lost']}",
-                      flush=True)  # fmt: skip
+                print(
+                    f"  {name:<14} untraced {base:.2f}s  traced {traced:.2f}s  "
+                    f"ratio {base / traced:.3f}  events {t['events']}  lost {t['lost']}",
+                    flush=True,
+                )
     for name, rows in res.items():
         ratios = [b / t for b, t, _e, _l in rows]
-        print(f"  {name:<14} ratio median {statistics.median(ratios):.3f} "
-              f"({min(ratios):.3f}-{max(ratios):.3f}), lost {[r[3] for r in rows]}, "
-              f"events {[r[2] for r in rows]}", flush=True)  # fmt: skip
+        print(
+            f"  {name:<14} ratio median {statistics.median(ratios):.3f} "
+            f"({min(ratios):.3f}-{max(ratios):.3f}), lost {[r[3] for r in rows]}, "
+            f"events {[r[2] for r in rows]}",
+            flush=True,
+        )
 
 
-def throughput(trees: dict[str, Path], rates: list[float], seconds: float,
-               consumers: list[str]) -> None:  # fmt: skip
+def throughput(
+    trees: dict[str, Path], rates: list[float], seconds: float, consumers: list[str]
+) -> None:
     loop = own_loop()
-    print(f"consumer throughput, open loop paced for {seconds:g} s, --comm {loop.name}:",
-          flush=True)  # fmt: skip
+    print(
+        f"consumer throughput, open loop paced for {seconds:g} s, --comm {loop.name}:",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as d:
         for rate in rates:
             for what in consumers:
                 for name, tree in trees.items():
                     out = Path(d) / "rec.jsonl"
                     out.unlink(missing_ok=True)
-                    args = (["trace", "--json"] if what == "trace --json"
-                            else ["record", "-o", str(out)])  # fmt: skip
+                    args = (
+                        ["trace", "--json"]
+                        if what == "trace --json"
+                        else ["record", "-o", str(out)]
+                    )
                     c = Consumer(tree, [*args, "--comm", loop.name])
                     n = int(rate * seconds)
                     t0 = time.monotonic()
-                    subprocess.run([str(loop), str(n), "/etc/hostname", str(rate)],
-                                   check=True, capture_output=True)  # fmt: skip
+                    subprocess.run(
+                        [str(loop), str(n), "/etc/hostname", str(rate)],
+                        check=True,
+                        capture_output=True,
+                    )
                     produced = time.monotonic() - t0
                     line, tail, cpu = c.stop()
                     r = numbers(line)
@@ -158,48 +211,80 @@ def throughput(trees: dict[str, Path], rates: list[float], seconds: float,
                     exact = att == r["delivered"] + r["lost"]
                     pct = 100 * r["lost"] / att if att else 0.0
                     e2e = r["delivered"] / (produced + tail)
-                    print(f"  {what:<12} {name:<14} offered {n / produced:>8.0f}/s  "
-                          f"delivered {r['delivered']:>8}  lost {r['lost']:>8} "
-                          f"({pct:.3f} %)  tail {tail:5.2f}s  end-to-end {e2e:>8.0f}/s  "
-                          f"CPU {1e6 * cpu / max(1, r['delivered']):.2f} us/event  "
-                          f"{'exact' if exact else 'NOT EXACT'}", flush=True)  # fmt: skip
+                    print(
+                        f"  {what:<12} {name:<14} offered {n / produced:>8.0f}/s  "
+                        f"delivered {r['delivered']:>8}  lost {r['lost']:>8} "
+                        f"({pct:.3f} %)  tail {tail:5.2f}s  end-to-end {e2e:>8.0f}/s  "
+                        f"CPU {1e6 * cpu / max(1, r['delivered']):.2f} us/event  "
+                        f"{'exact' if exact else 'NOT EXACT'}",
+                        flush=True,
+                    )
 
 
 def backpressure(tree: Path, n: int, backlog_mb: int) -> None:
     loop = own_loop()
-    print(f"back-pressure: unpaced open loop of {n} under record "
-          f"(--backlog-mb {backlog_mb}):", flush=True)  # fmt: skip
-    base = subprocess.run([str(loop), str(n)], capture_output=True, text=True,
-                          check=True).stdout.split()  # fmt: skip
+    print(
+        f"back-pressure: unpaced open loop of {n} under record "
+        f"(--backlog-mb {backlog_mb}):",
+        flush=True,
+    )
+    base = subprocess.run(
+        [str(loop), str(n)], capture_output=True, text=True, check=True
+    ).stdout.split()
     print(f"  untraced              loop {float(base[0]) * n / 1e9:6.2f}s", flush=True)
     with tempfile.TemporaryDirectory() as d:
         for flags in ([], ["--pause-on-loss"]):
             out = Path(d) / "bp.jsonl"
             out.unlink(missing_ok=True)
             t0 = time.monotonic()
-            p = subprocess.run([sys.executable, "-m", "lsmtrace", "record", "-o", str(out),
-                                "--backlog-mb", str(backlog_mb), *flags, "--",
-                                str(loop), str(n)], cwd=tree, capture_output=True,
-                               text=True, check=False)  # fmt: skip
+            p = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "lsmtrace",
+                    "record",
+                    "-o",
+                    str(out),
+                    "--backlog-mb",
+                    str(backlog_mb),
+                    *flags,
+                    "--",
+                    str(loop),
+                    str(n),
+                ],
+                cwd=tree,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             total = time.monotonic() - t0
             ns = float(p.stdout.split()[0])
             t = trailer(out)
-            print(f"  {' '.join(flags) or 'no pausing':<21} loop {ns * n / 1e9:6.2f}s  "
-                  f"record {total:6.2f}s  events {t['events']}  lost {t['lost']}  "
-                  f"paused {t.get('paused', '-')} times, {t.get('paused_s', '-')} s",
-                  flush=True)  # fmt: skip
+            print(
+                f"  {' '.join(flags) or 'no pausing':<21} loop {ns * n / 1e9:6.2f}s  "
+                f"record {total:6.2f}s  events {t['events']}  lost {t['lost']}  "
+                f"paused {t.get('paused', '-')} times, {t.get('paused_s', '-')} s",
+                flush=True,
+            )
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--baseline", type=Path, help="another checkout, A/B alternated")
-    p.add_argument("--pairs", type=int, default=3, help="A/B pairs of the grep workload")
+    p.add_argument(
+        "--pairs", type=int, default=3, help="A/B pairs of the grep workload"
+    )
     p.add_argument("--rates", default="250000,500000")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--consumers", default="record,trace --json")
-    p.add_argument("--bp-n", type=int, default=4_000_000,
-                   help="opens of the back-pressure loop (0: skip)")
+    p.add_argument(
+        "--bp-n",
+        type=int,
+        default=4_000_000,
+        help="opens of the back-pressure loop (0: skip)",
+    )
     p.add_argument("--skip", default="", help="comma list of grep,throughput")
     a = p.parse_args()
     if os.geteuid() != 0:
@@ -212,8 +297,12 @@ def main() -> int:
     if "grep" not in skip:
         grep_ab(trees, a.pairs)
     if "throughput" not in skip:
-        throughput(trees, [float(x) for x in a.rates.split(",")], a.seconds,
-                   a.consumers.split(","))  # fmt: skip
+        throughput(
+            trees,
+            [float(x) for x in a.rates.split(",")],
+            a.seconds,
+            a.consumers.split(","),
+        )
     if a.bp_n:
         backpressure(ROOT, a.bp_n, 128)
     return 0

@@ -65,8 +65,9 @@ def prog_ids(pid: int) -> set[int]:
 
 def loaded_ids() -> set[int]:
     """Every BPF program id the kernel has (BPF_PROG_GET_NEXT_ID via bpftool)."""
-    out = subprocess.run(["bpftool", "prog", "list", "-j"], capture_output=True,
-                         text=True, check=False).stdout  # fmt: skip
+    out = subprocess.run(
+        ["bpftool", "prog", "list", "-j"], capture_output=True, text=True, check=False
+    ).stdout
     import json
 
     try:
@@ -79,9 +80,12 @@ def start_stop(tree: Path) -> dict[str, float]:
     ticker = subprocess.Popen([sys.executable, "-c", TICKER])
     try:
         t0 = time.monotonic()
-        p = subprocess.Popen(lsmtrace(tree, "trace", "--json", "--comm", MARKER),
-                             cwd=tree, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL)  # fmt: skip
+        p = subprocess.Popen(
+            lsmtrace(tree, "trace", "--json", "--comm", MARKER),
+            cwd=tree,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         assert p.stdout is not None
         line = p.stdout.readline()
         first = time.monotonic() - t0
@@ -104,31 +108,46 @@ def start_stop(tree: Path) -> dict[str, float]:
 
 def duration_one(tree: Path) -> float:
     t0 = time.monotonic()
-    subprocess.run(lsmtrace(tree, "trace", "--duration", "1", "--uid", "4242424"),
-                   cwd=tree, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        lsmtrace(tree, "trace", "--duration", "1", "--uid", "4242424"),
+        cwd=tree,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.monotonic() - t0
 
 
 def record_tail(tree: Path) -> float:
     with tempfile.TemporaryDirectory() as d:
         stamp = Path(d) / "end"
-        cmd = [sys.executable, "-c",
-               f"import time; time.sleep(0.3); open({str(stamp)!r}, 'w')"
-               ".write(repr(time.monotonic()))"]  # fmt: skip
-        subprocess.run(lsmtrace(tree, "record", "-o", str(Path(d) / "r.jsonl"), "--", *cmd),
-                       cwd=tree, check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-c",
+            f"import time; time.sleep(0.3); open({str(stamp)!r}, 'w')"
+            ".write(repr(time.monotonic()))",
+        ]
+        subprocess.run(
+            lsmtrace(tree, "record", "-o", str(Path(d) / "r.jsonl"), "--", *cmd),
+            cwd=tree,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         end = time.monotonic()
         return end - float(stamp.read_text())
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--baseline", type=Path,
-                   help="another checkout of lsmtrace to measure alternately")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of lsmtrace to measure alternately",
+    )
     a = p.parse_args()
     if os.geteuid() != 0:
         print("error: run as root", file=sys.stderr)
@@ -147,14 +166,22 @@ def main() -> int:
             row["record tail"] = record_tail(tree)
             for k, v in row.items():
                 results[name].setdefault(k, []).append(v)
-            print(f"  round {r + 1} {name:<14} " +
-                  "  ".join(f"{k} {v:.2f}s" for k, v in row.items()), flush=True)  # fmt: skip
-    print("start/stop, seconds, median (min-max) of "
-          f"{a.rounds} rounds, warm caches:", flush=True)
+            print(
+                f"  round {r + 1} {name:<14} "
+                + "  ".join(f"{k} {v:.2f}s" for k, v in row.items()),
+                flush=True,
+            )
+    print(
+        f"start/stop, seconds, median (min-max) of {a.rounds} rounds, warm caches:",
+        flush=True,
+    )
     for name, rows in results.items():
         for k, vals in rows.items():
-            print(f"  {name:<14} {k:<12} {statistics.median(vals):6.2f} "
-                  f"({min(vals):.2f}-{max(vals):.2f})", flush=True)  # fmt: skip
+            print(
+                f"  {name:<14} {k:<12} {statistics.median(vals):6.2f} "
+                f"({min(vals):.2f}-{max(vals):.2f})",
+                flush=True,
+            )
     return 0
 
 

@@ -87,9 +87,20 @@ class Tracer:
         self.err_path = out.with_suffix(".err")
         with open(out, "wb") as o, open(self.err_path, "wb") as e:
             self.proc = subprocess.Popen(
-                [PY, "-m", "lsmtrace", "trace", "--backend", "tracepoint", "--json", *args],
-                cwd=ROOT, stdout=o, stderr=e,
-            )  # fmt: skip
+                [
+                    PY,
+                    "-m",
+                    "lsmtrace",
+                    "trace",
+                    "--backend",
+                    "tracepoint",
+                    "--json",
+                    *args,
+                ],
+                cwd=ROOT,
+                stdout=o,
+                stderr=e,
+            )
         deadline = time.monotonic() + 180
         while "Ctrl-C to end" not in self.err_path.read_text():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -103,7 +114,11 @@ class Tracer:
     def stop(self) -> tuple[list[dict[str, Any]], str]:
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(timeout=120)
-        evs = [json.loads(ln) for ln in self.out_path.read_text().splitlines() if ln.strip()]
+        evs = [
+            json.loads(ln)
+            for ln in self.out_path.read_text().splitlines()
+            if ln.strip()
+        ]
         return evs, self.err_path.read_text().strip().splitlines()[-1]
 
 
@@ -155,13 +170,26 @@ def stress(n: int, par: int, work: Path, scoped: bool = True) -> None:
     denied.chmod(0o644)
     # scoped: another workload of the host denied meanwhile cannot fill the
     # ring (this host is shared: floods of other tests' denials happen)
-    t = Tracer(["--denied", *(["--cgroup", str(scope)] if scoped else [])],
-               work / "stress.jsonl")  # fmt: skip
+    t = Tracer(
+        ["--denied", *(["--cgroup", str(scope)] if scoped else [])],
+        work / "stress.jsonl",
+    )
     try:
         start = time.monotonic()
         cpu0 = t.cpu_seconds()
-        r = subprocess.run([PY, "-c", LAUNCHER, str(scope / "cgroup.procs"), str(denied),
-                            str(n), str(par)], capture_output=True, text=True)  # fmt: skip
+        r = subprocess.run(
+            [
+                PY,
+                "-c",
+                LAUNCHER,
+                str(scope / "cgroup.procs"),
+                str(denied),
+                str(n),
+                str(par),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0:
             raise SystemExit(f"launcher failed: {r.stderr}")
         took = time.monotonic() - start
@@ -179,8 +207,13 @@ def stress(n: int, par: int, work: Path, scoped: bool = True) -> None:
                 except OSError:
                     time.sleep(0.1)
     failed = int(r.stdout.strip() or -1)
-    mine = [e for e in evs if e["hook"] == "sys_openat" and e["errno"] == "EACCES"
-            and e["object"].get("path") == str(denied)]  # fmt: skip
+    mine = [
+        e
+        for e in evs
+        if e["hook"] == "sys_openat"
+        and e["errno"] == "EACCES"
+        and e["object"].get("path") == str(denied)
+    ]
     # ancestors whose executable /proc hides from root too (pid 1 in some sandboxes)
     hidden = {a["pid"] for e in mine for a in e["ancestors"] if hidden_exe(a["pid"])}
     lacking = [(e, complete(e, str(denied), cid, hidden)) for e in mine]
@@ -188,10 +221,13 @@ def stress(n: int, par: int, work: Path, scoped: bool = True) -> None:
     ok = len(mine) - len(bad)
     pct = 100.0 * ok / n if n else 0.0
     how = "--denied --cgroup <its scope>" if scoped else "--denied"
-    print(f"stress: {n} short-lived processes denied by Landlock in a docker cgroup "
-          f"({failed} failed as expected), `trace --json {how}`: {len(mine)} denials "
-          f"seen, {ok} fully enriched = {pct:.2f} % of {n} (target >= 99.9 %) in "
-          f"{took:.1f} s; tracer CPU {cpu:.2f} s", flush=True)  # fmt: skip
+    print(
+        f"stress: {n} short-lived processes denied by Landlock in a docker cgroup "
+        f"({failed} failed as expected), `trace --json {how}`: {len(mine)} denials "
+        f"seen, {ok} fully enriched = {pct:.2f} % of {n} (target >= 99.9 %) in "
+        f"{took:.1f} s; tracer CPU {cpu:.2f} s",
+        flush=True,
+    )
     print(f"  tracer: {summary}", flush=True)
     for e, why in bad[:5]:
         print(f"  incomplete pid {e['pid']}: {'; '.join(why)}", flush=True)
@@ -218,16 +254,22 @@ def lifecycle_cost(n: int, pairs: int, work: Path) -> None:
         time.sleep(0.3)
         cpu = t.cpu_seconds() - cpu0
         _evs, summary = t.stop()
-        procs = int(summary.split(" process events")[0].rsplit(" ", 1)[1]) \
-            if " process events" in summary else 0  # fmt: skip
+        procs = (
+            int(summary.split(" process events")[0].rsplit(" ", 1)[1])
+            if " process events" in summary
+            else 0
+        )
         ratios.append(base / traced)
         if procs:
             per_event.append(cpu / procs * 1e6)
-    print(f"process events past the filters: /bin/true spawn loop ({n} x 2 per side) "
-          f"untraced/traced under `--denied --uid 4242424` {statistics.median(ratios):.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f}; {pairs} pairs); tracer CPU "
-          f"per process event {statistics.median(per_event):.1f} us "
-          f"(min {min(per_event):.1f}, max {max(per_event):.1f})", flush=True)  # fmt: skip
+    print(
+        f"process events past the filters: /bin/true spawn loop ({n} x 2 per side) "
+        f"untraced/traced under `--denied --uid 4242424` {statistics.median(ratios):.3f} "
+        f"(min {min(ratios):.3f}, max {max(ratios):.3f}; {pairs} pairs); tracer CPU "
+        f"per process event {statistics.median(per_event):.1f} us "
+        f"(min {min(per_event):.1f}, max {max(per_event):.1f})",
+        flush=True,
+    )
 
 
 def table_lookup_cost() -> None:
@@ -240,9 +282,11 @@ def table_lookup_cost() -> None:
     tree, kind = kheaders.header_tree()
     if kind == "btf":
         os.environ["BCC_KERNEL_SOURCE"] = str(tree)
-    b = bcc.BPF(text="struct k { u32 tgid; u32 pad; u64 start; };\n"
-                     "struct v { u32 ppid; char comm[16]; char exe[256]; char argv[336];"
-                     " u64 cgroup; };\nBPF_HASH(procs, struct k, struct v, 32768);")  # fmt: skip
+    b = bcc.BPF(
+        text="struct k { u32 tgid; u32 pad; u64 start; };\n"
+        "struct v { u32 ppid; char comm[16]; char exe[256]; char argv[336];"
+        " u64 cgroup; };\nBPF_HASH(procs, struct k, struct v, 32768);"
+    )
     t = b["procs"]
     for i in range(1000):
         t[t.Key(i, 0, i)] = t.Leaf()
@@ -253,19 +297,28 @@ def table_lookup_cost() -> None:
         t[keys[i % 1000]]
     us = (time.perf_counter() - t0) / n * 1e6
     b.cleanup()
-    print(f"in-kernel process table (the alternative): one bcc map lookup from "
-          f"Python {us:.1f} us", flush=True)
+    print(
+        f"in-kernel process table (the alternative): one bcc map lookup from "
+        f"Python {us:.1f} us",
+        flush=True,
+    )
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--n", type=int, default=2000, help="denied processes")
     p.add_argument("--parallel", type=int, default=8)
     p.add_argument("--spawns", type=int, default=500, help="spawn loop length")
-    p.add_argument("--pairs", type=int, default=3, help="spawn loop A/B pairs (0: skip)")
-    p.add_argument("--unscoped", action="store_true",
-                   help="trace every denial of the host (no --cgroup)")
+    p.add_argument(
+        "--pairs", type=int, default=3, help="spawn loop A/B pairs (0: skip)"
+    )
+    p.add_argument(
+        "--unscoped",
+        action="store_true",
+        help="trace every denial of the host (no --cgroup)",
+    )
     a = p.parse_args()
     if os.geteuid() != 0:
         print("error: bench_stress loads BPF programs: run as root", file=sys.stderr)

@@ -58,10 +58,18 @@ SECCOMP, PROCTITLE, BPF = 1326, 1327, 1334
 AVC, LANDLOCK_ACCESS, LANDLOCK_DOMAIN = 1400, 1423, 1424
 
 TYPE_NAMES = {
-    SYSCALL: "SYSCALL", PATH: "PATH", CONFIG_CHANGE: "CONFIG_CHANGE", CWD: "CWD",
-    EOE: "EOE", SECCOMP: "SECCOMP", PROCTITLE: "PROCTITLE", BPF: "BPF", AVC: "AVC",
-    LANDLOCK_ACCESS: "LANDLOCK_ACCESS", LANDLOCK_DOMAIN: "LANDLOCK_DOMAIN",
-}  # fmt: skip
+    SYSCALL: "SYSCALL",
+    PATH: "PATH",
+    CONFIG_CHANGE: "CONFIG_CHANGE",
+    CWD: "CWD",
+    EOE: "EOE",
+    SECCOMP: "SECCOMP",
+    PROCTITLE: "PROCTITLE",
+    BPF: "BPF",
+    AVC: "AVC",
+    LANDLOCK_ACCESS: "LANDLOCK_ACCESS",
+    LANDLOCK_DOMAIN: "LANDLOCK_DOMAIN",
+}
 DECISION_TYPES = frozenset({AVC, LANDLOCK_ACCESS, SECCOMP})
 # In a syscall's group the LSM's records come first (written at the decision),
 # the SYSCALL, CWD, PATH, PROCTITLE and EOE records at syscall exit: a serial
@@ -70,11 +78,33 @@ STARTS_GROUP = DECISION_TYPES | {LANDLOCK_DOMAIN}
 
 # Fields written with audit_log_untrustedstring / audit_log_d_path / the hex of
 # proctitle: an unquoted all-hex value of these is an encoded name.
-NAME_FIELDS = frozenset({
-    "path", "name", "exe", "comm", "proctitle", "cwd", "dev", "ocomm", "profile",
-    "label", "peer", "namespace", "target", "peer_label", "srawcon", "trawcon",
-    "kmod", "key_desc", "fstype", "srcname", "flags_str", "old_name", "new_name",
-})  # fmt: skip
+NAME_FIELDS = frozenset(
+    {
+        "path",
+        "name",
+        "exe",
+        "comm",
+        "proctitle",
+        "cwd",
+        "dev",
+        "ocomm",
+        "profile",
+        "label",
+        "peer",
+        "namespace",
+        "target",
+        "peer_label",
+        "srawcon",
+        "trawcon",
+        "kmod",
+        "key_desc",
+        "fstype",
+        "srcname",
+        "flags_str",
+        "old_name",
+        "new_name",
+    }
+)
 # `key` is a name in SYSCALL records (the rule key) and a decimal IPC key in AVCs
 _NAME_FIELDS_BY_TYPE = {SYSCALL: NAME_FIELDS | {"key"}}
 
@@ -87,10 +117,15 @@ _PERMS = re.compile(r"\{\s*([^}]*?)\s*\}")
 AUDIT_ARCH = {"c000003e": "x86_64", "c00000b7": "aarch64"}
 
 SECCOMP_ACTIONS = {
-    0x80000000: "kill_process", 0x00000000: "kill_thread", 0x00030000: "trap",
-    0x00050000: "errno", 0x7FC00000: "user_notif", 0x7FF00000: "trace",
-    0x7FFC0000: "log", 0x7FFF0000: "allow",
-}  # fmt: skip
+    0x80000000: "kill_process",
+    0x00000000: "kill_thread",
+    0x00030000: "trap",
+    0x00050000: "errno",
+    0x7FC00000: "user_notif",
+    0x7FF00000: "trace",
+    0x7FFC0000: "log",
+    0x7FFF0000: "allow",
+}
 SECCOMP_ACTION_MASK = 0xFFFF0000
 
 
@@ -229,7 +264,11 @@ def parse(record_type: int, payload: bytes | str) -> Record | None:
         if m is None:
             return None
         return Record(
-            record_type, int(m.group(1)), int(m.group(2)), int(m.group(3)), text[m.end() :]
+            record_type,
+            int(m.group(1)),
+            int(m.group(2)),
+            int(m.group(3)),
+            text[m.end() :],
         )
     raw = bytes(payload)
     h = header(raw)
@@ -346,7 +385,9 @@ class Grouper:
         done += self.flush(now)
         return done
 
-    def add_records(self, records: Iterable[Record], now: float | None = None) -> list[Group]:
+    def add_records(
+        self, records: Iterable[Record], now: float | None = None
+    ) -> list[Group]:
         now = self.clock() if now is None else now
         done: list[Group] = []
         for rec in records:
@@ -532,8 +573,18 @@ def _apparmor(out: dict[str, Any], f: Mapping[str, str]) -> None:
     out["lsm"] = "apparmor"
     out["apparmor"] = kind
     out["result"] = "denied" if kind in ("DENIED", "KILLED") else "allowed"
-    for k in ("operation", "class", "profile", "label", "name", "info", "target",
-              "capname", "signal", "peer"):  # fmt: skip
+    for k in (
+        "operation",
+        "class",
+        "profile",
+        "label",
+        "name",
+        "info",
+        "target",
+        "capname",
+        "signal",
+        "peer",
+    ):
         if k in f:
             out[k] = f[k]
     if "requested_mask" in f:

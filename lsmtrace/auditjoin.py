@@ -60,8 +60,9 @@ from lsmtrace import audit
 
 # lsm values that an LSM's audit record may explain (None: the rung cannot tell;
 # seccomp: the hook rungs' filter-run program, whose filter may log)
-WAIT_LSMS = frozenset({None, "dac", "unattributed", "selinux", "apparmor", "landlock",
-                       "seccomp"})  # fmt: skip
+WAIT_LSMS = frozenset(
+    {None, "dac", "unattributed", "selinux", "apparmor", "landlock", "seccomp"}
+)
 _REFINABLE = frozenset({None, "unattributed"})
 _DECISION_KINDS = frozenset({"syscall", "hook", "avc"})
 _DENY_ERRNOS = frozenset({errno.EPERM, errno.EACCES})
@@ -88,8 +89,20 @@ class JoinStats:
 
 
 class _Pending:
-    __slots__ = ("deadline", "done", "ev", "indexed", "kind", "path", "ret", "seq",
-                 "sysname", "tgid", "tid", "wall_ns")  # fmt: skip
+    __slots__ = (
+        "deadline",
+        "done",
+        "ev",
+        "indexed",
+        "kind",
+        "path",
+        "ret",
+        "seq",
+        "sysname",
+        "tgid",
+        "tid",
+        "wall_ns",
+    )
 
     def __init__(self, ev: dict[str, Any], seq: int) -> None:
         self.ev = ev
@@ -104,8 +117,19 @@ class _Pending:
 
 
 class _Held:
-    __slots__ = ("audit", "closed", "deadline", "domain", "exit", "matched",
-                 "open_key", "path", "pid", "sysname", "wall_ns")  # fmt: skip
+    __slots__ = (
+        "audit",
+        "closed",
+        "deadline",
+        "domain",
+        "exit",
+        "matched",
+        "open_key",
+        "path",
+        "pid",
+        "sysname",
+        "wall_ns",
+    )
 
     def __init__(self, a: dict[str, Any], sysname: str | None, wall_ns: int) -> None:
         self.audit = a
@@ -113,7 +137,9 @@ class _Held:
         self.sysname = sysname
         self.exit: int | None = a.get("exit")
         self.path: str | None = a.get("path")
-        self.domain: str | None = a.get("domain") if a.get("lsm") == "landlock" else None
+        self.domain: str | None = (
+            a.get("domain") if a.get("lsm") == "landlock" else None
+        )
         self.wall_ns = wall_ns
         self.deadline = 0.0
         self.matched = False
@@ -162,7 +188,9 @@ class Joiner:
 
         self.arch = arch or syscalls.machine()
         self.syscall_names = (
-            syscall_names if syscall_names is not None else syscalls.all_names(self.arch)
+            syscall_names
+            if syscall_names is not None
+            else syscalls.all_names(self.arch)
         )
         if wall_offset_ns is None:
             wall_offset_ns = time.time_ns() - time.monotonic_ns()
@@ -323,7 +351,11 @@ class Joiner:
         if status != "allocated":
             return
         pid = dom.get("pid")
-        info = (int(pid) if pid and pid.isdigit() else None, dom.get("exe"), dom.get("comm"))
+        info = (
+            int(pid) if pid and pid.isdigit() else None,
+            dom.get("exe"),
+            dom.get("comm"),
+        )
         if key not in self._domains:
             self.stats.domains += 1
         self._domains[key] = info
@@ -333,7 +365,9 @@ class Joiner:
         # an access record of this domain may already wait for its pid
         for h in list(self._held_by_pid.get(None, {}).values()):
             if h.domain == key and "domain_pid" not in h.audit:
-                h.audit["domain_pid"], h.audit["domain_exe"], h.audit["domain_comm"] = info
+                h.audit["domain_pid"], h.audit["domain_exe"], h.audit["domain_comm"] = (
+                    info
+                )
                 if not h.matched and self._match_group(h):
                     self.stats.groups_joined += 1
 
@@ -376,7 +410,11 @@ class Joiner:
         hooks: list[_Pending] = []
         seen = 0
         for e in pool:
-            if e.done or not self._compatible(h, e) or (pidless and not self._pidless_ok(h, e)):
+            if (
+                e.done
+                or not self._compatible(h, e)
+                or (pidless and not self._pidless_ok(h, e))
+            ):
                 continue
             if e.kind == "syscall":
                 anchor = e

@@ -128,15 +128,15 @@ def open_join(
     if mode not in MODES:
         raise LsmtraceError(f"--audit {mode}: expected auto, on or off")
     if enable and mode == "off":
-        raise LsmtraceError(
-            "--enable-audit with --audit off", hint="drop one of them"
-        )
+        raise LsmtraceError("--enable-audit with --audit off", hint="drop one of them")
     if mode == "off":
         return Opened(None, "audit join off", [])
     try:
         st = get_status()
     except auditnl.AuditUnavailable as e:
-        return Opened(None, f"audit join off ({_short(e)})", [f"note: no audit join: {e}"])
+        return Opened(
+            None, f"audit join off ({_short(e)})", [f"note: no audit join: {e}"]
+        )
     notes: list[str] = []
     guard = None
     if st.enabled == 0:
@@ -157,7 +157,9 @@ def open_join(
                 hint=ENABLE_HINT + ". Cost: " + auditnl.COST_NOTE,
             )
         else:
-            return Opened(None, "audit join off (audit disabled; see lsmtrace doctor)", [])
+            return Opened(
+                None, "audit join off (audit disabled; see lsmtrace doctor)", []
+            )
     try:
         reader = make_reader()
     except auditnl.AuditUnavailable as e:

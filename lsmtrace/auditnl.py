@@ -64,9 +64,18 @@ AUDIT_STATUS_ENABLED = 0x1
 # backlog feature_bitmap backlog_wait_time backlog_wait_time_actual (the last
 # ones are absent on old kernels: we read what came and zero-fill the rest)
 _STATUS_FIELDS = (
-    "mask", "enabled", "failure", "pid", "rate_limit", "backlog_limit", "lost",
-    "backlog", "feature_bitmap", "backlog_wait_time", "backlog_wait_time_actual",
-)  # fmt: skip
+    "mask",
+    "enabled",
+    "failure",
+    "pid",
+    "rate_limit",
+    "backlog_limit",
+    "lost",
+    "backlog",
+    "feature_bitmap",
+    "backlog_wait_time",
+    "backlog_wait_time_actual",
+)
 
 # struct audit_rule_data head: flags (the filter list), action, field_count
 AUDIT_FILTER_TASK = 0x01
@@ -104,7 +113,9 @@ class AuditStatus:
     @classmethod
     def from_bytes(cls, payload: bytes) -> AuditStatus:
         n = min(len(payload) // 4, len(_STATUS_FIELDS))
-        values = dict(zip(_STATUS_FIELDS, struct.unpack_from(f"={n}I", payload), strict=False))
+        values = dict(
+            zip(_STATUS_FIELDS, struct.unpack_from(f"={n}I", payload), strict=False)
+        )
         return cls(
             enabled=values.get("enabled", 0),
             failure=values.get("failure", 0),
@@ -126,7 +137,9 @@ def _unicast_socket() -> socket.socket:
     try:
         s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_AUDIT)
     except OSError as e:  # EPROTONOSUPPORT: kernel built without CONFIG_AUDIT
-        raise AuditUnavailable(e.errno, f"no audit netlink socket ({_explain(e)})") from e
+        raise AuditUnavailable(
+            e.errno, f"no audit netlink socket ({_explain(e)})"
+        ) from e
     s.settimeout(2.0)
     s.bind((0, 0))
     return s
@@ -200,7 +213,10 @@ def set_enabled(enabled: int) -> None:
         4 * (len(_STATUS_FIELDS) - 2)
     )
     _transact(
-        AUDIT_SET, f"AUDIT_SET enabled={enabled}", lambda t, _b: t == NLMSG_ERROR, payload
+        AUDIT_SET,
+        f"AUDIT_SET enabled={enabled}",
+        lambda t, _b: t == NLMSG_ERROR,
+        payload,
     )
 
 
@@ -281,7 +297,9 @@ class AuditReader:
         try:
             s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_AUDIT)
         except OSError as e:
-            raise AuditUnavailable(e.errno, f"no audit netlink socket ({_explain(e)})") from e
+            raise AuditUnavailable(
+                e.errno, f"no audit netlink socket ({_explain(e)})"
+            ) from e
         try:
             for opt in (getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF):
                 try:  # FORCE goes past net.core.rmem_max (root only)
@@ -397,11 +415,20 @@ class EnableGuard:
         )
         try:
             self.watchdog_proc = subprocess.Popen(
-                [self._python, "-m", "lsmtrace.auditnl", "watchdog", str(r),
-                 str(previous), str(ours)],
-                pass_fds=(r,), start_new_session=True, env=env,
+                [
+                    self._python,
+                    "-m",
+                    "lsmtrace.auditnl",
+                    "watchdog",
+                    str(r),
+                    str(previous),
+                    str(ours),
+                ],
+                pass_fds=(r,),
+                start_new_session=True,
+                env=env,
                 stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+            )
         finally:
             os.close(r)
         # No handshake needed: the read end is in the watchdog's table from
@@ -477,7 +504,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) == 4 and args[0] == "watchdog":
         return watchdog(int(args[1]), int(args[2]), int(args[3]))
-    print("usage: python -m lsmtrace.auditnl watchdog FD PREVIOUS OURS", file=sys.stderr)
+    print(
+        "usage: python -m lsmtrace.auditnl watchdog FD PREVIOUS OURS", file=sys.stderr
+    )
     return 2
 
 

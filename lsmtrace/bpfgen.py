@@ -85,7 +85,6 @@ TYPE_DECODERS: tuple[tuple[tuple[str, ...], str, tuple[int, ...]], ...] = (
 )
 
 
-
 @dataclass(frozen=True)
 class Program:
     kind: str  # kfunc | kretfunc | kprobe | kretprobe
@@ -132,15 +131,29 @@ def struct_offsets() -> list[str]:
     try:
         return list(cached_facts("offsets", _struct_offsets))
     except Exception as e:
-        log.warning("struct offsets not in BTF (%s): paths stop at mount points, "
-                    "syscall names stay as given, mntns reads 0", e)  # fmt: skip
-        return ["-DLSMT_NO_MOUNT_WALK=1", "-DLSMT_MOUNT_PARENT=0",
-                "-DLSMT_MOUNT_MOUNTPOINT=0", "-DLSMT_MOUNT_MNT=0",
-                "-DLSMT_MNTNS_INUM=0", "-DLSMT_SK_FAMILY=0", "-DLSMT_SK_NUM=0",
-                "-DLSMT_SK_PROTOCOL=0", "-DLSMT_FS_ROOT=0", "-DLSMT_FS_PWD=0",
-                "-DLSMT_FILES_FDT=0", "-DLSMT_FDT_MAX_FDS=0",
-                "-DLSMT_FDT_FD=0", "-DLSMT_MM_EXE_FILE=0", "-DLSMT_MM_ARG_START=0",
-                "-DLSMT_MM_ARG_END=0"]  # fmt: skip
+        log.warning(
+            "struct offsets not in BTF (%s): paths stop at mount points, "
+            "syscall names stay as given, mntns reads 0",
+            e,
+        )
+        return [
+            "-DLSMT_NO_MOUNT_WALK=1",
+            "-DLSMT_MOUNT_PARENT=0",
+            "-DLSMT_MOUNT_MOUNTPOINT=0",
+            "-DLSMT_MOUNT_MNT=0",
+            "-DLSMT_MNTNS_INUM=0",
+            "-DLSMT_SK_FAMILY=0",
+            "-DLSMT_SK_NUM=0",
+            "-DLSMT_SK_PROTOCOL=0",
+            "-DLSMT_FS_ROOT=0",
+            "-DLSMT_FS_PWD=0",
+            "-DLSMT_FILES_FDT=0",
+            "-DLSMT_FDT_MAX_FDS=0",
+            "-DLSMT_FDT_FD=0",
+            "-DLSMT_MM_EXE_FILE=0",
+            "-DLSMT_MM_ARG_START=0",
+            "-DLSMT_MM_ARG_END=0",
+        ]
 
 
 def _struct_offsets() -> list[str]:
@@ -227,8 +240,9 @@ def _validate_globs(
         fams = {s.family for s in syscalls.SYSCALLS} | {"capability", "selinux"}
         for f in families:
             if f not in fams:
-                raise UsageError(f"unknown family {f!r}",
-                                 hint="families: " + ", ".join(sorted(fams)))  # fmt: skip
+                raise UsageError(
+                    f"unknown family {f!r}", hint="families: " + ", ".join(sorted(fams))
+                )
 
 
 def plan_tracepoint(

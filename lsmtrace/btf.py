@@ -60,10 +60,27 @@ KIND_TYPE_TAG: Final = 18
 KIND_ENUM64: Final = 19
 
 KIND_NAMES: Final = (
-    "UNKN", "INT", "PTR", "ARRAY", "STRUCT", "UNION", "ENUM", "FWD", "TYPEDEF",
-    "VOLATILE", "CONST", "RESTRICT", "FUNC", "FUNC_PROTO", "VAR", "DATASEC",
-    "FLOAT", "DECL_TAG", "TYPE_TAG", "ENUM64",
-)  # fmt: skip
+    "UNKN",
+    "INT",
+    "PTR",
+    "ARRAY",
+    "STRUCT",
+    "UNION",
+    "ENUM",
+    "FWD",
+    "TYPEDEF",
+    "VOLATILE",
+    "CONST",
+    "RESTRICT",
+    "FUNC",
+    "FUNC_PROTO",
+    "VAR",
+    "DATASEC",
+    "FLOAT",
+    "DECL_TAG",
+    "TYPE_TAG",
+    "ENUM64",
+)
 
 # Payload size in 32-bit words: fixed part, and per vlen entry.
 _FIXED_WORDS: Final = {KIND_INT: 1, KIND_ARRAY: 3, KIND_VAR: 1, KIND_DECL_TAG: 1}
@@ -77,8 +94,11 @@ _PER_VLEN_WORDS: Final = {
 }
 _MAX_DEPTH: Final = 64
 
-_QUALIFIERS: Final = {KIND_CONST: "const", KIND_VOLATILE: "volatile",
-                      KIND_RESTRICT: "restrict"}  # fmt: skip
+_QUALIFIERS: Final = {
+    KIND_CONST: "const",
+    KIND_VOLATILE: "volatile",
+    KIND_RESTRICT: "restrict",
+}
 
 # DWARF spells some integer types in an order C programmers do not write.
 _INT_NAMES: Final = {
@@ -308,8 +328,12 @@ class BTF:
         """Skip typedefs, qualifiers and type tags."""
         for _ in range(_MAX_DEPTH):
             if self.kind(tid) not in (
-                KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_TYPE_TAG
-            ):  # fmt: skip
+                KIND_TYPEDEF,
+                KIND_VOLATILE,
+                KIND_CONST,
+                KIND_RESTRICT,
+                KIND_TYPE_TAG,
+            ):
                 return tid
             tid = self._ref(tid)
         raise BTFError(f"{self.source}: type chain too deep at id {tid}")
@@ -381,7 +405,11 @@ class BTF:
         Raises ``KeyError`` when the struct or a member is missing.
         """
         tid = next(
-            (t for t in self.ids_by_name(struct) if self._kinds[t] in (KIND_STRUCT, KIND_UNION)),
+            (
+                t
+                for t in self.ids_by_name(struct)
+                if self._kinds[t] in (KIND_STRUCT, KIND_UNION)
+            ),
             None,
         )
         if tid is None:

@@ -172,13 +172,24 @@ def _tomoyo_state(d: Path) -> tuple[str, str | None]:
     except OSError as e:
         return f"active (cannot read {d}/profile: {e.strerror})", None
     if not profile or "PROFILE_VERSION=" not in profile:
-        return ("active, no policy loaded: denies nothing",
-                "TOMOYO loads its policy when /sbin/init starts, through /sbin/tomoyo-init "
-                "(package tomoyo-tools; /usr/lib/tomoyo/init_policy writes a first one)")  # fmt: skip
-    enforcing = sorted({ln.split("-", 1)[0] for ln in profile.splitlines()
-                        if re.match(r"\d+-CONFIG", ln) and "mode=enforcing" in ln},
-                       key=int)  # fmt: skip
-    which = f"profiles enforcing: {', '.join(enforcing)}" if enforcing else "no enforcing profile"
+        return (
+            "active, no policy loaded: denies nothing",
+            "TOMOYO loads its policy when /sbin/init starts, through /sbin/tomoyo-init "
+            "(package tomoyo-tools; /usr/lib/tomoyo/init_policy writes a first one)",
+        )
+    enforcing = sorted(
+        {
+            ln.split("-", 1)[0]
+            for ln in profile.splitlines()
+            if re.match(r"\d+-CONFIG", ln) and "mode=enforcing" in ln
+        },
+        key=int,
+    )
+    which = (
+        f"profiles enforcing: {', '.join(enforcing)}"
+        if enforcing
+        else "no enforcing profile"
+    )
     return f"active, policy loaded ({which}; domains in /{SECURITYFS}/tomoyo)", None
 
 
@@ -581,7 +592,9 @@ def _check_audit(r: Report, root: Path, info: AuditInfo | None) -> None:
     comms = _proc_comms(root)
     journald = sorted(p for p, c in comms.items() if c in JOURNALD_COMMS)
     if journald:
-        readers.append(f"systemd-journald (pid {journald[0]}) reads the multicast group")
+        readers.append(
+            f"systemd-journald (pid {journald[0]}) reads the multicast group"
+        )
     if st is not None and not st.pid:
         readers.append(
             "no audit daemon: the kernel also prints records to its log "

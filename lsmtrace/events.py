@@ -41,19 +41,59 @@ from lsmtrace import abi
 from lsmtrace.abi import EvFlag, ExecFlag, Kind, ObjType, Rung
 
 CAP_NAMES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-)  # fmt: skip
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+)
 
-AF_NAMES = {0: "AF_UNSPEC", 1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK",
-            17: "AF_PACKET", 40: "AF_VSOCK", 44: "AF_XDP"}  # fmt: skip
+AF_NAMES = {
+    0: "AF_UNSPEC",
+    1: "AF_UNIX",
+    2: "AF_INET",
+    10: "AF_INET6",
+    16: "AF_NETLINK",
+    17: "AF_PACKET",
+    40: "AF_VSOCK",
+    44: "AF_XDP",
+}
 SOCK_TYPES = {1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 5: "SOCK_SEQPACKET"}
 RUNG_NAMES = {Rung.FEXIT: "fexit", Rung.KPROBE: "kprobe", Rung.TRACEPOINT: "tracepoint"}
 KIND_NAMES = {k: k.name.lower() for k in Kind}
@@ -72,9 +112,19 @@ _PATH_KINDS = abi.PATH_KIND_NAMES
 # consumer sees either.
 CONTEXT_ONLY = "_context_only"
 _PROCESS_KINDS = (Kind.EXEC, Kind.FORK, Kind.EXIT)
-BPF_CMDS = ("MAP_CREATE", "MAP_LOOKUP_ELEM", "MAP_UPDATE_ELEM", "MAP_DELETE_ELEM",
-            "MAP_GET_NEXT_KEY", "PROG_LOAD", "OBJ_PIN", "OBJ_GET", "PROG_ATTACH",
-            "PROG_DETACH", "PROG_TEST_RUN")  # fmt: skip
+BPF_CMDS = (
+    "MAP_CREATE",
+    "MAP_LOOKUP_ELEM",
+    "MAP_UPDATE_ELEM",
+    "MAP_DELETE_ELEM",
+    "MAP_GET_NEXT_KEY",
+    "PROG_LOAD",
+    "OBJ_PIN",
+    "OBJ_GET",
+    "PROG_ATTACH",
+    "PROG_DETACH",
+    "PROG_TEST_RUN",
+)
 
 
 DENY_ERRNOS = frozenset({errno_mod.EPERM, errno_mod.EACCES})
@@ -159,7 +209,9 @@ class WallClock:
         sec = ns // 1_000_000_000
         if sec != self._sec:  # events come in bursts: format each second once
             self._sec = sec
-            self._prefix = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._prefix = datetime.fromtimestamp(sec, tz=UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S"
+            )
         return f"{self._prefix}.{(ns // 1000) % 1_000_000:06d}Z"
 
 
@@ -197,7 +249,9 @@ def _exec(p: abi.ObjProc) -> dict[str, Any]:
     if argv.endswith(b"\0"):
         argv = argv[:-1]
     out["argv"] = (
-        [a.decode("utf-8", "surrogateescape") for a in argv.split(b"\0")] if argv else []
+        [a.decode("utf-8", "surrogateescape") for a in argv.split(b"\0")]
+        if argv
+        else []
     )
     out["argv_truncated"] = bool(p.flags & _ARGV_TRUNCATED)
     return out
@@ -249,11 +303,17 @@ def _object(
         n = o.nice
         if ev.kind == Kind.SYSCALL:
             return {"which": n.which, "who": n.who, "nice": n.nice}
-        return {"target_pid": n.target_pid, "nice": n.nice,
-                "target_comm": cstr(n.target_comm)}  # fmt: skip
+        return {
+            "target_pid": n.target_pid,
+            "nice": n.nice,
+            "target_comm": cstr(n.target_comm),
+        }
     if obj_type == ObjType.SIGNAL:
-        out = {"sig": o.signal.sig, "sig_name": signal_name(o.signal.sig),
-               "target_pid": o.signal.target_pid}  # fmt: skip
+        out = {
+            "sig": o.signal.sig,
+            "sig_name": signal_name(o.signal.sig),
+            "target_pid": o.signal.target_pid,
+        }
         comm = cstr(o.signal.target_comm)
         if comm:
             out["target_comm"] = comm
@@ -294,9 +354,15 @@ def _object(
         return {"reason": o.lockdown.reason}
     if obj_type == ObjType.AVC:
         a = o.avc
-        return {"requested": a.requested, "denied": a.denied, "audited": a.audited,
-                "result": a.result, "tclass": cstr(a.tclass),
-                "scontext": cstr(a.scontext), "tcontext": cstr(a.tcontext)}  # fmt: skip
+        return {
+            "requested": a.requested,
+            "denied": a.denied,
+            "audited": a.audited,
+            "result": a.result,
+            "tclass": cstr(a.tclass),
+            "scontext": cstr(a.scontext),
+            "tcontext": cstr(a.tcontext),
+        }
     if obj_type == ObjType.PROC:
         p = o.proc
         if ev.kind == Kind.FORK:
@@ -322,7 +388,9 @@ class Decoder:
         self.clock = clock or WallClock()
         # decode_batch's memos: raw comm -> str, raw object -> object dict
         self._comms: dict[bytes, str] = {}
-        self._objects: dict[tuple[bytes, int, str, str | None, int], dict[str, Any]] = {}
+        self._objects: dict[
+            tuple[bytes, int, str, str | None, int], dict[str, Any]
+        ] = {}
 
     def decode(self, raw: bytes | bytearray | memoryview, offset: int = 0) -> Event:
         """Decode one wire event (sizeof(struct lsmt_event) bytes at `offset`)."""
@@ -367,9 +435,7 @@ class Decoder:
             "mntns": ev.mntns,
             "syscall": syscall,
             "latency_ns": ev.latency_ns or None,
-            "object": _object(
-                ev, obj_type, syscall if kind == Kind.SYSCALL else None
-            ),
+            "object": _object(ev, obj_type, syscall if kind == Kind.SYSCALL else None),
             "truncated": bool(flags & _TRUNCATED),
         }
         if obj_type == ObjType.CAP:
@@ -406,8 +472,26 @@ class Decoder:
         for off in offsets:
             if end - off < size:
                 raise ValueError(f"short event: {end - off} < {size} bytes")
-            (ts, latency, cgroup, kind, rung, id_, lsm, ret, nr, pid, tgid, ppid,
-             uid, euid, gid, mntns, obj_type, flags) = unpack(chunk, off)  # fmt: skip
+            (
+                ts,
+                latency,
+                cgroup,
+                kind,
+                rung,
+                id_,
+                lsm,
+                ret,
+                nr,
+                pid,
+                tgid,
+                ppid,
+                uid,
+                euid,
+                gid,
+                mntns,
+                obj_type,
+                flags,
+            ) = unpack(chunk, off)
             kind_name = _KIND_NAMES_INT.get(kind) or f"kind{kind}"
             if kind_name in PROCESS_KINDS:
                 hook: str = kind_name
@@ -467,7 +551,7 @@ class Decoder:
                 "latency_ns": latency or None,
                 "object": obj,
                 "truncated": bool(flags & _TRUNCATED),
-            }  # fmt: skip
+            }
             if obj_type == _OBJ_CAP:
                 quiet = flags & (_NOAUDIT_OPTS | _NOAUDIT_CALL_SITE)
                 e["noaudit"] = bool(quiet)
@@ -501,9 +585,25 @@ _HEADER, HEADER_FIELDS = _header_struct()
 # decode_batch unpacks the header into these names, in this order: a field added
 # to struct lsmt_event (and abi.Event) must be added there too.
 assert HEADER_FIELDS == (
-    "ts_ns", "latency_ns", "cgroup_id", "kind", "rung", "id", "lsm", "ret", "syscall",
-    "pid", "tgid", "ppid", "uid", "euid", "gid", "mntns", "obj_type", "flags",
-), f"decode_batch needs updating for the header fields {HEADER_FIELDS}"  # fmt: skip
+    "ts_ns",
+    "latency_ns",
+    "cgroup_id",
+    "kind",
+    "rung",
+    "id",
+    "lsm",
+    "ret",
+    "syscall",
+    "pid",
+    "tgid",
+    "ppid",
+    "uid",
+    "euid",
+    "gid",
+    "mntns",
+    "obj_type",
+    "flags",
+), f"decode_batch needs updating for the header fields {HEADER_FIELDS}"
 _OBJ_OFFSET, _OBJ_SIZE = abi.Event.obj.offset, abi.Event.obj.size
 _COMM_OFFSET = abi.Event.comm.offset
 _KIND_NAMES_INT: dict[int, str] = {int(k): n for k, n in KIND_NAMES.items()}

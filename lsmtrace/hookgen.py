@@ -97,8 +97,11 @@ def generate(
         dec, pos = decoder_for(h.name, params)
         hd = f"LSMT_HD_{dec}"
         used = ", ".join(f"x{i} = a{p}" for i, p in enumerate(pos) if 0 <= p < n)
-        lines.append(f"/* hook {h.name} (id {hid}): {fn}, decoder {dec}"
-                     + (f" ({used})" if used else "") + " */")  # fmt: skip
+        lines.append(
+            f"/* hook {h.name} (id {hid}): {fn}, decoder {dec}"
+            + (f" ({used})" if used else "")
+            + " */"
+        )
         if rung == "fexit":
             xs = _xs(pos, n, lambda p: f"a{p}")
             args = _args(n)
@@ -118,8 +121,16 @@ def generate(
                     f"KRETFUNC_PROBE({imp.function}{', ' if m else ''}{_args(m)}, int ret) "
                     f"{{ return lsmt_impl_exit({hid}, {_lsm_id(imp.lsm)}, ret); }}"
                 )
-                progs.append(Program("kretfunc", f"kretfunc__{imp.function}",
-                                     imp.function, h.name, False, False))  # fmt: skip
+                progs.append(
+                    Program(
+                        "kretfunc",
+                        f"kretfunc__{imp.function}",
+                        imp.function,
+                        h.name,
+                        False,
+                        False,
+                    )
+                )
         else:
             xs = _xs(pos, n, lambda p: f"PT_REGS_PARM{p + 1}(ctx)")
             enter, exit_ = f"lsmt_kp_{h.name}", f"lsmt_krp_{h.name}"
@@ -173,13 +184,17 @@ def seccomp_program(rung: str, nargs: int | None) -> tuple[str, list[Program]]:
             return "", []
         args = ", " + _args(nargs) if nargs else ""
         fn = f"kretfunc__{SECCOMP_FN}"
-        text = (f"/* seccomp: the filter run */\n"
-                f"KRETFUNC_PROBE({SECCOMP_FN}{args}, int ret) "
-                "{ return lsmt_seccomp_exit(ret); }\n")  # fmt: skip
+        text = (
+            f"/* seccomp: the filter run */\n"
+            f"KRETFUNC_PROBE({SECCOMP_FN}{args}, int ret) "
+            "{ return lsmt_seccomp_exit(ret); }\n"
+        )
         return text, [Program("kretfunc", fn, SECCOMP_FN, "seccomp", False, False)]
     fn = "lsmt_krp_seccomp"
-    text = (f"/* seccomp: the filter run */\nint {fn}(struct pt_regs *ctx) "
-            "{ return lsmt_seccomp_exit((s32)PT_REGS_RC(ctx)); }\n")  # fmt: skip
+    text = (
+        f"/* seccomp: the filter run */\nint {fn}(struct pt_regs *ctx) "
+        "{ return lsmt_seccomp_exit((s32)PT_REGS_RC(ctx)); }\n"
+    )
     return text, [Program("kretprobe", fn, SECCOMP_FN, "seccomp", False, False)]
 
 
@@ -231,8 +246,9 @@ def plan_hooks(
     cflags = ["-DLSMT_WITH_SCHED=1", *struct_offsets()]
     return Plan(
         rung=rung,
-        source=bpf_source("syscalls.bpf.c", "hooks.bpf.c", "seccomp.bpf.c",
-                          generated=text + sc_text),
+        source=bpf_source(
+            "syscalls.bpf.c", "hooks.bpf.c", "seccomp.bpf.c", generated=text + sc_text
+        ),
         cflags=cflags,
         syscalls=sys_sel,
         tracepoints=[

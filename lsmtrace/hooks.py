@@ -309,9 +309,23 @@ _FAMILY_PREFIXES: Final[tuple[tuple[str, str], ...]] = (
 )
 
 FAMILIES: Final[tuple[str, ...]] = (
-    "file", "inode", "path", "exec", "task", "cred", "capability", "ptrace",
-    "network", "ipc", "key", "bpf", "kernel", "mount", "audit", "other",
-)  # fmt: skip
+    "file",
+    "inode",
+    "path",
+    "exec",
+    "task",
+    "cred",
+    "capability",
+    "ptrace",
+    "network",
+    "ipc",
+    "key",
+    "bpf",
+    "kernel",
+    "mount",
+    "audit",
+    "other",
+)
 
 
 def family_of(hook: str) -> str:
@@ -677,10 +691,14 @@ def catalogue_from_json(text: str) -> Catalogue:
             )
             if raw["impls"]:
                 impls[name] = tuple(
-                    Impl(str(i["lsm"]), str(i["function"]), name,
-                         bool(i["matches_prototype"]))
+                    Impl(
+                        str(i["lsm"]),
+                        str(i["function"]),
+                        name,
+                        bool(i["matches_prototype"]),
+                    )
                     for i in raw["impls"]
-                )  # fmt: skip
+                )
         return Catalogue(
             hooks,
             impls,
@@ -860,11 +878,19 @@ def render_catalogue(
         )
     for r in rungs:
         if "*" in rung_status[r]:
-            lines.extend(textwrap.wrap(f"{r}: not available here: {rung_status[r]['*']}",
-                                       width, subsequent_indent="  "))  # fmt: skip
+            lines.extend(
+                textwrap.wrap(
+                    f"{r}: not available here: {rung_status[r]['*']}",
+                    width,
+                    subsequent_indent="  ",
+                )
+            )
         elif r in partial_notes:
-            lines.extend(textwrap.wrap(f"{r}: part = {partial_notes[r]}", width,
-                                       subsequent_indent="  "))  # fmt: skip
+            lines.extend(
+                textwrap.wrap(
+                    f"{r}: part = {partial_notes[r]}", width, subsequent_indent="  "
+                )
+            )
     lines.append("LSMS: compiled-in implementations by name; '!' = prototype differs")
     if not verbose:
         lines.append("all hooks: lsmtrace hooks --all")

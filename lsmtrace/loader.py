@@ -120,8 +120,10 @@ def choose_rung(backend: str) -> tuple[str, dict[str, str]]:
         "kprobe": "kprobes need CONFIG_KPROBES=y; try --backend auto",
         "tracepoint": "tracepoints need CONFIG_FTRACE_SYSCALLS and a mounted tracefs",
     }
-    raise KernelFeatureError(f"the {backend} rung does not load here: {refused[backend]}",
-                             hint=hints[backend])  # fmt: skip
+    raise KernelFeatureError(
+        f"the {backend} rung does not load here: {refused[backend]}",
+        hint=hints[backend],
+    )
 
 
 def resolve_cgroup(path: str, mounts: list[Path] | None = None) -> str:
@@ -133,8 +135,10 @@ def resolve_cgroup(path: str, mounts: list[Path] | None = None) -> str:
         v2, _hybrid = find_v2_root()
         mounts = [v2] if v2 is not None else []
     if not mounts:
-        raise UsageError("--cgroup needs cgroup v2, and none is mounted",
-                         hint="mount -t cgroup2 none /sys/fs/cgroup/unified")  # fmt: skip
+        raise UsageError(
+            "--cgroup needs cgroup v2, and none is mounted",
+            hint="mount -t cgroup2 none /sys/fs/cgroup/unified",
+        )
     p = Path(path)
     if not p.is_absolute():
         p = mounts[0] / path
@@ -251,8 +255,10 @@ class Tracer:
         if o.cgroup is not None:
             o.cgroup = resolve_cgroup(o.cgroup)
         if o.ringbuf_pages <= 0 or o.ringbuf_pages & (o.ringbuf_pages - 1):
-            raise UsageError(f"--buffer-pages {o.ringbuf_pages} is not a power of two",
-                             hint="e.g. 256, 512, 1024")  # fmt: skip
+            raise UsageError(
+                f"--buffer-pages {o.ringbuf_pages} is not a power of two",
+                hint="e.g. 256, 512, 1024",
+            )
 
     def open(self) -> Attachment:
         check_root()
@@ -358,8 +364,11 @@ class Tracer:
         if "-DLSMT_WITH_CAP_TP=1" in plan.cflags:
             sites = quiet_sites()
             if not sites:
-                log.warning("no kernel addresses in %s: quiet capability probes "
-                            "are not told apart on this rung", KALLSYMS)  # fmt: skip
+                log.warning(
+                    "no kernel addresses in %s: quiet capability probes "
+                    "are not told apart on this rung",
+                    KALLSYMS,
+                )
             table = self.bpf["quiet_sites"]
             for i, (start, end) in enumerate(sites):
                 table[ct.c_int(i)] = table.Leaf(start, end)
@@ -482,8 +491,9 @@ class Tracer:
 
         self._perf_pending = pending
         # wakeup_events > 1: never bcc's default of one wakeup per event.
-        self.bpf["events"].open_perf_buffer(on_event, page_cnt=64, lost_cb=on_lost,
-                                            wakeup_events=64)  # fmt: skip
+        self.bpf["events"].open_perf_buffer(
+            on_event, page_cnt=64, lost_cb=on_lost, wakeup_events=64
+        )
 
     # -- running -------------------------------------------------------------
     def poll(self, on_batch: BatchCallback, timeout: float = 0.1) -> int:
@@ -663,8 +673,13 @@ def _open_fds() -> list[int]:
 
 
 # anon inodes that keep programs attached: perf events, BPF programs, links, maps
-_BPF_INODES = ("anon_inode:[perf_event]", "anon_inode:bpf-prog", "anon_inode:bpf_link",
-               "anon_inode:bpf-link", "anon_inode:bpf-map")  # fmt: skip
+_BPF_INODES = (
+    "anon_inode:[perf_event]",
+    "anon_inode:bpf-prog",
+    "anon_inode:bpf_link",
+    "anon_inode:bpf-link",
+    "anon_inode:bpf-map",
+)
 
 
 def _bpf_fds() -> list[int]:

@@ -443,24 +443,35 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     st = snap.stats
     for name, key, doc in (
         ("events_lost", "lost", "Events dropped because the ring/perf buffer was full"),
-        ("map_full", "map_full", "Updates of a kernel aggregation map that failed "
-         "because it was full (those decisions are missing from the counts)"),
+        (
+            "map_full",
+            "map_full",
+            "Updates of a kernel aggregation map that failed "
+            "because it was full (those decisions are missing from the counts)",
+        ),
         ("read_errors", "read_err", "Kernel reads of an event's object that failed"),
-        ("events_attempted", "attempted", "Events the kernel tried to stream "
-         "(after filters): delivered + lost"),
-    ):  # fmt: skip
+        (
+            "events_attempted",
+            "attempted",
+            "Events the kernel tried to stream (after filters): delivered + lost",
+        ),
+    ):
         yield CounterMetricFamily(f"{p}_{name}", doc, value=st.get(key, 0))
     yield CounterMetricFamily(
         f"{p}_events_delivered", "Events read from the buffer", value=snap.delivered
     )
     yield CounterMetricFamily(
-        f"{p}_process_events", "exec, fork and exit events delivered: they feed "
-        "the process tree whatever the filters", value=snap.process_events,
-    )  # fmt: skip
+        f"{p}_process_events",
+        "exec, fork and exit events delivered: they feed "
+        "the process tree whatever the filters",
+        value=snap.process_events,
+    )
     yield CounterMetricFamily(
-        f"{p}_quiet_probes", "Refused quiet capability probes (CAP_OPT_NOAUDIT) "
-        "delivered and left out of the denials", value=snap.quiet_probes,
-    )  # fmt: skip
+        f"{p}_quiet_probes",
+        "Refused quiet capability probes (CAP_OPT_NOAUDIT) "
+        "delivered and left out of the denials",
+        value=snap.quiet_probes,
+    )
     yield GaugeMetricFamily(
         f"{p}_programs_attached", "Hooks and syscalls attached", value=snap.attached
     )

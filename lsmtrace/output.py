@@ -273,23 +273,27 @@ def count_rows(
         verdict = "allow" if err == 0 else "deny"
         if err and id_ >= SYSCALL_BASE and err not in DENY_ERRNOS:
             verdict = "error"  # e.g. ENOENT: a failure, not a decision
-        rows.append({
-            "hook": ids.name(id_),
-            "family": ids.family(id_),
-            "verdict": verdict,
-            "errno": errno_mod.errorcode.get(err, f"E{err}") if err else None,
-            "lsm": lsm_name(lsm),
-            "count": n,
-        })  # fmt: skip
+        rows.append(
+            {
+                "hook": ids.name(id_),
+                "family": ids.family(id_),
+                "verdict": verdict,
+                "errno": errno_mod.errorcode.get(err, f"E{err}") if err else None,
+                "lsm": lsm_name(lsm),
+                "count": n,
+            }
+        )
     for id_, lsm, err, n in quiet:
-        rows.append({
-            "hook": ids.name(id_),
-            "family": ids.family(id_),
-            "verdict": "quiet",
-            "errno": errno_mod.errorcode.get(err, f"E{err}") if err else None,
-            "lsm": lsm_name(lsm),
-            "count": n,
-        })  # fmt: skip
+        rows.append(
+            {
+                "hook": ids.name(id_),
+                "family": ids.family(id_),
+                "verdict": "quiet",
+                "errno": errno_mod.errorcode.get(err, f"E{err}") if err else None,
+                "lsm": lsm_name(lsm),
+                "count": n,
+            }
+        )
     rows.sort(key=lambda r: (-int(str(r["count"])), str(r["hook"])))
     return rows
 

@@ -138,10 +138,14 @@ class ProcfsSource:
         cmd = self._read(pid, "cmdline")
         cg = self._read(pid, "cgroup") if self.read_cgroup else None
         return ProcessRecord(
-            pid=pid, ppid=ppid, start_ticks=ticks, comm=comm, exe=self._exe(pid),
+            pid=pid,
+            ppid=ppid,
+            start_ticks=ticks,
+            comm=comm,
+            exe=self._exe(pid),
             cmdline=_argv(cmd) if cmd is not None else None,
             cgroup=cg.decode("utf-8", "surrogateescape") if cg is not None else None,
-        )  # fmt: skip
+        )
 
     def processes(self) -> Iterator[ProcessRecord]:
         try:
@@ -207,12 +211,16 @@ class PsutilSource(ProcfsSource):
         comm, ppid, ticks = st
         cg = self._read(pid, "cgroup") if self.read_cgroup else None
         return ProcessRecord(
-            pid=pid, ppid=ppid, start_ticks=ticks, comm=comm,
+            pid=pid,
+            ppid=ppid,
+            start_ticks=ticks,
+            comm=comm,
             exe=exe if isinstance(exe, str) and exe else None,
-            cmdline=[str(a) for a in cmdline] if isinstance(cmdline, list) and cmdline
+            cmdline=[str(a) for a in cmdline]
+            if isinstance(cmdline, list) and cmdline
             else None,
             cgroup=cg.decode("utf-8", "surrogateescape") if cg is not None else None,
-        )  # fmt: skip
+        )
 
 
 # -- clock ----------------------------------------------------------------------
@@ -253,14 +261,37 @@ class Proc:
     """One incarnation. `node` is its shared {pid, comm, exe} dict (ancestors
     lists reference it; never mutate)."""
 
-    __slots__ = ("_added", "_fields", "_gen", "ancestor", "attr", "cmdline", "comm", "exe",
-                 "exit_code", "exit_ns", "exited", "exited_at", "ghost", "node", "ppid", "stale",
-                 "start_ns", "tgid")  # fmt: skip
+    __slots__ = (
+        "_added",
+        "_fields",
+        "_gen",
+        "ancestor",
+        "attr",
+        "cmdline",
+        "comm",
+        "exe",
+        "exit_code",
+        "exit_ns",
+        "exited",
+        "exited_at",
+        "ghost",
+        "node",
+        "ppid",
+        "stale",
+        "start_ns",
+        "tgid",
+    )
 
     def __init__(
-        self, tgid: int, start_ns: int, ppid: int, comm: str,
-        exe: str | None, cmdline: str | None, ghost: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        tgid: int,
+        start_ns: int,
+        ppid: int,
+        comm: str,
+        exe: str | None,
+        cmdline: str | None,
+        ghost: bool = False,
+    ) -> None:
         self.tgid = tgid
         self.start_ns = start_ns
         self.ppid = ppid
@@ -280,7 +311,9 @@ class Proc:
         self._gen = -1
         # (base fields, {(uid, gid, cgroup): every added field}): what
         # Enricher.fields() last gave for this incarnation
-        self._added: tuple[dict[str, Any], dict[tuple[int, int, int], dict[str, Any]]] | None = None
+        self._added: (
+            tuple[dict[str, Any], dict[tuple[int, int, int], dict[str, Any]]] | None
+        ) = None
 
     @property
     def key(self) -> tuple[int, int]:
@@ -345,8 +378,14 @@ class ProcessTree:
         return start_ticks * 1_000_000_000 // max(1, self.clock.hz) - self._boot_offset
 
     def _from_record(self, rec: ProcessRecord) -> Proc:
-        p = Proc(rec.pid, self.start_ns_of(rec.start_ticks), rec.ppid, rec.comm,
-                 rec.exe, bound_cmdline(rec.cmdline))  # fmt: skip
+        p = Proc(
+            rec.pid,
+            self.start_ns_of(rec.start_ticks),
+            rec.ppid,
+            rec.comm,
+            rec.exe,
+            bound_cmdline(rec.cmdline),
+        )
         if rec.cgroup is not None:
             path = parse_proc_cgroup(rec.cgroup)
             p.attr = attribute(path) if path is not None else HOST
@@ -569,12 +608,23 @@ class ProcessTree:
         ts = int(ev["ts_ns"])
         tgid = int(ev["tgid"])
         if kind == "fork":
-            self.on_fork(ts, tgid, int(obj.get("child_pid", 0)), str(ev.get("comm", "")),
-                         int(ev.get("ppid", 0)))  # fmt: skip
+            self.on_fork(
+                ts,
+                tgid,
+                int(obj.get("child_pid", 0)),
+                str(ev.get("comm", "")),
+                int(ev.get("ppid", 0)),
+            )
         elif kind == "exec":
-            self.on_exec(ts, tgid, int(ev.get("ppid", 0)), str(ev.get("comm", "")),
-                         obj.get("filename"), obj.get("argv"),
-                         bool(obj.get("argv_truncated")))  # fmt: skip
+            self.on_exec(
+                ts,
+                tgid,
+                int(ev.get("ppid", 0)),
+                str(ev.get("comm", "")),
+                obj.get("filename"),
+                obj.get("argv"),
+                bool(obj.get("argv_truncated")),
+            )
         else:
             self.on_exit(ts, tgid, int(obj.get("exit_code", 0)))
         self.expire(ts)
@@ -604,9 +654,15 @@ class ProcessTree:
         self._add(p)
 
     def on_exec(
-        self, ts_ns: int, tgid: int, ppid: int, comm: str, filename: object,
-        argv: object = None, argv_truncated: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        ts_ns: int,
+        tgid: int,
+        ppid: int,
+        comm: str,
+        filename: object,
+        argv: object = None,
+        argv_truncated: bool = False,
+    ) -> None:
         """The kernel's exec event: the executable's path (as /proc/<pid>/exe
         shows it) and the head of argv come with it, so the process is known
         even when it is gone before its first event is enriched. An event
@@ -762,8 +818,9 @@ class Enricher:
     def live(cls, max_processes: int = 32768, proc: Path = Path("/proc")) -> Enricher:
         """An enricher of this host: psutil walk of /proc now, cgroup v2 map."""
         cg = CgroupMap(proc=proc)
-        tree = ProcessTree(PsutilSource(proc, read_cgroup=cg.hybrid),
-                           max_processes=max_processes)  # fmt: skip
+        tree = ProcessTree(
+            PsutilSource(proc, read_cgroup=cg.hybrid), max_processes=max_processes
+        )
         tree.load()
         return cls(tree, cg)
 
@@ -916,7 +973,9 @@ def format_tree(d: Mapping[str, Any], width: int = 80) -> list[str]:
     obj = object_summary(o)
     lines: list[str] = []
     if width > 0 and len(head) + 1 < width:
-        lines.append(head + " " + fit(obj, width - len(head) - 1, keep_end=keeps_end(o)))
+        lines.append(
+            head + " " + fit(obj, width - len(head) - 1, keep_end=keeps_end(o))
+        )
     else:
         lines.append(cut(head + " " + obj))
 
@@ -948,6 +1007,10 @@ def format_tree(d: Mapping[str, Any], width: int = 80) -> list[str]:
     if unit and not (own and own in str(unit)):  # not the container's own scope
         lines.append(labeled("unit", escape(str(unit))))
     for a in d.get("ancestors") or ():
-        lines.append(cut("  <- " + _proc_label(a.get("pid"), a.get("comm"), a.get("exe")),
-                         keep_end=False))  # fmt: skip
+        lines.append(
+            cut(
+                "  <- " + _proc_label(a.get("pid"), a.get("comm"), a.get("exe")),
+                keep_end=False,
+            )
+        )
     return lines

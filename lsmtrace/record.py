@@ -182,8 +182,10 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
         it = _lines(f)
         first = next(it, None)
         if first is None or first[1] is None or not first[1].strip():
-            raise RecordingError(f"{p} is empty or unreadable (no header line)",
-                                 hint="a recording starts with its header line")  # fmt: skip
+            raise RecordingError(
+                f"{p} is empty or unreadable (no header line)",
+                hint="a recording starts with its header line",
+            )
         try:
             header_obj = json.loads(first[1])
         except ValueError as e:
@@ -265,8 +267,13 @@ def loss_summary(rec: Recording) -> str | None:
         parts.append(f"{malformed} malformed events")
     if not parts:
         return None
-    hooks = sorted({str(r.get("hook")) for r in t.get("counts") or ()
-                    if isinstance(r, dict) and r.get("hook")})  # fmt: skip
+    hooks = sorted(
+        {
+            str(r.get("hook"))
+            for r in t.get("counts") or ()
+            if isinstance(r, dict) and r.get("hook")
+        }
+    )
     where = ""
     if lost and hooks:
         shown = ", ".join(hooks[:8]) + (", ..." if len(hooks) > 8 else "")

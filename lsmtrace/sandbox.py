@@ -72,8 +72,12 @@ def _libc() -> Any:
 def abi_version() -> int:
     """The kernel's Landlock ABI version; 0 when Landlock is unavailable."""
     libc = _libc()
-    v = libc.syscall(ct.c_long(SYS_CREATE_RULESET), None, ct.c_size_t(0),
-                     ct.c_uint32(CREATE_RULESET_VERSION))  # fmt: skip
+    v = libc.syscall(
+        ct.c_long(SYS_CREATE_RULESET),
+        None,
+        ct.c_size_t(0),
+        ct.c_uint32(CREATE_RULESET_VERSION),
+    )
     return int(v) if v > 0 else 0
 
 
@@ -185,16 +189,20 @@ def _names(mask: int, bits: dict[str, int]) -> str:
 
 
 def describe(p: Plan) -> str:
-    lines = [f"Landlock ABI {p.abi}; handled fs: {_names(p.handled_fs, ll.FS_BIT)}",
-             f"handled net: {_names(p.handled_net, ll.NET_BIT)}"]  # fmt: skip
+    lines = [
+        f"Landlock ABI {p.abi}; handled fs: {_names(p.handled_fs, ll.FS_BIT)}",
+        f"handled net: {_names(p.handled_net, ll.NET_BIT)}",
+    ]
     from lsmtrace.output import escape
 
     lines += [f"allow {escape(path)}: {_names(m, ll.FS_BIT)}" for path, m in p.rules]
     lines += [f"allow tcp port {port}: {_names(m, ll.NET_BIT)}" for port, m in p.ports]
     if p.private_tmp:
         under, m = p.private_tmp
-        lines.append(f"allow TMPDIR (a new directory under {escape(under)} for each "
-                     f"run): {_names(m, ll.FS_BIT)}")  # fmt: skip
+        lines.append(
+            f"allow TMPDIR (a new directory under {escape(under)} for each "
+            f"run): {_names(m, ll.FS_BIT)}"
+        )
     lines += [f"skipped {escape(s)}" for s in p.skipped]
     return "\n".join(lines)
 
@@ -209,8 +217,9 @@ def restrict(p: Plan) -> None:
     else:
         attr = struct.pack("<Q", p.handled_fs)
     buf = ct.create_string_buffer(attr, len(attr))
-    fd = libc.syscall(ct.c_long(SYS_CREATE_RULESET), buf, ct.c_size_t(len(attr)),
-                      ct.c_uint32(0))  # fmt: skip
+    fd = libc.syscall(
+        ct.c_long(SYS_CREATE_RULESET), buf, ct.c_size_t(len(attr)), ct.c_uint32(0)
+    )
     if fd < 0:
         e = ct.get_errno()
         raise SandboxError(f"landlock_create_ruleset failed: {os.strerror(e)}")
@@ -219,8 +228,16 @@ def restrict(p: Plan) -> None:
             pfd = os.open(path, O_PATH | os.O_CLOEXEC)
             try:
                 rule = ct.create_string_buffer(struct.pack("<Qi", mask, pfd), 12)
-                if libc.syscall(ct.c_long(SYS_ADD_RULE), ct.c_int(fd),
-                                ct.c_int(RULE_PATH_BENEATH), rule, ct.c_uint32(0)) != 0:  # fmt: skip
+                if (
+                    libc.syscall(
+                        ct.c_long(SYS_ADD_RULE),
+                        ct.c_int(fd),
+                        ct.c_int(RULE_PATH_BENEATH),
+                        rule,
+                        ct.c_uint32(0),
+                    )
+                    != 0
+                ):
                     e = ct.get_errno()
                     raise SandboxError(
                         f"landlock_add_rule({path!r}) failed: {os.strerror(e)}"
@@ -229,8 +246,16 @@ def restrict(p: Plan) -> None:
                 os.close(pfd)
         for port, mask in p.ports:
             rule = ct.create_string_buffer(struct.pack("<QQ", mask, port), 16)
-            if libc.syscall(ct.c_long(SYS_ADD_RULE), ct.c_int(fd), ct.c_int(RULE_NET_PORT),
-                            rule, ct.c_uint32(0)) != 0:  # fmt: skip
+            if (
+                libc.syscall(
+                    ct.c_long(SYS_ADD_RULE),
+                    ct.c_int(fd),
+                    ct.c_int(RULE_NET_PORT),
+                    rule,
+                    ct.c_uint32(0),
+                )
+                != 0
+            ):
                 e = ct.get_errno()
                 raise SandboxError(
                     f"landlock_add_rule(port {port}) failed: {os.strerror(e)}"

@@ -59,18 +59,27 @@ def build_box(out: Path, kernel: str, repo: Path = vmtest.REPO) -> Path:
     vmlinuz, initrd = img.kernel_files(kernel)
     with tempfile.TemporaryDirectory(prefix="box-", dir=out.parent) as tmp:
         d = Path(tmp)
-        subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(img.rootfs),
-                        str(d / "box.img")], check=True)  # fmt: skip
+        subprocess.run(
+            ["qemu-img", "convert", "-O", "qcow2", str(img.rootfs), str(d / "box.img")],
+            check=True,
+        )
         size_gb = math.ceil(img.rootfs.stat().st_size / 2**30)
-        (d / "metadata.json").write_text(json.dumps(
-            {"provider": "libvirt", "format": "qcow2", "virtual_size": size_gb}))  # fmt: skip
+        (d / "metadata.json").write_text(
+            json.dumps(
+                {"provider": "libvirt", "format": "qcow2", "virtual_size": size_gb}
+            )
+        )
         cmdline = vmtest.kernel_cmdline().replace(" panic=1", "")
         (d / "Vagrantfile").write_text(BOX_VAGRANTFILE.replace("@CMDLINE@", cmdline))
         with tarfile.open(out, "w") as tar:
-            for name, src in (("metadata.json", d / "metadata.json"),
-                              ("Vagrantfile", d / "Vagrantfile"),
-                              ("vmlinuz", vmlinuz), ("initrd", initrd),
-                              ("id_ed25519", img.key), ("box.img", d / "box.img")):  # fmt: skip
+            for name, src in (
+                ("metadata.json", d / "metadata.json"),
+                ("Vagrantfile", d / "Vagrantfile"),
+                ("vmlinuz", vmlinuz),
+                ("initrd", initrd),
+                ("id_ed25519", img.key),
+                ("box.img", d / "box.img"),
+            ):
                 tar.add(str(src), arcname=name)
     return out
 
@@ -78,15 +87,23 @@ def build_box(out: Path, kernel: str, repo: Path = vmtest.REPO) -> Path:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path)
-    p.add_argument("--kernel", choices=list(vmtest.KERNELS), default=vmtest.DEFAULT_KERNEL)
-    p.add_argument("--image-root", type=Path, default=vmtest.REPO,
-                   help="where .cache/vm/ with the image is (default: the repository)")
+    p.add_argument(
+        "--kernel", choices=list(vmtest.KERNELS), default=vmtest.DEFAULT_KERNEL
+    )
+    p.add_argument(
+        "--image-root",
+        type=Path,
+        default=vmtest.REPO,
+        help="where .cache/vm/ with the image is (default: the repository)",
+    )
     args = p.parse_args()
     t0 = time.monotonic()
     box = build_box(args.out.resolve(), args.kernel, args.image_root.resolve())
     size = box.stat().st_size / 2**20
-    vmtest.log(f"box {box} ({size:.0f} MiB, kernel {args.kernel}) in "
-               f"{vmtest.format_duration(time.monotonic() - t0)}")  # fmt: skip
+    vmtest.log(
+        f"box {box} ({size:.0f} MiB, kernel {args.kernel}) in "
+        f"{vmtest.format_duration(time.monotonic() - t0)}"
+    )
     return 0
 
 

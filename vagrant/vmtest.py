@@ -87,7 +87,8 @@ PACKAGES = (
     "tar",
     "less",
     "strace",
-    "rsync", "sudo",  # Vagrant's synced folder ("sudo rsync") when this is its box
+    "rsync",
+    "sudo",  # Vagrant's synced folder ("sudo rsync") when this is its box
     # a real Prometheus server and promtool scrape the exporter in the guest
     "prometheus",
 )
@@ -166,7 +167,9 @@ GUEST_TREE = "/root/lsmtrace"
 GUEST_COPY = ("tests/", "deploy/", "benchmarks/", "pyproject.toml")
 GUEST_VENV = "/opt/lsmtrace"
 GUEST_DIST = "/root/dist"
-GUEST_PATH = f"{GUEST_VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+GUEST_PATH = (
+    f"{GUEST_VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)
 TREE_EXCLUDE_PREFIXES = (".venv/", ".cache/", ".git/")
 TREE_EXCLUDE_PARTS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 
@@ -278,42 +281,68 @@ def qemu_command(
 ) -> list[str]:
     return [
         "qemu-system-x86_64",
-        "-name", "lsmtrace-vmtest",
-        "-accel", "tcg",
-        "-cpu", cpu,
-        "-m", str(memory_mb),
-        "-smp", str(smp),
+        "-name",
+        "lsmtrace-vmtest",
+        "-accel",
+        "tcg",
+        "-cpu",
+        cpu,
+        "-m",
+        str(memory_mb),
+        "-smp",
+        str(smp),
         "-nodefaults",
-        "-display", "none",
+        "-display",
+        "none",
         "-no-reboot",
-        "-kernel", str(kernel),
-        "-initrd", str(initrd),
-        "-append", append if append is not None else kernel_cmdline(),
-        "-drive", f"file={disk},if=virtio,format=qcow2,cache=unsafe",
-        "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
-        "-device", "virtio-net-pci,netdev=n0,romfile=",
-        "-device", "virtio-rng-pci",
-        "-serial", f"file:{console_log}",
-        "-monitor", "none",
-        "-pidfile", str(pidfile),
-    ]  # fmt: skip
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        append if append is not None else kernel_cmdline(),
+        "-drive",
+        f"file={disk},if=virtio,format=qcow2,cache=unsafe",
+        "-netdev",
+        f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
+        "-device",
+        "virtio-net-pci,netdev=n0,romfile=",
+        "-device",
+        "virtio-rng-pci",
+        "-serial",
+        f"file:{console_log}",
+        "-monitor",
+        "none",
+        "-pidfile",
+        str(pidfile),
+    ]
 
 
 def ssh_base(port: int, key: Path) -> list[str]:
     return [
         "ssh",
-        "-p", str(port),
-        "-i", str(key),
-        "-o", "IdentitiesOnly=yes",
-        "-o", "BatchMode=yes",
-        "-o", "StrictHostKeyChecking=no",
-        "-o", "UserKnownHostsFile=/dev/null",
-        "-o", "LogLevel=ERROR",
-        "-o", "ConnectTimeout=10",
-        "-o", "ServerAliveInterval=15",
-        "-o", "ServerAliveCountMax=8",
+        "-p",
+        str(port),
+        "-i",
+        str(key),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "ServerAliveInterval=15",
+        "-o",
+        "ServerAliveCountMax=8",
         "root@127.0.0.1",
-    ]  # fmt: skip
+    ]
 
 
 def guest_files(paths: Iterable[str]) -> list[str]:
@@ -444,8 +473,16 @@ def ensure_host_tools(tools: Sequence[str]) -> None:
     run_checked(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
     # other apt users on the machine (a concurrent build, a developer): wait for the lock
     run_checked(
-        ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-q",
-         "--no-install-recommends", *missing],
+        [
+            "apt-get",
+            "-o",
+            "DPkg::Lock::Timeout=600",
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            *missing,
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
     )
@@ -493,13 +530,19 @@ def _apt_private(workdir: Path) -> list[str]:
         (workdir / sub).mkdir(parents=True, exist_ok=True)
     (workdir / "etc/sources.list").write_text(APT_SOURCES)
     return [
-        "-o", f"Dir::Etc::SourceList={workdir}/etc/sources.list",
-        "-o", "Dir::Etc::SourceParts=/dev/null",
-        "-o", f"Dir::State::Lists={workdir}/lists",
-        "-o", f"Dir::Cache={workdir}/cache",
-        "-o", "Dir::State::status=/dev/null",
-        "-o", "APT::Architecture=amd64",
-    ]  # fmt: skip
+        "-o",
+        f"Dir::Etc::SourceList={workdir}/etc/sources.list",
+        "-o",
+        "Dir::Etc::SourceParts=/dev/null",
+        "-o",
+        f"Dir::State::Lists={workdir}/lists",
+        "-o",
+        f"Dir::Cache={workdir}/cache",
+        "-o",
+        "Dir::State::status=/dev/null",
+        "-o",
+        "APT::Architecture=amd64",
+    ]
 
 
 def _resolve_kernel_packages(workdir: Path) -> dict[str, dict[str, str]]:
@@ -557,11 +600,25 @@ def make_ext4(root: Path, image: Path) -> None:
     )
     size_mb = int(used * 1.15) + IMAGE_FREE_MB
     run_checked(
-        ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "lsmtrace-root", "-m", "0",
-         "-E", "lazy_itable_init=0,lazy_journal_init=0", "-d", str(root), str(image),
-         f"{size_mb}M"],
+        [
+            "mke2fs",
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-L",
+            "lsmtrace-root",
+            "-m",
+            "0",
+            "-E",
+            "lazy_itable_init=0,lazy_journal_init=0",
+            "-d",
+            str(root),
+            str(image),
+            f"{size_mb}M",
+        ],
         stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
 
 
 def _mounts_under(path: Path) -> list[str]:
@@ -622,8 +679,21 @@ def build_image(force: bool = False, repo: Path = REPO) -> tuple[Image, float, b
     tmp.mkdir(parents=True)
     try:
         log(f"building image {key} in {tmp} (cold build, a few minutes)")
-        run_checked(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lsmtrace-vmtest",
-                     "-f", str(tmp / "id_ed25519")], stdout=subprocess.DEVNULL)  # fmt: skip
+        run_checked(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "lsmtrace-vmtest",
+                "-f",
+                str(tmp / "id_ed25519"),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         pubkey = (tmp / "id_ed25519.pub").read_text().strip()
         kernels = _resolve_kernel_packages(tmp / "apt")
         for name, k in kernels.items():
@@ -755,7 +825,9 @@ def build_dist(out: Path, repo: Path = REPO, via_sdist: bool = False) -> Dist:
         raise HarnessError(f"{sys.executable} has no pip: apt-get install python3-pip")
     ours = ("lsmtrace-", "wheelhouse", "src-")
     if out.is_dir() and any(not p.name.startswith(ours) for p in out.iterdir()):
-        raise HarnessError(f"{out} holds other files than a previous dist: not emptying it")
+        raise HarnessError(
+            f"{out} holds other files than a previous dist: not emptying it"
+        )
     _remove_tree(out)
     wheelhouse = out / "wheelhouse"
     wheelhouse.mkdir(parents=True)
@@ -766,8 +838,10 @@ def build_dist(out: Path, repo: Path = REPO, via_sdist: bool = False) -> Dist:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(repo / name, dst, follow_symlinks=False)
         if via_sdist:
-            run_checked([sys.executable, "-m", "build", "-o", str(out), src],
-                        stdout=subprocess.DEVNULL)  # fmt: skip
+            run_checked(
+                [sys.executable, "-m", "build", "-o", str(out), src],
+                stdout=subprocess.DEVNULL,
+            )
         else:
             run_checked([*pip, "wheel", "--no-deps", "-w", str(out), src])
     wheels = sorted(out.glob("lsmtrace-*.whl"))
@@ -829,9 +903,19 @@ class VM:
         vmlinuz, initrd = self.image.kernel_files(self.kernel)
         overlay = self.rundir / "overlay.qcow2"
         run_checked(
-            ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.image.rootfs.resolve()),
-             "-F", "raw", str(overlay)],
-        )  # fmt: skip
+            [
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-b",
+                str(self.image.rootfs.resolve()),
+                "-F",
+                "raw",
+                str(overlay),
+            ],
+        )
         self.port = free_port()
         cmd = qemu_command(
             kernel=vmlinuz,
@@ -950,7 +1034,9 @@ class VM:
             preexec_fn=_die_with_parent,
         )
         if r.returncode != 0:
-            raise HarnessError(f"installing lsmtrace in the guest failed ({r.returncode})")
+            raise HarnessError(
+                f"installing lsmtrace in the guest failed ({r.returncode})"
+            )
 
     def run(
         self, command: Sequence[str], timeout: float | None, tty: bool = False
@@ -991,8 +1077,10 @@ def host_dist(repo: Path = REPO) -> Iterator[Dist]:
         t0 = time.monotonic()
         dist = build_dist(d / "dist", repo)
         n = len(list(dist.wheelhouse.iterdir()))
-        log(f"built {dist.wheel.name} and a wheelhouse of {n} wheels in "
-            f"{format_duration(time.monotonic() - t0)}")  # fmt: skip
+        log(
+            f"built {dist.wheel.name} and a wheelhouse of {n} wheels in "
+            f"{format_duration(time.monotonic() - t0)}"
+        )
         yield dist
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -1015,21 +1103,27 @@ def run_in_vm(
     rel = img.manifest.get("kernels", {}).get(kernel, {}).get("release", "?")
     t0 = time.monotonic()
     with VM(img, kernel) as vm:
-        log(f"booting kernel {kernel} ({rel}), ssh on 127.0.0.1:{vm.port}, "
-            f"console log {vm.last_console_log}")  # fmt: skip
+        log(
+            f"booting kernel {kernel} ({rel}), ssh on 127.0.0.1:{vm.port}, "
+            f"console log {vm.last_console_log}"
+        )
         vm.wait_ready()
         timings["boot-to-ready"] = time.monotonic() - t0
         log(f"guest ready in {format_duration(timings['boot-to-ready'])}")
         t1 = time.monotonic()
         size = vm.copy_tree()
         timings["copy"] = time.monotonic() - t1
-        log(f"copied {', '.join(GUEST_COPY)} ({size // 1024} KiB) in "
-            f"{format_duration(timings['copy'])}")  # fmt: skip
+        log(
+            f"copied {', '.join(GUEST_COPY)} ({size // 1024} KiB) in "
+            f"{format_duration(timings['copy'])}"
+        )
         t1 = time.monotonic()
         vm.install(dist)
         timings["install"] = time.monotonic() - t1
-        log(f"installed {dist.wheel.name} into {GUEST_VENV} in "
-            f"{format_duration(timings['install'])}")  # fmt: skip
+        log(
+            f"installed {dist.wheel.name} into {GUEST_VENV} in "
+            f"{format_duration(timings['install'])}"
+        )
         t2 = time.monotonic()
         log(f"running: {shlex.join(command)}")
         rc = vm.run(command, timeout, tty=tty)
@@ -1068,13 +1162,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return r.rc
 
 
-def _test_kernel(kernel: str, extra: list[str], timeout: float, dist: Dist) -> RunResult:
+def _test_kernel(
+    kernel: str, extra: list[str], timeout: float, dist: Dist
+) -> RunResult:
     log(f"=== VM tests on kernel {kernel} ===")
     # the venv's interpreter: pytest comes from Debian (system site packages),
     # lsmtrace from the wheel installed into the venv. By its name python3: the
     # tests' children run sys.executable and expect the comm "python3".
-    cmd = [f"{GUEST_VENV}/bin/python3", "-m", "pytest", "-v", "-rs", "-p",
-           "no:cacheprovider", "tests/vm", *extra]  # fmt: skip
+    cmd = [
+        f"{GUEST_VENV}/bin/python3",
+        "-m",
+        "pytest",
+        "-v",
+        "-rs",
+        "-p",
+        "no:cacheprovider",
+        "tests/vm",
+        *extra,
+    ]
     try:
         return run_in_vm(cmd, kernel, timeout, dist)
     except HarnessError as e:
@@ -1086,8 +1191,10 @@ def cmd_dist(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     t0 = time.monotonic()
     dist = build_dist(out, via_sdist=args.sdist)
-    log(f"{dist.wheel} and {dist.wheelhouse}/ ({len(list(dist.wheelhouse.iterdir()))} "
-        f"wheels) in {format_duration(time.monotonic() - t0)}")  # fmt: skip
+    log(
+        f"{dist.wheel} and {dist.wheelhouse}/ ({len(list(dist.wheelhouse.iterdir()))} "
+        f"wheels) in {format_duration(time.monotonic() - t0)}"
+    )
     return 0
 
 
@@ -1140,8 +1247,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_build)
     r = sub.add_parser("run", help="boot, copy the tree, run a command as root")
     r.add_argument("--kernel", choices=list(KERNELS), default=DEFAULT_KERNEL)
-    r.add_argument("--timeout", type=float, default=DEFAULT_RUN_TIMEOUT_S,
-                   help="command timeout in seconds (exit 124)")  # fmt: skip
+    r.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_RUN_TIMEOUT_S,
+        help="command timeout in seconds (exit 124)",
+    )
     r.add_argument("command", nargs=argparse.REMAINDER)
     r.set_defaults(func=cmd_run)
     t = sub.add_parser("test", help="run pytest tests/vm in the guest")
@@ -1151,10 +1262,16 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser(
         "dist", help="build the wheel and a wheelhouse of its dependencies (no VM)"
     )
-    d.add_argument("--out", default=str(REPO / ".cache" / "dist"),
-                   help="output directory, emptied first (default .cache/dist)")  # fmt: skip
-    d.add_argument("--sdist", action="store_true",
-                   help="build the sdist, then the wheel from it (needs `build`)")  # fmt: skip
+    d.add_argument(
+        "--out",
+        default=str(REPO / ".cache" / "dist"),
+        help="output directory, emptied first (default .cache/dist)",
+    )
+    d.add_argument(
+        "--sdist",
+        action="store_true",
+        help="build the sdist, then the wheel from it (needs `build`)",
+    )
     d.set_defaults(func=cmd_dist)
     s = sub.add_parser("shell", help="boot and open an interactive root shell (ssh)")
     s.add_argument("--kernel", choices=list(KERNELS), default=DEFAULT_KERNEL)

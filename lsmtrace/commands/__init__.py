@@ -7,6 +7,13 @@ from __future__ import annotations
 
 # the order of `lsmtrace --help`
 NAMES = (
-    "trace", "tui", "export", "record", "replay", "policy", "sandbox", "hooks",
+    "trace",
+    "tui",
+    "export",
+    "record",
+    "replay",
+    "policy",
+    "sandbox",
+    "hooks",
     "doctor",
-)  # fmt: skip
+)

@@ -151,15 +151,17 @@ def parse_listen(value: str) -> tuple[str, int]:
     else:
         host, sep, port_s = value.rpartition(":")
         if ":" in host:
-            raise UsageError(f"--listen {value!r}: put an IPv6 address in brackets",
-                             hint=hint)  # fmt: skip
+            raise UsageError(
+                f"--listen {value!r}: put an IPv6 address in brackets", hint=hint
+            )
     if not sep or not host:
         raise UsageError(f"--listen {value!r} is not HOST:PORT", hint=hint)
     try:
         port = int(port_s)
     except ValueError:
-        raise UsageError(f"--listen {value!r}: port {port_s!r} is not a number",
-                         hint=hint) from None  # fmt: skip
+        raise UsageError(
+            f"--listen {value!r}: port {port_s!r} is not a number", hint=hint
+        ) from None
     if not 0 <= port <= 65535:
         raise UsageError(f"--listen {value!r}: port out of range", hint=hint)
     return host, port
@@ -167,11 +169,14 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 def resolve(host: str, port: int) -> tuple[socket.AddressFamily, str]:
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                   flags=socket.AI_PASSIVE)  # fmt: skip
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     except socket.gaierror as e:
-        raise UsageError(f"--listen: cannot resolve {host!r}: {e.strerror}",
-                         hint="give an IP address, e.g. 127.0.0.1") from None  # fmt: skip
+        raise UsageError(
+            f"--listen: cannot resolve {host!r}: {e.strerror}",
+            hint="give an IP address, e.g. 127.0.0.1",
+        ) from None
     family, _, _, _, addr = infos[0]
     return family, str(addr[0])
 
@@ -225,8 +230,9 @@ def read_credentials(path: str) -> Credentials:
     lines = [ln.strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if len(lines) != 1 or ":" not in lines[0]:
-        raise UsageError(f"--basic-auth-file {path}: expected one 'user:password' line",
-                         hint=hint)  # fmt: skip
+        raise UsageError(
+            f"--basic-auth-file {path}: expected one 'user:password' line", hint=hint
+        )
     user, _, secret = lines[0].partition(":")
     if not user or not secret:
         raise UsageError(f"--basic-auth-file {path}: empty user or password", hint=hint)
@@ -244,10 +250,13 @@ def with_basic_auth(app: WSGIApplication, creds: Credentials) -> WSGIApplication
     ) -> Iterable[bytes]:
         if creds.check(str(environ.get("HTTP_AUTHORIZATION", ""))):
             return app(environ, start_response)
-        start_response("401 Unauthorized", [
-            ("WWW-Authenticate", 'Basic realm="lsmtrace", charset="UTF-8"'),
-            ("Content-Type", "text/plain; charset=utf-8"),
-        ])  # fmt: skip
+        start_response(
+            "401 Unauthorized",
+            [
+                ("WWW-Authenticate", 'Basic realm="lsmtrace", charset="UTF-8"'),
+                ("Content-Type", "text/plain; charset=utf-8"),
+            ],
+        )
         return [b"401 Unauthorized\n"]
 
     return guarded
@@ -261,8 +270,10 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
     try:
         ctx.load_cert_chain(certfile=cert, keyfile=key)
     except (OSError, ssl.SSLError) as e:
-        raise UsageError(f"cannot load the TLS certificate {cert} / key {key}: {e}",
-                         hint="both PEM files, the key unencrypted") from None  # fmt: skip
+        raise UsageError(
+            f"cannot load the TLS certificate {cert} / key {key}: {e}",
+            hint="both PEM files, the key unencrypted",
+        ) from None
     return ctx
 
 
@@ -329,17 +340,22 @@ def make_http_server(
     family, addr = resolve(host, port)
     cls = _server_class(family, tls)
     try:
-        return make_server(addr, port, app, server_class=cls,
-                           handler_class=cls.handler_class)  # fmt: skip
+        return make_server(
+            addr, port, app, server_class=cls, handler_class=cls.handler_class
+        )
     except OSError as e:
         where = f"{host}:{port}"
         if e.errno == errno.EADDRINUSE:
-            raise UsageError(f"cannot listen on {where}: address already in use",
-                             hint="another exporter running? pick another port: "
-                             "--listen 127.0.0.1:PORT") from None  # fmt: skip
+            raise UsageError(
+                f"cannot listen on {where}: address already in use",
+                hint="another exporter running? pick another port: "
+                "--listen 127.0.0.1:PORT",
+            ) from None
         if e.errno == errno.EADDRNOTAVAIL:
-            raise UsageError(f"cannot listen on {where}: not an address of this host",
-                             hint="use 127.0.0.1, 0.0.0.0 or one of `ip -br addr`") from None  # fmt: skip
+            raise UsageError(
+                f"cannot listen on {where}: not an address of this host",
+                hint="use 127.0.0.1, 0.0.0.0 or one of `ip -br addr`",
+            ) from None
         raise UsageError(
             f"cannot listen on {where}: {e.strerror}", hint="check --listen"
         ) from None
@@ -363,9 +379,11 @@ def enable_bpf_stats() -> int:
     try:
         return probe.sys_bpf(BPF_ENABLE_STATS, attr)
     except OSError as e:
-        raise LsmtraceError(f"--bpf-stats: BPF_ENABLE_STATS failed: {e.strerror}",
-                            hint="needs kernel 5.8+ and CAP_SYS_ADMIN; or set "
-                            "sysctl kernel.bpf_stats_enabled=1") from None  # fmt: skip
+        raise LsmtraceError(
+            f"--bpf-stats: BPF_ENABLE_STATS failed: {e.strerror}",
+            hint="needs kernel 5.8+ and CAP_SYS_ADMIN; or set "
+            "sysctl kernel.bpf_stats_enabled=1",
+        ) from None
 
 
 def prog_name(fd: int) -> str:
@@ -428,8 +446,9 @@ def read_program_stats(
         if parsed is None:
             continue
         old = out.get(name, ProgStat(0, 0))
-        out[name] = ProgStat(old.run_time_ns + parsed[1].run_time_ns,
-                             old.run_cnt + parsed[1].run_cnt)  # fmt: skip
+        out[name] = ProgStat(
+            old.run_time_ns + parsed[1].run_time_ns, old.run_cnt + parsed[1].run_cnt
+        )
     return out
 
 
@@ -439,9 +458,15 @@ def read_program_stats(
 class LiveSource:
     """Snapshot source over a live Tracer; called from HTTP threads."""
 
-    def __init__(self, tracer: Tracer, table: DenialTable, version: str,
-                 stats_fd: int = -1, policy: LiveCheck | None = None,
-                 would_deny: DenialTable | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        tracer: Tracer,
+        table: DenialTable,
+        version: str,
+        stats_fd: int = -1,
+        policy: LiveCheck | None = None,
+        would_deny: DenialTable | None = None,
+    ) -> None:
         self.tracer = tracer
         self.table = table
         self.version = version
@@ -476,27 +501,48 @@ class LiveSource:
         with self.table_lock:
             denials = self.table.snapshot()
             if self.policy is not None and self.would_deny is not None:
-                policy = {"policy": self.policy.policy.name,
-                          "would_deny": self.would_deny.snapshot(),
-                          "policy_checked": self.policy.stats.checked}  # fmt: skip
+                policy = {
+                    "policy": self.policy.policy.name,
+                    "would_deny": self.would_deny.snapshot(),
+                    "policy_checked": self.policy.stats.checked,
+                }
             s = self.summary
             processes, quiet_probes = (s.processes, s.quiet) if s else (0, 0)
         snap = Snapshot(
-            counts=counts, latency=latency, stats=stats, id_names=t.id_names,
-            rung=att.rung if att else "", attached=len(att.attached) if att else 0,
-            skipped=len(att.skipped) if att else 0, delivered=delivered,
-            denials=denials, bpf_stats_enabled=stats_on, programs=programs,
-            version=self.version, read_seconds=read_s, quiet=quiet,
-            process_events=processes, quiet_probes=quiet_probes, **policy,
-        )  # fmt: skip
+            counts=counts,
+            latency=latency,
+            stats=stats,
+            id_names=t.id_names,
+            rung=att.rung if att else "",
+            attached=len(att.attached) if att else 0,
+            skipped=len(att.skipped) if att else 0,
+            delivered=delivered,
+            denials=denials,
+            bpf_stats_enabled=stats_on,
+            programs=programs,
+            version=self.version,
+            read_seconds=read_s,
+            quiet=quiet,
+            process_events=processes,
+            quiet_probes=quiet_probes,
+            **policy,
+        )
         self._last = snap
         return snap
 
     def _empty(self) -> Snapshot:
         from lsmtrace.metrics import Snapshot
 
-        return Snapshot(counts=[], latency={}, stats={}, id_names=self.tracer.id_names,
-                        rung="", attached=0, skipped=0, version=self.version)  # fmt: skip
+        return Snapshot(
+            counts=[],
+            latency={},
+            stats={},
+            id_names=self.tracer.id_names,
+            rung="",
+            attached=0,
+            skipped=0,
+            version=self.version,
+        )
 
 
 class LockedEventSource:
@@ -552,8 +598,10 @@ def serve_export(
         raise UsageError(f"--top-k {args.top_k} is negative", hint="e.g. --top-k 50")
     options.check_duration(args.duration)
     if bool(args.tls_cert) != bool(args.tls_key):
-        raise UsageError("--tls-cert and --tls-key go together",
-                         hint="give both PEM files, or neither for plain HTTP")  # fmt: skip
+        raise UsageError(
+            "--tls-cert and --tls-key go together",
+            hint="give both PEM files, or neither for plain HTTP",
+        )
     host, port = parse_listen(args.listen)
     policy = options.open_policy(args)  # a bad policy file fails before BPF
     check_root()
@@ -567,20 +615,39 @@ def serve_export(
     httpd = make_http_server(app, host, port, tls)  # fails early on a busy port
     # the stream carries denials and the process events the enricher needs;
     # with --policy every decision of the scope, to check it
-    tracer = Tracer(options.trace_options(args, denied=policy is None, proc_events=True))
+    tracer = Tracer(
+        options.trace_options(args, denied=policy is None, proc_events=True)
+    )
     table = DenialTable(k=args.top_k)
     stop = [False]
     # SIGINT/SIGTERM from here on end the run cleanly, setup included
     with stop_on_signals(stop):
-        return _serve(args, registry, httpd, tracer, table, stop, tls is not None,
-                      creds is not None, workload_of, policy)  # fmt: skip
+        return _serve(
+            args,
+            registry,
+            httpd,
+            tracer,
+            table,
+            stop,
+            tls is not None,
+            creds is not None,
+            workload_of,
+            policy,
+        )
 
 
 def _serve(
-    args: argparse.Namespace, registry: Any, httpd: Any, tracer: Tracer,
-    table: DenialTable, stop: list[bool], tls: bool, auth: bool,
-    workload_of: Callable[[Event], str] | None, policy: LiveCheck | None = None,
-) -> int:  # fmt: skip
+    args: argparse.Namespace,
+    registry: Any,
+    httpd: Any,
+    tracer: Tracer,
+    table: DenialTable,
+    stop: list[bool],
+    tls: bool,
+    auth: bool,
+    workload_of: Callable[[Event], str] | None,
+    policy: LiveCheck | None = None,
+) -> int:
     from prometheus_client import ProcessCollector
 
     from lsmtrace import __version__
@@ -618,23 +685,29 @@ def _serve(
         registry.register(Collector(source))
         ProcessCollector(registry=registry)
         aggregator = DenialAggregator(table, workload_of or default_workload)
-        would = (WouldDenyAggregator(wd_table, workload_of or default_workload)
-                 if wd_table is not None else None)  # fmt: skip
+        would = (
+            WouldDenyAggregator(wd_table, workload_of or default_workload)
+            if wd_table is not None
+            else None
+        )
         lock = source.table_lock
 
         def on_events(evs: list[Event]) -> None:
             # a read-ahead batch can hold 100 k events: take the lock per
             # slice, so a scrape waits for one slice at most, not the batch
             for i in range(0, len(evs), LOCK_SLICE):
-                part = evs[i:i + LOCK_SLICE]
+                part = evs[i : i + LOCK_SLICE]
                 with lock:
                     aggregator.add_events(part)
                     if would is not None:
                         would.add_events(part)
 
-        server_thread = threading.Thread(target=httpd.serve_forever,
-                                         kwargs={"poll_interval": 0.2},
-                                         name="lsmtrace-http", daemon=True)  # fmt: skip
+        server_thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="lsmtrace-http",
+            daemon=True,
+        )
         server_thread.start()
         bound_host, bound_port = httpd.server_address[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
@@ -642,16 +715,28 @@ def _serve(
         status = opened.status
         if policy is not None:
             status += "; " + options.policy_status(policy)
-        print(options.start_line("Tracing", att, f"Serving {url}. Ctrl-C to end.",
-                                 audit=status), file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            options.start_line(
+                "Tracing", att, f"Serving {url}. Ctrl-C to end.", audit=status
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
         if not is_loopback(bound_host) and not (tls and auth):
-            print("note: metrics are reachable from other hosts without TLS and "
-                  "basic auth (--tls-cert/--tls-key, --basic-auth-file)",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                "note: metrics are reachable from other hosts without TLS and "
+                "basic auth (--tls-cert/--tls-key, --basic-auth-file)",
+                file=sys.stderr,
+            )
         # with the audit join, a denial the rung cannot attribute (lsm null)
         # is counted under the LSM its audit record names
-        session = Session(LockedEventSource(tracer, source.map_lock), on_events,
-                          enricher=enricher, audit=join, policy=policy)  # fmt: skip
+        session = Session(
+            LockedEventSource(tracer, source.map_lock),
+            on_events,
+            enricher=enricher,
+            audit=join,
+            policy=policy,
+        )
         source.summary = session.summary
         session.stop = stop
         summary = session.run(args.duration)
@@ -672,8 +757,10 @@ def _serve(
         sys.setswitchinterval(switch_interval)
     snap = table.snapshot()
     # before the summary: that one stays the last line
-    for line in (options.audit_summary_line(summary),
-                 options.policy_summary_line(summary, policy)):  # fmt: skip
+    for line in (
+        options.audit_summary_line(summary),
+        options.policy_summary_line(summary, policy),
+    ):
         if line:
             print(line, file=sys.stderr)
     print(

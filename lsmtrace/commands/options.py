@@ -99,7 +99,9 @@ def add_live_args(
 
 def add_audit_args(p: argparse.ArgumentParser) -> None:
     """--audit, --enable-audit: join denials with their LSM's audit records."""
-    g = p.add_argument_group("which rule denied (the LSM's audit records; docs/events.md)")
+    g = p.add_argument_group(
+        "which rule denied (the LSM's audit records; docs/events.md)"
+    )
     g.add_argument(
         "--audit",
         choices=("auto", "on", "off"),

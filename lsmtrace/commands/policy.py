@@ -47,7 +47,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     g.add_argument("--target", required=True, choices=TARGETS)
     g.add_argument("recordings", nargs="+", metavar="RECORDING")
-    g.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    g.add_argument(
+        "-o", "--output", metavar="FILE", help="write here (default: stdout)"
+    )
     g.add_argument("--force", action="store_true", help="overwrite an existing -o file")
     g.add_argument(
         "--include-denied",
@@ -151,8 +153,10 @@ def _machine_labels(aset: Any) -> None:
 
     n = selinux.add_machine_labels(aset)
     if n:
-        print(f"note: selinux: the type of {n} file(s) from their label on this machine",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"note: selinux: the type of {n} file(s) from their label on this machine",
+            file=sys.stderr,
+        )
 
 
 def _write(out: TextIO, chunks: list[str]) -> bool:
@@ -187,9 +191,18 @@ def check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     lines: list[str] = []
     if args.json:
         for a in result.denied:
-            lines.append(json_text({"finding": "would_deny", "program": a.program,
-                                    "kind": a.kind, "what": a.what,
-                                    "access": a.access}) + "\n")  # fmt: skip
+            lines.append(
+                json_text(
+                    {
+                        "finding": "would_deny",
+                        "program": a.program,
+                        "kind": a.kind,
+                        "what": a.what,
+                        "access": a.access,
+                    }
+                )
+                + "\n"
+            )
         for rule in result.unused:
             lines.append(json_text({"finding": "unused_rule", "rule": rule}) + "\n")
     else:
@@ -221,9 +234,18 @@ def diff(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if args.json:
         for sign, items in (("+", added), ("-", removed)):
             for x in items:
-                lines.append(json_text({"change": sign, "program": x.program,
-                                        "kind": x.kind, "what": x.what,
-                                        "access": x.access}) + "\n")  # fmt: skip
+                lines.append(
+                    json_text(
+                        {
+                            "change": sign,
+                            "program": x.program,
+                            "kind": x.kind,
+                            "what": x.what,
+                            "access": x.access,
+                        }
+                    )
+                    + "\n"
+                )
     else:
         lines += [f"+ {escape(str(x))}\n" for x in added]
         lines += [f"- {escape(str(x))}\n" for x in removed]

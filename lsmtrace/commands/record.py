@@ -43,9 +43,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     r.add_argument(
-        "-o", "--output", required=True, metavar="FILE",
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
         help="recording file (.gz: compressed)",
-    )  # fmt: skip
+    )
     r.add_argument("--gzip", action="store_true", help="compress whatever the name")
     r.add_argument("--force", action="store_true", help="overwrite an existing file")
     options.add_duration_arg(r)
@@ -53,20 +56,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     # bursts while the backlog in memory is decoded (docs/benchmarks.md).
     options.add_live_args(r, pages=RECORD_PAGES)
     r.add_argument(
-        "--pause-on-loss", action="store_true",
+        "--pause-on-loss",
+        action="store_true",
         help="with a command: stop (SIGSTOP) its process group while the ring "
         "buffer or the backlog of undecoded events is over half full, resume "
         "it (SIGCONT) below; the command runs in a process group of its own",
-    )  # fmt: skip
+    )
     r.add_argument(
-        "--backlog-mb", type=int, default=1024, metavar="MIB",
+        "--backlog-mb",
+        type=int,
+        default=1024,
+        metavar="MIB",
         help="memory for events read out of the ring and not yet written "
         "(default 1024 MiB, ~2.4 million events)",
-    )  # fmt: skip
+    )
     r.add_argument(
-        "cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
+        "cmd",
+        nargs=argparse.REMAINDER,
+        metavar="-- COMMAND ARGS",
         help="run this command and record it and its descendants",
-    )  # fmt: skip
+    )
     r.set_defaults(func=run)
 
 
@@ -157,9 +166,12 @@ class BackPressure:
     """
 
     def __init__(
-        self, pgid: int, pressure: Callable[[], float],
-        high: float = 0.5, low: float = 0.1,
-    ) -> None:  # fmt: skip
+        self,
+        pgid: int,
+        pressure: Callable[[], float],
+        high: float = 0.5,
+        low: float = 0.1,
+    ) -> None:
         self.pgid, self.pressure, self.high, self.low = pgid, pressure, high, low
         self.stopped = False
         self.pauses = 0
@@ -218,7 +230,9 @@ def run(args: argparse.Namespace) -> int:
             hint="lsmtrace record -o FILE --pause-on-loss -- COMMAND",
         )
     if not args.force and os.path.lexists(args.output):  # before compiling anything
-        raise RecordingError(f"{args.output} exists", hint="choose another name or pass --force")
+        raise RecordingError(
+            f"{args.output} exists", hint="choose another name or pass --force"
+        )
     opts = options.trace_options(args, proc_events=True)
     child, go_fd = (-1, -1)
     if cmd:
@@ -235,22 +249,39 @@ def run(args: argparse.Namespace) -> int:
         att = tracer.open()
         opened = options.open_audit(args, tracer.syscall_names)
         join = opened.join
-        filters = {k: v for k, v in {
-            "hooks": opts.hooks, "family": opts.families, "pid": opts.pid,
-            "children": opts.children, "uid": opts.uid, "comm": opts.comm,
-            "cgroup": opts.cgroup, "denied": opts.denied}.items()
-            if v not in (None, False)}  # fmt: skip
+        filters = {
+            k: v
+            for k, v in {
+                "hooks": opts.hooks,
+                "family": opts.families,
+                "pid": opts.pid,
+                "children": opts.children,
+                "uid": opts.uid,
+                "comm": opts.comm,
+                "cgroup": opts.cgroup,
+                "denied": opts.denied,
+            }.items()
+            if v not in (None, False)
+        }
+
         def on_events(evs: list[Event]) -> None:
             w.write_events(evs)
 
-        session = Session(tracer, on_events, enricher=enricher,
-                          process_events=True, quiet_probes=True, audit=join,
-                          max_backlog_bytes=args.backlog_mb << 20)  # fmt: skip
+        session = Session(
+            tracer,
+            on_events,
+            enricher=enricher,
+            process_events=True,
+            quiet_probes=True,
+            audit=join,
+            max_backlog_bytes=args.backlog_mb << 20,
+        )
         writer = RecordingWriter(
             args.output,
             recording_header(att.rung, cmd or None, filters, session.clock.offset_ns),
-            gzip=gz, overwrite=args.force,
-        )  # fmt: skip
+            gzip=gz,
+            overwrite=args.force,
+        )
         w = writer
         if cmd:
 
@@ -268,15 +299,21 @@ def run(args: argparse.Namespace) -> int:
             sess = session
 
             def full() -> float:
-                return max(tracer.fill(),
-                           sess.backlog_bytes / sess.max_backlog_bytes)  # fmt: skip
+                return max(tracer.fill(), sess.backlog_bytes / sess.max_backlog_bytes)
 
             pressure = BackPressure(child, full)
             watch = pressure.check
-        print(options.start_line("Recording", att,
-                                 f"to {args.output}" + (f" while {cmd[0]} runs" if cmd else "")
-                                 + "; Ctrl-C to end.", audit=opened.status),
-              file=sys.stderr)  # fmt: skip
+        print(
+            options.start_line(
+                "Recording",
+                att,
+                f"to {args.output}"
+                + (f" while {cmd[0]} runs" if cmd else "")
+                + "; Ctrl-C to end.",
+                audit=opened.status,
+            ),
+            file=sys.stderr,
+        )
         summary = session.run(args.duration, watch=watch)
         if pressure is not None:
             pressure.close()
@@ -284,17 +321,29 @@ def run(args: argparse.Namespace) -> int:
                 # Ctrl-C/SIGTERM reached us alone: the command has its group
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(child, signal.SIGINT)
-        rows = output.count_rows(tracer.counts(), tracer.id_names,
-                                 tracer.quiet_counts())
-        writer.close({
-            "lost": summary.lost, "attempted": summary.attempted, "ended": _now(),
-            "seen": summary.seen, "filtered": summary.filtered,
-            "malformed": summary.malformed, "by_verdict": summary.by_verdict,
-            "quiet": summary.quiet, "counts": rows, "audit": summary.audit,
-            "exit_code": _exit_code(status[0]) if status else None,
-            **({"paused": pressure.pauses, "paused_s": round(pressure.paused_s, 3)}
-               if pressure is not None else {}),
-        })  # fmt: skip
+        rows = output.count_rows(
+            tracer.counts(), tracer.id_names, tracer.quiet_counts()
+        )
+        writer.close(
+            {
+                "lost": summary.lost,
+                "attempted": summary.attempted,
+                "ended": _now(),
+                "seen": summary.seen,
+                "filtered": summary.filtered,
+                "malformed": summary.malformed,
+                "by_verdict": summary.by_verdict,
+                "quiet": summary.quiet,
+                "counts": rows,
+                "audit": summary.audit,
+                "exit_code": _exit_code(status[0]) if status else None,
+                **(
+                    {"paused": pressure.pauses, "paused_s": round(pressure.paused_s, 3)}
+                    if pressure is not None
+                    else {}
+                ),
+            }
+        )
         writer = None
     finally:
         if pressure is not None:
@@ -313,10 +362,15 @@ def run(args: argparse.Namespace) -> int:
         print(audit_line, file=sys.stderr)
     paused = ""
     if pressure is not None:
-        paused = (f"; command paused {pressure.pauses} times, "
-                  f"{pressure.paused_s:.2f} s in all")  # fmt: skip
-    print(f"{summary.delivered} events recorded ({summary.by_verdict['deny']} denied), "
-          f"{summary.lost} lost{paused}", file=sys.stderr)  # fmt: skip
+        paused = (
+            f"; command paused {pressure.pauses} times, "
+            f"{pressure.paused_s:.2f} s in all"
+        )
+    print(
+        f"{summary.delivered} events recorded ({summary.by_verdict['deny']} denied), "
+        f"{summary.lost} lost{paused}",
+        file=sys.stderr,
+    )
     if cmd:
         if not status:  # Ctrl-C/--duration before the command ended: wait for it
             _pid, st = os.waitpid(child, 0)

@@ -79,7 +79,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         if not args.json and not args.no_header:
             out.write(output.header(width) + "\n")
-        render = output.json_text if args.json else (lambda e: output.text_line(e, width))
+        render = (
+            output.json_text if args.json else (lambda e: output.text_line(e, width))
+        )
         for e in rec.events:
             if want(e):
                 out.write(render(e) + "\n")

@@ -116,9 +116,11 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         args.json or args.tree or args.proc_events or policy is not None
     )
     opts = options.trace_options(
-        args, stream=not args.count, proc_events=enrich or policy is not None,
+        args,
+        stream=not args.count,
+        proc_events=enrich or policy is not None,
         denied=args.denied and policy is None,
-    )  # fmt: skip
+    )
     if args.ebpf:
         from lsmtrace.loader import program_text
 
@@ -160,10 +162,14 @@ def _run(
             opened = options.open_audit(args, tracer.syscall_names)
             join, audit_status = opened.join, opened.status
         if policy is not None:
-            audit_status = "; ".join(x for x in (audit_status, options.policy_status(policy))
-                                     if x)  # fmt: skip
-        print(options.start_line("Tracing", att, audit=audit_status), file=sys.stderr,
-              flush=True)  # fmt: skip
+            audit_status = "; ".join(
+                x for x in (audit_status, options.policy_status(policy)) if x
+            )
+        print(
+            options.start_line("Tracing", att, audit=audit_status),
+            file=sys.stderr,
+            flush=True,
+        )
         for name, why in att.skipped.items():
             log.debug("skipped %s: %s", name, why)
         if not args.json and not args.no_header and not args.count and not args.discard:
@@ -208,8 +214,9 @@ def _run(
         try:
             summary = session.run(args.duration)
             if args.count:
-                rows = output.count_rows(tracer.counts(), tracer.id_names,
-                                        tracer.quiet_counts())
+                rows = output.count_rows(
+                    tracer.counts(), tracer.id_names, tracer.quiet_counts()
+                )
                 out.write(output.count_table(rows, args.json))
                 out.flush()
         except BrokenPipeError:
@@ -220,8 +227,10 @@ def _run(
             join.close()  # --enable-audit: audit back off
         tracer.close()
     # before the summary: that one stays the last line
-    for line in (options.audit_summary_line(summary),
-                 options.policy_summary_line(summary, policy)):  # fmt: skip
+    for line in (
+        options.audit_summary_line(summary),
+        options.policy_summary_line(summary, policy),
+    ):
         if line:
             print(line, file=sys.stderr)
     print(options.summary_line(summary), file=sys.stderr)

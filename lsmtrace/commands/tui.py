@@ -42,25 +42,40 @@ def default_log_path() -> Path:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("tui", help="interactive view of decisions, live or replayed",
-                       description="Debug denials on one screen: what was denied, to "
-                       "whom, by which LSM, and what rule would allow it.",
-                       epilog=TUI_EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        "tui",
+        help="interactive view of decisions, live or replayed",
+        description="Debug denials on one screen: what was denied, to "
+        "whom, by which LSM, and what rule would allow it.",
+        epilog=TUI_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(p)
     p.set_defaults(func=run)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--replay", metavar="FILE",
-                   help="show a recording (JSON Lines) instead of tracing live")  # fmt: skip
-    p.add_argument("--history", type=int, default=DEFAULT_HISTORY, metavar="N",
-                   help=f"events kept in memory (default {DEFAULT_HISTORY})")  # fmt: skip
-    p.add_argument("--log", metavar="FILE",
-                   help=f"log file (default {default_log_path()})")  # fmt: skip
+    p.add_argument(
+        "--replay",
+        metavar="FILE",
+        help="show a recording (JSON Lines) instead of tracing live",
+    )
+    p.add_argument(
+        "--history",
+        type=int,
+        default=DEFAULT_HISTORY,
+        metavar="N",
+        help=f"events kept in memory (default {DEFAULT_HISTORY})",
+    )
+    p.add_argument(
+        "--log", metavar="FILE", help=f"log file (default {default_log_path()})"
+    )
     options.add_live_args(p, "live filters (applied in the kernel)")
-    p.add_argument("--no-enrich", action="store_true",
-                   help="live: no exe, ancestors, container, unit from /proc")  # fmt: skip
+    p.add_argument(
+        "--no-enrich",
+        action="store_true",
+        help="live: no exe, ancestors, container, unit from /proc",
+    )
     options.add_policy_args(p)
 
 
@@ -76,8 +91,11 @@ def log_to_file(path: Path, debug: bool = False) -> Iterator[None]:
         handler = logging.FileHandler(path, encoding="utf-8")
     except OSError:
         handler = logging.NullHandler()
-    handler.setFormatter(logging.Formatter(
-        "%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))  # fmt: skip
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"
+        )
+    )
     root.handlers = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     try:
@@ -102,16 +120,20 @@ def make_source(args: argparse.Namespace) -> object:
     enrich = not args.no_enrich
     # the policy check follows every process and sees the allowed decisions
     # too: --denied then selects in user space what was or would be denied
-    opts = options.trace_options(args, proc_events=enrich or policy is not None,
-                                 denied=args.denied and policy is None)  # fmt: skip
+    opts = options.trace_options(
+        args,
+        proc_events=enrich or policy is not None,
+        denied=args.denied and policy is None,
+    )
     select = _denied_or_would if args.denied and policy is not None else None
     enricher = None
     if enrich:
         from lsmtrace.proctree import Enricher
 
         enricher = Enricher.live()
-    return LiveSource(opts, enricher=enricher, audit=audit_factory(args), policy=policy,
-                      select=select)  # fmt: skip
+    return LiveSource(
+        opts, enricher=enricher, audit=audit_factory(args), policy=policy, select=select
+    )
 
 
 def _denied_or_would(ev: dict[str, Any]) -> bool:

@@ -36,7 +36,9 @@ def load_access_set(
     warnings = []
     for p in paths:
         rec = read_recording(p)
-        problems = [x for x in (loss_summary(rec), rec.error and rec.error.message) if x]
+        problems = [
+            x for x in (loss_summary(rec), rec.error and rec.error.message) if x
+        ]
         if problems and not accept_lossy:
             raise RecordingError(
                 "; ".join(problems),
@@ -65,14 +67,17 @@ def _stamp(target: str, text: str, warnings: list[str]) -> str:
     return head + text
 
 
-def generate(target: str, aset: AccessSet, name: str | None = None,
-             filename: str | None = None) -> str:  # fmt: skip
+def generate(
+    target: str, aset: AccessSet, name: str | None = None, filename: str | None = None
+) -> str:
     """The policy text. `filename` is where it will be written: the build and
     load instructions in it name that file (else THIS_FILE)."""
     return _stamp(target, _render(target, aset, name, filename), aset.warnings)
 
 
-def _render(target: str, aset: AccessSet, name: str | None, filename: str | None) -> str:
+def _render(
+    target: str, aset: AccessSet, name: str | None, filename: str | None
+) -> str:
     if target == "landlock":
         from lsmtrace.policy import landlock
 
@@ -158,7 +163,9 @@ def load(policy_path: str, target: str | None = None) -> LoadedPolicy:
 
         parsed = selinux.parse(text, policy_path)
     else:
-        raise UsageError(f"unknown target {target!r}", hint=f"one of: {', '.join(TARGETS)}")
+        raise UsageError(
+            f"unknown target {target!r}", hint=f"one of: {', '.join(TARGETS)}"
+        )
     return LoadedPolicy(policy_path, target, text, parsed)
 
 

@@ -168,8 +168,8 @@ def glob_to_regex(pat: str) -> str:
         c = pat[i]
         if c == "\\" and i + 1 < len(pat):
             nxt = pat[i + 1]
-            if nxt in "0123" and re.match(r"[0-7]{3}", pat[i + 1:i + 4]):
-                out.append(re.escape(chr(int(pat[i + 1:i + 4], 8))))
+            if nxt in "0123" and re.match(r"[0-7]{3}", pat[i + 1 : i + 4]):
+                out.append(re.escape(chr(int(pat[i + 1 : i + 4], 8))))
                 i += 4
                 continue
             out.append(re.escape(nxt))
@@ -177,7 +177,7 @@ def glob_to_regex(pat: str) -> str:
             continue
         if c == "@" and pat.startswith("@{", i):
             end = pat.index("}", i)
-            var = pat[i + 2:end]
+            var = pat[i + 2 : end]
             vals = VARIABLES.get(var)
             if vals is None:
                 raise UnknownVariable(f"unknown variable @{{{var}}}")
@@ -209,7 +209,7 @@ def glob_to_regex(pat: str) -> str:
             i += 1
         elif c == "[":
             end = pat.index("]", i + 1)
-            body = pat[i + 1:end]
+            body = pat[i + 1 : end]
             out.append("[" + ("^" + body[1:] if body.startswith("^") else body) + "]")
             i = end + 1
         else:
@@ -244,7 +244,9 @@ def load(name: str) -> Abstraction | None:
             ab.network |= nested.network
             ab.self_rules |= nested.self_rules
     if ab.files:
-        ab.any_file = re.compile("|".join(f"(?:{rx.pattern})" for rx, _p, _l in ab.files))
+        ab.any_file = re.compile(
+            "|".join(f"(?:{rx.pattern})" for rx, _p, _l in ab.files)
+        )
     _CACHE[name] = ab
     return ab
 

@@ -58,18 +58,41 @@ from lsmtrace.policy.model import (
 
 SPECIAL = b'*?[]{}^"\\'
 PERMS = {
-    "read": "r", "readdir": "r", "write": "w", "append": "a", "create": "w",
-    "truncate": "w", "exec": "x", "mmap_exec": "m", "unlink": "w", "rmdir": "w",
-    "mkdir": "w", "rename_src": "rw", "rename_dst": "w", "link": "l",
-    "symlink": "w", "mknod": "w", "chmod": "w", "chown": "w",
-}  # fmt: skip
+    "read": "r",
+    "readdir": "r",
+    "write": "w",
+    "append": "a",
+    "create": "w",
+    "truncate": "w",
+    "exec": "x",
+    "mmap_exec": "m",
+    "unlink": "w",
+    "rmdir": "w",
+    "mkdir": "w",
+    "rename_src": "rw",
+    "rename_dst": "w",
+    "link": "l",
+    "symlink": "w",
+    "mknod": "w",
+    "chmod": "w",
+    "chown": "w",
+}
 DIR_ACCESSES = frozenset({"readdir", "mkdir", "rmdir"})
 PERM_ORDER = "mrwalx"
 TEMP_CLASS = "[a-zA-Z0-9_]"
-FAMILIES = {"AF_INET": "inet", "AF_INET6": "inet6", "AF_UNIX": "unix",
-            "AF_NETLINK": "netlink", "AF_PACKET": "packet"}  # fmt: skip
-SOCK_TYPES = {"SOCK_STREAM": "stream", "SOCK_DGRAM": "dgram", "SOCK_RAW": "raw",
-              "SOCK_SEQPACKET": "seqpacket"}  # fmt: skip
+FAMILIES = {
+    "AF_INET": "inet",
+    "AF_INET6": "inet6",
+    "AF_UNIX": "unix",
+    "AF_NETLINK": "netlink",
+    "AF_PACKET": "packet",
+}
+SOCK_TYPES = {
+    "SOCK_STREAM": "stream",
+    "SOCK_DGRAM": "dgram",
+    "SOCK_RAW": "raw",
+    "SOCK_SEQPACKET": "seqpacket",
+}
 # the markers check() reads back: which program a profile is for, and which
 # programs run under it (ix)
 PROGRAM_MARK = "# lsmtrace program: "
@@ -79,12 +102,12 @@ MODE_WHY = {
     "self": "its own file",
     "ix": "needs nothing this profile does not grant: it runs under this profile",
     "Cx": "a child process that needs more than this profile: its own child "
-          "profile {name} below, confined so only when started from here",
+    "profile {name} below, confined so only when started from here",
     "Px": "takes over this process (exec without fork: a wrapper handing over): "
-          "its own profile {name}",
+    "its own profile {name}",
     "Px?": "has no profile in this file (left out with --program): load one for "
-           "it, or the exec is denied",
-}  # fmt: skip
+    "it, or the exec is denied",
+}
 
 
 def escape_literal(s: str) -> str:
@@ -107,7 +130,7 @@ def unescape_literal(s: str) -> str:
     raw = s.encode("utf-8", "surrogateescape")
     while i < len(raw):
         if raw[i] == 0x5C and i + 1 < len(raw):
-            m = re.match(rb"[0-3][0-7]{2}", raw[i + 1:i + 4])
+            m = re.match(rb"[0-3][0-7]{2}", raw[i + 1 : i + 4])
             if m:
                 out.append(int(m.group(0), 8))
                 i += 4
@@ -126,8 +149,11 @@ def comment_text(s: str) -> str:
 
 
 def _clean(s: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", s.encode("utf-8", "surrogateescape")
-                  .decode("ascii", "replace"))  # fmt: skip
+    safe = re.sub(
+        r"[^A-Za-z0-9._-]",
+        "_",
+        s.encode("utf-8", "surrogateescape").decode("ascii", "replace"),
+    )
     return safe.strip(".") or "_"
 
 
@@ -163,8 +189,9 @@ class Rule:
     why: set[str] = field(default_factory=set)
 
 
-def path_pattern(prog: Program, path: str, is_dir: bool,
-                 atomic: dict[str, str] | None = None) -> tuple[str, bool, str | None]:  # fmt: skip
+def path_pattern(
+    prog: Program, path: str, is_dir: bool, atomic: dict[str, str] | None = None
+) -> tuple[str, bool, str | None]:
     """(quoted pattern, owner, generalisation note)."""
     tail = "/" if is_dir and not path.endswith("/") else ""
     pr = proc_pid_rest(path)
@@ -175,14 +202,24 @@ def path_pattern(prog: Program, path: str, is_dir: bool,
         return f'"@{{PROC}}/{var}{escape_literal(pr[1] + tail)}"', own, note
     tp = pattern(path + tail, "*", escape_literal, lambda n: TEMP_CLASS * n)
     if tp is not None:
-        return (f'"{tp}"', True, "random temp names -> * (a name random throughout: "
-                f"{TEMP_CLASS} per character), owner")  # fmt: skip
+        return (
+            f'"{tp}"',
+            True,
+            "random temp names -> * (a name random throughout: "
+            f"{TEMP_CLASS} per character), owner",
+        )
     if atomic and path in atomic:
-        return (f'"{escape_literal(atomic[path])}*"', True,
-                "atomic-write temporary (f.XXXX renamed onto f) -> f.*, owner")  # fmt: skip
+        return (
+            f'"{escape_literal(atomic[path])}*"',
+            True,
+            "atomic-write temporary (f.XXXX renamed onto f) -> f.*, owner",
+        )
     if path.startswith(MERGED_DIRS):
-        return (f'"/{{,usr/}}{escape_literal(path[1:] + tail)}"', False,
-                "merged /usr: /bin/x -> /{,usr/}bin/x")  # fmt: skip
+        return (
+            f'"/{{,usr/}}{escape_literal(path[1:] + tail)}"',
+            False,
+            "merged /usr: /bin/x -> /{,usr/}bin/x",
+        )
     return f'"{escape_literal(path + tail)}"', False, None
 
 
@@ -207,12 +244,13 @@ def kernel_view(path: str) -> str:
     the process's /proc/<pid> (and <tid>) by the time a rule is matched."""
     for link in ("/proc/self/", "/proc/thread-self/"):
         if path.startswith(link):
-            return "/proc/1/" + path[len(link):]
+            return "/proc/1/" + path[len(link) :]
     return path
 
 
-def _folded(includes: list[abstr.Abstraction], path: str, access: str,
-            is_dir: bool) -> str | None:  # fmt: skip
+def _folded(
+    includes: list[abstr.Abstraction], path: str, access: str, is_dir: bool
+) -> str | None:
     """The include that grants this file access, if one does."""
     letters = set(PERMS[access])
     if "x" in letters:
@@ -230,8 +268,9 @@ def includes_for(prog: Program, dirs: set[str]) -> list[abstr.Abstraction]:
     assert base is not None
     out = [base]
     inet = any(n.family in ("AF_INET", "AF_INET6") for n in prog.network)
-    if inet and any(p in ("/etc/nsswitch.conf", "/usr/etc/nsswitch.conf")
-                    for p in prog.files):  # fmt: skip
+    if inet and any(
+        p in ("/etc/nsswitch.conf", "/usr/etc/nsswitch.conf") for p in prog.files
+    ):
         ns = abstr.load("nameservice")
         assert ns is not None
         out.append(ns)
@@ -262,9 +301,12 @@ class ExecChoice:
     name: str | None  # the profile it transitions to
 
 
-def render_body(prog: Program, dirs: frozenset[str],
-                modes: dict[str, ExecChoice] | None = None,
-                exact: dict[str, str] | None = None) -> Body:  # fmt: skip
+def render_body(
+    prog: Program,
+    dirs: frozenset[str],
+    modes: dict[str, ExecChoice] | None = None,
+    exact: dict[str, str] | None = None,
+) -> Body:
     """The rules of `prog`'s profile; exec rules take their transition from
     `modes` (target -> choice; default ix), each explained in a comment, and
     name the target's exact path where the recording has it (`exact`)."""
@@ -313,29 +355,43 @@ def render_body(prog: Program, dirs: frozenset[str],
             nets.add(f"  network {fam} {typ},".replace(" ,", ","))
     lines += sorted(nets)
     self_rules = {r for ab in includes for r in ab.self_rules}
-    sigs = sorted({s.removeprefix("SIG").lower() for s, who in prog.signals
-                   if s.startswith("SIG") and s[3:].isalpha()
-                   and not (who == "self" and "signal self" in self_rules)})  # fmt: skip
+    sigs = sorted(
+        {
+            s.removeprefix("SIG").lower()
+            for s, who in prog.signals
+            if s.startswith("SIG")
+            and s[3:].isalpha()
+            and not (who == "self" and "signal self" in self_rules)
+        }
+    )
     if sigs:
         lines.append(f"  signal (send) set=({' '.join(sigs)}),")
-    if any(s == "EXISTS" for s, _ in prog.signals) and "signal exists" not in self_rules:
+    if (
+        any(s == "EXISTS" for s, _ in prog.signals)
+        and "signal exists" not in self_rules
+    ):
         lines.append("  signal (send) set=(exists),")
     for mode, who in sorted(prog.ptrace):
         if not (mode == "read" and who == "self" and "ptrace read self" in self_rules):
             lines.append(f"  ptrace ({mode}),")
     for interp in sorted(prog.interpreters):
-        lines.append(f"  # {comment_text(interp)}: the #! interpreter of this script "
-                     "(the kernel maps it when the script starts)")  # fmt: skip
+        lines.append(
+            f"  # {comment_text(interp)}: the #! interpreter of this script "
+            "(the kernel maps it when the script starts)"
+        )
     for (_pat, _owner), r in sorted(rules.items()):
         prefix = "owner " if r.owner else ""
         lines.append(f"  {prefix}{r.pattern} {_perm_string(r.perms, '')},")
     if prog.reads_self and not prog.interpreters and prog.exe:
-        lines.append("  # it reads its own file: probably a script; its #! interpreter "
-                     "is not in the recording (add `\"INTERPRETER\" mr,`)")  # fmt: skip
+        lines.append(
+            "  # it reads its own file: probably a script; its #! interpreter "
+            'is not in the recording (add `"INTERPRETER" mr,`)'
+        )
     for pat, r in sorted(exec_rules.items()):
         target = exec_of[pat]
-        ch = modes.get(target, ExecChoice(target, "self" if target == prog.name
-                                          else "ix", None))  # fmt: skip
+        ch = modes.get(
+            target, ExecChoice(target, "self" if target == prog.name else "ix", None)
+        )
         target = ch.target
         mode = {"self": "ix", "Px?": "Px"}.get(ch.mode, ch.mode)
         why = MODE_WHY[ch.mode].format(name=ch.name)
@@ -371,7 +427,9 @@ class Plan:
     names: dict[str, str]
     top: set[str] = field(default_factory=set)  # programs with a top-level profile
     children: dict[str, set[str]] = field(default_factory=dict)  # parent -> Cx children
-    inherits: dict[str, set[str]] = field(default_factory=dict)  # profile -> ix programs
+    inherits: dict[str, set[str]] = field(
+        default_factory=dict
+    )  # profile -> ix programs
     modes: dict[tuple[str, str], ExecChoice] = field(default_factory=dict)
 
 
@@ -381,8 +439,12 @@ def plan(aset: AccessSet) -> Plan:
     names = profile_names(aset)
     progs = aset.programs
     dirs = frozenset(aset.directories())
-    execd = {t for p in progs.values() for t, a in p.files.items() if "exec" in a
-             and t != p.name}  # fmt: skip
+    execd = {
+        t
+        for p in progs.values()
+        for t, a in p.files.items()
+        if "exec" in a and t != p.name
+    }
     pl = Plan(names)
     # the roots, and any program nothing in the recording started
     work = sorted({k for k in progs if k in aset.roots or k not in execd})
@@ -442,9 +504,17 @@ def _attachment(prog: Program, aset: AccessSet) -> str:
     return " " + path_pattern(prog, path, False)[0]
 
 
-def _profile_text(aset: AccessSet, pl: Plan, key: str, ctx: str, indent: str,
-                  name: str, attach: str, notes: set[str],
-                  folded: dict[str, int]) -> list[str]:  # fmt: skip
+def _profile_text(
+    aset: AccessSet,
+    pl: Plan,
+    key: str,
+    ctx: str,
+    indent: str,
+    name: str,
+    attach: str,
+    notes: set[str],
+    folded: dict[str, int],
+) -> list[str]:
     prog = aset.programs[key]
     modes = {t: ch for (c, t), ch in pl.modes.items() if c == ctx}
     body = render_body(prog, frozenset(aset.directories()), modes, exact_paths(aset))
@@ -452,8 +522,10 @@ def _profile_text(aset: AccessSet, pl: Plan, key: str, ctx: str, indent: str,
     for inc, n in body.folded.items():
         folded[inc] = folded.get(inc, 0) + n
     out = [f"{indent}{PROGRAM_MARK}{comment_text(key)}"]
-    out += [f"{indent}{INHERIT_MARK}{comment_text(t)}"
-            for t in sorted(pl.inherits.get(ctx, set()))]  # fmt: skip
+    out += [
+        f"{indent}{INHERIT_MARK}{comment_text(t)}"
+        for t in sorted(pl.inherits.get(ctx, set()))
+    ]
     out.append(f"{indent}profile {name}{attach} {{")
     out += [f"{indent}  #include <abstractions/{inc}>" for inc in body.includes]
     out += [indent + ln for ln in body.lines]
@@ -463,11 +535,17 @@ def _profile_text(aset: AccessSet, pl: Plan, key: str, ctx: str, indent: str,
 def instructions(filename: str | None = None) -> list[str]:
     """(what, command) lines written into the profile file; a test runs them."""
     f = shell_word(filename)
-    return [f"apparmor_parser -Q -K {f}", f"apparmor_parser -r -C {f}",
-            f"apparmor_parser -r {f}", f"apparmor_parser -R {f}"]  # fmt: skip
+    return [
+        f"apparmor_parser -Q -K {f}",
+        f"apparmor_parser -r -C {f}",
+        f"apparmor_parser -r {f}",
+        f"apparmor_parser -R {f}",
+    ]
 
 
-def render(aset: AccessSet, name: str | None = None, filename: str | None = None) -> str:
+def render(
+    aset: AccessSet, name: str | None = None, filename: str | None = None
+) -> str:
     aset = fold_merged_usr(aset)
     pl = plan(aset)
     check_, complain, enforce, remove = instructions(filename)
@@ -492,18 +570,32 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
             body.append(f"# {comment_text(key)}: no exec seen, so no attachment path;")
             body.append("# attach it yourself or use it as a child profile.")
         elif key in aset.roots and prog.exact_exe:
-            body.append(f"# Attached to {comment_text(prog.exact_exe)}, the file "
-                        f"{comment_text(key)} resolves to")  # fmt: skip
-            body.append("# (AppArmor attaches by that path): every run of it is confined.")
+            body.append(
+                f"# Attached to {comment_text(prog.exact_exe)}, the file "
+                f"{comment_text(key)} resolves to"
+            )
+            body.append(
+                "# (AppArmor attaches by that path): every run of it is confined."
+            )
         elif key not in aset.roots:
             body.append(f"# Entered only through `Px -> {pname}`; to confine every run")
             body.append(f"# of {comment_text(prog.exe)}, attach it to that path.")
-        body += _profile_text(aset, pl, key, key, "", pname, _attachment(prog, aset),
-                              notes, folded)  # fmt: skip
+        body += _profile_text(
+            aset, pl, key, key, "", pname, _attachment(prog, aset), notes, folded
+        )
         for child in sorted(pl.children.get(key, set())):
             body.append("")
-            body += _profile_text(aset, pl, child, f"{key}//{child}", "  ",
-                                  pl.names[child], "", notes, folded)  # fmt: skip
+            body += _profile_text(
+                aset,
+                pl,
+                child,
+                f"{key}//{child}",
+                "  ",
+                pl.names[child],
+                "",
+                notes,
+                folded,
+            )
             body.append("  }")
         body.append("}")
     if any(ch.mode not in ("self",) for ch in pl.modes.values()):
@@ -514,20 +606,33 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
             "# caller's process (a wrapper, shim or script's exec): its own profile.",
         ]
     if folded:
-        out.append("# Not listed, granted by the includes: " + ", ".join(
-            f"{n} access(es) by abstractions/{inc}" for inc, n in sorted(folded.items())))
+        out.append(
+            "# Not listed, granted by the includes: "
+            + ", ".join(
+                f"{n} access(es) by abstractions/{inc}"
+                for inc, n in sorted(folded.items())
+            )
+        )
     if notes:
         out.append("# Generalisations applied (deterministic):")
         out += [f"#   {n}" for n in sorted(notes)]
-    attached = [p for p in pl.top if p in aset.roots and aset.programs[p].exe
-                and not aset.programs[p].exact_exe]  # fmt: skip
+    attached = [
+        p
+        for p in pl.top
+        if p in aset.roots and aset.programs[p].exe and not aset.programs[p].exact_exe
+    ]
     if attached:
         out.append("# Attachments are the paths the programs were started by; AppArmor")
-        out.append("# matches the resolved path (if one is a symlink, attach to its target).")
-    out += comment_block("No rule (the name could not be placed)", aset.unplaced_lines())
+        out.append(
+            "# matches the resolved path (if one is a symlink, attach to its target)."
+        )
+    out += comment_block(
+        "No rule (the name could not be placed)", aset.unplaced_lines()
+    )
     out += comment_block("Inferred (deduced, not seen)", aset.inferred_lines())
-    out += comment_block("Capabilities seen but not granted (no enforced check)",
-                          aset.quiet_cap_lines())  # fmt: skip
+    out += comment_block(
+        "Capabilities seen but not granted (no enforced check)", aset.quiet_cap_lines()
+    )
     out.append("")
     out.append("include <tunables/global>")
     return "\n".join(out + body) + "\n"
@@ -560,9 +665,13 @@ class ParsedProfile:
     inherits: set[str] = field(default_factory=set)
 
 
-RULE_RE = re.compile(r'^(?:(owner)\s+)?("(?:[^"\\]|\\.)*"|[/@]\S*)\s+([a-zA-Z]+)'
-                     r'(?:\s*->\s*([^\s,]+))?\s*,$')  # fmt: skip
-PROFILE_RE = re.compile(r'^profile\s+(\S+)(?:\s+("(?:[^"\\]|\\.)*"|/\S*))?\s*(?:flags=\([^)]*\)\s*)?\{$')
+RULE_RE = re.compile(
+    r'^(?:(owner)\s+)?("(?:[^"\\]|\\.)*"|[/@]\S*)\s+([a-zA-Z]+)'
+    r"(?:\s*->\s*([^\s,]+))?\s*,$"
+)
+PROFILE_RE = re.compile(
+    r'^profile\s+(\S+)(?:\s+("(?:[^"\\]|\\.)*"|/\S*))?\s*(?:flags=\([^)]*\)\s*)?\{$'
+)
 INCLUDE_RE = re.compile(r"^#?include\s+(?:if\s+exists\s+)?<abstractions/([^>]+)>$")
 
 
@@ -582,11 +691,11 @@ def parse(text: str, path: str = "policy") -> list[ParsedProfile]:
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if line.startswith(PROGRAM_MARK.strip()):
-            mark = unescape_literal(line[len(PROGRAM_MARK):])
+            mark = unescape_literal(line[len(PROGRAM_MARK) :])
             inherits = set()
             continue
         if line.startswith(INHERIT_MARK.strip()):
-            inherits.add(unescape_literal(line[len(INHERIT_MARK):]))
+            inherits.add(unescape_literal(line[len(INHERIT_MARK) :]))
             continue
         inc = INCLUDE_RE.match(line)
         if inc and stack:
@@ -604,15 +713,18 @@ def parse(text: str, path: str = "policy") -> list[ParsedProfile]:
                 if attach:
                     rx = re.compile(glob_to_regex(attach.strip('"')) + r"\Z")
                 prefix = stack[-1].name + "//" if stack else ""
-                cur = ParsedProfile(prefix + m.group(1), rx, program=mark,
-                                    inherits=inherits)  # fmt: skip
+                cur = ParsedProfile(
+                    prefix + m.group(1), rx, program=mark, inherits=inherits
+                )
                 mark, inherits = None, set()
                 stack.append(cur)
                 continue
             if not stack:
                 if line.startswith(("abi ", "include ")):
                     continue
-                raise AppArmorParseError(f"{path}: line {n}: not understood: {line[:80]!r}")
+                raise AppArmorParseError(
+                    f"{path}: line {n}: not understood: {line[:80]!r}"
+                )
             cur = stack[-1]
             if line == "}":
                 profiles.append(stack.pop())
@@ -623,25 +735,38 @@ def parse(text: str, path: str = "policy") -> list[ParsedProfile]:
                 continue
             m = RULE_RE.match(line)
             if not m:
-                raise AppArmorParseError(f"{path}: line {n}: rule not understood: {line[:80]!r}",
-                                         hint="check evaluates the rule forms lsmtrace "
-                                         "generates (file, capability, network, signal, ptrace)")  # fmt: skip
+                raise AppArmorParseError(
+                    f"{path}: line {n}: rule not understood: {line[:80]!r}",
+                    hint="check evaluates the rule forms lsmtrace "
+                    "generates (file, capability, network, signal, ptrace)",
+                )
             pat = m.group(2).strip('"') if m.group(2).startswith('"') else m.group(2)
-            cur.rules.append(ParsedRule(line, "file", re.compile(glob_to_regex(pat) + r"\Z"),
-                                        perms=m.group(3), target=m.group(4)))  # fmt: skip
+            cur.rules.append(
+                ParsedRule(
+                    line,
+                    "file",
+                    re.compile(glob_to_regex(pat) + r"\Z"),
+                    perms=m.group(3),
+                    target=m.group(4),
+                )
+            )
         except (ValueError, re.error) as e:
             raise AppArmorParseError(f"{path}: line {n}: {e}") from e
     if stack:
-        raise AppArmorParseError(f"{path}: profile {stack[-1].name} has no closing brace")
+        raise AppArmorParseError(
+            f"{path}: profile {stack[-1].name} has no closing brace"
+        )
     if not profiles:
-        raise AppArmorParseError(f"{path}: no profile found",
-                                 hint="is it an AppArmor profile?")  # fmt: skip
+        raise AppArmorParseError(
+            f"{path}: no profile found", hint="is it an AppArmor profile?"
+        )
     return profiles
 
 
 def _parse_body(body: Body) -> ParsedProfile:
-    text = "profile x {\n" + "".join(f"  #include <abstractions/{i}>\n"
-                                     for i in body.includes)  # fmt: skip
+    text = "profile x {\n" + "".join(
+        f"  #include <abstractions/{i}>\n" for i in body.includes
+    )
     text += "\n".join(body.lines) + "\n}\n"
     return parse(text)[0]
 
@@ -683,22 +808,29 @@ def check(profiles: list[ParsedProfile], aset: AccessSet) -> CheckResult:
     return res
 
 
-def allows(prof: ParsedProfile, kind: str, what: str, access: str,
-           is_dir: bool = False) -> tuple[bool, set[int]]:  # fmt: skip
+def allows(
+    prof: ParsedProfile, kind: str, what: str, access: str, is_dir: bool = False
+) -> tuple[bool, set[int]]:
     """Whether the profile allows one access of the flat view (model.Access:
     kind, what, access), its includes evaluated; and the ids of the rules
     that allow it (for UNUSED)."""
     hit: set[int] = set()
     if kind == "file":
         as_dir = access in DIR_ACCESSES or (access == "read" and is_dir)
-        path = byte_str(kernel_view(what) + ("/" if as_dir and not what.endswith("/")
-                                             else ""))  # fmt: skip
+        path = byte_str(
+            kernel_view(what) + ("/" if as_dir and not what.endswith("/") else "")
+        )
         need = set(PERMS.get(access, ""))
         have: set[str] = set()
         for r in prof.rules:
             if r.kind == "file" and r.regex is not None and r.regex.match(path):
-                letters = set(r.perms.lower().replace("i", "").replace("p", "")
-                              .replace("u", "").replace("c", ""))  # fmt: skip
+                letters = set(
+                    r.perms.lower()
+                    .replace("i", "")
+                    .replace("p", "")
+                    .replace("u", "")
+                    .replace("c", "")
+                )
                 if "x" in letters:
                     letters.add("m")  # an exec mode implies m
                 if "w" in letters:
@@ -707,8 +839,11 @@ def allows(prof: ParsedProfile, kind: str, what: str, access: str,
                     hit.add(id(r))
                 have |= letters
         if not need <= have and "x" not in need:
-            have |= {c for c in need if any(abstr.grants_file(ab, path, {c})
-                                            for ab in prof.includes)}  # fmt: skip
+            have |= {
+                c
+                for c in need
+                if any(abstr.grants_file(ab, path, {c}) for ab in prof.includes)
+            }
         return need <= have, hit
     if kind == "cap":
         cap = what.removeprefix("CAP_").lower()
@@ -721,8 +856,13 @@ def allows(prof: ParsedProfile, kind: str, what: str, access: str,
         fam = FAMILIES.get(parts[1], parts[1])
         typ = SOCK_TYPES.get(parts[2] if len(parts) > 2 else "", "")
         for r in prof.rules:
-            if r.kind == "network" and (not r.args or (r.args[0] == fam and (
-                    len(r.args) == 1 or not typ or r.args[1] == typ))):  # fmt: skip
+            if r.kind == "network" and (
+                not r.args
+                or (
+                    r.args[0] == fam
+                    and (len(r.args) == 1 or not typ or r.args[1] == typ)
+                )
+            ):
                 hit.add(id(r))
         granted = any((fam, typ) in ab.network for ab in prof.includes)
         return bool(hit) or granted, hit
@@ -731,11 +871,13 @@ def allows(prof: ParsedProfile, kind: str, what: str, access: str,
         sig = "exists" if sig == "EXISTS" else sig.removeprefix("SIG").lower()
         selfr = {r for ab in prof.includes for r in ab.self_rules}
         if (who == "self" and "signal self" in selfr) or (
-                sig == "exists" and "signal exists" in selfr):  # fmt: skip
+            sig == "exists" and "signal exists" in selfr
+        ):
             return True, hit
         for r in prof.rules:
-            if r.kind == "signal" and ("set=" not in r.text or re.search(
-                    rf"[( ]{re.escape(sig)}[ )]", r.text)):  # fmt: skip
+            if r.kind == "signal" and (
+                "set=" not in r.text or re.search(rf"[( ]{re.escape(sig)}[ )]", r.text)
+            ):
                 hit.add(id(r))
         return bool(hit), hit
     if kind == "ptrace":
@@ -752,7 +894,9 @@ def allows(prof: ParsedProfile, kind: str, what: str, access: str,
 # -- exec transitions (the live audit mode follows them) -------------------------
 
 
-def attached(profiles: Iterable[ParsedProfile], names: Iterable[str]) -> ParsedProfile | None:
+def attached(
+    profiles: Iterable[ParsedProfile], names: Iterable[str]
+) -> ParsedProfile | None:
     """The top-level profile whose attachment matches one of `names` (an
     executable's names, its resolved path first), or None: unconfined."""
     tops = [p for p in profiles if p.attach is not None and "//" not in p.name]
@@ -767,8 +911,9 @@ def attached(profiles: Iterable[ParsedProfile], names: Iterable[str]) -> ParsedP
 UNCONFINED = ""  # exec_transition's answer for `ux`
 
 
-def exec_transition(profiles: list[ParsedProfile], prof: ParsedProfile,
-                    names: Iterable[str]) -> ParsedProfile | str | None:  # fmt: skip
+def exec_transition(
+    profiles: list[ParsedProfile], prof: ParsedProfile, names: Iterable[str]
+) -> ParsedProfile | str | None:
     """The profile a process confined by `prof` runs under after exec'ing the
     file `names` names (resolved path first): itself (`ix`), its child
     profile (`Cx -> NAME`), the named or attached top-level profile (`Px`),
@@ -799,5 +944,14 @@ def exec_transition(profiles: list[ParsedProfile], prof: ParsedProfile,
     return None
 
 
-__all__ = ["allows", "attached", "check", "escape_literal", "exec_transition",
-           "net_text", "parse", "plan", "render"]  # fmt: skip
+__all__ = [
+    "allows",
+    "attached",
+    "check",
+    "escape_literal",
+    "exec_transition",
+    "net_text",
+    "parse",
+    "plan",
+    "render",
+]

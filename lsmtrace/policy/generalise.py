@@ -66,7 +66,7 @@ def temp_pieces(path: str) -> tuple[str, list[list[Piece]]] | None:
     /tmp/tmp.Ab12Cd34Ef/out -> ("/tmp/", [[tmp, ., <Ab12Cd34Ef>], [out]])"""
     for d in TEMP_DIRS:
         if path.startswith(d):
-            comps = path[len(d):].split("/")
+            comps = path[len(d) :].split("/")
             pieces = [component_pieces(c) or [(False, c)] for c in comps]
             if any(r for ps in pieces for r, _ in ps):
                 return d, pieces
@@ -81,15 +81,19 @@ def temp_stable_dir(path: str) -> str | None:
     if tp is None:
         return None
     d, pieces = tp
-    comps = path[len(d):].split("/")
+    comps = path[len(d) :].split("/")
     for i, ps in enumerate(pieces):
         if any(r for r, _ in ps):
             return posixpath.join(d, *comps[:i]).rstrip("/") or "/"
     return None
 
 
-def pattern(path: str, star: str, literal: Callable[[str], str],
-            whole: Callable[[int], str] | None = None) -> str | None:  # fmt: skip
+def pattern(
+    path: str,
+    star: str,
+    literal: Callable[[str], str],
+    whole: Callable[[int], str] | None = None,
+) -> str | None:
     """A temp path as a pattern: literal pieces through `literal`, a random
     piece as `star`; a component that is random throughout as `whole(len)`
     when given (a fixed-length class: narrower than a star)."""
@@ -126,8 +130,11 @@ def atomic_temps(prog: Program) -> dict[str, str]:
 def proc_pid_rest(path: str) -> tuple[str, str] | None:
     """('<pid>', rest) for /proc/<pid>/rest and /proc/self/rest."""
     parts = path.split("/", 3)
-    if len(parts) >= 3 and parts[1] == "proc" and (parts[2].isdigit() or parts[2] in (
-            "self", "thread-self")):  # fmt: skip
+    if (
+        len(parts) >= 3
+        and parts[1] == "proc"
+        and (parts[2].isdigit() or parts[2] in ("self", "thread-self"))
+    ):
         return parts[2], ("/" + parts[3]) if len(parts) > 3 else ""
     return None
 
@@ -206,8 +213,12 @@ def generalised_set(aset: AccessSet) -> set[Access]:
     return out
 
 
-def unique_names(keys: Iterable[str], short: Callable[[str], str],
-                 long: Callable[[str], str], sep: str) -> dict[str, str]:  # fmt: skip
+def unique_names(
+    keys: Iterable[str],
+    short: Callable[[str], str],
+    long: Callable[[str], str],
+    sep: str,
+) -> dict[str, str]:
     """A name per program, unique and stable whatever the basenames.
 
     A program is named `short(key)` (its basename) unless another program of

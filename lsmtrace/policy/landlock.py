@@ -43,9 +43,24 @@ from lsmtrace.policy.generalise import proc_pid_rest, temp_stable_dir
 from lsmtrace.policy.model import Access, AccessSet, Program, shell_word
 
 FORMAT = 1
-FS_RIGHTS = ("execute", "write_file", "read_file", "read_dir", "remove_dir",
-             "remove_file", "make_char", "make_dir", "make_reg", "make_sock",
-             "make_fifo", "make_block", "make_sym", "refer", "truncate", "ioctl_dev")  # fmt: skip
+FS_RIGHTS = (
+    "execute",
+    "write_file",
+    "read_file",
+    "read_dir",
+    "remove_dir",
+    "remove_file",
+    "make_char",
+    "make_dir",
+    "make_reg",
+    "make_sock",
+    "make_fifo",
+    "make_block",
+    "make_sym",
+    "refer",
+    "truncate",
+    "ioctl_dev",
+)
 FS_BIT = {name: 1 << i for i, name in enumerate(FS_RIGHTS)}
 # the ABI that introduced each right (v2 refer, v3 truncate, v5 ioctl_dev)
 FS_ABI = {**{n: 1 for n in FS_RIGHTS[:13]}, "refer": 2, "truncate": 3, "ioctl_dev": 5}
@@ -107,17 +122,23 @@ def _random_root(path: str) -> str | None:
     stable = temp_stable_dir(path)
     if stable is None:
         return None
-    rest = path[len(stable):].lstrip("/")
+    rest = path[len(stable) :].lstrip("/")
     return stable.rstrip("/") + "/" + rest.split("/", 1)[0]
 
 
-def requirements(aset: AccessSet, also_created: Iterable[str] = ()) -> list[Requirement]:
+def requirements(
+    aset: AccessSet, also_created: Iterable[str] = ()
+) -> list[Requirement]:
     """What each recorded access needs from a Landlock ruleset.
     `also_created`: paths the workload created besides those of the set (the
     live audit mode passes what the session saw created)."""
     out: list[Requirement] = []
-    created_paths = {path for prog in aset.programs.values()
-                     for path, accs in prog.files.items() if accs & {"create", "mkdir"}}  # fmt: skip
+    created_paths = {
+        path
+        for prog in aset.programs.values()
+        for path, accs in prog.files.items()
+        if accs & {"create", "mkdir"}
+    }
     created_paths.update(also_created)
     for name in sorted(aset.programs):
         prog = aset.programs[name]
@@ -126,8 +147,9 @@ def requirements(aset: AccessSet, also_created: Iterable[str] = ()) -> list[Requ
             accs = prog.files[raw]
             created = "create" in accs and not path.startswith("/dev/")
             root = _random_root(path)
-            if root is not None and not any(c == root or c.startswith(root + "/")
-                                            for c in created_paths):  # fmt: skip
+            if root is not None and not any(
+                c == root or c.startswith(root + "/") for c in created_paths
+            ):
                 # a random-looking name the workload did not create: it
                 # existed before the run, so it is named exactly
                 root = None
@@ -184,7 +206,9 @@ def temp_notes(aset: AccessSet) -> list[str]:
             "under /tmp for each run, points TMPDIR at it and grants them there "
             "only (a program that ignores TMPDIR is then denied)"
         )
-    parents = sorted({r.path for r in reqs if "(random temp name: the directory" in r.why})
+    parents = sorted(
+        {r.path for r in reqs if "(random temp name: the directory" in r.why}
+    )
     if parents:
         notes.append(
             "random temporary names elsewhere are granted beneath the narrowest "
@@ -198,7 +222,9 @@ def _listed(why: set[str]) -> list[str]:
     return sorted(why)[:5] + ([f"... {len(why) - 5} more"] if len(why) > 5 else [])
 
 
-def render(aset: AccessSet, name: str | None = None, filename: str | None = None) -> str:
+def render(
+    aset: AccessSet, name: str | None = None, filename: str | None = None
+) -> str:
     rules: dict[str, Rule] = {}
     ports: dict[int, Rule] = {}
     private = Rule(PRIVATE_TMP_UNDER)
@@ -224,11 +250,14 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
         f"({len(aset.programs)} program(s)).",
     ]
     for cmd in aset.commands:
-        comment.append(f"Run: lsmtrace sandbox --policy {shell_word(filename)} -- "
-                       + shlex.join(cmd))
+        comment.append(
+            f"Run: lsmtrace sandbox --policy {shell_word(filename)} -- "
+            + shlex.join(cmd)
+        )
     comment += temp_notes(aset)
-    comment += [f"No rule (the name could not be placed): {ln}"
-                for ln in aset.unplaced_lines()]  # fmt: skip
+    comment += [
+        f"No rule (the name could not be placed): {ln}" for ln in aset.unplaced_lines()
+    ]
     comment += [f"Inferred (deduced, not seen): {ln}" for ln in aset.inferred_lines()]
     doc: dict[str, Any] = {
         "lsmtrace_landlock": FORMAT,
@@ -238,19 +267,24 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
         "handled_access_net": list(NET_RIGHTS),
         "exec_interpreters": True,
         "rules": [
-            {"path": p, "access": sorted(r.access, key=FS_RIGHTS.index),
-             "why": _listed(r.why)}
+            {
+                "path": p,
+                "access": sorted(r.access, key=FS_RIGHTS.index),
+                "why": _listed(r.why),
+            }
             for p, r in sorted(rules.items())
         ],
         "net_rules": [
             {"port": p, "access": sorted(r.access), "why": sorted(r.why)[:5]}
             for p, r in sorted(ports.items())
         ],
-    }  # fmt: skip
+    }
     if private.access:
-        doc["private_tmp"] = {"under": PRIVATE_TMP_UNDER,
-                              "access": sorted(private.access, key=FS_RIGHTS.index),
-                              "why": _listed(private.why)}  # fmt: skip
+        doc["private_tmp"] = {
+            "under": PRIVATE_TMP_UNDER,
+            "access": sorted(private.access, key=FS_RIGHTS.index),
+            "why": _listed(private.why),
+        }
     return json.dumps(doc, indent=1, ensure_ascii=True) + "\n"
 
 
@@ -276,8 +310,11 @@ def parse(text: str, path: str = "policy") -> dict[str, Any]:
         if bad:
             raise PolicyFormatError(f"{path}: unknown right(s) in {key}: {bad}")
     for r in doc.get("rules", []):
-        if not isinstance(r, dict) or not isinstance(r.get("path"), str) or not str(
-                r["path"]).startswith("/"):  # fmt: skip
+        if (
+            not isinstance(r, dict)
+            or not isinstance(r.get("path"), str)
+            or not str(r["path"]).startswith("/")
+        ):
             raise PolicyFormatError(f"{path}: a rule needs an absolute 'path': {r!r}")
         bad = [x for x in r.get("access", []) if x not in FS_RIGHTS]
         if bad:
@@ -290,7 +327,9 @@ def parse(text: str, path: str = "policy") -> dict[str, Any]:
     pt = doc.get("private_tmp")
     if pt is not None:
         if not isinstance(pt, dict) or not str(pt.get("under", "")).startswith("/"):
-            raise PolicyFormatError(f"{path}: private_tmp needs an absolute 'under': {pt!r}")
+            raise PolicyFormatError(
+                f"{path}: private_tmp needs an absolute 'under': {pt!r}"
+            )
         bad = [x for x in pt.get("access", []) if x not in FS_RIGHTS]
         if bad:
             raise PolicyFormatError(f"{path}: unknown right(s) {bad} in private_tmp")
@@ -305,9 +344,10 @@ def beneath(rule_path: str, path: str) -> bool:
 def _grants(rule_path: str, path: str) -> bool:
     if path.startswith(PRIVATE):
         # the private TMPDIR lies under its parent: a rule there covers it too
-        under = path[len(PRIVATE):]
-        return rule_path == path or (not rule_path.startswith(PRIVATE)
-                                     and beneath(rule_path, under))  # fmt: skip
+        under = path[len(PRIVATE) :]
+        return rule_path == path or (
+            not rule_path.startswith(PRIVATE) and beneath(rule_path, under)
+        )
     return not rule_path.startswith(PRIVATE) and beneath(rule_path, path)
 
 
@@ -336,8 +376,12 @@ def ruleset(doc: dict[str, Any]) -> Ruleset:
         # what goes to the private TMPDIR is granted there, nowhere else
         rules.append((PRIVATE + str(pt["under"]), set(pt.get("access", []))))
     ports = {int(r["port"]): set(r.get("access", [])) for r in doc.get("net_rules", [])}
-    return Ruleset(set(doc.get("handled_access_fs", [])),
-                   set(doc.get("handled_access_net", [])), rules, ports)  # fmt: skip
+    return Ruleset(
+        set(doc.get("handled_access_fs", [])),
+        set(doc.get("handled_access_net", [])),
+        rules,
+        ports,
+    )
 
 
 def lacking(rs: Ruleset, req: Requirement) -> tuple[list[str], set[tuple[str, str]]]:
@@ -355,7 +399,9 @@ def lacking(rs: Ruleset, req: Requirement) -> tuple[list[str], set[tuple[str, st
             continue
         if right not in rs.handled_fs:
             continue
-        granting = [rp for rp, acc in rs.rules if right in acc and _grants(rp, req.path)]
+        granting = [
+            rp for rp, acc in rs.rules if right in acc and _grants(rp, req.path)
+        ]
         if granting:
             used.update((g, right) for g in granting)
         else:
@@ -370,7 +416,7 @@ def rule_text(req_path: str, rights: Iterable[str]) -> str:
     if req_path.startswith("port:"):
         doc: dict[str, Any] = {"port": int(req_path[5:]), "access": sorted(rights)}
     elif req_path.startswith(PRIVATE):
-        doc = {"private_tmp": {"under": req_path[len(PRIVATE):], "access": fs}}
+        doc = {"private_tmp": {"under": req_path[len(PRIVATE) :], "access": fs}}
     else:
         doc = {"path": req_path, "access": fs}
     return json.dumps(doc, ensure_ascii=True)

@@ -96,7 +96,9 @@ class LandlockTarget:
 
     def missing(self, ctx: Ctx, prog: Program, created: Iterable[str]) -> list[str]:
         out = []
-        for req in landlock.requirements(AccessSet(programs={prog.name: prog}), created):
+        for req in landlock.requirements(
+            AccessSet(programs={prog.name: prog}), created
+        ):
             lack, _used = landlock.lacking(self.rules, req)
             if lack:
                 out.append(landlock.rule_text(req.path, lack))
@@ -199,7 +201,9 @@ class SelinuxTarget:
         aset = AccessSet(programs={prog.name: prog}, labels=self.labels)
         out = []
         for _a, needs in selinux.requirements(aset, {prog.name: [ctx]}, created):
-            out += [selinux.allow_rule(k, p) for k, p in selinux.lacking(self.rules, needs)]
+            out += [
+                selinux.allow_rule(k, p) for k, p in selinux.lacking(self.rules, needs)
+            ]
         return out
 
     def context_name(self, ctx: Ctx) -> str:
@@ -241,8 +245,14 @@ class LiveCheck:
     ``add(event)`` for every event in stream order; it sets ``would_deny`` on
     a decision event that needs a rule the policy lacks. Not thread-safe."""
 
-    def __init__(self, policy: LoadedPolicy, *, max_procs: int = 65536,
-                 max_cache: int = 65536, max_created: int = 4096) -> None:  # fmt: skip
+    def __init__(
+        self,
+        policy: LoadedPolicy,
+        *,
+        max_procs: int = 65536,
+        max_cache: int = 65536,
+        max_created: int = 4096,
+    ) -> None:
         self.policy = policy
         self.builder = Builder(include_denied=True)
         self.scratch = self.builder.access_set
@@ -351,9 +361,19 @@ class LiveCheck:
                 return  # no decision (ENOENT...), and nothing pending it would consume
             # what the Builder makes of this decision depends on these only
             # (the decoder shares one object dict between repeated accesses)
-            key = (old, b.program_of(tgid), ev["comm"], kind, ev["hook"], ev["verdict"],
-                   ev.get("syscall"), ev.get("rung"), ev.get("noaudit"), id(obj),
-                   self._memo_extra(ev, obj))  # fmt: skip
+            key = (
+                old,
+                b.program_of(tgid),
+                ev["comm"],
+                kind,
+                ev["hook"],
+                ev["verdict"],
+                ev.get("syscall"),
+                ev.get("rung"),
+                ev.get("noaudit"),
+                id(obj),
+                self._memo_extra(ev, obj),
+            )
             hit = self.memo.get(key)
             if hit is not None and hit[0] is obj:
                 self._replay(ev, tgid, old, hit)
@@ -390,8 +410,9 @@ class LiveCheck:
                     return self.created_version
         return None
 
-    def _replay(self, ev: dict[str, Any], tgid: int, ctx: Ctx,
-                hit: tuple[Any, Any, Any]) -> None:  # fmt: skip
+    def _replay(
+        self, ev: dict[str, Any], tgid: int, ctx: Ctx, hit: tuple[Any, Any, Any]
+    ) -> None:
         """A decision seen before in this context: its verdict again, and the
         one effect it had on the Builder (an open: the file opened last)."""
         _obj, opened, mark = hit
@@ -412,8 +433,11 @@ class LiveCheck:
     def _exec(self, ev: dict[str, Any], tgid: int, old: Ctx) -> None:
         obj = ev.get("object") or {}
         names: list[str] = []
-        for raw, kind in ((obj.get("path"), obj.get("path_kind")), (ev.get("exe"), "exact"),
-                          (obj.get("filename"), None)):  # fmt: skip
+        for raw, kind in (
+            (obj.get("path"), obj.get("path_kind")),
+            (ev.get("exe"), "exact"),
+            (obj.get("filename"), None),
+        ):
             if isinstance(raw, str) and (kind == "exact" or raw.startswith("/")):
                 placed = place(raw, kind)[0]
                 if placed and placed not in names:
@@ -449,8 +473,9 @@ class LiveCheck:
         if len(s.labels) > self.max_created:
             s.labels.clear()
 
-    def _mark(self, ev: dict[str, Any],
-              work: list[tuple[Ctx, Program]]) -> dict[str, Any] | None:  # fmt: skip
+    def _mark(
+        self, ev: dict[str, Any], work: list[tuple[Ctx, Program]]
+    ) -> dict[str, Any] | None:
         st = self.stats
         st.checked += 1
         missing: list[str] = []
@@ -465,15 +490,23 @@ class LiveCheck:
                     name = self.target.context_name(ctx)
                     if name not in where:
                         where.append(name)
-                if a.kind == "file" and a.what.startswith(TEMP_DIRS) and a.access in (
-                        selinux.CREATES):  # fmt: skip
+                if (
+                    a.kind == "file"
+                    and a.what.startswith(TEMP_DIRS)
+                    and a.access in (selinux.CREATES)
+                ):
                     self._created(a.what)
         if not missing:
             return None
         st.would_deny += 1
-        mark = {"policy": self.policy.name, "target": self.policy.target,
-                "context": "; ".join(where), "program": work[0][1].name,
-                "access": accesses, "missing": missing}  # fmt: skip
+        mark = {
+            "policy": self.policy.name,
+            "target": self.policy.target,
+            "context": "; ".join(where),
+            "program": work[0][1].name,
+            "access": accesses,
+            "missing": missing,
+        }
         ev["would_deny"] = mark
         return mark
 
@@ -506,7 +539,8 @@ class LiveCheck:
 
 def summary_text(policy: str, target: str, stats: Mapping[str, int]) -> str:
     """The live audit mode's line at exit."""
-    return (f"policy {policy} ({target}): {stats['checked']} decisions checked, "
-            f"{stats['would_deny']} would be denied; {stats['ungoverned']} decisions of "
-            "processes it does not confine")  # fmt: skip
-
+    return (
+        f"policy {policy} ({target}): {stats['checked']} decisions checked, "
+        f"{stats['would_deny']} would be denied; {stats['ungoverned']} decisions of "
+        "processes it does not confine"
+    )

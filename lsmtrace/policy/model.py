@@ -59,9 +59,26 @@ AT_REMOVEDIR = 0x200
 PROT_EXEC = 4
 S_IFMT, S_IFDIR = 0o170000, 0o040000
 
-FILE_ACCESSES = ("read", "write", "append", "create", "truncate", "exec", "mmap_exec",
-                 "readdir", "unlink", "rmdir", "mkdir", "rename_src", "rename_dst",
-                 "link", "symlink", "mknod", "chmod", "chown")  # fmt: skip
+FILE_ACCESSES = (
+    "read",
+    "write",
+    "append",
+    "create",
+    "truncate",
+    "exec",
+    "mmap_exec",
+    "readdir",
+    "unlink",
+    "rmdir",
+    "mkdir",
+    "rename_src",
+    "rename_dst",
+    "link",
+    "symlink",
+    "mknod",
+    "chmod",
+    "chown",
+)
 
 # include/linux/security.h: the capability hook's opts bit for a check that is
 # not to be audited (a probe: nothing is refused when it fails)
@@ -72,8 +89,19 @@ OPTS_RUNGS = frozenset({"fexit", "kprobe"})
 # A CAP_SYS_ADMIN check inside these syscalls is the kernel's memory accounting
 # (__vm_enough_memory -> cap_vm_enough_memory, CAP_OPT_NOAUDIT: may the task dip
 # into the admin reserve?), never an enforced check.
-ACCOUNTING_SYSCALLS = frozenset({"mmap", "mmap2", "mprotect", "brk", "mremap",
-                                 "execve", "execveat", "shmget", "shmat"})  # fmt: skip
+ACCOUNTING_SYSCALLS = frozenset(
+    {
+        "mmap",
+        "mmap2",
+        "mprotect",
+        "brk",
+        "mremap",
+        "execve",
+        "execveat",
+        "shmget",
+        "shmat",
+    }
+)
 # ... and inside these (dup_mmap accounts the child's memory the same way), but
 # a namespace flag of clone also checks CAP_SYS_ADMIN, for real: only a
 # recording that classifies probes (`noaudit`) tells the two apart.
@@ -146,7 +174,9 @@ class Program:
         out += [Access(name, "cap", c, "use") for c in sorted(self.caps)]
         for n in sorted(self.network, key=_net_key):
             out.append(Access(name, "net", net_text(n), n.op))
-        out += [Access(name, "signal", f"{s} {t}", "send") for s, t in sorted(self.signals)]
+        out += [
+            Access(name, "signal", f"{s} {t}", "send") for s, t in sorted(self.signals)
+        ]
         out += [Access(name, "ptrace", t, m) for m, t in sorted(self.ptrace)]
         return out
 
@@ -160,7 +190,9 @@ class Program:
         elif a.kind == "cap":
             p.caps = {a.what}
         elif a.kind == "net":
-            p.network = {n for n in self.network if n.op == a.access and net_text(n) == a.what}
+            p.network = {
+                n for n in self.network if n.op == a.access and net_text(n) == a.what
+            }
         elif a.kind == "signal":
             sig, _, who = a.what.partition(" ")
             p.signals = {(sig, who)}
@@ -243,8 +275,10 @@ class AccessSet:
 
     def unplaced_lines(self) -> list[str]:
         """One line per name that got no rule, for comments and warnings."""
-        return [f"{u.name} ({', '.join(sorted(acc))}) by {u.program}: {u.why}"
-                for u, acc in sorted(self.unplaced.items())]  # fmt: skip
+        return [
+            f"{u.name} ({', '.join(sorted(acc))}) by {u.program}: {u.why}"
+            for u, acc in sorted(self.unplaced.items())
+        ]
 
     def inferred_lines(self) -> list[str]:
         """What the policy grants that was deduced, not seen (one line per
@@ -255,8 +289,10 @@ class AccessSet:
             inferred = sorted(self.programs[name].inferred)
             maps = [w for w in inferred if w.endswith(" mmap_exec")]
             if maps:
-                out.append(f"{name}: mmap_exec of {len(maps)} file(s) mapped by fd, "
-                           "taken as the file it opened last (the ld.so pattern)")  # fmt: skip
+                out.append(
+                    f"{name}: mmap_exec of {len(maps)} file(s) mapped by fd, "
+                    "taken as the file it opened last (the ld.so pattern)"
+                )
             out += [f"{name}: {w}" for w in inferred if not w.endswith(" mmap_exec")]
         return out
 
@@ -278,30 +314,45 @@ class AccessSet:
                 if reason == MARKED:
                     marked[cap] = marked.get(cap, 0) + 1
                 else:
-                    text = QUIET_REASONS[reason].format(", ".join(c for c in calls if c))
+                    text = QUIET_REASONS[reason].format(
+                        ", ".join(c for c in calls if c)
+                    )
                     out.append(f"{cap} by {prog}: {text}")
-        out += [f"{cap}: the kernel marked its checks quiet probes (noaudit) in {n} "
-                "program(s); never a use" for cap, n in sorted(marked.items())]  # fmt: skip
+        out += [
+            f"{cap}: the kernel marked its checks quiet probes (noaudit) in {n} "
+            "program(s); never a use"
+            for cap, n in sorted(marked.items())
+        ]
         return out
 
     def to_json(self) -> str:
         progs = []
         for name in sorted(self.programs):
             p = self.programs[name]
-            progs.append({
-                "name": name, "exe": p.exe, "comms": sorted(p.comms),
-                "files": {k: sorted(v) for k, v in sorted(p.files.items())},
-                "caps": sorted(p.caps),
-                "network": [net_text(n) for n in sorted(p.network, key=_net_key)],
-                "signals": [list(s) for s in sorted(p.signals)],
-                "ptrace": [list(t) for t in sorted(p.ptrace)],
-                "execs": {k: sorted(v) for k, v in sorted(p.execs.items())},
-                "interpreters": sorted(p.interpreters),
-            })  # fmt: skip
-        return json.dumps({"programs": progs, "roots": sorted(self.roots),
-                           "chains": sorted(self.chains),
-                           "unplaced": self.unplaced_lines()},
-                          indent=1, ensure_ascii=True)  # fmt: skip
+            progs.append(
+                {
+                    "name": name,
+                    "exe": p.exe,
+                    "comms": sorted(p.comms),
+                    "files": {k: sorted(v) for k, v in sorted(p.files.items())},
+                    "caps": sorted(p.caps),
+                    "network": [net_text(n) for n in sorted(p.network, key=_net_key)],
+                    "signals": [list(s) for s in sorted(p.signals)],
+                    "ptrace": [list(t) for t in sorted(p.ptrace)],
+                    "execs": {k: sorted(v) for k, v in sorted(p.execs.items())},
+                    "interpreters": sorted(p.interpreters),
+                }
+            )
+        return json.dumps(
+            {
+                "programs": progs,
+                "roots": sorted(self.roots),
+                "chains": sorted(self.chains),
+                "unplaced": self.unplaced_lines(),
+            },
+            indent=1,
+            ensure_ascii=True,
+        )
 
 
 def comment_safe(s: str) -> str:
@@ -318,8 +369,9 @@ def comment_safe(s: str) -> str:
     return "".join(out)
 
 
-def comment_block(title: str, lines: list[str], indent: str = "   ",
-                  limit: int = 20) -> list[str]:  # fmt: skip
+def comment_block(
+    title: str, lines: list[str], indent: str = "   ", limit: int = 20
+) -> list[str]:
     """`# title:` and the lines under it, comment-safe, at most `limit`."""
     if not lines:
         return []
@@ -388,9 +440,11 @@ def atomic_tail(src: str, dst: str) -> bool:
     """Whether `src` is `dst` with a random or numeric tail (`f.XXXX` for
     `f`, after one of `.-_~`): an atomic write's temporary (policy/generalise.py
     generalises the tail). Paths or names."""
-    if not (src.startswith(dst) and len(src) > len(dst) + 1 and src[len(dst)] in ".-_~"):
+    if not (
+        src.startswith(dst) and len(src) > len(dst) + 1 and src[len(dst)] in ".-_~"
+    ):
         return False
-    tail = src[len(dst) + 1:]
+    tail = src[len(dst) + 1 :]
     return "/" not in tail and ((tail.isdigit() and len(tail) >= 6) or random_run(tail))
 
 
@@ -415,16 +469,26 @@ def place(path: str, kind: str | None = None) -> tuple[str | None, str | None]:
     return "/" + "/".join(parts), None
 
 
-FILE_CLASSES = frozenset({"file", "dir", "lnk_file", "chr_file", "blk_file", "sock_file",
-                          "fifo_file"})  # fmt: skip
+FILE_CLASSES = frozenset(
+    {"file", "dir", "lnk_file", "chr_file", "blk_file", "sock_file", "fifo_file"}
+)
 
 
 class _Proc:
-    __slots__ = ("bprm", "chain", "checks", "exe", "exec_maps", "exec_opens",
-                 "last_open", "via")  # fmt: skip
+    __slots__ = (
+        "bprm",
+        "chain",
+        "checks",
+        "exe",
+        "exec_maps",
+        "exec_opens",
+        "last_open",
+        "via",
+    )
 
-    def __init__(self, exe: str | None, chain: tuple[str, ...] = (),
-                 via: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, exe: str | None, chain: tuple[str, ...] = (), via: str | None = None
+    ) -> None:
         self.exe = exe
         self.last_open: str | None = None
         # how it got its program: "exec" (it exec'd it), "fork" (inherited)
@@ -456,12 +520,14 @@ MARKED = "marked"
 QUIET_REASONS = {
     "accounting": "the kernel's memory-accounting probe, never enforced (in {})",
     "fork": "in {}: the kernel's memory-accounting probe or a namespace check, "
-            "which a recording without the noaudit field cannot tell apart; not "
-            "granted (record again with a current lsmtrace, or grant it by hand)",
-}  # fmt: skip
+    "which a recording without the noaudit field cannot tell apart; not "
+    "granted (record again with a current lsmtrace, or grant it by hand)",
+}
 
 
-def cap_use(ev: Mapping[str, Any], obj: Mapping[str, Any], classified: bool) -> str | None:
+def cap_use(
+    ev: Mapping[str, Any], obj: Mapping[str, Any], classified: bool
+) -> str | None:
     """None when a capable event is evidence of an enforced check (a use of
     the capability); else why it is not, as `reason:syscall` (QUIET_REASONS;
     `marked`: the kernel said so, `noaudit` or the hook's CAP_OPT_NOAUDIT)."""
@@ -495,8 +561,11 @@ def avc_label(tclass: Any, tcontext: Any) -> tuple[str, str] | None:
 def _interpreter_from_argv(filename: str, argv: Any) -> str | None:
     """A #! script's interpreter from the exec's argv as the kernel rewrote it
     (`[interpreter, (arg,) script, ...]`), when the argv shows it."""
-    if not isinstance(argv, list) or len(argv) < 2 or not all(isinstance(a, str)
-                                                              for a in argv):  # fmt: skip
+    if (
+        not isinstance(argv, list)
+        or len(argv) < 2
+        or not all(isinstance(a, str) for a in argv)
+    ):
         return None
     first = argv[0]
     if first.startswith("/") and first != filename and filename in argv[1:3]:
@@ -517,16 +586,24 @@ class Builder:
         self.avcs: dict[int, list[tuple[str, str]]] = {}
         self._avcs: list[tuple[str, str]] = []  # those of the decision being added
 
-    def add_recording(self, header: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
-                      source: str = "") -> None:  # fmt: skip
+    def add_recording(
+        self,
+        header: Mapping[str, Any],
+        events: Iterable[Mapping[str, Any]],
+        source: str = "",
+    ) -> None:
         self.procs = {}
         self.avcs = {}
         if source:
             self.access_set.sources.append(source)
         cmd = header.get("command")
         known = self.access_set.commands
-        if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd) \
-                and cmd not in known:  # fmt: skip
+        if (
+            isinstance(cmd, list)
+            and cmd
+            and all(isinstance(c, str) for c in cmd)
+            and cmd not in known
+        ):
             known.append(list(cmd))
         ctx = header.get("selinux_context")
         if isinstance(ctx, str) and ctx and ctx not in self.access_set.selinux_callers:
@@ -585,8 +662,12 @@ class Builder:
         in_exec = ev.get("syscall") in EXEC_SYSCALLS
         if (proc.bprm or proc.exec_opens) and not in_exec:
             self._flush_bprm(proc, ev)  # that execve is over and exec'd nothing
-        if in_exec and kind == "hook" and hook in EXEC_TIME_HOOKS \
-                and ev.get("verdict") == "allow":  # fmt: skip
+        if (
+            in_exec
+            and kind == "hook"
+            and hook in EXEC_TIME_HOOKS
+            and ev.get("verdict") == "allow"
+        ):
             if self._exec_time(hook, obj, proc):
                 s.used += 1
             return
@@ -635,7 +716,9 @@ class Builder:
         running when the events began (`exe`: the process tree's answer), or
         one forked by a process running `exe` (`forked`: what a fork event
         does, done when the child's own first event comes)."""
-        self.procs[tgid] = _Proc(exe, (exe,) if exe else (), "fork" if forked else "exec")
+        self.procs[tgid] = _Proc(
+            exe, (exe,) if exe else (), "fork" if forked else "exec"
+        )
 
     def known(self, tgid: int) -> bool:
         return tgid in self.procs
@@ -646,8 +729,13 @@ class Builder:
         waiting for the thread. Then a decision's accesses depend only on
         the event, the program and (mmap of an fd) the file opened last."""
         p = self.procs.get(tgid)
-        return (p is not None and not p.bprm and not p.exec_opens and not p.exec_maps
-                and pid not in self.avcs)  # fmt: skip
+        return (
+            p is not None
+            and not p.bprm
+            and not p.exec_opens
+            and not p.exec_maps
+            and pid not in self.avcs
+        )
 
     def program_of(self, tgid: int) -> str | None:
         """The program a known process runs (None: known by comm only)."""
@@ -760,8 +848,13 @@ class Builder:
         s.used += 1
 
     @staticmethod
-    def _exec_files(new: Program, exe: str, opens: list[tuple[str, int]],
-                    maps: list[str], checks: int) -> None:  # fmt: skip
+    def _exec_files(
+        new: Program,
+        exe: str,
+        opens: list[tuple[str, int]],
+        maps: list[str],
+        checks: int,
+    ) -> None:
         """The files the kernel opened and mapped to start `new` (hook
         rungs). The first one opened is the program itself (its exact path:
         a symlink resolved); one opened before a later bprm_check_security is
@@ -793,7 +886,9 @@ class Builder:
             p.comms.add(comm)
         return p
 
-    def _path(self, ev: Mapping[str, Any], raw: Any, kind: Any, access: str) -> str | None:
+    def _path(
+        self, ev: Mapping[str, Any], raw: Any, kind: Any, access: str
+    ) -> str | None:
         if not isinstance(raw, str) or not raw:
             return None
         if (
@@ -806,11 +901,14 @@ class Builder:
         if p is None and why:
             proc = self.procs.get(_int(ev.get("tgid")))
             name = (proc.exe if proc else None) or f"comm:{ev.get('comm', '')}"
-            self.access_set.unplaced.setdefault(Unplaced(name, raw, why), set()).add(access)
+            self.access_set.unplaced.setdefault(Unplaced(name, raw, why), set()).add(
+                access
+            )
         return p
 
-    def _file(self, ev: Mapping[str, Any], proc: _Proc, raw: Any, *acc: str,
-              kind: Any = None) -> bool:  # fmt: skip
+    def _file(
+        self, ev: Mapping[str, Any], proc: _Proc, raw: Any, *acc: str, kind: Any = None
+    ) -> bool:
         path = self._path(ev, raw, kind, "/".join(acc) or "open")
         if path is None:
             return False
@@ -831,8 +929,14 @@ class Builder:
             prog.own_proc.add(path)
         return True
 
-    def _decision(self, ev: Mapping[str, Any], kind: str, hook: str,
-                  obj: Mapping[str, Any], proc: _Proc) -> bool:  # fmt: skip
+    def _decision(
+        self,
+        ev: Mapping[str, Any],
+        kind: str,
+        hook: str,
+        obj: Mapping[str, Any],
+        proc: _Proc,
+    ) -> bool:
         name = hook[4:] if hook.startswith("sys_") else hook
         pk = obj.get("path_kind")
         if kind == "capable" or hook == "capable":
@@ -876,8 +980,9 @@ class Builder:
         if name in ("execve", "execveat", "bprm_check_security", "bprm_creds_for_exec"):
             if kind == "syscall" and ev.get("verdict") == "allow":
                 return False  # the exec event said it (and for the right program)
-            return self._file(ev, proc, obj.get("path") or obj.get("filename"), "exec",
-                              kind=pk)  # fmt: skip
+            return self._file(
+                ev, proc, obj.get("path") or obj.get("filename"), "exec", kind=pk
+            )
         if name in ("mmap", "mprotect", "mmap_file", "file_mprotect"):
             if not _int(obj.get("prot_raw")) & PROT_EXEC:
                 return False
@@ -891,13 +996,21 @@ class Builder:
                 prog.inferred.add(f"{proc.last_open} mmap_exec")
                 return True
             return False
-        if name in ("unlink", "unlinkat", "rmdir", "path_unlink", "inode_unlink",
-                    "path_rmdir", "inode_rmdir"):  # fmt: skip
+        if name in (
+            "unlink",
+            "unlinkat",
+            "rmdir",
+            "path_unlink",
+            "inode_unlink",
+            "path_rmdir",
+            "inode_rmdir",
+        ):
             rmdir = name in ("rmdir", "path_rmdir", "inode_rmdir") or bool(
                 _int(obj.get("flags")) & AT_REMOVEDIR
             )
-            return self._file(ev, proc, obj.get("path"), "rmdir" if rmdir else "unlink",
-                              kind=pk)  # fmt: skip
+            return self._file(
+                ev, proc, obj.get("path"), "rmdir" if rmdir else "unlink", kind=pk
+            )
         if name in ("rename", "renameat", "renameat2", "path_rename", "inode_rename"):
             a = self._file(ev, proc, obj.get("path"), "rename_src", kind=pk)
             src = place(str(obj.get("path") or ""), pk)[0] if a else None
@@ -919,9 +1032,21 @@ class Builder:
             return self._file(ev, proc, obj.get("path"), "chown", kind=pk)
         if name in ("truncate", "path_truncate"):
             return self._file(ev, proc, obj.get("path"), "truncate", "write", kind=pk)
-        if ev.get("family") == "network" or name.startswith("socket_") or name in (
-                "socket", "connect", "bind", "listen", "accept", "accept4",
-                "sendto", "sendmsg"):  # fmt: skip
+        if (
+            ev.get("family") == "network"
+            or name.startswith("socket_")
+            or name
+            in (
+                "socket",
+                "connect",
+                "bind",
+                "listen",
+                "accept",
+                "accept4",
+                "sendto",
+                "sendmsg",
+            )
+        ):
             return self._net(ev, name, obj, proc)
         if name in ("kill", "tkill", "tgkill", "task_kill"):
             sig = obj.get("sig_name") or f"SIG{_int(obj.get('sig'))}"
@@ -935,8 +1060,13 @@ class Builder:
             )
             self._prog(ev, proc).signals.add((str(sig), who))
             return True
-        if name in ("ptrace", "ptrace_access_check", "process_vm_readv",
-                    "process_vm_writev", "ptrace_traceme"):  # fmt: skip
+        if name in (
+            "ptrace",
+            "ptrace_access_check",
+            "process_vm_readv",
+            "process_vm_writev",
+            "ptrace_traceme",
+        ):
             how = "read" if name == "process_vm_readv" else "trace"
             target = _int(obj.get("target_pid"))
             who = "self" if target in (_int(ev.get("tgid")), 0) else "other"
@@ -944,7 +1074,9 @@ class Builder:
             return True
         return False
 
-    def _fd_use(self, ev: Mapping[str, Any], proc: _Proc, obj: Mapping[str, Any]) -> bool:
+    def _fd_use(
+        self, ev: Mapping[str, Any], proc: _Proc, obj: Mapping[str, Any]
+    ) -> bool:
         """A read or write on an open regular file (file_permission, hook
         rungs): the program uses the file whoever opened it. A file
         descriptor inherited across an exec is the case that matters
@@ -964,8 +1096,9 @@ class Builder:
             return False
         return self._file(ev, proc, obj.get("path"), *acc, kind="exact")
 
-    def _rename_dst(self, ev: Mapping[str, Any], proc: _Proc, src: str | None,
-                    raw: Any) -> bool:  # fmt: skip
+    def _rename_dst(
+        self, ev: Mapping[str, Any], proc: _Proc, src: str | None, raw: Any
+    ) -> bool:
         """A rename's target. The hook rungs give the new name alone (the
         hook's dentry); beside a source that is that name with a random or
         numeric tail (an atomic write: `f.XXXX` renamed onto `f` in its
@@ -976,28 +1109,44 @@ class Builder:
         name = raw if isinstance(raw, str) else ""
         placed = place(name)[0]
         inferred = []
-        if placed is None and name and "/" not in name and src is not None \
-                and atomic_tail(posixpath.basename(src), name):  # fmt: skip
+        if (
+            placed is None
+            and name
+            and "/" not in name
+            and src is not None
+            and atomic_tail(posixpath.basename(src), name)
+        ):
             placed = posixpath.join(posixpath.dirname(src), name)
-            inferred.append(f"{placed} rename_dst: the name {name} beside its "
-                            f"source {posixpath.basename(src)} (atomic write)")  # fmt: skip
+            inferred.append(
+                f"{placed} rename_dst: the name {name} beside its "
+                f"source {posixpath.basename(src)} (atomic write)"
+            )
         if placed is None:
             return self._file(ev, proc, raw, "rename_dst")
         prog = self._prog(ev, proc)
         prog.add_file(placed, "rename_dst")
         if src is not None and atomic_tail(src, placed):
             prog.add_file(placed, "read")
-            inferred.append(f"{placed} read: a file written atomically is read back "
-                            "on the next run")  # fmt: skip
+            inferred.append(
+                f"{placed} read: a file written atomically is read back on the next run"
+            )
         prog.inferred.update(inferred)
         return True
 
-    def _net(self, ev: Mapping[str, Any], name: str, obj: Mapping[str, Any],
-             proc: _Proc) -> bool:  # fmt: skip
-        op = {"socket_create": "socket", "socket_connect": "connect",
-              "socket_bind": "bind", "socket_listen": "listen", "socket_accept": "accept",
-              "accept4": "accept", "socket_sendmsg": "send", "sendto": "send",
-              "sendmsg": "send"}.get(name, name)  # fmt: skip
+    def _net(
+        self, ev: Mapping[str, Any], name: str, obj: Mapping[str, Any], proc: _Proc
+    ) -> bool:
+        op = {
+            "socket_create": "socket",
+            "socket_connect": "connect",
+            "socket_bind": "bind",
+            "socket_listen": "listen",
+            "socket_accept": "accept",
+            "accept4": "accept",
+            "socket_sendmsg": "send",
+            "sendto": "send",
+            "sendmsg": "send",
+        }.get(name, name)
         if op not in ("socket", "connect", "bind", "listen", "accept", "send"):
             return False
         family = str(obj.get("family", "")) if "family" in obj else ""
@@ -1032,8 +1181,10 @@ def infer_socket_types(aset: AccessSet) -> None:
                 prog.inferred.add(f"{net_text(n)} type {typ}")
 
 
-def build(recordings: Iterable[tuple[Mapping[str, Any], Iterable[Mapping[str, Any]], str]],
-          include_denied: bool = False) -> AccessSet:  # fmt: skip
+def build(
+    recordings: Iterable[tuple[Mapping[str, Any], Iterable[Mapping[str, Any]], str]],
+    include_denied: bool = False,
+) -> AccessSet:
     """Merge (header, events, source name) recordings into one access set."""
     b = Builder(include_denied)
     for header, events, source in recordings:
@@ -1051,7 +1202,8 @@ def from_files(paths: Iterable[str], include_denied: bool = False) -> AccessSet:
         if r.error is not None:
             import logging
 
-            logging.getLogger(__name__).warning("%s (using the %d events before it)",
-                                                r.error.message, len(r.events))  # fmt: skip
+            logging.getLogger(__name__).warning(
+                "%s (using the %d events before it)", r.error.message, len(r.events)
+            )
         recs.append((r.header, r.events, os.path.basename(p)))
     return build(recs, include_denied)

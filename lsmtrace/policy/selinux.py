@@ -44,48 +44,91 @@ from lsmtrace.policy.model import (
 
 # path prefix -> type (reference policy names); longest prefix wins
 TYPE_TABLE: tuple[tuple[str, str], ...] = (
-    ("/", "root_t"), ("/etc/", "etc_t"), ("/etc/shadow", "shadow_t"),
-    ("/etc/ld.so.cache", "ld_so_cache_t"), ("/bin/", "bin_t"), ("/sbin/", "bin_t"),
-    ("/usr/bin/", "bin_t"), ("/usr/sbin/", "bin_t"), ("/usr/local/bin/", "bin_t"),
-    ("/lib/", "lib_t"), ("/lib64/", "lib_t"), ("/usr/lib/", "lib_t"),
-    ("/usr/lib64/", "lib_t"), ("/lib64/ld-linux", "ld_so_t"),
-    ("/lib/x86_64-linux-gnu/ld-linux", "ld_so_t"), ("/usr/lib/locale/", "locale_t"),
-    ("/usr/share/locale/", "locale_t"), ("/usr/share/", "usr_t"), ("/usr/", "usr_t"),
-    ("/tmp/", "tmp_t"), ("/var/tmp/", "tmp_t"), ("/dev/shm/", "tmpfs_t"),
-    ("/var/log/", "var_log_t"), ("/var/lib/", "var_lib_t"), ("/var/run/", "var_run_t"),
-    ("/run/", "var_run_t"), ("/var/", "var_t"), ("/home/", "user_home_t"),
-    ("/root/", "admin_home_t"), ("/proc/", "proc_t"), ("/sys/", "sysfs_t"),
-    ("/dev/null", "null_device_t"), ("/dev/zero", "zero_device_t"),
-    ("/dev/urandom", "urandom_device_t"), ("/dev/random", "random_device_t"),
-    ("/dev/tty", "devtty_t"), ("/dev/pts/", "devpts_t"), ("/dev/", "device_t"),
-    ("/srv/", "var_t"), ("/opt/", "usr_t"),
-)  # fmt: skip
+    ("/", "root_t"),
+    ("/etc/", "etc_t"),
+    ("/etc/shadow", "shadow_t"),
+    ("/etc/ld.so.cache", "ld_so_cache_t"),
+    ("/bin/", "bin_t"),
+    ("/sbin/", "bin_t"),
+    ("/usr/bin/", "bin_t"),
+    ("/usr/sbin/", "bin_t"),
+    ("/usr/local/bin/", "bin_t"),
+    ("/lib/", "lib_t"),
+    ("/lib64/", "lib_t"),
+    ("/usr/lib/", "lib_t"),
+    ("/usr/lib64/", "lib_t"),
+    ("/lib64/ld-linux", "ld_so_t"),
+    ("/lib/x86_64-linux-gnu/ld-linux", "ld_so_t"),
+    ("/usr/lib/locale/", "locale_t"),
+    ("/usr/share/locale/", "locale_t"),
+    ("/usr/share/", "usr_t"),
+    ("/usr/", "usr_t"),
+    ("/tmp/", "tmp_t"),
+    ("/var/tmp/", "tmp_t"),
+    ("/dev/shm/", "tmpfs_t"),
+    ("/var/log/", "var_log_t"),
+    ("/var/lib/", "var_lib_t"),
+    ("/var/run/", "var_run_t"),
+    ("/run/", "var_run_t"),
+    ("/var/", "var_t"),
+    ("/home/", "user_home_t"),
+    ("/root/", "admin_home_t"),
+    ("/proc/", "proc_t"),
+    ("/sys/", "sysfs_t"),
+    ("/dev/null", "null_device_t"),
+    ("/dev/zero", "zero_device_t"),
+    ("/dev/urandom", "urandom_device_t"),
+    ("/dev/random", "random_device_t"),
+    ("/dev/tty", "devtty_t"),
+    ("/dev/pts/", "devpts_t"),
+    ("/dev/", "device_t"),
+    ("/srv/", "var_t"),
+    ("/opt/", "usr_t"),
+)
 TMP_DIRS = ("/tmp/", "/var/tmp/")
 
 PERMS: dict[str, tuple[str, ...]] = {
-    "read": ("open", "read", "getattr"), "readdir": ("open", "read", "getattr", "search"),
-    "write": ("open", "write", "getattr"), "append": ("open", "append", "getattr"),
-    "create": ("create",), "truncate": ("setattr",),
+    "read": ("open", "read", "getattr"),
+    "readdir": ("open", "read", "getattr", "search"),
+    "write": ("open", "write", "getattr"),
+    "append": ("open", "append", "getattr"),
+    "create": ("create",),
+    "truncate": ("setattr",),
     # no type transition: the program runs in the caller's domain
     "exec": ("execute", "execute_no_trans", "getattr", "open", "read", "map"),
     # the kernel checks read on every file mapping (file_map_prot_check), and the
     # ELF interpreter is mapped in the new domain without an open of its own
-    "mmap_exec": ("map", "execute", "read"), "unlink": ("unlink",),
-    "rmdir": ("rmdir",), "mkdir": ("create",), "rename_src": ("rename",),
-    "rename_dst": ("create",), "link": ("link",), "symlink": ("create",),
-    "mknod": ("create",), "chmod": ("setattr",), "chown": ("setattr",),
-}  # fmt: skip
+    "mmap_exec": ("map", "execute", "read"),
+    "unlink": ("unlink",),
+    "rmdir": ("rmdir",),
+    "mkdir": ("create",),
+    "rename_src": ("rename",),
+    "rename_dst": ("create",),
+    "link": ("link",),
+    "symlink": ("create",),
+    "mknod": ("create",),
+    "chmod": ("setattr",),
+    "chown": ("setattr",),
+}
 # accesses that act on the parent directory too
 PARENT: dict[str, tuple[str, ...]] = {
-    "create": ("add_name", "write", "search"), "unlink": ("remove_name", "write", "search"),
-    "rmdir": ("remove_name", "write", "search"), "mkdir": ("add_name", "write", "search"),
+    "create": ("add_name", "write", "search"),
+    "unlink": ("remove_name", "write", "search"),
+    "rmdir": ("remove_name", "write", "search"),
+    "mkdir": ("add_name", "write", "search"),
     "rename_src": ("remove_name", "write", "search"),
     "rename_dst": ("add_name", "write", "search"),
-    "link": ("add_name", "write", "search"), "symlink": ("add_name", "write", "search"),
+    "link": ("add_name", "write", "search"),
+    "symlink": ("add_name", "write", "search"),
     "mknod": ("add_name", "write", "search"),
-}  # fmt: skip
-CLASS_OF = {"mkdir": "dir", "rmdir": "dir", "readdir": "dir", "symlink": "lnk_file",
-            "mknod": "fifo_file"}  # fmt: skip
+}
+CLASS_OF = {
+    "mkdir": "dir",
+    "rmdir": "dir",
+    "readdir": "dir",
+    "symlink": "lnk_file",
+    "mknod": "fifo_file",
+}
 # (type, class) -> the reference-policy interface that grants such a rule
 # (refpolicy's policy/modules; `make -f /usr/share/selinux/devel/Makefile`)
 INTERFACES: dict[tuple[str, str], str] = {
@@ -111,7 +154,9 @@ INTERFACES: dict[tuple[str, str], str] = {
 def path_type(path: str) -> str:
     best, typ = "", "default_t"
     for prefix, t in TYPE_TABLE:
-        if (path == prefix.rstrip("/") or path.startswith(prefix)) and len(prefix) > len(best):
+        if (path == prefix.rstrip("/") or path.startswith(prefix)) and len(
+            prefix
+        ) > len(best):
             best, typ = prefix, t
     return typ
 
@@ -122,8 +167,11 @@ def ident(s: str) -> str:
 
 
 def _ident(s: str) -> str:
-    out = re.sub(r"[^a-z0-9_]", "_", s.lower().encode("utf-8", "surrogateescape")
-                 .decode("ascii", "replace"))  # fmt: skip
+    out = re.sub(
+        r"[^a-z0-9_]",
+        "_",
+        s.lower().encode("utf-8", "surrogateescape").decode("ascii", "replace"),
+    )
     return re.sub(r"_+", "_", out).strip("_") or "prog"
 
 
@@ -137,17 +185,35 @@ def comment(s: str) -> str:
 
 Key = tuple[str, str, str]  # (source domain, target type or "self", class)
 # capabilities of the capability2 class
-CAP2 = frozenset({"mac_override", "mac_admin", "syslog", "wake_alarm", "block_suspend",
-                  "audit_read", "perfmon", "bpf", "checkpoint_restore"})  # fmt: skip
+CAP2 = frozenset(
+    {
+        "mac_override",
+        "mac_admin",
+        "syslog",
+        "wake_alarm",
+        "block_suspend",
+        "audit_read",
+        "perfmon",
+        "bpf",
+        "checkpoint_restore",
+    }
+)
 SOCKET_CLASS = {
-    ("AF_INET", "SOCK_STREAM"): "tcp_socket", ("AF_INET6", "SOCK_STREAM"): "tcp_socket",
-    ("AF_INET", "SOCK_DGRAM"): "udp_socket", ("AF_INET6", "SOCK_DGRAM"): "udp_socket",
+    ("AF_INET", "SOCK_STREAM"): "tcp_socket",
+    ("AF_INET6", "SOCK_STREAM"): "tcp_socket",
+    ("AF_INET", "SOCK_DGRAM"): "udp_socket",
+    ("AF_INET6", "SOCK_DGRAM"): "udp_socket",
     ("AF_UNIX", "SOCK_STREAM"): "unix_stream_socket",
     ("AF_UNIX", "SOCK_DGRAM"): "unix_dgram_socket",
-}  # fmt: skip
-SOCKET_PERMS = {"socket": {"create"}, "connect": {"create", "connect"},
-                "bind": {"create", "bind"}, "listen": {"listen"}, "accept": {"accept"},
-                "send": {"write"}}  # fmt: skip
+}
+SOCKET_PERMS = {
+    "socket": {"create"},
+    "connect": {"create", "connect"},
+    "bind": {"create", "bind"},
+    "listen": {"listen"},
+    "accept": {"accept"},
+    "send": {"write"},
+}
 
 
 def context_type(context: str) -> str | None:
@@ -176,7 +242,9 @@ def add_machine_labels(
     n = 0
     for path in sorted(paths - set(aset.labels)):
         try:
-            typ = context_type(getxattr(path, "security.selinux").decode("ascii", "replace"))
+            typ = context_type(
+                getxattr(path, "security.selinux").decode("ascii", "replace")
+            )
         except OSError:
             continue
         if typ is not None:
@@ -199,7 +267,11 @@ def callers(aset: AccessSet) -> list[tuple[str, str]]:
     for ctx in aset.selinux_callers:
         parts = ctx.rstrip("\0\n").split(":")
         typ = context_type(ctx)
-        if typ and re.fullmatch(r"[A-Za-z0-9_]+", parts[1]) and (parts[1], typ) not in out:
+        if (
+            typ
+            and re.fullmatch(r"[A-Za-z0-9_]+", parts[1])
+            and (parts[1], typ) not in out
+        ):
             out.append((parts[1], typ))
     return out or [DEFAULT_CALLER]
 
@@ -208,8 +280,11 @@ def entry_blocks(dom_types: list[str], aset: AccessSet) -> list[str]:
     """The optional blocks that let the recording's context start each domain
     with runcon and the command use what it inherits (module text)."""
     out: list[str] = []
-    where = ("the context the command was recorded in" if aset.selinux_callers
-             else "the reference policy's unconfined login; the recording names none")  # fmt: skip
+    where = (
+        "the context the command was recorded in"
+        if aset.selinux_callers
+        else "the reference policy's unconfined login; the recording names none"
+    )
     for role, caller in callers(aset):
         out += [
             f"# runcon -t DOMAIN COMMAND from {caller}",
@@ -242,10 +317,13 @@ def entry_blocks(dom_types: list[str], aset: AccessSet) -> list[str]:
         *[f"\t\ttype {t};" for t in TERMINAL_TYPES],
         f"\t\tclass chr_file {{ {' '.join(TERMINAL_PERMS)} }};",
         "\t}",
-        *[f"\tallow {dom} {{ {' '.join(TERMINAL_TYPES)} }}:chr_file "
-          f"{{ {' '.join(TERMINAL_PERMS)} }};" for dom in dom_types],
+        *[
+            f"\tallow {dom} {{ {' '.join(TERMINAL_TYPES)} }}:chr_file "
+            f"{{ {' '.join(TERMINAL_PERMS)} }};"
+            for dom in dom_types
+        ],
         "}",
-    ]  # fmt: skip
+    ]
     return out
 
 
@@ -258,8 +336,9 @@ def domains(aset: AccessSet) -> dict[str, list[str]]:
     """program -> the domain(s) it runs in: the domain of each recorded
     command whose exec chain reaches it; a program no chain reaches (known
     only by comm) has its own."""
-    roots = {c[0] for c in aset.chains} | {k for k in aset.programs
-                                           if not any(k in c for c in aset.chains)}  # fmt: skip
+    roots = {c[0] for c in aset.chains} | {
+        k for k in aset.programs if not any(k in c for c in aset.chains)
+    }
     names = unique_names(roots, ident, _long, "_")
     out: dict[str, set[str]] = {}
     for chain in aset.chains:
@@ -279,22 +358,30 @@ CREATES = frozenset({"create", "mkdir", "mknod", "symlink", "rename_dst", "link"
 
 def _created_tmp(aset: AccessSet, created: Iterable[str] = ()) -> set[str]:
     """Temp paths the workload created (and what lies beneath them)."""
-    made = {p for prog in aset.programs.values() for p, acc in prog.files.items()
-            if acc & CREATES and p.startswith(TMP_DIRS)}  # fmt: skip
+    made = {
+        p
+        for prog in aset.programs.values()
+        for p, acc in prog.files.items()
+        if acc & CREATES and p.startswith(TMP_DIRS)
+    }
     made.update(p for p in created if p.startswith(TMP_DIRS))
     every = {p for prog in aset.programs.values() for p in prog.files}
     return {p for p in every if p in made or any(p.startswith(m + "/") for m in made)}
 
 
-def _file_type(aset: AccessSet, own_tmp: set[str], dom: str, path: str,
-               table_key: str) -> str:  # fmt: skip
+def _file_type(
+    aset: AccessSet, own_tmp: set[str], dom: str, path: str, table_key: str
+) -> str:
     if path in own_tmp:
         return _tmp_type(dom)
     return aset.labels.get(path) or path_type(table_key)
 
 
-def requirements(aset: AccessSet, doms: dict[str, list[str]] | None = None,
-                 created: Iterable[str] = ()) -> list[tuple[Access, list[tuple[Key, set[str], str]]]]:  # fmt: skip
+def requirements(
+    aset: AccessSet,
+    doms: dict[str, list[str]] | None = None,
+    created: Iterable[str] = (),
+) -> list[tuple[Access, list[tuple[Key, set[str], str]]]]:
     """Each recorded access with what it needs: (rule key, permissions, the
     path or object that explains it). One mapping for generate, check and the
     live audit mode, which gives the domain each program runs in (`doms`;
@@ -311,7 +398,9 @@ def requirements(aset: AccessSet, doms: dict[str, list[str]] | None = None,
         for dom in doms.get(a.program, [domain_type(a.program)]):
             if a.kind == "file":
                 acc, path = a.access, a.what
-                cls = CLASS_OF.get(acc, "dir" if acc == "read" and path in dirs else "file")
+                cls = CLASS_OF.get(
+                    acc, "dir" if acc == "read" and path in dirs else "file"
+                )
                 real = exact.get(path, path) if acc == "exec" else path
                 typ = _file_type(aset, own_tmp, dom, real, real)
                 needs.append(((dom, typ, cls), set(PERMS[acc]), path))
@@ -354,12 +443,16 @@ def module_name(name: str | None, filename: str | None) -> str:
 def build_commands(mod: str, filename: str | None) -> list[str]:
     """The build and load lines written into the module (tests run them)."""
     src = shell_word(filename) if filename else f"{mod}.te"
-    return [f"checkmodule -M -m -o {mod}.mod {src}",
-            f"semodule_package -o {mod}.pp -m {mod}.mod",
-            f"semodule -i {mod}.pp"]  # fmt: skip
+    return [
+        f"checkmodule -M -m -o {mod}.mod {src}",
+        f"semodule_package -o {mod}.pp -m {mod}.mod",
+        f"semodule -i {mod}.pp",
+    ]
 
 
-def render(aset: AccessSet, name: str | None = None, filename: str | None = None) -> str:
+def render(
+    aset: AccessSet, name: str | None = None, filename: str | None = None
+) -> str:
     allow: dict[Key, set[str]] = {}
     why: dict[Key, set[str]] = {}
     for _a, needs in requirements(aset):
@@ -369,8 +462,13 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
                 why.setdefault(k, set()).add(obj)
     doms = domains(aset)
     dom_types = sorted({d for ds in doms.values() for d in ds})
-    tmp_types = sorted({t for (_d, t, _c) in allow if t.endswith("_tmp_t")
-                        and t.startswith("lsmtrace_")})  # fmt: skip
+    tmp_types = sorted(
+        {
+            t
+            for (_d, t, _c) in allow
+            if t.endswith("_tmp_t") and t.startswith("lsmtrace_")
+        }
+    )
     own = set(dom_types) | set(tmp_types)
     types = sorted({t for (_d, t, _c) in allow if t != "self" and t not in own})
     if tmp_types and "tmp_t" not in types:
@@ -403,16 +501,22 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
         f"#   runcon -t DOMAIN COMMAND ARGS...   (from {caller}: the block at the end)",
         "# or give the command's file an exec type and a type_transition to DOMAIN.",
     ]
-    out += comment_block("No rule (the name could not be placed)", aset.unplaced_lines())
+    out += comment_block(
+        "No rule (the name could not be placed)", aset.unplaced_lines()
+    )
     out += comment_block("Inferred (deduced, not seen)", aset.inferred_lines())
-    out += comment_block("Capabilities seen but not granted (no enforced check)",
-                          aset.quiet_cap_lines())  # fmt: skip
+    out += comment_block(
+        "Capabilities seen but not granted (no enforced check)", aset.quiet_cap_lines()
+    )
     out += [f"module {mod} 1.0;", "", "require {"]
     out += [f"\ttype {t};" for t in types]
     if tmp_types:
         out.append("\tattribute file_type;")
-    out += [f"\tclass {c} {{ {' '.join(sorted(p))} }};" for c, p in sorted(classes.items())
-            if p] + [f"\tclass {c};" for c, p in sorted(classes.items()) if not p]  # fmt: skip
+    out += [
+        f"\tclass {c} {{ {' '.join(sorted(p))} }};"
+        for c, p in sorted(classes.items())
+        if p
+    ] + [f"\tclass {c};" for c, p in sorted(classes.items()) if not p]
     out += ["}", ""]
     members: dict[str, list[str]] = {}
     for prog, ds in doms.items():
@@ -421,13 +525,17 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
     for dom in dom_types:
         # the recorded command first, then what it runs
         progs = sorted(members.get(dom, []), key=lambda p: (p not in aset.roots, p))
-        out.append(f"# {comment(progs[0]) if progs else dom}"
-                   + (f" and {len(progs) - 1} program(s) it runs" if len(progs) > 1 else ""))
+        out.append(
+            f"# {comment(progs[0]) if progs else dom}"
+            + (f" and {len(progs) - 1} program(s) it runs" if len(progs) > 1 else "")
+        )
         out += [f"#   runs {comment(p)}" for p in progs[1:9]]
         out.append(f"type {dom};")
     for tt in tmp_types:
         dom = tt[: -len("_tmp_t")] + "_t"
-        out.append(f"# files {dom} creates under /tmp and /var/tmp: its own type, not tmp_t")
+        out.append(
+            f"# files {dom} creates under /tmp and /var/tmp: its own type, not tmp_t"
+        )
         out.append(f"type {tt};")
         out.append(f"typeattribute {tt} file_type;")
         out += [f"type_transition {dom} tmp_t:{c} {tt};" for c in trans_classes]
@@ -436,8 +544,12 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
         paths = sorted(why.get((dom, typ, cls), set()))
         iface = INTERFACES.get((typ, cls))
         if iface:
-            out.append(f"# refpolicy {iface}({dom}) grants this ({len(paths)} path(s), "
-                       f"e.g. {comment(paths[0])})" if paths else f"# refpolicy {iface}({dom})")
+            out.append(
+                f"# refpolicy {iface}({dom}) grants this ({len(paths)} path(s), "
+                f"e.g. {comment(paths[0])})"
+                if paths
+                else f"# refpolicy {iface}({dom})"
+            )
         else:
             for p in paths[:8]:
                 out.append(f"# {comment(p)}")
@@ -491,7 +603,7 @@ def _allow_sets(rest: str) -> list[list[str]] | None:
                 j = toks.index("}", i)
             except ValueError:
                 return None
-            sets.append(toks[i + 1:j])
+            sets.append(toks[i + 1 : j])
             i = j + 1
         elif toks[i] in ":}":
             return None
@@ -512,7 +624,7 @@ def _blank_blocks(body: str, keywords: tuple[str, ...]) -> str:
         while j < len(body) and depth:
             depth += {"{": 1, "}": -1}.get(body[j], 0)
             j += 1
-        out += [body[i:m.start()], "\n" * body.count("\n", m.start(), j)]
+        out += [body[i : m.start()], "\n" * body.count("\n", m.start(), j)]
         i = j
     return "".join(out) + body[i:]
 
@@ -522,8 +634,10 @@ def parse(text: str, path: str = "policy") -> dict[Key, set[str]]:
     -> permissions. Single names or `{ ... }` sets; no attributes or macros."""
     body = "\n".join(ln.split("#", 1)[0] for ln in text.splitlines())
     if not re.search(r"^\s*module\s+\S+\s+[\d.]+\s*;", body, re.M):
-        raise SelinuxParseError(f"{path}: no 'module NAME VERSION;' line",
-                                hint="policy check reads .te modules (checkmodule -m input)")
+        raise SelinuxParseError(
+            f"{path}: no 'module NAME VERSION;' line",
+            hint="policy check reads .te modules (checkmodule -m input)",
+        )
     # blank out the require blocks and the optional blocks (the runcon entry:
     # not what the recorded accesses need), keeping newlines for line numbers
     body = _blank_blocks(body, ("require", "optional"))
@@ -537,9 +651,11 @@ def parse(text: str, path: str = "policy") -> dict[Key, set[str]]:
         sets = _allow_sets(m.group(1))
         if sets is None:
             line = body.count("\n", 0, start + len(stmt) - len(stmt.lstrip())) + 1
-            raise SelinuxParseError(f"{path}: line {line}: cannot read this allow rule",
-                                    hint="lsmtrace evaluates rules of the form "
-                                    "'allow SOURCE TARGET:CLASS { PERMS };'")  # fmt: skip
+            raise SelinuxParseError(
+                f"{path}: line {line}: cannot read this allow rule",
+                hint="lsmtrace evaluates rules of the form "
+                "'allow SOURCE TARGET:CLASS { PERMS };'",
+            )
         srcs, tgts, classes, perms = sets
         for src in srcs:
             for tgt in tgts:
@@ -548,8 +664,9 @@ def parse(text: str, path: str = "policy") -> dict[Key, set[str]]:
     return rules
 
 
-def lacking(rules: dict[Key, set[str]],
-            needs: Iterable[tuple[Key, set[str], str]]) -> list[tuple[Key, set[str]]]:  # fmt: skip
+def lacking(
+    rules: dict[Key, set[str]], needs: Iterable[tuple[Key, set[str], str]]
+) -> list[tuple[Key, set[str]]]:
     """What an access's needs lack in the module's allow rules: (key, the
     permissions no rule allows), the rules the module would need."""
     out = []

@@ -59,12 +59,25 @@ from lsmtrace.policy.model import (
 
 # model access -> TOMOYO file operation (None: not expressible, commented)
 OPS: dict[str, str | None] = {
-    "read": "read", "readdir": "read", "write": "write", "append": "append",
-    "create": "create", "truncate": "truncate", "exec": "execute", "mmap_exec": None,
-    "unlink": "unlink", "rmdir": "rmdir", "mkdir": "mkdir", "rename_src": None,
-    "rename_dst": None, "link": None, "symlink": "symlink", "mknod": "mkfifo",
-    "chmod": None, "chown": None,
-}  # fmt: skip
+    "read": "read",
+    "readdir": "read",
+    "write": "write",
+    "append": "append",
+    "create": "create",
+    "truncate": "truncate",
+    "exec": "execute",
+    "mmap_exec": None,
+    "unlink": "unlink",
+    "rmdir": "rmdir",
+    "mkdir": "mkdir",
+    "rename_src": None,
+    "rename_dst": None,
+    "link": None,
+    "symlink": "symlink",
+    "mknod": "mkfifo",
+    "chmod": None,
+    "chown": None,
+}
 # The recording has no mode: a create ACL allows any (TOMOYO matches the mode
 # after umask, so a guessed 0600 would deny the workload's own 0644 files).
 MODE_OPS = {"create": " 0-07777", "mkdir": " 0-07777", "mkfifo": " 0-07777"}
@@ -73,16 +86,31 @@ DIR_OPS = frozenset({"mkdir", "rmdir"})
 # files `fstype:/path` relative to the filesystem (tomoyo_get_local_path), so
 # this maps the usual mount points. Anything else keeps its absolute path.
 LOCAL_NAMES: tuple[tuple[str, str], ...] = (
-    ("/proc/", "proc:/"), ("/dev/pts/", "devpts:/"), ("/dev/mqueue/", "mqueue:/"),
-    ("/sys/kernel/security/", "securityfs:/"), ("/sys/kernel/debug/", "debugfs:/"),
+    ("/proc/", "proc:/"),
+    ("/dev/pts/", "devpts:/"),
+    ("/dev/mqueue/", "mqueue:/"),
+    ("/sys/kernel/security/", "securityfs:/"),
+    ("/sys/kernel/debug/", "debugfs:/"),
     ("/sys/kernel/tracing/", "tracefs:/"),
-)  # fmt: skip
+)
 # The profile the generated domains use, and the CONFIG:: names of the
 # operations in OPS (the kernel's tomoyo_mac_keywords).
 PROFILE = 7
-ENFORCED = ("open", "create", "unlink", "mkdir", "rmdir", "mkfifo", "truncate",
-            "symlink", "execute", "inet_stream_bind", "inet_stream_connect",
-            "inet_dgram_bind", "inet_dgram_send")  # fmt: skip
+ENFORCED = (
+    "open",
+    "create",
+    "unlink",
+    "mkdir",
+    "rmdir",
+    "mkfifo",
+    "truncate",
+    "symlink",
+    "execute",
+    "inet_stream_bind",
+    "inet_stream_connect",
+    "inet_dgram_bind",
+    "inet_dgram_send",
+)
 
 
 def encode(s: str) -> str:
@@ -101,7 +129,7 @@ def tomoyo_name(path: str) -> str:
     """The name TOMOYO gives `path` (unencoded), per LOCAL_NAMES."""
     for prefix, local in LOCAL_NAMES:
         if path.startswith(prefix) or path == prefix[:-1]:
-            return local + path[len(prefix):]
+            return local + path[len(prefix) :]
     return path
 
 
@@ -121,12 +149,17 @@ def kernel_name(prog: Program, path: str, is_dir: bool) -> str:
     return tomoyo_name(name)
 
 
-def path_word(prog: Program, path: str, is_dir: bool,
-              atomic: dict[str, str] | None = None) -> str:  # fmt: skip
+def path_word(
+    prog: Program, path: str, is_dir: bool, atomic: dict[str, str] | None = None
+) -> str:
     """The encoded, generalised name of `path` in `prog`'s ACLs."""
     tail = "/" if is_dir and not path.endswith("/") else ""
     pr = proc_pid_rest(path)
-    if pr is not None and pr[0] not in ("self", "thread-self") and path not in prog.own_proc:
+    if (
+        pr is not None
+        and pr[0] not in ("self", "thread-self")
+        and path not in prog.own_proc
+    ):
         return "proc:/\\$" + encode(pr[1] + tail)  # another process's pid
     tp = pattern(path + tail, "\\*", encode, lambda n: "\\?" * n)
     if tp is not None:
@@ -152,12 +185,16 @@ def net_acl(n: NetAccess) -> tuple[str, str] | None:
 def profile_lines() -> list[str]:
     """Profile PROFILE: ENFORCED enforcing, everything else disabled."""
     n = PROFILE
-    out = [f"{n}-COMMENT=-----lsmtrace: generated domains (enforcing)-----",
-           f"{n}-PREFERENCE={{ max_audit_log=1024 max_learning_entry=2048 }}",
-           f"{n}-CONFIG={{ mode=disabled grant_log=no reject_log=yes }}"]  # fmt: skip
+    out = [
+        f"{n}-COMMENT=-----lsmtrace: generated domains (enforcing)-----",
+        f"{n}-PREFERENCE={{ max_audit_log=1024 max_learning_entry=2048 }}",
+        f"{n}-CONFIG={{ mode=disabled grant_log=no reject_log=yes }}",
+    ]
     for op in ENFORCED:
         cat = "network" if op.startswith("inet_") else "file"
-        out.append(f"{n}-CONFIG::{cat}::{op}={{ mode=enforcing grant_log=no reject_log=yes }}")
+        out.append(
+            f"{n}-CONFIG::{cat}::{op}={{ mode=enforcing grant_log=no reject_log=yes }}"
+        )
     return out
 
 
@@ -224,14 +261,19 @@ def acls(prog: Program, dirs: set[str]) -> tuple[list[str], list[str]]:
     for n in prog.network:
         acl = net_acl(n)
         if acl is not None:
-            rng = ("0.0.0.0-255.255.255.255" if n.family == "AF_INET"
-                   else "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")  # fmt: skip
+            rng = (
+                "0.0.0.0-255.255.255.255"
+                if n.family == "AF_INET"
+                else "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+            )
             lines.add(f"network inet {acl[0]} {acl[1]} {rng} {n.port}")
     for cap in sorted(prog.caps):
         notes.add(f"# capability {cap}: TOMOYO 2.x has no capability ACL")
     for interp in sorted(prog.interpreters):
-        notes.add(f"# {encode(interp)}: the #! interpreter of this script (TOMOYO "
-                  "checks its read in this domain)")  # fmt: skip
+        notes.add(
+            f"# {encode(interp)}: the #! interpreter of this script (TOMOYO "
+            "checks its read in this domain)"
+        )
     return sorted(lines), sorted(notes)
 
 
@@ -240,7 +282,9 @@ def load_commands(filename: str | None = None) -> list[str]:
     return [c.replace("THIS_FILE", shell_word(filename)) for c in LOAD]
 
 
-def render(aset: AccessSet, name: str | None = None, filename: str | None = None) -> str:
+def render(
+    aset: AccessSet, name: str | None = None, filename: str | None = None
+) -> str:
     aset = fold_merged_usr(aset)
     chains = domains(aset)
     roots = sorted({c[0] for c in chains})
@@ -266,10 +310,15 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
         "# and nothing else; write mode=permissive for a dry run (denials logged only):",
     ]
     out += ["#   " + ln for ln in profile_lines()]
-    out += comment_block("No rule (the name could not be placed)", aset.unplaced_lines(), "  ")
+    out += comment_block(
+        "No rule (the name could not be placed)", aset.unplaced_lines(), "  "
+    )
     out += comment_block("Inferred (deduced, not seen)", aset.inferred_lines(), "  ")
-    out += comment_block("Capabilities seen but not granted (no enforced check)",
-                          aset.quiet_cap_lines(), "  ")  # fmt: skip
+    out += comment_block(
+        "Capabilities seen but not granted (no enforced check)",
+        aset.quiet_cap_lines(),
+        "  ",
+    )
     out.append("# the rest of this file (-d) is the domain policy.")
     dirs = aset.directories()
     body: list[str] = []
@@ -277,8 +326,12 @@ def render(aset: AccessSet, name: str | None = None, filename: str | None = None
         body += ["", f"# {encode(key)}: no exec seen, no domain"]
     for chain in chains:
         lines, notes = acls(aset.programs[chain[-1]], dirs)
-        body += ["", "<kernel> " + " ".join(encode(p) for p in chain),
-                 f"use_profile {PROFILE}", ""]  # fmt: skip
+        body += [
+            "",
+            "<kernel> " + " ".join(encode(p) for p in chain),
+            f"use_profile {PROFILE}",
+            "",
+        ]
         body += lines + notes
     return "\n".join(out + body) + "\n"
 
@@ -304,12 +357,20 @@ def _word_regex(word: str) -> str:
         c = word[i]
         if c == "\\" and i + 1 < len(word):
             nxt = word[i + 1]
-            if re.match(r"[0-3][0-7]{2}", word[i + 1:i + 4]):
-                out.append(re.escape(chr(int(word[i + 1:i + 4], 8))))
+            if re.match(r"[0-3][0-7]{2}", word[i + 1 : i + 4]):
+                out.append(re.escape(chr(int(word[i + 1 : i + 4], 8))))
                 i += 4
                 continue
-            out.append({"\\": re.escape("\\"), "*": "[^/]*", "$": "[0-9]+",
-                        "@": "[^/]*", "?": "[^/]", "X": "[0-9a-fA-F]+"}.get(nxt, re.escape(nxt)))  # fmt: skip
+            out.append(
+                {
+                    "\\": re.escape("\\"),
+                    "*": "[^/]*",
+                    "$": "[0-9]+",
+                    "@": "[^/]*",
+                    "?": "[^/]",
+                    "X": "[0-9a-fA-F]+",
+                }.get(nxt, re.escape(nxt))
+            )
             i += 2
             continue
         out.append(re.escape(c))
@@ -318,8 +379,9 @@ def _word_regex(word: str) -> str:
 
 
 def _decode(word: str) -> str:
-    return re.sub(r"\\([0-3][0-7]{2})", lambda m: chr(int(m.group(1), 8)),
-                  word).replace("\\\\", "\\")  # fmt: skip
+    return re.sub(
+        r"\\([0-3][0-7]{2})", lambda m: chr(int(m.group(1), 8)), word
+    ).replace("\\\\", "\\")
 
 
 def parse(text: str, path: str = "policy") -> list[Domain]:
@@ -342,8 +404,9 @@ def parse(text: str, path: str = "policy") -> list[Domain]:
         elif words[:2] == ["network", "inet"] and len(words) >= 6:
             m = re.fullmatch(r"(\d+)(?:-(\d+))?", words[5])
             if m is None:
-                raise TomoyoParseError(f"{path}: line {n}: port {words[5]!r} is not a "
-                                       "number or range")  # fmt: skip
+                raise TomoyoParseError(
+                    f"{path}: line {n}: port {words[5]!r} is not a number or range"
+                )
             lo = int(m.group(1))
             for op in words[3].split("/"):  # TOMOYO allows "connect/bind"
                 cur.net.append((words[2], op, lo, int(m.group(2) or lo), line))
@@ -356,8 +419,9 @@ def parse(text: str, path: str = "policy") -> list[Domain]:
 UNCHECKED = Domain("", "<kernel>")
 
 
-def allows(dom: Domain, prog: Program, a: Access, net: NetAccess | None,
-           dirs: set[str]) -> tuple[bool, list[str]]:  # fmt: skip
+def allows(
+    dom: Domain, prog: Program, a: Access, net: NetAccess | None, dirs: set[str]
+) -> tuple[bool, list[str]]:
     """Whether domain `dom` allows `prog`'s access `a` (`net`: its network
     access, for kind net), and the ACL lines that allow it. What TOMOYO 2.x
     does not check (capabilities, signals, ptrace, mmap, rename...) is
@@ -367,8 +431,9 @@ def allows(dom: Domain, prog: Program, a: Access, net: NetAccess | None,
         if acl is None or net is None or net.port is None:
             return True, []  # not checked by TOMOYO
         port = net.port
-        hits = [t for typ, op, lo, hi, t in dom.net
-                if (typ, op) == acl and lo <= port <= hi]  # fmt: skip
+        hits = [
+            t for typ, op, lo, hi, t in dom.net if (typ, op) == acl and lo <= port <= hi
+        ]
         return bool(hits), hits
     op = OPS.get(a.access) if a.kind == "file" else None
     if op is None:
@@ -388,8 +453,11 @@ def check(domains: list[Domain], aset: AccessSet) -> CheckResult:
     res = CheckResult()
     used: set[str] = set()
     dirs = aset.directories()
-    nets = {(name, net_text(n), n.op): n
-            for name, p in aset.programs.items() for n in p.network}  # fmt: skip
+    nets = {
+        (name, net_text(n), n.op): n
+        for name, p in aset.programs.items()
+        for n in p.network
+    }
     for a in aset.flat():
         prog = aset.programs[a.program]
         exe = byte_str(prog.exe) if prog.exe else None
@@ -419,7 +487,11 @@ def exception_policy(text: str) -> tuple[set[str], dict[str, str]]:
     aggregators: dict[str, str] = {}
     for line in sections(text)["exception"].splitlines():
         words = line.split()
-        if len(words) == 4 and words[0] == "initialize_domain" and words[2:] == ["from", "any"]:
+        if (
+            len(words) == 4
+            and words[0] == "initialize_domain"
+            and words[2:] == ["from", "any"]
+        ):
             roots.add(_decode(words[1]))
         elif len(words) == 3 and words[0] == "aggregator":
             aggregators[_decode(words[1])] = _decode(words[2])

@@ -125,8 +125,13 @@ class LsmtraceApp(App[int]):
         self._update_header()
         self._update_status()
         self.set_interval(self.tick_interval, self._tick)
-        self.run_worker(self._source_thread, thread=True, name="source", group="source",
-                        exit_on_error=False)  # fmt: skip
+        self.run_worker(
+            self._source_thread,
+            thread=True,
+            name="source",
+            group="source",
+            exit_on_error=False,
+        )
 
     def on_unmount(self) -> None:
         self._stop.set()
@@ -139,9 +144,13 @@ class LsmtraceApp(App[int]):
         def should_stop() -> bool:
             return self._stop.is_set() or worker.is_cancelled
 
-        co = Coalescer(lambda b: self.post_message(SourceBatch(b)), maxlen=self.history,
-                       interval=self.batch_interval, max_batch=self.max_batch,
-                       block=self.source.block)  # fmt: skip
+        co = Coalescer(
+            lambda b: self.post_message(SourceBatch(b)),
+            maxlen=self.history,
+            interval=self.batch_interval,
+            max_batch=self.max_batch,
+            block=self.source.block,
+        )
         self.coalescer = co
         try:
             self.source.run(co, should_stop)

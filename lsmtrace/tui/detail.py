@@ -15,9 +15,30 @@ from lsmtrace.output import escape
 from lsmtrace.tui.explain import explain
 from lsmtrace.tui.model import ancestor_text, ancestors_root_first, label, proc_text
 
-FIELD_ORDER = ("time", "ts_ns", "rung", "kind", "hook", "family", "verdict", "ret", "errno",
-               "lsm", "pid", "tgid", "ppid", "uid", "euid", "gid", "comm", "cgroup",
-               "mntns", "syscall", "latency_ns", "truncated")  # fmt: skip
+FIELD_ORDER = (
+    "time",
+    "ts_ns",
+    "rung",
+    "kind",
+    "hook",
+    "family",
+    "verdict",
+    "ret",
+    "errno",
+    "lsm",
+    "pid",
+    "tgid",
+    "ppid",
+    "uid",
+    "euid",
+    "gid",
+    "comm",
+    "cgroup",
+    "mntns",
+    "syscall",
+    "latency_ns",
+    "truncated",
+)
 
 
 def _value(v: Any) -> str:
@@ -44,8 +65,10 @@ def detail_text(ev: Mapping[str, Any]) -> Text:
         else:
             t.append(line + "\n")
     t.append("\nProcess  ", style="bold")
-    t.append(f"{proc_text(ev)} pid {ev.get('pid')} ppid {ev.get('ppid')} "
-             f"uid {ev.get('uid')} euid {ev.get('euid')} gid {ev.get('gid')}\n")  # fmt: skip
+    t.append(
+        f"{proc_text(ev)} pid {ev.get('pid')} ppid {ev.get('ppid')} "
+        f"uid {ev.get('uid')} euid {ev.get('euid')} gid {ev.get('gid')}\n"
+    )
     for key in ("container", "unit"):
         if ev.get(key) is not None:
             t.append(f"{key.capitalize():<8} ", style="bold")

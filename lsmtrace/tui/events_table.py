@@ -29,8 +29,12 @@ from lsmtrace.tui.model import EventStore, object_summary, where
 def columns(width: int, show_where: bool) -> list[tuple[str, int]]:
     """(title, width) of each column for a screen width; OBJECT takes the rest."""
     cols = [("TIME", 8)] if width >= 100 else []
-    cols += [("PID", 7), ("COMM", 15 if width >= 100 else 12), ("HOOK", 16),
-             ("RESULT", 17)]  # fmt: skip
+    cols += [
+        ("PID", 7),
+        ("COMM", 15 if width >= 100 else 12),
+        ("HOOK", 16),
+        ("RESULT", 17),
+    ]
     if show_where and width >= 100:
         cols.append(("CONTAINER/UNIT", 18))
     used = sum(w + 1 for _t, w in cols)

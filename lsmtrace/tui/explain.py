@@ -39,26 +39,71 @@ DAC_CAPS = frozenset({"CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"})
 
 # the capability a syscall denied by the capability module most likely lacked
 SYSCALL_CAPS = {
-    "setpriority": "CAP_SYS_NICE", "nice": "CAP_SYS_NICE", "sched_setscheduler": "CAP_SYS_NICE",
-    "kill": "CAP_KILL", "tkill": "CAP_KILL", "tgkill": "CAP_KILL",
-    "setuid": "CAP_SETUID", "setreuid": "CAP_SETUID", "setresuid": "CAP_SETUID",
-    "setfsuid": "CAP_SETUID", "setgid": "CAP_SETGID", "setregid": "CAP_SETGID",
-    "setresgid": "CAP_SETGID", "setfsgid": "CAP_SETGID", "capset": "CAP_SETPCAP",
-    "mount": "CAP_SYS_ADMIN", "umount2": "CAP_SYS_ADMIN", "move_mount": "CAP_SYS_ADMIN",
-    "chroot": "CAP_SYS_CHROOT", "ptrace": "CAP_SYS_PTRACE",
-    "process_vm_readv": "CAP_SYS_PTRACE", "process_vm_writev": "CAP_SYS_PTRACE",
-    "init_module": "CAP_SYS_MODULE", "finit_module": "CAP_SYS_MODULE",
-    "delete_module": "CAP_SYS_MODULE", "kexec_load": "CAP_SYS_BOOT",
-    "kexec_file_load": "CAP_SYS_BOOT", "bpf": "CAP_BPF", "perf_event_open": "CAP_PERFMON",
-    "mknod": "CAP_MKNOD", "mknodat": "CAP_MKNOD", "chown": "CAP_CHOWN", "fchown": "CAP_CHOWN",
-    "lchown": "CAP_CHOWN", "fchownat": "CAP_CHOWN",
-}  # fmt: skip
+    "setpriority": "CAP_SYS_NICE",
+    "nice": "CAP_SYS_NICE",
+    "sched_setscheduler": "CAP_SYS_NICE",
+    "kill": "CAP_KILL",
+    "tkill": "CAP_KILL",
+    "tgkill": "CAP_KILL",
+    "setuid": "CAP_SETUID",
+    "setreuid": "CAP_SETUID",
+    "setresuid": "CAP_SETUID",
+    "setfsuid": "CAP_SETUID",
+    "setgid": "CAP_SETGID",
+    "setregid": "CAP_SETGID",
+    "setresgid": "CAP_SETGID",
+    "setfsgid": "CAP_SETGID",
+    "capset": "CAP_SETPCAP",
+    "mount": "CAP_SYS_ADMIN",
+    "umount2": "CAP_SYS_ADMIN",
+    "move_mount": "CAP_SYS_ADMIN",
+    "chroot": "CAP_SYS_CHROOT",
+    "ptrace": "CAP_SYS_PTRACE",
+    "process_vm_readv": "CAP_SYS_PTRACE",
+    "process_vm_writev": "CAP_SYS_PTRACE",
+    "init_module": "CAP_SYS_MODULE",
+    "finit_module": "CAP_SYS_MODULE",
+    "delete_module": "CAP_SYS_MODULE",
+    "kexec_load": "CAP_SYS_BOOT",
+    "kexec_file_load": "CAP_SYS_BOOT",
+    "bpf": "CAP_BPF",
+    "perf_event_open": "CAP_PERFMON",
+    "mknod": "CAP_MKNOD",
+    "mknodat": "CAP_MKNOD",
+    "chown": "CAP_CHOWN",
+    "fchown": "CAP_CHOWN",
+    "lchown": "CAP_CHOWN",
+    "fchownat": "CAP_CHOWN",
+}
 
 # SELinux kernel class map order (security/selinux/include/classmap.h)
-_COMMON_FILE = ("ioctl", "read", "write", "create", "getattr", "setattr", "lock",
-                "relabelfrom", "relabelto", "append", "map", "unlink", "link", "rename",
-                "execute", "quotaon", "mounton", "audit_access", "open", "execmod",
-                "watch", "watch_mount", "watch_sb", "watch_with_perm", "watch_reads")  # fmt: skip
+_COMMON_FILE = (
+    "ioctl",
+    "read",
+    "write",
+    "create",
+    "getattr",
+    "setattr",
+    "lock",
+    "relabelfrom",
+    "relabelto",
+    "append",
+    "map",
+    "unlink",
+    "link",
+    "rename",
+    "execute",
+    "quotaon",
+    "mounton",
+    "audit_access",
+    "open",
+    "execmod",
+    "watch",
+    "watch_mount",
+    "watch_sb",
+    "watch_with_perm",
+    "watch_reads",
+)
 SELINUX_PERMS: dict[str, tuple[str, ...]] = {
     "file": (*_COMMON_FILE, "execute_no_trans", "entrypoint"),
     "dir": (*_COMMON_FILE, "add_name", "remove_name", "reparent", "search", "rmdir"),
@@ -69,13 +114,22 @@ SELINUX_PERMS: dict[str, tuple[str, ...]] = {
 }
 
 LSM_NAMES = {
-    "capability": "the capability module (commoncap)", "selinux": "SELinux",
-    "apparmor": "AppArmor", "smack": "Smack", "tomoyo": "TOMOYO", "landlock": "Landlock",
-    "yama": "Yama", "lockdown": "kernel lockdown", "bpf": "a BPF-LSM program",
-    "safesetid": "SafeSetID", "loadpin": "LoadPin", "ipe": "IPE", "integrity": "IMA/EVM",
+    "capability": "the capability module (commoncap)",
+    "selinux": "SELinux",
+    "apparmor": "AppArmor",
+    "smack": "Smack",
+    "tomoyo": "TOMOYO",
+    "landlock": "Landlock",
+    "yama": "Yama",
+    "lockdown": "kernel lockdown",
+    "bpf": "a BPF-LSM program",
+    "safesetid": "SafeSetID",
+    "loadpin": "LoadPin",
+    "ipe": "IPE",
+    "integrity": "IMA/EVM",
     "dac": "DAC (file mode bits, ACLs, ownership)",
     "seccomp": "a seccomp filter, not an LSM",
-}  # fmt: skip
+}
 
 
 def _caps(cap: str) -> list[str]:
@@ -153,20 +207,46 @@ def file_access(ev: Mapping[str, Any]) -> list[str]:
         ]
         return out or ["read"]
     table = {
-        "truncate": "truncate", "path_truncate": "truncate",
-        "unlink": "delete", "unlinkat": "delete", "rmdir": "delete", "path_unlink": "delete",
-        "inode_unlink": "delete", "path_rmdir": "delete", "inode_rmdir": "delete",
-        "rename": "rename", "renameat": "rename", "renameat2": "rename",
-        "path_rename": "rename", "inode_rename": "rename",
-        "mkdir": "mkdir", "mkdirat": "mkdir", "path_mkdir": "mkdir", "inode_mkdir": "mkdir",
-        "mknod": "create", "mknodat": "create", "path_mknod": "create",
-        "inode_create": "create", "link": "link", "linkat": "link", "symlink": "link",
-        "symlinkat": "link", "path_link": "link", "path_symlink": "link",
-        "chmod": "setattr", "fchmod": "setattr", "fchmodat": "setattr",
-        "fchmodat2": "setattr", "path_chmod": "setattr", "inode_setattr": "setattr",
-        "chown": "chown", "lchown": "chown", "fchown": "chown", "fchownat": "chown",
+        "truncate": "truncate",
+        "path_truncate": "truncate",
+        "unlink": "delete",
+        "unlinkat": "delete",
+        "rmdir": "delete",
+        "path_unlink": "delete",
+        "inode_unlink": "delete",
+        "path_rmdir": "delete",
+        "inode_rmdir": "delete",
+        "rename": "rename",
+        "renameat": "rename",
+        "renameat2": "rename",
+        "path_rename": "rename",
+        "inode_rename": "rename",
+        "mkdir": "mkdir",
+        "mkdirat": "mkdir",
+        "path_mkdir": "mkdir",
+        "inode_mkdir": "mkdir",
+        "mknod": "create",
+        "mknodat": "create",
+        "path_mknod": "create",
+        "inode_create": "create",
+        "link": "link",
+        "linkat": "link",
+        "symlink": "link",
+        "symlinkat": "link",
+        "path_link": "link",
+        "path_symlink": "link",
+        "chmod": "setattr",
+        "fchmod": "setattr",
+        "fchmodat": "setattr",
+        "fchmodat2": "setattr",
+        "path_chmod": "setattr",
+        "inode_setattr": "setattr",
+        "chown": "chown",
+        "lchown": "chown",
+        "fchown": "chown",
+        "fchownat": "chown",
         "path_chown": "chown",
-    }  # fmt: skip
+    }
     return [table[name]] if name in table else ["read"]
 
 
@@ -174,22 +254,35 @@ _DIR_OPS = ("create", "mkdir", "delete", "rename", "link")
 
 
 def _dac_file(path: str, access: list[str], uid: int) -> list[str]:
-    bits = {"read": "r", "list": "rx", "write": "w", "append": "w", "truncate": "w",
-            "exec": "x", "mmap_exec": "r"}  # fmt: skip
+    bits = {
+        "read": "r",
+        "list": "rx",
+        "write": "w",
+        "append": "w",
+        "truncate": "w",
+        "exec": "x",
+        "mmap_exec": "r",
+    }
     on_file = "".join(
         sorted({c for a in access for c in bits.get(a, "")}, key="rwx".index)
     )
     out = []
     if on_file:
-        out.append(f"DAC         setfacl -m u:{uid}:{on_file} {path}  (or chmod/chown so "
-                   f"uid {uid} gets {on_file})")  # fmt: skip
+        out.append(
+            f"DAC         setfacl -m u:{uid}:{on_file} {path}  (or chmod/chown so "
+            f"uid {uid} gets {on_file})"
+        )
     if any(a in _DIR_OPS for a in access):
         parent = posixpath.dirname(path.rstrip("/")) or "/"
-        out.append(f"DAC         setfacl -m u:{uid}:wx {parent}  (create/remove names "
-                   "in the directory)")  # fmt: skip
+        out.append(
+            f"DAC         setfacl -m u:{uid}:wx {parent}  (create/remove names "
+            "in the directory)"
+        )
     if "setattr" in access or "chown" in access:
-        out.append(f"DAC         only the owner may chmod; chown needs CAP_CHOWN "
-                   f"(uid {uid} is not the owner of {path})")  # fmt: skip
+        out.append(
+            f"DAC         only the owner may chmod; chown needs CAP_CHOWN "
+            f"(uid {uid} is not the owner of {path})"
+        )
     if not out:
         out.append(f"DAC         adjust mode bits/ACL of {path} for uid {uid}")
     read_only = all(a in ("read", "list") for a in access)
@@ -203,9 +296,22 @@ def _dac_file(path: str, access: list[str], uid: int) -> list[str]:
 
 
 def _apparmor_file(path: str, access: list[str], comm: str) -> str:
-    perms = {"read": "r", "list": "r", "write": "w", "append": "a", "truncate": "w",
-             "exec": "ix", "mmap_exec": "m", "create": "w", "mkdir": "w", "delete": "w",
-             "rename": "w", "link": "l", "setattr": "w", "chown": "w"}  # fmt: skip
+    perms = {
+        "read": "r",
+        "list": "r",
+        "write": "w",
+        "append": "a",
+        "truncate": "w",
+        "exec": "ix",
+        "mmap_exec": "m",
+        "create": "w",
+        "mkdir": "w",
+        "delete": "w",
+        "rename": "w",
+        "link": "l",
+        "setattr": "w",
+        "chown": "w",
+    }
     letters = ""
     for a in access:
         for c in perms.get(a, "r"):
@@ -224,14 +330,23 @@ def _apparmor_file(path: str, access: list[str], comm: str) -> str:
     return f'AppArmor    "{escape_literal(path)}" {letters},   (in the profile confining {comm})'
 
 
-
 def _selinux_file(access: list[str], tclass: str = "file") -> list[str]:
-    perms = {"read": "open read", "list": "open read search", "write": "open write",
-             "append": "open append", "truncate": "open write setattr",
-             "exec": "execute execute_no_trans map", "mmap_exec": "map execute",
-             "create": "create open write", "mkdir": "create", "delete": "unlink",
-             "rename": "rename", "link": "link", "setattr": "setattr",
-             "chown": "setattr"}  # fmt: skip
+    perms = {
+        "read": "open read",
+        "list": "open read search",
+        "write": "open write",
+        "append": "open append",
+        "truncate": "open write setattr",
+        "exec": "execute execute_no_trans map",
+        "mmap_exec": "map execute",
+        "create": "create open write",
+        "mkdir": "create",
+        "delete": "unlink",
+        "rename": "rename",
+        "link": "link",
+        "setattr": "setattr",
+        "chown": "setattr",
+    }
     words: list[str] = []
     for a in access:
         for w in perms.get(a, "read").split():
@@ -258,9 +373,19 @@ def _tomoyo_file(path: str, access: list[str], comm: str) -> list[str]:
     # name reads exactly as in a generated domain
     from lsmtrace.policy.tomoyo import MODE_OPS, encode, tomoyo_name
 
-    ops = {"read": "read", "list": "read", "write": "write", "append": "append",
-           "truncate": "truncate", "exec": "execute", "create": "create",
-           "mkdir": "mkdir", "delete": "unlink", "setattr": "chmod", "chown": "chown"}  # fmt: skip
+    ops = {
+        "read": "read",
+        "list": "read",
+        "write": "write",
+        "append": "append",
+        "truncate": "truncate",
+        "exec": "execute",
+        "create": "create",
+        "mkdir": "mkdir",
+        "delete": "unlink",
+        "setattr": "chmod",
+        "chown": "chown",
+    }
     if "list" in access and not path.endswith("/"):
         path += "/"
     word = encode(tomoyo_name(path))
@@ -279,18 +404,32 @@ def _tomoyo_file(path: str, access: list[str], comm: str) -> list[str]:
 
 
 def _landlock_file(path: str, access: list[str]) -> str:
-    rights = {"read": "READ_FILE", "list": "READ_DIR", "write": "WRITE_FILE",
-              "append": "WRITE_FILE", "truncate": "TRUNCATE", "exec": "EXECUTE",
-              "mmap_exec": "EXECUTE", "create": "MAKE_REG", "mkdir": "MAKE_DIR",
-              "delete": "REMOVE_FILE", "rename": "REFER", "link": "REFER",
-              "setattr": "WRITE_FILE", "chown": "WRITE_FILE"}  # fmt: skip
+    rights = {
+        "read": "READ_FILE",
+        "list": "READ_DIR",
+        "write": "WRITE_FILE",
+        "append": "WRITE_FILE",
+        "truncate": "TRUNCATE",
+        "exec": "EXECUTE",
+        "mmap_exec": "EXECUTE",
+        "create": "MAKE_REG",
+        "mkdir": "MAKE_DIR",
+        "delete": "REMOVE_FILE",
+        "rename": "REFER",
+        "link": "REFER",
+        "setattr": "WRITE_FILE",
+        "chown": "WRITE_FILE",
+    }
     names: list[str] = []
     for a in access:
         r = "LANDLOCK_ACCESS_FS_" + rights.get(a, "READ_FILE")
         if r not in names:
             names.append(r)
-    where = path if "list" in access or any(a in _DIR_OPS for a in access) \
-        else f"{path} (or a parent directory)"  # fmt: skip
+    where = (
+        path
+        if "list" in access or any(a in _DIR_OPS for a in access)
+        else f"{path} (or a parent directory)"
+    )
     return f"Landlock    {' | '.join(names)} in a path_beneath rule on {where}"
 
 
@@ -300,35 +439,62 @@ def _signal_rules(
     sig = str(obj.get("sig_name") or obj.get("sig") or "0")
     target = obj.get("target_pid", "?")
     tcomm = escape(str(obj.get("target_comm") or "<target>"))
-    aa_sig = {"SIGKILL": "kill", "SIGTERM": "term", "SIGHUP": "hup", "SIGINT": "int",
-              "SIGUSR1": "usr1", "SIGUSR2": "usr2", "SIGSTOP": "stop",
-              "SIGCONT": "cont"}.get(sig, sig.removeprefix("SIG").lower())  # fmt: skip
-    se_perm = {"SIGKILL": "sigkill", "SIGSTOP": "sigstop", "SIGCHLD": "sigchld",
-               "0": "signull"}.get(sig, "signal")  # fmt: skip
+    aa_sig = {
+        "SIGKILL": "kill",
+        "SIGTERM": "term",
+        "SIGHUP": "hup",
+        "SIGINT": "int",
+        "SIGUSR1": "usr1",
+        "SIGUSR2": "usr2",
+        "SIGSTOP": "stop",
+        "SIGCONT": "cont",
+    }.get(sig, sig.removeprefix("SIG").lower())
+    se_perm = {
+        "SIGKILL": "sigkill",
+        "SIGSTOP": "sigstop",
+        "SIGCHLD": "sigchld",
+        "0": "signull",
+    }.get(sig, "signal")
     return {
-        "dac": [f"DAC         a signal needs the sender's uid to match the target's "
-                f"(pid {target}) real or saved uid"],
-        "capability": [f"capability  CAP_KILL lets uid {ev.get('uid')} signal any process"],
-        "apparmor": [f"AppArmor    signal (send) set=({aa_sig}) peer=<profile of {tcomm}>,"],
-        "selinux": [f"SELinux     allow <domain_t> <target_domain_t>:process {se_perm};"],
-        "landlock": ["Landlock    the sandbox was created with LANDLOCK_SCOPE_SIGNAL: "
-                     "signals leave it only if that scope is not set"],
-        "smack": ["Smack       a rule giving the sender's label 'w' on the target's label"],
-    }  # fmt: skip
+        "dac": [
+            f"DAC         a signal needs the sender's uid to match the target's "
+            f"(pid {target}) real or saved uid"
+        ],
+        "capability": [
+            f"capability  CAP_KILL lets uid {ev.get('uid')} signal any process"
+        ],
+        "apparmor": [
+            f"AppArmor    signal (send) set=({aa_sig}) peer=<profile of {tcomm}>,"
+        ],
+        "selinux": [
+            f"SELinux     allow <domain_t> <target_domain_t>:process {se_perm};"
+        ],
+        "landlock": [
+            "Landlock    the sandbox was created with LANDLOCK_SCOPE_SIGNAL: "
+            "signals leave it only if that scope is not set"
+        ],
+        "smack": [
+            "Smack       a rule giving the sender's label 'w' on the target's label"
+        ],
+    }
 
 
 def _ptrace_rules(obj: Mapping[str, Any]) -> dict[str, list[str]]:
     tcomm = escape(str(obj.get("target_comm") or "<target>"))
     return {
-        "yama": ["Yama        kernel.yama.ptrace_scope=1 allows descendants only: "
-                 "attach to a child, or the target calls prctl(PR_SET_PTRACER, pid); "
-                 "scope 2 needs CAP_SYS_PTRACE, 3 forbids ptrace"],
+        "yama": [
+            "Yama        kernel.yama.ptrace_scope=1 allows descendants only: "
+            "attach to a child, or the target calls prctl(PR_SET_PTRACER, pid); "
+            "scope 2 needs CAP_SYS_PTRACE, 3 forbids ptrace"
+        ],
         "capability": _caps("CAP_SYS_PTRACE")[:1],
         "apparmor": [f"AppArmor    ptrace (read, trace) peer=<profile of {tcomm}>,"],
         "selinux": ["SELinux     allow <domain_t> <target_domain_t>:process ptrace;"],
-        "dac": ["DAC         the tracer's uid must match the target's uids (and the "
-                "target must be dumpable)"],
-    }  # fmt: skip
+        "dac": [
+            "DAC         the tracer's uid must match the target's uids (and the "
+            "target must be dumpable)"
+        ],
+    }
 
 
 def _net_rules(ev: Mapping[str, Any], obj: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -349,20 +515,34 @@ def _net_rules(ev: Mapping[str, Any], obj: Mapping[str, Any]) -> dict[str, list[
         if typ != "SOCK_RAW"
         else "rawip_socket",
     )
-    verb = ("bind" if "bind" in name else "connect" if "connect" in name
-            else "listen" if "listen" in name else "accept" if "accept" in name
-            else "write" if "send" in name else "create")  # fmt: skip
+    verb = (
+        "bind"
+        if "bind" in name
+        else "connect"
+        if "connect" in name
+        else "listen"
+        if "listen" in name
+        else "accept"
+        if "accept" in name
+        else "write"
+        if "send" in name
+        else "create"
+    )
     rules: dict[str, list[str]] = {
         "apparmor": [f"AppArmor    network {aa_fam} {aa_type},"],
         "selinux": [f"SELinux     allow <domain_t> self:{se_cls} {{ create {verb} }};"],
     }
     if verb == "bind" and port is not None:
-        rules["selinux"].append(f"SELinux     allow <domain_t> <port_t>:{se_cls} name_bind;"
-                                f"  (semanage port -l | grep -w {port})")  # fmt: skip
+        rules["selinux"].append(
+            f"SELinux     allow <domain_t> <port_t>:{se_cls} name_bind;"
+            f"  (semanage port -l | grep -w {port})"
+        )
     if port is not None and tcp and verb in ("bind", "connect"):
         right = "BIND_TCP" if verb == "bind" else "CONNECT_TCP"
-        rules["landlock"] = [f"Landlock    LANDLOCK_ACCESS_NET_{right} in a net_port rule "
-                             f"for port {port}"]  # fmt: skip
+        rules["landlock"] = [
+            f"Landlock    LANDLOCK_ACCESS_NET_{right} in a net_port rule "
+            f"for port {port}"
+        ]
     if fam == "AF_UNIX" and str(obj.get("path", "")).startswith("@"):
         rules["landlock"] = [
             "Landlock    the sandbox set LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET"
@@ -385,12 +565,19 @@ def _avc(obj: Mapping[str, Any]) -> list[str]:
         from lsmtrace.events import CAP_NAMES
 
         base = 32 if tclass == "capability2" else 0
-        perms = [CAP_NAMES[base + b].removeprefix("CAP_").lower()
-                 if base + b < len(CAP_NAMES) else f"cap{base + b}"
-                 for b in range(32) if denied >> b & 1]  # fmt: skip
+        perms = [
+            CAP_NAMES[base + b].removeprefix("CAP_").lower()
+            if base + b < len(CAP_NAMES)
+            else f"cap{base + b}"
+            for b in range(32)
+            if denied >> b & 1
+        ]
     elif names:
-        perms = [names[b] if b < len(names) else f"0x{1 << b:x}" for b in range(32)
-                 if denied >> b & 1]  # fmt: skip
+        perms = [
+            names[b] if b < len(names) else f"0x{1 << b:x}"
+            for b in range(32)
+            if denied >> b & 1
+        ]
     else:
         perms = [f"0x{denied:x}"] if denied else ["<perm>"]
     return _selinux_allow(obj.get("scontext"), obj.get("tcontext"), tclass, perms)
@@ -406,16 +593,27 @@ def _selinux_allow(scon: Any, tcon: Any, tclass: str, perms: list[str]) -> list[
 
     src, tgt = typ(str(scon or "")), typ(str(tcon or ""))
     tgt = "self" if tgt == src else tgt
-    out = [f"SELinux     allow {escape(src)} {escape(tgt)}:{escape(tclass)} "
-           f"{{ {' '.join(escape(p) for p in perms) or '<perm>'} }};"]  # fmt: skip
+    out = [
+        f"SELinux     allow {escape(src)} {escape(tgt)}:{escape(tclass)} "
+        f"{{ {' '.join(escape(p) for p in perms) or '<perm>'} }};"
+    ]
     out.append("            (check: ausearch -m avc -ts recent | audit2allow)")
     return out
 
 
 # AppArmor's audit masks (security/apparmor/file.c aa_audit_file: "rwxamlkcdx"
 # letters, c create, d delete, k lock) -> the profile's permission letters
-AA_MASK = {"r": "r", "w": "w", "a": "a", "x": "ix", "m": "m", "l": "l", "k": "k",
-           "c": "w", "d": "w"}  # fmt: skip
+AA_MASK = {
+    "r": "r",
+    "w": "w",
+    "a": "a",
+    "x": "ix",
+    "m": "m",
+    "l": "l",
+    "k": "k",
+    "c": "w",
+    "d": "w",
+}
 
 
 def _apparmor_audit(a: Mapping[str, Any], obj: Mapping[str, Any]) -> list[str]:
@@ -428,7 +626,9 @@ def _apparmor_audit(a: Mapping[str, Any], obj: Mapping[str, Any]) -> list[str]:
     if a.get("capname"):
         return [f"AppArmor    capability {escape(str(a['capname']))},{where}"]
     if a.get("signal"):
-        return [f"AppArmor    signal (send) set=({escape(str(a['signal']))}){peer},{where}"]
+        return [
+            f"AppArmor    signal (send) set=({escape(str(a['signal']))}){peer},{where}"
+        ]
     if a.get("class") == "ptrace" or str(a.get("operation", "")).startswith("ptrace"):
         mask = escape(str(a.get("denied") or a.get("requested") or "trace"))
         return [f"AppArmor    ptrace ({mask}){peer},{where}"]
@@ -446,8 +646,10 @@ def _apparmor_audit(a: Mapping[str, Any], obj: Mapping[str, Any]) -> list[str]:
         path = escape_literal(str(name))
         return [f'AppArmor    "{path}" {letters},{where}']
     op = escape(str(a.get("operation") or "?"))
-    return [f"AppArmor    operation {op} needs a rule{where}: aa-logprof reads the "
-            "audit log and proposes it"]
+    return [
+        f"AppArmor    operation {op} needs a rule{where}: aa-logprof reads the "
+        "audit log and proposes it"
+    ]
 
 
 def _landlock_audit(a: Mapping[str, Any], obj: Mapping[str, Any]) -> list[str]:
@@ -459,15 +661,25 @@ def _landlock_audit(a: Mapping[str, Any], obj: Mapping[str, Any]) -> list[str]:
         name = escape(right.upper())
         if scope == "fs":
             on_dir = right.startswith(("make_", "remove_")) or right == "refer"
-            where = f"the directory of {path}" if on_dir else f"{path} (or a parent directory)"
-            out.append(f"Landlock    LANDLOCK_ACCESS_FS_{name} in a path_beneath rule on {where}")
+            where = (
+                f"the directory of {path}"
+                if on_dir
+                else f"{path} (or a parent directory)"
+            )
+            out.append(
+                f"Landlock    LANDLOCK_ACCESS_FS_{name} in a path_beneath rule on {where}"
+            )
         elif scope == "net":
             port = a.get("lport") or a.get("dest") or obj.get("port") or "<port>"
-            out.append(f"Landlock    LANDLOCK_ACCESS_NET_{name} in a net_port rule for "
-                       f"port {escape(str(port))}")  # fmt: skip
+            out.append(
+                f"Landlock    LANDLOCK_ACCESS_NET_{name} in a net_port rule for "
+                f"port {escape(str(port))}"
+            )
         elif scope == "scope":
-            out.append(f"Landlock    the domain sets LANDLOCK_SCOPE_{name}: the sandbox "
-                       "must not set that scope")  # fmt: skip
+            out.append(
+                f"Landlock    the domain sets LANDLOCK_SCOPE_{name}: the sandbox "
+                "must not set that scope"
+            )
         else:
             out.append(f"Landlock    the domain lacks {escape(str(b))}")
     if not out:
@@ -476,19 +688,25 @@ def _landlock_audit(a: Mapping[str, Any], obj: Mapping[str, Any]) -> list[str]:
     if dom:
         who = ""
         if a.get("domain_exe") or a.get("domain_pid"):
-            who = (f", created by {escape(str(a.get('domain_exe') or '?'))}"
-                   f" pid {a.get('domain_pid')}")  # fmt: skip
-        out.append(f"            (domain {escape(str(dom))}{who}: the ruleset that "
-                   "process restricted itself with)")  # fmt: skip
+            who = (
+                f", created by {escape(str(a.get('domain_exe') or '?'))}"
+                f" pid {a.get('domain_pid')}"
+            )
+        out.append(
+            f"            (domain {escape(str(dom))}{who}: the ruleset that "
+            "process restricted itself with)"
+        )
     return out
 
 
 def _seccomp_audit(a: Mapping[str, Any], ev: Mapping[str, Any]) -> list[str]:
     call = ev.get("syscall") or f"syscall {a.get('syscall')}"
-    return [f"seccomp     a seccomp filter refused {escape(str(call))} (action "
-            f"{escape(str(a.get('action') or '?'))}): no LSM rule allows it; change the "
-            "filter the process or an ancestor installed (systemd SystemCallFilter=, "
-            "a container runtime's seccomp profile, the program itself)"]  # fmt: skip
+    return [
+        f"seccomp     a seccomp filter refused {escape(str(call))} (action "
+        f"{escape(str(a.get('action') or '?'))}): no LSM rule allows it; change the "
+        "filter the process or an ancestor installed (systemd SystemCallFilter=, "
+        "a container runtime's seccomp profile, the program itself)"
+    ]
 
 
 def audit_rules(ev: Mapping[str, Any]) -> tuple[str, list[str]] | None:
@@ -505,8 +723,9 @@ def audit_rules(ev: Mapping[str, Any]) -> tuple[str, list[str]] | None:
         return "apparmor", _apparmor_audit(a, obj)
     if lsm == "selinux":
         perms = [str(p) for p in a.get("perms") or []]
-        return "selinux", _selinux_allow(a.get("scontext"), a.get("tcontext"),
-                                         str(a.get("tclass") or "?"), perms)  # fmt: skip
+        return "selinux", _selinux_allow(
+            a.get("scontext"), a.get("tcontext"), str(a.get("tclass") or "?"), perms
+        )
     if lsm == "landlock":
         return "landlock", _landlock_audit(a, obj)
     if lsm == "seccomp":
@@ -519,8 +738,10 @@ def would_deny_lines(ev: Mapping[str, Any]) -> list[str]:
     w = ev.get("would_deny")
     if not isinstance(w, Mapping):
         return []
-    out = [f"Would deny: policy {escape(str(w.get('policy')))} ({escape(str(w.get('target')))}"
-           f"), {escape(str(w.get('context') or '?'))}"]  # fmt: skip
+    out = [
+        f"Would deny: policy {escape(str(w.get('policy')))} ({escape(str(w.get('target')))}"
+        f"), {escape(str(w.get('context') or '?'))}"
+    ]
     out += [f"  needs {escape(str(x))}" for x in w.get("access") or []]
     out.append("Rule the policy lacks:")
     out += [f"  {escape(str(m))}" for m in w.get("missing") or []]
@@ -546,8 +767,10 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
             lines += would_deny_lines(ev)
             lines.append("Under a confining policy the rules below keep it allowed.")
         else:
-            lines.append("No rule needed. Under a confining policy the rules below keep "
-                         "it allowed.")  # fmt: skip
+            lines.append(
+                "No rule needed. Under a confining policy the rules below keep "
+                "it allowed."
+            )
     elif verdict == "error":
         lines.append(f"FAILED   {hook} {errno}: {who}")
         lines.append(
@@ -569,33 +792,47 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
     # -- who decided
     if verdict == "deny":
         if lsm is None:
-            lines.append(f"Who: cannot tell on the {rung} rung (DAC, AppArmor, Landlock, "
-                         "SELinux... all fail the syscall the same way). The fexit or "
-                         "kprobe rung names the decider; `lsmtrace doctor` says which "
-                         "loads here.")  # fmt: skip
+            lines.append(
+                f"Who: cannot tell on the {rung} rung (DAC, AppArmor, Landlock, "
+                "SELinux... all fail the syscall the same way). The fexit or "
+                "kprobe rung names the decider; `lsmtrace doctor` says which "
+                "loads here."
+            )
         elif lsm == "unattributed":
-            lines.append("Who: a security_* hook denied, but none of the traced LSM "
-                         "implementations did (an untraced LSM or a BPF-LSM program).")  # fmt: skip
+            lines.append(
+                "Who: a security_* hook denied, but none of the traced LSM "
+                "implementations did (an untraced LSM or a BPF-LSM program)."
+            )
         else:
-            said = " (its audit record says so)" if ev.get("lsm_source") == "audit" else ""
+            said = (
+                " (its audit record says so)" if ev.get("lsm_source") == "audit" else ""
+            )
             lines.append(f"Who: {LSM_NAMES.get(str(lsm), str(lsm))}{said}.")
         if cap in DAC_CAPS:
-            lines.append(f"{cap} was checked after the mode bits said no: this is the DAC "
-                         "decision itself; the file's permissions are the real answer.")  # fmt: skip
+            lines.append(
+                f"{cap} was checked after the mode bits said no: this is the DAC "
+                "decision itself; the file's permissions are the real answer."
+            )
         elif cap and kind == "capable":
-            lines.append(f"The process lacks {cap}. Programs often probe capabilities and "
-                         "recover; it matters if the syscall that asked "
-                         f"({ev.get('syscall') or '?'}) failed.")  # fmt: skip
+            lines.append(
+                f"The process lacks {cap}. Programs often probe capabilities and "
+                "recover; it matters if the syscall that asked "
+                f"({ev.get('syscall') or '?'}) failed."
+            )
     if verdict == "deny":
         lines += would_deny_lines(ev)
     from_audit = audit_rules(ev) if verdict == "deny" else None
     if from_audit is not None:
         a = ev["audit"]
-        lines.append(f"Audit record: {escape(str(a.get('rule') or from_audit[0]))} "
-                     f"(serial {a.get('serial')})")  # fmt: skip
+        lines.append(
+            f"Audit record: {escape(str(a.get('rule') or from_audit[0]))} "
+            f"(serial {a.get('serial')})"
+        )
         if a.get("disagrees"):
-            lines.append(f"The record names {from_audit[0]}, the rung {lsm}: both rules "
-                         "are below.")  # fmt: skip
+            lines.append(
+                f"The record names {from_audit[0]}, the rung {lsm}: both rules "
+                "are below."
+            )
     if ev.get("syscall"):
         lines.append(f"Syscall: {ev.get('syscall')}")
 
@@ -609,8 +846,10 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
     elif kind == "avc" or hook == "selinux_audited":
         rules["selinux"] = _avc(obj)
         if obj.get("result") == 0:
-            lines.append("SELinux is permissive for this domain: denied in the log, "
-                         "allowed in fact.")  # fmt: skip
+            lines.append(
+                "SELinux is permissive for this domain: denied in the log, "
+                "allowed in fact."
+            )
     elif "sig" in obj and ("kill" in name):
         rules = _signal_rules(ev, obj)
     elif family == "ptrace" or "ptrace" in name:
@@ -620,29 +859,41 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
     elif "source" in obj or family == "mount":
         src = escape(str(obj.get("source") or "<source>"))
         fst = escape(str(obj.get("fstype") or "<fstype>"))
-        rules = {"apparmor": [f"AppArmor    mount fstype={fst} {src} -> <mountpoint>,"],
-                 "selinux": ["SELinux     allow <domain_t> <fs_t>:filesystem mount;"],
-                 "capability": ["capability  CAP_SYS_ADMIN (in the mount's user "
-                                "namespace)"]}  # fmt: skip
+        rules = {
+            "apparmor": [f"AppArmor    mount fstype={fst} {src} -> <mountpoint>,"],
+            "selinux": ["SELinux     allow <domain_t> <fs_t>:filesystem mount;"],
+            "capability": ["capability  CAP_SYS_ADMIN (in the mount's user namespace)"],
+        }
     elif lsm == "lockdown" or hook == "locked_down":
-        rules = {"lockdown": [f"lockdown    {obj.get('reason', 'this operation')} is refused "
-                              "by kernel lockdown; no policy rule allows it (boot without "
-                              "lockdown=, or with Secure Boot off)"]}  # fmt: skip
+        rules = {
+            "lockdown": [
+                f"lockdown    {obj.get('reason', 'this operation')} is refused "
+                "by kernel lockdown; no policy rule allows it (boot without "
+                "lockdown=, or with Secure Boot off)"
+            ]
+        }
     elif path:
         access = file_access(ev)
         lines.append(f"Access: {', '.join(access)} on {path}")
         dac = _dac_file(path, access, uid)
-        rules = {"dac": dac[:-1], "capability": dac[-1:],
-                 "apparmor": [_apparmor_file(raw_path, access, comm)],
-                 "selinux": _selinux_file(access),
-                 "landlock": [_landlock_file(path, access)],
-                 "tomoyo": _tomoyo_file(raw_path, access, comm),
-                 "smack": ["Smack       a rule giving the subject's label the access on "
-                           "the file's label (chsmack -a to relabel)"]}  # fmt: skip
+        rules = {
+            "dac": dac[:-1],
+            "capability": dac[-1:],
+            "apparmor": [_apparmor_file(raw_path, access, comm)],
+            "selinux": _selinux_file(access),
+            "landlock": [_landlock_file(path, access)],
+            "tomoyo": _tomoyo_file(raw_path, access, comm),
+            "smack": [
+                "Smack       a rule giving the subject's label the access on "
+                "the file's label (chsmack -a to relabel)"
+            ],
+        }
     if name in SYSCALL_CAPS and lsm == "capability" and not cap:
         grant = _caps(SYSCALL_CAPS[name])[0]
-        rules["capability"] = [grant, *(r for r in rules.get("capability", [])
-                                        if SYSCALL_CAPS[name] not in r)]  # fmt: skip
+        rules["capability"] = [
+            grant,
+            *(r for r in rules.get("capability", []) if SYSCALL_CAPS[name] not in r),
+        ]
     if (family == "bpf" or name == "bpf") and "capability" not in rules:
         rules["capability"] = _caps("CAP_BPF")[:1]
     if from_audit is not None:
@@ -651,8 +902,10 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
 
     if not rules:
         if verdict == "deny":
-            lines.append("No rule template for this hook; the policy of the deciding "
-                         "LSM is the place to look.")  # fmt: skip
+            lines.append(
+                "No rule template for this hook; the policy of the deciding "
+                "LSM is the place to look."
+            )
         return lines
 
     if verdict == "deny" and from_audit is not None and lsm in (None, "unattributed"):
@@ -671,11 +924,23 @@ def explain(ev: Mapping[str, Any]) -> list[str]:
         lines.extend("  " + r for r in extra if r not in chosen)
         return lines
 
-    heading = "Rules that would allow it, per target:" if verdict == "deny" \
-        else "Rules that allow it, per target:"  # fmt: skip
+    heading = (
+        "Rules that would allow it, per target:"
+        if verdict == "deny"
+        else "Rules that allow it, per target:"
+    )
     lines.append(heading)
-    order = ("dac", "capability", "apparmor", "selinux", "landlock", "tomoyo", "yama",
-             "smack", "lockdown")  # fmt: skip
+    order = (
+        "dac",
+        "capability",
+        "apparmor",
+        "selinux",
+        "landlock",
+        "tomoyo",
+        "yama",
+        "smack",
+        "lockdown",
+    )
     for target in order:
         lines.extend("  " + r for r in rules.get(target, []))
     return lines

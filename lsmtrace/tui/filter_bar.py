@@ -13,9 +13,7 @@ from textual.widgets import Input, Label
 from lsmtrace.tui.messages import FilterChanged, SearchSubmitted
 from lsmtrace.tui.model import Filter
 
-FILTER_HELP = (
-    "hook: verdict: lsm: pid: comm: container: unit: would_deny: path (bare words); -key:v"
-)
+FILTER_HELP = "hook: verdict: lsm: pid: comm: container: unit: would_deny: path (bare words); -key:v"
 
 
 class FilterBar(Horizontal):
@@ -33,7 +31,7 @@ class FilterBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label("Filter ", classes="bar-label")
-        f = Input(placeholder="e.g. verdict:deny comm:cat /etc  (? help)", id="filter")  # fmt: skip
+        f = Input(placeholder="e.g. verdict:deny comm:cat /etc  (? help)", id="filter")
         f.cursor_blink = self.blink
         yield f
         yield Label(" Search ", classes="bar-label")

@@ -96,15 +96,53 @@ def ancestors_root_first(ev: Mapping[str, Any]) -> list[Any]:
 
 # -- filters -------------------------------------------------------------------
 
-FILTER_KEYS = ("hook", "family", "verdict", "lsm", "errno", "pid", "uid", "comm",
-               "container", "unit", "path", "text", "would_deny")  # fmt: skip
-KEY_ALIASES = {"ctr": "container", "c": "comm", "h": "hook", "v": "verdict", "p": "pid",
-               "f": "family", "obj": "path", "object": "path", "wd": "would_deny",
-               "would-deny": "would_deny"}  # fmt: skip
-YES_NO = {"yes": "yes", "y": "yes", "true": "yes", "1": "yes",
-          "no": "no", "n": "no", "false": "no", "0": "no"}  # fmt: skip
-VERDICT_ALIASES = {"denied": "deny", "d": "deny", "allowed": "allow", "a": "allow",
-                   "ok": "allow", "err": "error", "failed": "error", "e": "error"}  # fmt: skip
+FILTER_KEYS = (
+    "hook",
+    "family",
+    "verdict",
+    "lsm",
+    "errno",
+    "pid",
+    "uid",
+    "comm",
+    "container",
+    "unit",
+    "path",
+    "text",
+    "would_deny",
+)
+KEY_ALIASES = {
+    "ctr": "container",
+    "c": "comm",
+    "h": "hook",
+    "v": "verdict",
+    "p": "pid",
+    "f": "family",
+    "obj": "path",
+    "object": "path",
+    "wd": "would_deny",
+    "would-deny": "would_deny",
+}
+YES_NO = {
+    "yes": "yes",
+    "y": "yes",
+    "true": "yes",
+    "1": "yes",
+    "no": "no",
+    "n": "no",
+    "false": "no",
+    "0": "no",
+}
+VERDICT_ALIASES = {
+    "denied": "deny",
+    "d": "deny",
+    "allowed": "allow",
+    "a": "allow",
+    "ok": "allow",
+    "err": "error",
+    "failed": "error",
+    "e": "error",
+}
 
 
 @dataclass(frozen=True)
@@ -149,8 +187,9 @@ class Filter:
     would_deny_only: bool = False
 
     @classmethod
-    def parse(cls, text: str, denied_only: bool = False,
-              would_deny_only: bool = False) -> Filter:  # fmt: skip
+    def parse(
+        cls, text: str, denied_only: bool = False, would_deny_only: bool = False
+    ) -> Filter:
         terms: list[Term] = []
         for word in text.split():
             negate = word.startswith("-") and len(word) > 1
@@ -236,9 +275,17 @@ def _term_hit(t: Term, ev: Mapping[str, Any]) -> bool:
 
 def row_text(ev: Mapping[str, Any]) -> str:
     """Everything a row shows, for search."""
-    return " ".join((time_text(ev), str(ev.get("tgid")), str(ev.get("comm")),
-                     str(ev.get("hook")), result_text(ev), where(ev),
-                     object_summary(ev)))  # fmt: skip
+    return " ".join(
+        (
+            time_text(ev),
+            str(ev.get("tgid")),
+            str(ev.get("comm")),
+            str(ev.get("hook")),
+            result_text(ev),
+            where(ev),
+            object_summary(ev),
+        )
+    )
 
 
 # -- history -------------------------------------------------------------------
@@ -483,8 +530,10 @@ class Stats:
 
     def top_hooks(self, now_ns: int, n: int = 10) -> list[tuple[str, float, int]]:
         """(hook, recent rate, total), busiest first (recent rate, then total)."""
-        rows = [(h, self.rate("hook:" + h, now_ns), total)
-                for h, total in self.hook_totals.items()]  # fmt: skip
+        rows = [
+            (h, self.rate("hook:" + h, now_ns), total)
+            for h, total in self.hook_totals.items()
+        ]
         rows.sort(key=lambda r: (-r[1], -r[2], r[0]))
         return rows[:n]
 

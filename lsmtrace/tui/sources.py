@@ -147,8 +147,9 @@ class Coalescer:
             while self._pending and not should_stop():
                 self._cond.wait(0.05)
             self._pending = False
-            self._post_locked(respect_interval=False, done=True, status=status,
-                              error=error, info=info)  # fmt: skip
+            self._post_locked(
+                respect_interval=False, done=True, status=status, error=error, info=info
+            )
 
 
 class Source(Protocol):
@@ -175,9 +176,13 @@ class ReplaySource:
     name = "replay"
     block = True
 
-    def __init__(self, path: str | Path, chunk: int = 2000,
-                 reader: Callable[[str | Path], Any] = read_recording,
-                 policy: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str | Path,
+        chunk: int = 2000,
+        reader: Callable[[str | Path], Any] = read_recording,
+        policy: Any = None,
+    ) -> None:
         self.path = Path(path)
         self.chunk = chunk
         self.reader = reader
@@ -222,9 +227,12 @@ class ReplaySource:
 
         loss = loss_summary(rec) if hasattr(rec, "path") else None
         end = "end" if loss is None else "end; INCOMPLETE: " + loss.split(": ", 1)[-1]
-        out.finish(should_stop, status=f"replay of {self.path.name}: {end}",
-                   error=str(error) if error else None,
-                   info={"header": header, "trailer": trailer})  # fmt: skip
+        out.finish(
+            should_stop,
+            status=f"replay of {self.path.name}: {end}",
+            error=str(error) if error else None,
+            info={"header": header, "trailer": trailer},
+        )
 
 
 # -- live ----------------------------------------------------------------------
@@ -284,18 +292,26 @@ class LiveSource:
             if self.policy is not None:
                 p = self.policy.policy
                 extra += f"; policy {p.name}"
-            log.info("tracing %d hooks via %s (%s); %d skipped", len(att.attached),
-                     att.rung, att.buffer, len(att.skipped))  # fmt: skip
+            log.info(
+                "tracing %d hooks via %s (%s); %d skipped",
+                len(att.attached),
+                att.rung,
+                att.buffer,
+                len(att.skipped),
+            )
             out.status(f"{len(att.attached)} hooks via {att.rung}{extra}")
             for name, why in att.skipped.items():
                 log.debug("skipped %s: %s", name, why)
             select = self.select
             consume: Callable[[list[EventDict]], None] = out.add
             if select is not None:
+
                 def consume(evs: list[EventDict]) -> None:
                     out.add([e for e in evs if select(e)])
-            session = Session(tracer, consume, enricher=self.enricher, audit=join,
-                              policy=self.policy)  # fmt: skip
+
+            session = Session(
+                tracer, consume, enricher=self.enricher, audit=join, policy=self.policy
+            )
             next_stats = [0.0]
 
             def tick() -> None:
@@ -326,7 +342,13 @@ class LiveSource:
             tracer.close()
         s = session.summary
         out.lost = s.lost
-        info = {"delivered": s.delivered, "lost": s.lost, "attempted": s.attempted,
-                "seen": s.seen, "filtered": s.filtered, "quiet": s.quiet,
-                "policy": s.policy}  # fmt: skip
+        info = {
+            "delivered": s.delivered,
+            "lost": s.lost,
+            "attempted": s.attempted,
+            "seen": s.seen,
+            "filtered": s.filtered,
+            "quiet": s.quiet,
+            "policy": s.policy,
+        }
         out.finish(should_stop, status="tracer detached", info=info)

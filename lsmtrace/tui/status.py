@@ -32,7 +32,11 @@ def status_text(
         *([(f"{c.would_deny} would-deny", "bold magenta")] if c.would_deny else []),
         (f"lost {c.lost}", "bold red" if c.lost else ""),
         (f"dropped {c.dropped}", "bold yellow" if c.dropped else ""),
-        (f"{rate:.0f} ev/s" + (f" ({deny_rate:.1f} denied/s)" if width >= 100 else ""), ""),
+        (
+            f"{rate:.0f} ev/s"
+            + (f" ({deny_rate:.1f} denied/s)" if width >= 100 else ""),
+            "",
+        ),
     ]
     if filtering or width >= 100:
         segments.append((f"rows {shown}/{held}", ""))

@@ -53,9 +53,11 @@ class TopView(Vertical):
             yield DataTable(id="deny-where", cursor_type="row", zebra_stripes=False)
 
     def on_mount(self) -> None:
-        for table, title in (("#deny-programs", "DENIED PROGRAM"),
-                             ("#deny-objects", "DENIED OBJECT"),
-                             ("#deny-where", "CONTAINER/UNIT")):  # fmt: skip
+        for table, title in (
+            ("#deny-programs", "DENIED PROGRAM"),
+            ("#deny-objects", "DENIED OBJECT"),
+            ("#deny-where", "CONTAINER/UNIT"),
+        ):
             self.query_one(table, DataTable).add_columns(title, "N")
 
     def update_from(self, stats: Stats, now_ns: int) -> None:
@@ -73,13 +75,17 @@ class TopView(Vertical):
             if i < len(top):
                 hook, rate, total = top[i]
                 row.display = True
-                row.set(row_label(hook, rate, total),
-                        stats.series("hook:" + hook, now_ns, SPARK_SECONDS))  # fmt: skip
+                row.set(
+                    row_label(hook, rate, total),
+                    stats.series("hook:" + hook, now_ns, SPARK_SECONDS),
+                )
             else:
                 row.display = False
-        for table, counter in (("#deny-programs", stats.deny_by_program),
-                               ("#deny-objects", stats.deny_by_object),
-                               ("#deny-where", stats.deny_by_where)):  # fmt: skip
+        for table, counter in (
+            ("#deny-programs", stats.deny_by_program),
+            ("#deny-objects", stats.deny_by_object),
+            ("#deny-where", stats.deny_by_where),
+        ):
             t = self.query_one(table, DataTable)
             t.clear()
             rows = counter.most_common(50)

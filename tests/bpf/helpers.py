@@ -167,9 +167,13 @@ class TraceRun:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                self.argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                env=self.env if self.env is not None else cli_env(), cwd=str(self.cwd),
-            )  # fmt: skip
+                self.argv,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=self.env if self.env is not None else cli_env(),
+                cwd=str(self.cwd),
+            )
         return self
 
     def _read_err(self) -> str:
@@ -432,8 +436,10 @@ class Actor:
         spec = {"comm": comm, "actions": actions, "drop": drop}
         self.proc = subprocess.Popen(
             [sys.executable, "-c", ACTOR_SRC, json.dumps(spec)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.pid = self.proc.pid
         self.results: list[dict[str, Any]] | None = None
         self.error = ""
@@ -506,7 +512,11 @@ def _mount_points(fstype: str) -> list[Path]:
     except OSError:
         return []
     fields = (ln.split() for ln in lines)
-    return [Path(f[1].replace("\\040", " ")) for f in fields if len(f) >= 3 and f[2] == fstype]
+    return [
+        Path(f[1].replace("\\040", " "))
+        for f in fields
+        if len(f) >= 3 and f[2] == fstype
+    ]
 
 
 def cgroup2_root() -> Path | None:
@@ -516,7 +526,9 @@ def cgroup2_root() -> Path | None:
 
 def cgroup1_dir() -> Path | None:
     """A cgroup v1 hierarchy's root directory, when one is mounted (hybrid hosts)."""
-    return next((p for p in _mount_points("cgroup") if (p / "cgroup.procs").exists()), None)
+    return next(
+        (p for p in _mount_points("cgroup") if (p / "cgroup.procs").exists()), None
+    )
 
 
 def world_dir() -> Path:
@@ -658,10 +670,13 @@ class Exporter:
     def start(self) -> Exporter:
         with open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                self.argv, stdout=subprocess.DEVNULL, stderr=err,
-                stdin=subprocess.DEVNULL, cwd=str(self.cwd),
+                self.argv,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                cwd=str(self.cwd),
                 env=self.env if self.env is not None else cli_env(),
-            )  # fmt: skip
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             text = self.err_path.read_text(errors="replace")
@@ -670,7 +685,9 @@ class Exporter:
                 self.url = m.group(1)
                 return self
             if self.proc.poll() is not None:
-                pytest.fail(f"{' '.join(self.argv)} exited {self.proc.returncode}:\n{text}")
+                pytest.fail(
+                    f"{' '.join(self.argv)} exited {self.proc.returncode}:\n{text}"
+                )
             time.sleep(0.05)
         self.proc.kill()
         pytest.fail(f"no status line after {START_TIMEOUT:.0f} s")
@@ -705,8 +722,12 @@ class Dist:
 def build_dist(out: Path, via_sdist: bool = False) -> Dist:
     """The wheel the VM guest installs, built the same way (vagrant/vmtest.py dist)."""
     argv = [sys.executable, str(VMTEST), "dist", "--out", str(out)]
-    r = subprocess.run([*argv, *(["--sdist"] if via_sdist else [])],
-                       capture_output=True, text=True, timeout=600)  # fmt: skip
+    r = subprocess.run(
+        [*argv, *(["--sdist"] if via_sdist else [])],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, f"{' '.join(argv)}:\n{r.stdout}\n{r.stderr}"
     (wheel,) = out.glob("lsmtrace-*.whl")
     sdists = list(out.glob("lsmtrace-*.tar.gz"))
@@ -723,8 +744,13 @@ def installed_env() -> dict[str, str]:
 def install(dist: Dist, prefix: Path) -> Path:
     """deploy/install.sh WHEEL WHEELHOUSE into `prefix` (offline: the wheelhouse only)."""
     env = dict(installed_env(), PREFIX=str(prefix))
-    r = subprocess.run(["sh", str(INSTALL_SH), str(dist.wheel), str(dist.wheelhouse)],
-                       capture_output=True, text=True, env=env, cwd="/",
-                       timeout=600)  # fmt: skip
+    r = subprocess.run(
+        ["sh", str(INSTALL_SH), str(dist.wheel), str(dist.wheelhouse)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+        timeout=600,
+    )
     assert r.returncode == 0, f"install.sh failed:\n{r.stdout}\n{r.stderr}"
     return prefix

@@ -89,11 +89,16 @@ class Prometheus:
         self.log = self.workdir / "prometheus.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                ["prometheus", f"--config.file={config}",
-                 f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+                [
+                    "prometheus",
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -102,7 +107,9 @@ class Prometheus:
                 http_get(f"{self.url}/-/ready", timeout=2)
                 return self
             time.sleep(0.5)
-        raise AssertionError(f"prometheus not ready after {timeout:.0f} s:\n{self.log_tail()}")
+        raise AssertionError(
+            f"prometheus not ready after {timeout:.0f} s:\n{self.log_tail()}"
+        )
 
     def log_tail(self, n: int = 20) -> str:
         try:
@@ -127,7 +134,9 @@ class Prometheus:
         except urllib.error.HTTPError as e:  # 400/422: a bad query
             body = json.loads(e.read().decode())
         if body.get("status") != "success":
-            raise AssertionError(f"{expr}: {body.get('errorType')}: {body.get('error')}")
+            raise AssertionError(
+                f"{expr}: {body.get('errorType')}: {body.get('error')}"
+            )
         data = body["data"]
         assert data["resultType"] == "vector", (expr, data["resultType"])
         return list(data["result"])
@@ -148,7 +157,6 @@ class Prometheus:
         (t,) = body["data"]["activeTargets"]
         return dict(t)
 
-
     @property
     def rate_interval(self) -> str:
         """Grafana's $__rate_interval for this scrape interval."""
@@ -157,8 +165,9 @@ class Prometheus:
     def wait_scraped(self, n: int = 3, timeout: float = 120.0) -> None:
         """Until `n` successful scrapes are in the TSDB (AssertionError if not)."""
         window = f"{self.scrape_interval * (n + 3)}s"
-        res = self.wait_for(f'sum_over_time(up{{job="lsmtrace"}}[{window}]) >= {n}',
-                            timeout=timeout)  # fmt: skip
+        res = self.wait_for(
+            f'sum_over_time(up{{job="lsmtrace"}}[{window}]) >= {n}', timeout=timeout
+        )
         assert res, f"fewer than {n} good scrapes: {self.target_health()}"
 
 
@@ -175,8 +184,13 @@ def prometheus(
 
 def promtool_check_metrics(exposition: str) -> subprocess.CompletedProcess[str]:
     """`promtool check metrics` reads the exposition on stdin: 0 = parsed, no lint."""
-    return subprocess.run(["promtool", "check", "metrics"], input=exposition,
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def exposed_metric_names(exposition: str) -> set[str]:
@@ -247,7 +261,9 @@ def check_dashboard(prom: Prometheus, exposition: str) -> dict[str, str]:
                 f"{f} is not exposed ({CONDITIONAL_METRICS[f]})" for f in absent
             )
         else:
-            problems.append(f"{panel.title!r}: no series (absent: {absent or 'none'}; "
-                            f"target {prom.target_health()})")  # fmt: skip
+            problems.append(
+                f"{panel.title!r}: no series (absent: {absent or 'none'}; "
+                f"target {prom.target_health()})"
+            )
     assert not problems, "dashboard panels without series:\n" + "\n".join(problems)
     return empty

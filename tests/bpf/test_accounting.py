@@ -145,8 +145,10 @@ def test_no_loss_while_stopping_at_a_modest_rate(
     while the programs still produce (e.g. a slow detach before the last drain).
     """
     missing = tmp_path / "does-not-exist"
-    a = Actor("lsmt-paced", [["open_paced", hexpath(missing), 10_000_000,
-                              PACED_RATE_BATCH, PACED_PAUSE]])  # fmt: skip
+    a = Actor(
+        "lsmt-paced",
+        [["open_paced", hexpath(missing), 10_000_000, PACED_RATE_BATCH, PACED_PAUSE]],
+    )
     run = TraceRun(["--pid", str(a.pid)], tmp_path, "paced")
     try:
         a.wait_ready()

@@ -59,8 +59,10 @@ def audit_off() -> Iterator[None]:
     """The guard tests start from audit off, and leave it off."""
     st = status_or_skip()
     if st.enabled != 0:
-        pytest.skip(f"audit is already enabled={st.enabled} (another process?): "
-                    "--enable-audit would have nothing to restore")  # fmt: skip
+        pytest.skip(
+            f"audit is already enabled={st.enabled} (another process?): "
+            "--enable-audit would have nothing to restore"
+        )
     try:
         yield
     finally:
@@ -70,10 +72,17 @@ def audit_off() -> Iterator[None]:
 
 def landlock_denials(paths: list[bytes], repeat: int = 1) -> dict[str, Any]:
     p = subprocess.run(
-        [sys.executable, str(LANDLOCK_CHILD), "--repeat", str(repeat),
-         *(x.hex() for x in paths)],
-        capture_output=True, check=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(LANDLOCK_CHILD),
+            "--repeat",
+            str(repeat),
+            *(x.hex() for x in paths),
+        ],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
     out = json.loads(p.stdout)
     if "setup" in out:
         pytest.skip(f"Landlock unavailable (errno {out['setup']})")
@@ -92,7 +101,9 @@ def read_for(reader: auditnl.AuditReader, seconds: float) -> list[tuple[int, byt
 # -- reading ---------------------------------------------------------------------------
 
 
-def test_a_real_landlock_denial_read_and_parsed(audit_on: None, world_dir: Path) -> None:
+def test_a_real_landlock_denial_read_and_parsed(
+    audit_on: None, world_dir: Path
+) -> None:
     names = [b"plain", b"with space", b"esc\x1b[1m", b"bad\xff"]
     paths = [os.fsencode(world_dir) + b"/" + n for n in names]
     for p in paths:
@@ -105,9 +116,11 @@ def test_a_real_landlock_denial_read_and_parsed(audit_on: None, world_dir: Path)
     grouper = audit.Grouper(timeout=0.05)
     groups = grouper.add(raw) + grouper.drain()
     mine = [
-        a for a in (audit.summarize(g) for g in groups)
-        if a is not None and (a["pid"] == child["pid"] or a.get("domain_pid") == child["pid"])
-    ]  # fmt: skip
+        a
+        for a in (audit.summarize(g) for g in groups)
+        if a is not None
+        and (a["pid"] == child["pid"] or a.get("domain_pid") == child["pid"])
+    ]
     assert [os.fsencode(a["path"]) for a in mine] == paths
     for a in mine:
         assert a["lsm"] == "landlock"
@@ -138,8 +151,12 @@ def test_reader_counts_overruns_and_goes_on(audit_on: None, world_dir: Path) -> 
     assert len(first) + len(rest) < 4 * 3000  # some were dropped
     grouper = audit.Grouper()
     summaries = [audit.summarize(g) for g in grouper.add(late) + grouper.drain()]
-    assert any(a is not None and a.get("pid") in (again["pid"], None)
-               and a.get("path") == os.fsdecode(target) for a in summaries)  # fmt: skip
+    assert any(
+        a is not None
+        and a.get("pid") in (again["pid"], None)
+        and a.get("path") == os.fsdecode(target)
+        for a in summaries
+    )
 
 
 def test_status_and_rules_read_only() -> None:
@@ -173,9 +190,12 @@ def start_guarded(how: str) -> tuple[subprocess.Popen[bytes], int]:
     """The child turned audit on and says so ("on WATCHDOG_PID"); it may
     already be ending (how="raise"/"abort")."""
     p = subprocess.Popen(
-        [sys.executable, "-c", GUARDED, how], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, env=helpers.cli_env(), cwd=str(helpers.REPO),
-    )  # fmt: skip
+        [sys.executable, "-c", GUARDED, how],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=helpers.cli_env(),
+        cwd=str(helpers.REPO),
+    )
     assert p.stdout is not None
     line = p.stdout.readline().decode().split()
     if not line or line[0] != "on":
@@ -228,7 +248,9 @@ def test_restored_after_an_exception(audit_off: None) -> None:
 
 
 @pytest.mark.parametrize("how", ["kill", "abort"])
-def test_restored_by_the_watchdog_after_sigkill_or_abort(audit_off: None, how: str) -> None:
+def test_restored_by_the_watchdog_after_sigkill_or_abort(
+    audit_off: None, how: str
+) -> None:
     p, watchdog = start_guarded("abort" if how == "abort" else "sleep")
     if how == "kill":
         p.kill()
@@ -243,10 +265,13 @@ def test_restored_by_the_watchdog_after_sigkill_or_abort(audit_off: None, how: s
 def test_the_watchdog_survives_a_kill_of_the_process_group(audit_off: None) -> None:
     """Ctrl-C or `kill -- -PGID` of lsmtrace's group does not reach it."""
     p = subprocess.Popen(
-        [sys.executable, "-c", GUARDED, "sleep"], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, env=helpers.cli_env(), cwd=str(helpers.REPO),
+        [sys.executable, "-c", GUARDED, "sleep"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=helpers.cli_env(),
+        cwd=str(helpers.REPO),
         start_new_session=True,
-    )  # fmt: skip
+    )
     assert p.stdout is not None
     line = p.stdout.readline().decode().split()
     assert line[0] == "on"

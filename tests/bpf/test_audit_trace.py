@@ -29,13 +29,22 @@ pytestmark = helpers.needs_root
 __all__ = ["audit_off", "audit_on"]  # fixtures, used by name
 
 READ_FILE = 1 << 2
-NAMES = [b"plain", b"with space", b'quo"te', b"new\nline", b"esc\x1b[31m", b"bad\xff\xfe"]
+NAMES = [
+    b"plain",
+    b"with space",
+    b'quo"te',
+    b"new\nline",
+    b"esc\x1b[31m",
+    b"bad\xff\xfe",
+]
 
 
 def require_landlock() -> None:
     if sandbox.abi_version() < 7:
-        pytest.skip(f"Landlock with audit (ABI 7, kernel 6.15) needed; ABI "
-                    f"{sandbox.abi_version()} here")  # fmt: skip
+        pytest.skip(
+            f"Landlock with audit (ABI 7, kernel 6.15) needed; ABI "
+            f"{sandbox.abi_version()} here"
+        )
 
 
 def test_every_audited_landlock_denial_is_joined(
@@ -48,9 +57,13 @@ def test_every_audited_landlock_denial_is_joined(
     for p in paths:
         Path(os.fsdecode(p)).write_bytes(b"x")
     missing = os.fsencode(d) + b"/missing"  # ENOENT: no decision, no record
-    actions = [["landlock_open", helpers.hexpath(p), READ_FILE] for p in [*paths, missing]]
+    actions = [
+        ["landlock_open", helpers.hexpath(p), READ_FILE] for p in [*paths, missing]
+    ]
     actor = helpers.Actor("lsmt-auditjoin", actions)
-    run = helpers.TraceRun(["--audit", "on", "--comm", "lsmt-auditjoin"], tmp_path, "join")
+    run = helpers.TraceRun(
+        ["--audit", "on", "--comm", "lsmt-auditjoin"], tmp_path, "join"
+    )
     with helpers.actors_cleanup([actor]), auditnl.AuditReader(max_rate=None) as truth:
         actor.wait_ready()
         run.start()
@@ -68,11 +81,16 @@ def test_every_audited_landlock_denial_is_joined(
     assert [r.get("errno") for r in results] == ["EACCES"] * len(paths) + ["ENOENT"]
 
     grouper = audit.Grouper()
-    audited = [a for a in (audit.summarize(g) for g in grouper.add(raw) + grouper.drain())
-               if a is not None and a["pid"] == actor.pid]  # fmt: skip
+    audited = [
+        a
+        for a in (audit.summarize(g) for g in grouper.add(raw) + grouper.drain())
+        if a is not None and a["pid"] == actor.pid
+    ]
     assert [os.fsencode(a["path"]) for a in audited] == paths  # the kernel's truth
 
-    evs = [e for e in run.events if e["tgid"] == actor.pid and e["hook"] == "sys_openat"]
+    evs = [
+        e for e in run.events if e["tgid"] == actor.pid and e["hook"] == "sys_openat"
+    ]
     denied = [e for e in evs if e["verdict"] == "deny"]
     by_serial = {e["audit"]["serial"]: e for e in denied if "audit" in e}
     for a in audited:  # every audited denial is in the stream, joined
@@ -101,10 +119,12 @@ def test_text_shows_the_rule(
     require_landlock()
     target = world_dir / "ruled"
     target.write_bytes(b"x")
-    actor = helpers.Actor("lsmt-auditrule",
-                          [["landlock_open", helpers.hexpath(target), READ_FILE]])  # fmt: skip
-    run = helpers.TraceRun(["--denied", "--comm", "lsmt-auditrule"], tmp_path, "text",
-                           json_output=False)  # fmt: skip
+    actor = helpers.Actor(
+        "lsmt-auditrule", [["landlock_open", helpers.hexpath(target), READ_FILE]]
+    )
+    run = helpers.TraceRun(
+        ["--denied", "--comm", "lsmt-auditrule"], tmp_path, "text", json_output=False
+    )
     with helpers.actors_cleanup([actor]):
         actor.wait_ready()
         run.start()
@@ -137,7 +157,9 @@ def watchdog_of(run: helpers.TraceRun) -> int:
             continue
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            ppid = int(
+                Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            )
         except (OSError, ValueError, IndexError):
             continue
         if ppid == run.pid and b"lsmtrace.auditnl" in cmd:
@@ -180,19 +202,37 @@ def test_sandboxed_command_denial_is_joined(
     no.mkdir()
     (ok / "a").write_text("alpha\n")
     (no / "c").write_text("gamma\n")
-    policy = {"lsmtrace_landlock": 1, "handled_access_fs": ["read_file"],
-              "rules": [{"path": p, "access": ["read_file"]}
-                        for p in ("/usr", "/lib", "/lib64", "/etc", str(ok))
-                        if os.path.exists(p)]}  # fmt: skip
+    policy = {
+        "lsmtrace_landlock": 1,
+        "handled_access_fs": ["read_file"],
+        "rules": [
+            {"path": p, "access": ["read_file"]}
+            for p in ("/usr", "/lib", "/lib64", "/etc", str(ok))
+            if os.path.exists(p)
+        ],
+    }
     pol = tmp_path / "p.landlock.json"
     pol.write_text(json.dumps(policy))
-    run = helpers.TraceRun(["--denied", "--audit", "on", "--comm", "cat"], tmp_path, "sb")
+    run = helpers.TraceRun(
+        ["--denied", "--audit", "on", "--comm", "cat"], tmp_path, "sb"
+    )
     run.start()
     try:
         run.wait_started()
-        bad = subprocess.run(helpers.lsmtrace_cmd("sandbox", "--policy", str(pol), "--",
-                                                  "cat", str(ok / "a"), str(no / "c")),
-                             capture_output=True, env=helpers.cli_env(), timeout=120)  # fmt: skip
+        bad = subprocess.run(
+            helpers.lsmtrace_cmd(
+                "sandbox",
+                "--policy",
+                str(pol),
+                "--",
+                "cat",
+                str(ok / "a"),
+                str(no / "c"),
+            ),
+            capture_output=True,
+            env=helpers.cli_env(),
+            timeout=120,
+        )
         time.sleep(0.5)
     finally:
         run.stop()

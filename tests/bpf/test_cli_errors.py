@@ -34,9 +34,14 @@ def run_cli(
     if as_nobody:
         env["HOME"] = "/nonexistent"
     return subprocess.run(
-        lsmtrace_cmd(*args), capture_output=True, text=True, timeout=timeout, env=env,
-        cwd="/", preexec_fn=drop if as_nobody and os.geteuid() == 0 else None,
-    )  # fmt: skip
+        lsmtrace_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd="/",
+        preexec_fn=drop if as_nobody and os.geteuid() == 0 else None,
+    )
 
 
 def assert_clean_error(
@@ -75,9 +80,10 @@ def test_unknown_backend() -> None:
 @needs_root
 def test_nonexistent_cgroup(tmp_path: Path) -> None:
     assert_clean_error(
-        trace("--backend", "tracepoint", "--cgroup", str(tmp_path / "nope")), code=2,
+        trace("--backend", "tracepoint", "--cgroup", str(tmp_path / "nope")),
+        code=2,
         says="nope",
-    )  # fmt: skip
+    )
 
 
 @needs_root
@@ -102,40 +108,56 @@ def test_pid_of_no_process() -> None:
     pid = 4_000_000  # above any pid_max (4194304 is the ceiling, never this in use)
     while Path(f"/proc/{pid}").exists():
         pid += 1
-    assert_clean_error(trace("--backend", "tracepoint", "--pid", str(pid)), code=2,
-                       says=str(pid))  # fmt: skip
+    assert_clean_error(
+        trace("--backend", "tracepoint", "--pid", str(pid)), code=2, says=str(pid)
+    )
 
 
 @needs_root
 def test_hooks_matching_nothing() -> None:
-    assert_clean_error(trace("--backend", "tracepoint", "--hooks", "nonexistent_hook*"),
-                       code=2, says="nonexistent_hook*")  # fmt: skip
+    assert_clean_error(
+        trace("--backend", "tracepoint", "--hooks", "nonexistent_hook*"),
+        code=2,
+        says="nonexistent_hook*",
+    )
 
 
 @needs_root
 def test_unknown_family() -> None:
-    assert_clean_error(trace("--backend", "tracepoint", "--family", "bogus"), code=2,
-                       says="bogus")  # fmt: skip
+    assert_clean_error(
+        trace("--backend", "tracepoint", "--family", "bogus"), code=2, says="bogus"
+    )
 
 
 @needs_root
 def test_comm_longer_than_15_bytes() -> None:
-    assert_clean_error(trace("--backend", "tracepoint", "--comm", "a" * 16), code=2,
-                       says="15")  # fmt: skip
+    assert_clean_error(
+        trace("--backend", "tracepoint", "--comm", "a" * 16), code=2, says="15"
+    )
 
 
 @needs_root
 def test_comm_of_15_bytes_is_accepted() -> None:
-    r = run_cli("trace", "--backend", "tracepoint", "--comm", "a" * 15, "--hooks", "sys_kill",
-                "--duration", "0.5")  # fmt: skip
+    r = run_cli(
+        "trace",
+        "--backend",
+        "tracepoint",
+        "--comm",
+        "a" * 15,
+        "--hooks",
+        "sys_kill",
+        "--duration",
+        "0.5",
+    )
     assert r.returncode == 0, r.stderr
     assert "error:" not in r.stderr
 
 
 @needs_root
 def test_children_without_pid() -> None:
-    assert_clean_error(trace("--backend", "tracepoint", "--children"), code=2,
-                       says="--pid")  # fmt: skip
+    assert_clean_error(
+        trace("--backend", "tracepoint", "--children"), code=2, says="--pid"
+    )
 
 
 @needs_root
@@ -182,10 +204,19 @@ def test_debug_shows_the_traceback() -> None:
 
 
 def timeout_int(seconds: int, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = ["timeout", "-s", "INT", "-k", "60", "--preserve-status", str(seconds),
-           *lsmtrace_cmd(*args)]  # fmt: skip
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT,
-                          env=helpers.cli_env())  # fmt: skip
+    cmd = [
+        "timeout",
+        "-s",
+        "INT",
+        "-k",
+        "60",
+        "--preserve-status",
+        str(seconds),
+        *lsmtrace_cmd(*args),
+    ]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=TIMEOUT, env=helpers.cli_env()
+    )
 
 
 @needs_root

@@ -77,17 +77,24 @@ class Scene:
 
 def spawn_nobody(argv: list[str], cwd: str = "/") -> tuple[int, str]:
     """(pid, output): setpriv execs the command, so its pid is the command's."""
-    p = subprocess.Popen([*SETPRIV, *argv], cwd=cwd, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    p = subprocess.Popen(
+        [*SETPRIV, *argv],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     out, _ = p.communicate(timeout=60)
     return p.pid, out
 
 
 @pytest.fixture(scope="module")
 def scene(
-    tracepoint_rung: None, world_dir: Path, root_sleeper: int,
+    tracepoint_rung: None,
+    world_dir: Path,
+    root_sleeper: int,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Scene]:  # fmt: skip
+) -> Iterator[Scene]:
     workdir = tmp_path_factory.mktemp("context")
     tree = Path(os.path.realpath(world_dir / "tree"))
     (tree / "a" / "b").mkdir(parents=True)
@@ -121,21 +128,30 @@ def scene(
         helpers.wait_all_started(runs.values())
 
         env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
-        chain = subprocess.Popen(["sh", "-c", CHAIN], cwd=ll, env=env,
-                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
+        chain = subprocess.Popen(
+            ["sh", "-c", CHAIN], cwd=ll, env=env, stdout=subprocess.PIPE, text=True
+        )
         out, _ = chain.communicate(timeout=60)
         sc.pids["sh"] = chain.pid
         sc.pids["python3"] = int(out.split()[0])
         sc.outputs["python3"] = out.strip()
         grep = ["grep", "-r", "needle", str(tree)]
         sc.pids["grep"], sc.outputs["grep"] = spawn_nobody(grep)
-        sc.pids["find"], sc.outputs["find"] = spawn_nobody(["find", str(tree), "-name", "*.txt"])
+        sc.pids["find"], sc.outputs["find"] = spawn_nobody(
+            ["find", str(tree), "-name", "*.txt"]
+        )
         sc.pids["true"], sc.outputs["true"] = spawn_nobody(["/bin/true"])
         sc.pids["cat"], sc.outputs["cat"] = spawn_nobody(["cat", "/etc/shadow"])
-        sc.pids["stat"], sc.outputs["stat"] = spawn_nobody(["cat", f"/proc/{root_sleeper}/stat"])
-        code = ("import socket; s = socket.socket(socket.AF_UNIX); "
-                f"s.connect(b'\\0{sc.abstract}'); s.close()")  # fmt: skip
-        sc.pids["connect"], sc.outputs["connect"] = spawn_nobody([sys.executable, "-c", code])
+        sc.pids["stat"], sc.outputs["stat"] = spawn_nobody(
+            ["cat", f"/proc/{root_sleeper}/stat"]
+        )
+        code = (
+            "import socket; s = socket.socket(socket.AF_UNIX); "
+            f"s.connect(b'\\0{sc.abstract}'); s.close()"
+        )
+        sc.pids["connect"], sc.outputs["connect"] = spawn_nobody(
+            [sys.executable, "-c", code]
+        )
         helpers.stop_all(r for r in runs.values() if not r.start_error)
         yield sc
     finally:
@@ -145,8 +161,11 @@ def scene(
 
 
 def events_of(run: TraceRun, pid: int, hook: str | None = None) -> list[dict[str, Any]]:
-    return [e for e in run.events
-            if e["tgid"] == pid and (hook is None or e["hook"] == hook)]  # fmt: skip
+    return [
+        e
+        for e in run.events
+        if e["tgid"] == pid and (hook is None or e["hook"] == hook)
+    ]
 
 
 def test_tracers_ran_and_events_follow_the_schema(scene: Scene) -> None:
@@ -172,20 +191,35 @@ def test_short_lived_landlock_chain_is_fully_known(scene: Scene) -> None:
     assert evs, scene.run("denied").describe()
     d = evs[0]
     want = {
-        "kind": "syscall", "verdict": "deny", "errno": "EACCES", "ret": -13,
-        "pid": py, "tgid": py, "ppid": sh, "comm": "python3", "uid": 0,
-        "object": {"path": str(scene.landlock_dir / "secret.txt"),
-                   "path_kind": "joined", "flags": os.O_RDONLY | os.O_CLOEXEC},
+        "kind": "syscall",
+        "verdict": "deny",
+        "errno": "EACCES",
+        "ret": -13,
+        "pid": py,
+        "tgid": py,
+        "ppid": sh,
+        "comm": "python3",
+        "uid": 0,
+        "object": {
+            "path": str(scene.landlock_dir / "secret.txt"),
+            "path_kind": "joined",
+            "flags": os.O_RDONLY | os.O_CLOEXEC,
+        },
         "exe": os.path.realpath("/usr/bin/python3"),
         "cmdline": "python3 open-denied.py",
-        "user": "root", "exited": False, "container": None,
-    }  # fmt: skip
+        "user": "root",
+        "exited": False,
+        "container": None,
+    }
     assert {k: d.get(k) for k in want} == want
     anc = d["ancestors"]
     assert anc[0] == {"pid": sh, "comm": "sh", "exe": os.path.realpath("/bin/sh")}
     me = Path("/proc/self")
-    assert anc[1] == {"pid": os.getpid(), "comm": (me / "comm").read_text().strip(),
-                      "exe": os.readlink(me / "exe")}  # fmt: skip
+    assert anc[1] == {
+        "pid": os.getpid(),
+        "comm": (me / "comm").read_text().strip(),
+        "exe": os.readlink(me / "exe"),
+    }
     assert anc[-1]["pid"] == 1
     # the long-lived ancestors as /proc shows them (some hosts hide pid 1's exe)
     for a in anc[1:]:
@@ -217,9 +251,17 @@ def test_short_lived_chain_process_events_were_not_shown(scene: Scene) -> None:
 def test_grep_r_opens_by_real_absolute_path(scene: Scene) -> None:
     t = scene.tree
     opens = events_of(scene.run("nobody"), scene.pids["grep"], "sys_openat")
-    got = {(e["object"].get("path"), e["object"].get("path_kind"), e["verdict"])
-           for e in opens}  # fmt: skip
-    for path in (t, t / "a", t / "a" / "b", t / "a" / "f1.txt", t / "a" / "b" / "f2.txt"):
+    got = {
+        (e["object"].get("path"), e["object"].get("path_kind"), e["verdict"])
+        for e in opens
+    }
+    for path in (
+        t,
+        t / "a",
+        t / "a" / "b",
+        t / "a" / "f1.txt",
+        t / "a" / "b" / "f2.txt",
+    ):
         assert (str(path), "exact", "allow") in got, sorted(got)
     assert (str(t / "hidden.txt"), "joined", "deny") in got, sorted(got)
     # no name is left relative: every path is absolute and says how it was made
@@ -229,10 +271,17 @@ def test_grep_r_opens_by_real_absolute_path(scene: Scene) -> None:
 def test_denied_openat_dirfd_name_is_joined(scene: Scene) -> None:
     evs = events_of(scene.run("denied"), scene.pids["grep"], "sys_openat")
     assert [e["object"] for e in evs] == [
-        {"path": str(scene.tree / "hidden.txt"), "path_kind": "joined",
-         "flags": evs[0]["object"]["flags"]}
-    ]  # fmt: skip
-    assert (evs[0]["errno"], evs[0]["uid"], evs[0]["comm"]) == ("EACCES", NOBODY, "grep")
+        {
+            "path": str(scene.tree / "hidden.txt"),
+            "path_kind": "joined",
+            "flags": evs[0]["object"]["flags"],
+        }
+    ]
+    assert (evs[0]["errno"], evs[0]["uid"], evs[0]["comm"]) == (
+        "EACCES",
+        NOBODY,
+        "grep",
+    )
     assert scene.outputs["grep"].count("needle") == 2
 
 
@@ -259,16 +308,23 @@ def test_quiet_probes_are_not_denials(scene: Scene) -> None:
     assert after_exec == []
     assert r.summary is not None
     assert r.summary.quiet >= 7, r.describe()
-    probes = [e for e in events_of(scene.run("nobody"), scene.pids["true"], "capable")
-              if e["verdict"] == "deny" and e["comm"] == "true"]  # fmt: skip
+    probes = [
+        e
+        for e in events_of(scene.run("nobody"), scene.pids["true"], "capable")
+        if e["verdict"] == "deny" and e["comm"] == "true"
+    ]
     assert probes == [], "quiet probes are left out without --quiet-probes"
     cat = scene.pids["cat"]
     opens = events_of(r, cat, "sys_openat")
-    assert [e["object"] for e in opens] == [{"path": "/etc/shadow", "path_kind": "joined"}]
+    assert [e["object"] for e in opens] == [
+        {"path": "/etc/shadow", "path_kind": "joined"}
+    ]
     # the DAC overrides it was refused are real checks, shown
     caps = [e for e in events_of(r, cat, "capable") if e["comm"] == "cat"]
-    assert {e["object"]["cap_name"] for e in caps} == {"CAP_DAC_OVERRIDE",
-                                                      "CAP_DAC_READ_SEARCH"}  # fmt: skip
+    assert {e["object"]["cap_name"] for e in caps} == {
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+    }
     assert all(e["noaudit"] is False for e in caps)
 
 
@@ -276,7 +332,11 @@ def test_ptrace_probe_through_ns_capable_noaudit_is_quiet(scene: Scene) -> None:
     """The other kind of call site: security_capable called from
     ns_capable_noaudit (not commoncap's memory accounting)."""
     assert scene.outputs["stat"].startswith(str(int(scene.outputs["stat"].split()[0])))
-    evs = [e for e in events_of(scene.run("denied"), scene.pids["stat"]) if e["comm"] == "cat"]
+    evs = [
+        e
+        for e in events_of(scene.run("denied"), scene.pids["stat"])
+        if e["comm"] == "cat"
+    ]
     assert evs == []  # no CAP_SYS_PTRACE "denial": the read succeeded
 
 
@@ -297,4 +357,3 @@ def test_abstract_unix_name_is_at_name(scene: Scene) -> None:
     assert evs[0]["verdict"] == "allow"
     # sun_path starts with a NUL: the name is "@" and the rest, ss(8) style
     assert evs[0]["object"] == {"family": "AF_UNIX", "path": "@" + scene.abstract}
-

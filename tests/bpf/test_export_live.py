@@ -39,8 +39,16 @@ DENY = {"hook": "sys_openat", "workload": COMM}
 
 
 def exporter_args() -> list[str]:
-    return ["--listen", "127.0.0.1:0", "--backend", "tracepoint", "--comm", COMM,
-            "--top-k", "5"]  # fmt: skip
+    return [
+        "--listen",
+        "127.0.0.1:0",
+        "--backend",
+        "tracepoint",
+        "--comm",
+        COMM,
+        "--top-k",
+        "5",
+    ]
 
 
 def scrape(url: str, timeout: float = 10.0) -> dict[tuple[str, frozenset[Any]], float]:
@@ -59,9 +67,10 @@ def scrape(url: str, timeout: float = 10.0) -> dict[tuple[str, frozenset[Any]], 
 def get(m: dict[tuple[str, frozenset[Any]], float], name: str, **labels: str) -> float:
     """Sum of the samples of `name` whose labels include `labels` (0 if none)."""
     return sum(
-        v for (n, ls), v in m.items()
+        v
+        for (n, ls), v in m.items()
         if n == name and all((k, val) in ls for k, val in labels.items())
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +146,12 @@ def test_exactly_n_denials_between_two_scrapes(
     # drained (the host's process events keep coming: wait for a moment)
     deadline = time.monotonic() + 15
     m = after
-    while get(m, "lsmtrace_events_attempted_total") != get(
-        m, "lsmtrace_events_delivered_total"
-    ) + get(m, "lsmtrace_events_lost_total") and time.monotonic() < deadline:
+    while (
+        get(m, "lsmtrace_events_attempted_total")
+        != get(m, "lsmtrace_events_delivered_total")
+        + get(m, "lsmtrace_events_lost_total")
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
         m = scrape(exporter.url)
     assert get(m, "lsmtrace_events_attempted_total") == get(
@@ -168,7 +180,10 @@ def test_scrapes_answer_during_a_flood(exporter: Exporter, denied_file: Path) ->
         actor.kill()
     assert times, "the flood ended before the first scrape"
     assert max(times) < 2.0, times
-    def delta(m: dict[tuple[str, frozenset[Any]], float], name: str, **kw: str) -> float:
+
+    def delta(
+        m: dict[tuple[str, frozenset[Any]], float], name: str, **kw: str
+    ) -> float:
         return get(m, name, **kw) - get(before, name, **kw)
 
     # Each denied open is 3 events here (sys_openat, and capable for
@@ -217,15 +232,20 @@ def test_bpf_stats_labels_are_our_program_names(tracepoint_rung: None) -> None:
     from lsmtrace.commands.export import find_program_fds
     from lsmtrace.loader import TraceOptions, Tracer
 
-    tracer = Tracer(TraceOptions(backend="tracepoint", hooks=["sys_openat"],
-                                 latency=False))  # fmt: skip
+    tracer = Tracer(
+        TraceOptions(backend="tracepoint", hooks=["sys_openat"], latency=False)
+    )
     try:
         tracer.open()
         names = tracer.program_names()
         labels = set(find_program_fds(names=names).values())
     finally:
         tracer.close()
-    want = {"lsmt_sys_exit", "tracepoint__sched__sched_process_exec",
-            "tracepoint__sched__sched_process_fork", "tracepoint__sched__sched_process_exit"}  # fmt: skip
+    want = {
+        "lsmt_sys_exit",
+        "tracepoint__sched__sched_process_exec",
+        "tracepoint__sched__sched_process_fork",
+        "tracepoint__sched__sched_process_exit",
+    }
     assert want <= labels, labels
     assert set(names.values()) == labels

@@ -20,7 +20,9 @@ import pytest
 from lsmtrace import abi, bpfgen
 from lsmtrace.events import IdNames, decode
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: loads BPF programs")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root: loads BPF programs"
+)
 
 # enum lsmt_hdec of bpf/lsmtrace.h (tests/unit/test_abi.py checks the mirror)
 DECODERS = [d.name for d in abi.HookDecoder]
@@ -58,8 +60,15 @@ def bpf() -> Any:
         def _trace_autoload(self) -> None:
             return None
 
-    b = Quiet(text=text, cflags=[f"-I{abi.BPF_DIR}", "-DLSMT_RUNG=1",
-                                 "-DLSMT_WITH_SCHED=1", *bpfgen.struct_offsets()])  # fmt: skip
+    b = Quiet(
+        text=text,
+        cflags=[
+            f"-I{abi.BPF_DIR}",
+            "-DLSMT_RUNG=1",
+            "-DLSMT_WITH_SCHED=1",
+            *bpfgen.struct_offsets(),
+        ],
+    )
     yield b
     b.cleanup()
 
@@ -90,8 +99,11 @@ def test_path_decoder_walks_the_real_path(bpf: Any, tmp_path: Path) -> None:
     bpf.detach_tracepoint(tp=b"syscalls:sys_exit_getppid")
     ring = RingBuffer(bpf["events"].map_fd, 512 * 4096, abi.EVENT_SIZE)
     evs = []
-    ring.consume(lambda c, offs: evs.extend(decode(c, IdNames({7: "x"}, {}), {}, o)
-                                             for o in offs))  # fmt: skip
+    ring.consume(
+        lambda c, offs: evs.extend(
+            decode(c, IdNames({7: "x"}, {}), {}, o) for o in offs
+        )
+    )
     ring.close()
     mine = [e for e in evs if e["tgid"] == pid]
     assert mine, evs

@@ -28,9 +28,10 @@ def package_files() -> set[str]:
     return {
         str(p.relative_to(helpers.REPO))
         for p in PACKAGE.rglob("*")
-        if p.is_file() and p.suffix in (".py", ".h", ".c", ".tcss")
+        if p.is_file()
+        and p.suffix in (".py", ".h", ".c", ".tcss")
         and "__pycache__" not in p.parts
-    }  # fmt: skip
+    }
 
 
 def wheel_files(wheel: Path) -> set[str]:
@@ -43,8 +44,9 @@ def test_wheel_carries_every_package_file(dist: helpers.Dist) -> None:
     missing = package_files() - files
     assert not missing, f"not in {dist.wheel.name}: {sorted(missing)}"
     assert {f for f in files if f.startswith("lsmtrace/bpf/")} >= {
-        "lsmtrace/bpf/lsmtrace.h", "lsmtrace/bpf/common.h",
-    }  # fmt: skip
+        "lsmtrace/bpf/lsmtrace.h",
+        "lsmtrace/bpf/common.h",
+    }
 
 
 def test_sdist_then_wheel_gives_the_same_package(
@@ -64,11 +66,17 @@ def test_sdist_then_wheel_gives_the_same_package(
 
 def test_installed_is_imported_from_the_venv(installed: Path) -> None:
     r = subprocess.run(
-        [str(installed / "bin" / "python"), "-c",
-         "import importlib.resources as r, lsmtrace, sys; print(lsmtrace.__file__); "
-         "print(r.files('lsmtrace') / 'bpf'); print(sys.prefix)"],
-        capture_output=True, text=True, cwd="/", env=helpers.installed_env(),
-    )  # fmt: skip
+        [
+            str(installed / "bin" / "python"),
+            "-c",
+            "import importlib.resources as r, lsmtrace, sys; print(lsmtrace.__file__); "
+            "print(r.files('lsmtrace') / 'bpf'); print(sys.prefix)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env=helpers.installed_env(),
+    )
     assert r.returncode == 0, r.stderr
     mod, bpf_dir, prefix = r.stdout.split("\n")[:3]
     assert Path(prefix) == installed
@@ -82,9 +90,13 @@ def test_installed_traces_a_real_denial_from_outside_the_checkout(
 ) -> None:
     """`lsmtrace trace` from the venv, cwd `/`: a capability denial as it happens."""
     actor = Actor("lsmt-inst-nice", [["nice"]], drop=NOBODY)
-    run = TraceRun(["--pid", str(actor.pid), "--hooks", "capable"], tmp_path,
-                   command=[str(installed / "bin" / "lsmtrace")], cwd=Path("/"),
-                   env=helpers.installed_env())  # fmt: skip
+    run = TraceRun(
+        ["--pid", str(actor.pid), "--hooks", "capable"],
+        tmp_path,
+        command=[str(installed / "bin" / "lsmtrace")],
+        cwd=Path("/"),
+        env=helpers.installed_env(),
+    )
     with helpers.actors_cleanup([actor]):
         actor.wait_ready()
         try:
@@ -95,8 +107,11 @@ def test_installed_traces_a_real_denial_from_outside_the_checkout(
             run.stop()
     assert run.returncode == 0, run.describe()
     assert actor.result("nice")["errno"] in ("EPERM", "EACCES")
-    caps = [e for e in run.select(tgid=actor.pid, hook="capable")
-            if e["object"]["cap_name"] == "CAP_SYS_NICE"]  # fmt: skip
+    caps = [
+        e
+        for e in run.select(tgid=actor.pid, hook="capable")
+        if e["object"]["cap_name"] == "CAP_SYS_NICE"
+    ]
     assert caps, run.describe()
     assert caps[0]["verdict"] == "deny"
     assert caps[0]["lsm"] == "capability"
@@ -109,18 +124,37 @@ def test_without_system_site_packages_one_error_line(
     """A venv that cannot see Debian's bcc: one `error:` line naming python3-bpfcc."""
     venv = tmp_path / "nobcc"
     subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-           "--disable-pip-version-check", "--no-index", "--find-links",
-           str(dist.wheelhouse), str(dist.wheel)]  # fmt: skip
+    pip = [
+        str(venv / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "--no-index",
+        "--find-links",
+        str(dist.wheelhouse),
+        str(dist.wheel),
+    ]
     subprocess.run(pip, check=True, capture_output=True, env=helpers.installed_env())
     env = helpers.installed_env()
-    probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import bcc"],
-                           capture_output=True, env=env, cwd="/")  # fmt: skip
+    probe = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import bcc"],
+        capture_output=True,
+        env=env,
+        cwd="/",
+    )
     if probe.returncode == 0:
         pytest.skip("bcc is importable without system site packages here")
     for cmd in (["trace"], ["export", "--listen", "127.0.0.1:0"]):
-        r = subprocess.run([str(venv / "bin" / "lsmtrace"), *cmd], capture_output=True,
-                           text=True, env=env, cwd="/", timeout=120)  # fmt: skip
+        r = subprocess.run(
+            [str(venv / "bin" / "lsmtrace"), *cmd],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd="/",
+            timeout=120,
+        )
         assert r.returncode != 0
         assert "Traceback" not in r.stderr, r.stderr
         errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
@@ -135,12 +169,20 @@ def test_install_script_refuses_a_python_without_bcc(
     """install.sh checks bcc before making anything (a venv without system site
     packages as PYTHON stands for a host without python3-bpfcc)."""
     bare = tmp_path / "bare"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)],
-                   check=True)  # fmt: skip
-    env = dict(helpers.installed_env(), PREFIX=str(tmp_path / "never"),
-               PYTHON=str(bare / "bin" / "python"))  # fmt: skip
-    r = subprocess.run(["sh", str(helpers.INSTALL_SH), str(dist.wheel)],
-                       capture_output=True, text=True, env=env)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True
+    )
+    env = dict(
+        helpers.installed_env(),
+        PREFIX=str(tmp_path / "never"),
+        PYTHON=str(bare / "bin" / "python"),
+    )
+    r = subprocess.run(
+        ["sh", str(helpers.INSTALL_SH), str(dist.wheel)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 1
     assert r.stderr.strip().startswith("error: ")
     assert "apt-get install python3-bpfcc" in r.stderr, r.stderr

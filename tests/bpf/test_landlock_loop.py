@@ -22,8 +22,9 @@ def landlock_abi() -> int:
     return sandbox.abi_version()
 
 
-def test_record_generate_sandbox_closed_loop(tracepoint_rung: None, world_dir: Path,
-                                             tmp_path: Path) -> None:  # fmt: skip
+def test_record_generate_sandbox_closed_loop(
+    tracepoint_rung: None, world_dir: Path, tmp_path: Path
+) -> None:
     if landlock_abi() <= 0:
         pytest.skip("Landlock is not active on this kernel (/sys/kernel/security/lsm)")
     d = world_dir / "loop"
@@ -31,8 +32,17 @@ def test_record_generate_sandbox_closed_loop(tracepoint_rung: None, world_dir: P
     for name, text in (("a", "alpha\n"), ("b", "beta\n"), ("c", "gamma\n")):
         (d / name).write_text(text)
     rec = tmp_path / "cat.jsonl"
-    r = lsmtrace("record", "-o", str(rec), "--backend", "tracepoint", "--",
-                 "cat", str(d / "a"), str(d / "b"))  # fmt: skip
+    r = lsmtrace(
+        "record",
+        "-o",
+        str(rec),
+        "--backend",
+        "tracepoint",
+        "--",
+        "cat",
+        str(d / "a"),
+        str(d / "b"),
+    )
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout == b"alpha\nbeta\n"
 
@@ -47,21 +57,28 @@ def test_record_generate_sandbox_closed_loop(tracepoint_rung: None, world_dir: P
     r = lsmtrace("policy", "check", "--policy", str(pol), str(rec))
     assert r.returncode == 0, r.stdout.decode()
 
-    ok = lsmtrace("sandbox", "--policy", str(pol), "--", "cat", str(d / "a"), str(d / "b"))
+    ok = lsmtrace(
+        "sandbox", "--policy", str(pol), "--", "cat", str(d / "a"), str(d / "b")
+    )
     assert ok.returncode == 0, ok.stderr.decode()
     assert ok.stdout == b"alpha\nbeta\n"
 
     run = helpers.TraceRun(["--denied", "--comm", "cat"], tmp_path, "denied").start()
     try:
         run.wait_started()
-        bad = lsmtrace("sandbox", "--policy", str(pol), "--", "cat", str(d / "a"), str(d / "c"))
+        bad = lsmtrace(
+            "sandbox", "--policy", str(pol), "--", "cat", str(d / "a"), str(d / "c")
+        )
     finally:
         run.stop()
     assert bad.returncode == 1
     assert bad.stdout == b"alpha\n"
     assert b"Permission denied" in bad.stderr
-    hits = [e for e in run.events
-            if e["hook"] == "sys_openat" and e["object"].get("path") == str(d / "c")]  # fmt: skip
+    hits = [
+        e
+        for e in run.events
+        if e["hook"] == "sys_openat" and e["object"].get("path") == str(d / "c")
+    ]
     assert hits, run.describe()
     assert hits[0]["verdict"] == "deny"
     assert hits[0]["errno"] == "EACCES"
@@ -73,9 +90,18 @@ def test_sandbox_dry_run_and_missing_command(tmp_path: Path) -> None:
     if landlock_abi() <= 0:
         pytest.skip("Landlock is not active on this kernel (/sys/kernel/security/lsm)")
     pol = tmp_path / "p.json"
-    pol.write_text(json.dumps({"lsmtrace_landlock": 1, "handled_access_fs": ["read_file"],
-                               "rules": [{"path": "/usr/bin/true", "access": ["execute"]},
-                                         {"path": "/nonexistent", "access": ["read_file"]}]}))  # fmt: skip
+    pol.write_text(
+        json.dumps(
+            {
+                "lsmtrace_landlock": 1,
+                "handled_access_fs": ["read_file"],
+                "rules": [
+                    {"path": "/usr/bin/true", "access": ["execute"]},
+                    {"path": "/nonexistent", "access": ["read_file"]},
+                ],
+            }
+        )
+    )
     r = lsmtrace("sandbox", "--policy", str(pol), "--dry-run")
     assert r.returncode == 0
     out = r.stdout.decode()
@@ -89,16 +115,26 @@ def test_sandbox_dry_run_and_missing_command(tmp_path: Path) -> None:
 MKTEMP_WORKLOAD = 'f=$(mktemp); echo hi > "$f"; cat "$f"; rm "$f"'
 
 
-def test_mktemp_gets_a_private_tmpdir_not_all_of_tmp(tracepoint_rung: None,
-                                                     tmp_path: Path) -> None:  # fmt: skip
+def test_mktemp_gets_a_private_tmpdir_not_all_of_tmp(
+    tracepoint_rung: None, tmp_path: Path
+) -> None:
     """A workload using mktemp: the Landlock policy grants no rule on /tmp but a
     per-run private TMPDIR (private_tmp); the workload passes in the sandbox,
     and a write elsewhere in /tmp is denied."""
     if landlock_abi() <= 0:
         pytest.skip("Landlock is not active on this kernel (/sys/kernel/security/lsm)")
     rec = tmp_path / "mktemp.jsonl"
-    r = lsmtrace("record", "-o", str(rec), "--backend", "tracepoint", "--",
-                 "sh", "-c", MKTEMP_WORKLOAD)  # fmt: skip
+    r = lsmtrace(
+        "record",
+        "-o",
+        str(rec),
+        "--backend",
+        "tracepoint",
+        "--",
+        "sh",
+        "-c",
+        MKTEMP_WORKLOAD,
+    )
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout == b"hi\n"
     pol = tmp_path / "mktemp.landlock.json"
@@ -108,14 +144,22 @@ def test_mktemp_gets_a_private_tmpdir_not_all_of_tmp(tracepoint_rung: None,
     doc = json.loads(pol.read_text())
     assert "/tmp" not in {x["path"] for x in doc["rules"]}
     assert {"make_reg", "write_file", "read_file", "remove_file"} <= set(
-        doc["private_tmp"]["access"])  # fmt: skip
+        doc["private_tmp"]["access"]
+    )
 
     ok = lsmtrace("sandbox", "--policy", str(pol), "--", "sh", "-c", MKTEMP_WORKLOAD)
     assert ok.returncode == 0, ok.stderr.decode()
     assert ok.stdout == b"hi\n"
     deviation = tmp_path.parent / f"lsmtrace-deviation-{os.getpid()}"
-    bad = lsmtrace("sandbox", "--policy", str(pol), "--", "sh", "-c",
-                   MKTEMP_WORKLOAD + f"; echo x > {deviation}")  # fmt: skip
+    bad = lsmtrace(
+        "sandbox",
+        "--policy",
+        str(pol),
+        "--",
+        "sh",
+        "-c",
+        MKTEMP_WORKLOAD + f"; echo x > {deviation}",
+    )
     assert bad.returncode != 0
     assert b"Permission denied" in bad.stderr
     assert not deviation.exists()

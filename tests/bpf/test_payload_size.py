@@ -18,7 +18,9 @@ from lsmtrace import abi
 from lsmtrace.events import decode
 from lsmtrace.ringbuf import record_stride
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: loads BPF programs")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root: loads BPF programs"
+)
 
 N = 50
 
@@ -42,14 +44,19 @@ def test_live_payload_size(perf: bool) -> None:
                 os.close(os.open("/nonexistent-lsmtrace-payload", os.O_RDONLY))
         os._exit(0)
     os.close(r)
-    tracer = Tracer(TraceOptions(backend="tracepoint", hooks=["sys_openat"], pid=pid,
-                                 perf_buffer=perf))  # fmt: skip
+    tracer = Tracer(
+        TraceOptions(
+            backend="tracepoint", hooks=["sys_openat"], pid=pid, perf_buffer=perf
+        )
+    )
     spacing: set[int] = set()
     events = []
 
     def on_batch(chunk: bytes, offsets: list[int]) -> None:
         spacing.update(b - a for a, b in itertools.pairwise(offsets))
-        events.extend(decode(chunk, tracer.id_names, tracer.syscall_names, o) for o in offsets)
+        events.extend(
+            decode(chunk, tracer.id_names, tracer.syscall_names, o) for o in offsets
+        )
 
     try:
         tracer.open()

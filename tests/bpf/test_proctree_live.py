@@ -108,10 +108,19 @@ class Family:
     @classmethod
     def start(cls, secret: Path) -> Family:
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD_SRC, GRAND_SRC, str(secret),
-             "lsmt-ptdock", "lsmt-ptunit"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                CHILD_SRC,
+                GRAND_SRC,
+                str(secret),
+                "lsmt-ptdock",
+                "lsmt-ptunit",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         f = cls(child)
         f.dock, f.unit = json.loads(_readline(child))
         return f
@@ -200,14 +209,18 @@ def secret(world_dir: Path) -> Path:
 
 
 def denial(events: list[dict[str, Any]], tgid: int) -> dict[str, Any]:
-    hits = [e for e in events if e["tgid"] == tgid and e["hook"] == "sys_openat"
-            and e["errno"] == "EACCES"]  # fmt: skip
+    hits = [
+        e
+        for e in events
+        if e["tgid"] == tgid and e["hook"] == "sys_openat" and e["errno"] == "EACCES"
+    ]
     assert hits, f"no EACCES sys_openat of pid {tgid} in {len(events)} events"
     return hits[0]
 
 
-def check_family(d_dock: dict[str, Any], d_unit: dict[str, Any], fam: Family,
-                 cg: Cgroups) -> None:  # fmt: skip
+def check_family(
+    d_dock: dict[str, Any], d_unit: dict[str, Any], fam: Family, cg: Cgroups
+) -> None:
     assert d_dock["container"] == {"runtime": "docker", "id": cg.cid, "pod_uid": None}
     assert d_dock["unit"] == cg.docker.name
     assert d_unit["container"] is None
@@ -274,8 +287,12 @@ def _reuse_pid(pid: int, secret: Path, tries: int = 30) -> subprocess.Popen[str]
             Path("/proc/sys/kernel/ns_last_pid").write_text(str(pid - 1))
         except OSError:
             return None
-        p = subprocess.Popen([sys.executable, "-c", GRAND_SRC, "lsmt-ptreuse", str(secret)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        p = subprocess.Popen(
+            [sys.executable, "-c", GRAND_SRC, "lsmt-ptreuse", str(secret)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         if p.pid == pid:
             return p
         p.kill()
@@ -293,12 +310,21 @@ def test_in_process_tracer_fed_by_process_events(
     enricher = Enricher.live()  # before the family exists: it comes from events
     # this process and its descendants (new ones added by the kernel at fork);
     # this process's own events, its forks included, are never traced
-    tracer = Tracer(TraceOptions(backend="tracepoint", hooks=["sys_openat"],
-                                 pid=os.getpid(), children=True, proc_events=True,
-                                 latency=False))  # fmt: skip
+    tracer = Tracer(
+        TraceOptions(
+            backend="tracepoint",
+            hooks=["sys_openat"],
+            pid=os.getpid(),
+            children=True,
+            proc_events=True,
+            latency=False,
+        )
+    )
     out: list[dict[str, Any]] = []
     # the pipeline every command uses: decode, enrich in order, hand over
-    on_batch = Session(tracer, out.extend, enricher=enricher, process_events=True).on_batch
+    on_batch = Session(
+        tracer, out.extend, enricher=enricher, process_events=True
+    ).on_batch
 
     stop = threading.Event()
 
@@ -357,10 +383,17 @@ def test_in_process_tracer_fed_by_process_events(
     assert all(d["exited"] for d in exits)
 
     if reuse is None:
-        pytest.skip("could not hand the grandchild's pid to a new process "
-                    "(ns_last_pid unwritable or raced)")  # fmt: skip
-    new = [d for d in out if d["tgid"] == fam.dock and d["errno"] == "EACCES"
-           and d["comm"] == "lsmt-ptreuse"]  # fmt: skip
+        pytest.skip(
+            "could not hand the grandchild's pid to a new process "
+            "(ns_last_pid unwritable or raced)"
+        )
+    new = [
+        d
+        for d in out
+        if d["tgid"] == fam.dock
+        and d["errno"] == "EACCES"
+        and d["comm"] == "lsmt-ptreuse"
+    ]
     assert new, "no denial of the process that reused the pid"
     n = new[0]
     assert n["ts_ns"] > d_dock["ts_ns"]
@@ -369,8 +402,11 @@ def test_in_process_tracer_fed_by_process_events(
     assert n["ancestors"][0]["pid"] == os.getpid()
     assert n["exited"] is False
     # a late copy of the predecessor's event still finds the predecessor
-    late = {k: v for k, v in d_dock.items()
-            if k not in ("exe", "cmdline", "ancestors", "exited", "container", "unit")}  # fmt: skip
+    late = {
+        k: v
+        for k, v in d_dock.items()
+        if k not in ("exe", "cmdline", "ancestors", "exited", "container", "unit")
+    }
     again = enricher.enrich(late)
     assert again["ancestors"][0]["pid"] == fam.child.pid
     assert again["container"] == d_dock["container"]

@@ -34,10 +34,13 @@ def exporter(
     why = prom.require_prometheus()
     if why:
         pytest.skip(why)
-    ex = Exporter(tmp_path_factory.mktemp("prom-export"),
-                  ["--listen", "127.0.0.1:0", "--backend", "tracepoint", "--bpf-stats"],
-                  command=[str(installed / "bin" / "lsmtrace")], cwd=Path("/"),
-                  env=helpers.installed_env())  # fmt: skip
+    ex = Exporter(
+        tmp_path_factory.mktemp("prom-export"),
+        ["--listen", "127.0.0.1:0", "--backend", "tracepoint", "--bpf-stats"],
+        command=[str(installed / "bin" / "lsmtrace")],
+        cwd=Path("/"),
+        env=helpers.installed_env(),
+    )
     ex.start()
     try:
         yield ex
@@ -60,8 +63,10 @@ def denials(world_dir: Path) -> None:
     secret = world_dir / "prom-secret"
     secret.write_text("x")
     os.chmod(secret, 0)
-    actors = [Actor(NICE, [["nice"]], drop=NOBODY),
-              Actor(OPEN, [["open", hexpath(secret)]], drop=NOBODY)]  # fmt: skip
+    actors = [
+        Actor(NICE, [["nice"]], drop=NOBODY),
+        Actor(OPEN, [["open", hexpath(secret)]], drop=NOBODY),
+    ]
     with helpers.actors_cleanup(actors):
         for a in actors:
             a.wait_ready()
@@ -73,7 +78,9 @@ def denials(world_dir: Path) -> None:
 
 
 def lsm_labels(server: prom.Prometheus, workload: str, hook: str) -> set[str]:
-    res = server.wait_for(f'lsmtrace_denials_total{{workload="{workload}",hook="{hook}"}}')
+    res = server.wait_for(
+        f'lsmtrace_denials_total{{workload="{workload}",hook="{hook}"}}'
+    )
     return {r["metric"]["lsm"] for r in res}
 
 
@@ -84,7 +91,9 @@ def test_target_is_scraped(server: prom.Prometheus) -> None:
     assert rung["metric"]["rung"] == "tracepoint"
 
 
-def test_denials_in_promql_with_their_lsm(server: prom.Prometheus, denials: None) -> None:
+def test_denials_in_promql_with_their_lsm(
+    server: prom.Prometheus, denials: None
+) -> None:
     assert lsm_labels(server, NICE, "capable") == {"capability"}
     # the tracepoint rung cannot tell DAC from an LSM for an open
     assert lsm_labels(server, OPEN, "sys_openat") == {"unknown"}
@@ -111,6 +120,7 @@ def test_every_dashboard_query_evaluates(
     print("panels without series on the tracepoint rung:", empty or "none")
     # this rung has no hook latency: exactly the latency panels stay empty
     assert set(empty) == {
-        p.title for p in prom.dashboard_panels()
+        p.title
+        for p in prom.dashboard_panels()
         if "lsmtrace_hook_latency_seconds" in {prom.family_of(m) for m in p.metrics}
-    }  # fmt: skip
+    }

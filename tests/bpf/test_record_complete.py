@@ -52,27 +52,46 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def record(tmp: Path, root: Path, *flags: str) -> tuple[dict[str, object], list[dict[str, object]], dict[str, list[str]]]:  # fmt: skip
+def record(
+    tmp: Path, root: Path, *flags: str
+) -> tuple[dict[str, object], list[dict[str, object]], dict[str, list[str]]]:
     from lsmtrace.record import read_recording
 
     out, listing = tmp / "rec.jsonl", tmp / "opened"
     r = subprocess.run(
-        [*helpers.lsmtrace_cmd("record", "-o", str(out), "--backend", "tracepoint", *flags),
-         "--", sys.executable, "-c", WORKLOAD, str(root), str(listing), str(ROUNDS)],
-        env=helpers.cli_env(), capture_output=True, timeout=600, check=False,
-    )  # fmt: skip
+        [
+            *helpers.lsmtrace_cmd(
+                "record", "-o", str(out), "--backend", "tracepoint", *flags
+            ),
+            "--",
+            sys.executable,
+            "-c",
+            WORKLOAD,
+            str(root),
+            str(listing),
+            str(ROUNDS),
+        ],
+        env=helpers.cli_env(),
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr.decode()
     rec = read_recording(out)
     assert rec.error is None, rec.error
     assert rec.trailer is not None
-    lists = {p.name.rsplit(".", 1)[1]: p.read_text().split()
-             for p in tmp.glob("opened.*")}  # fmt: skip
+    lists = {
+        p.name.rsplit(".", 1)[1]: p.read_text().split() for p in tmp.glob("opened.*")
+    }
     assert len(lists) == 2, lists.keys()
     return rec.trailer, rec.events, lists
 
 
-def check_complete(trailer: dict[str, object], events: list[dict[str, object]],
-                   lists: dict[str, list[str]]) -> None:  # fmt: skip
+def check_complete(
+    trailer: dict[str, object],
+    events: list[dict[str, object]],
+    lists: dict[str, list[str]],
+) -> None:
     assert trailer["lost"] == 0, json.dumps(trailer)[:400]
     assert trailer["malformed"] == 0
     assert trailer["events"] == len(events)
@@ -81,9 +100,10 @@ def check_complete(trailer: dict[str, object], events: list[dict[str, object]],
         seen = [
             e["object"]["path"]  # type: ignore[index]
             for e in events
-            if e["tgid"] == int(pid) and e["hook"] == "sys_openat"
+            if e["tgid"] == int(pid)
+            and e["hook"] == "sys_openat"
             and e["verdict"] == "allow"
-        ]  # fmt: skip
+        ]
         # every open of a file, in the order the process made them (the
         # directories os.walk opened are in the recording too)
         files = set(opened)

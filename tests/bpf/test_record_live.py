@@ -16,9 +16,18 @@ import pytest
 
 pytestmark = helpers.needs_root
 
-def lsmtrace(*args: str, timeout: float = 180, **kw: object) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "lsmtrace", *args], env=helpers.cli_env(),
-                          capture_output=True, timeout=timeout, check=False, **kw)  # type: ignore[call-overload]  # fmt: skip
+
+def lsmtrace(
+    *args: str, timeout: float = 180, **kw: object
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "lsmtrace", *args],
+        env=helpers.cli_env(),
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        **kw,
+    )  # type: ignore[call-overload]
 
 
 def records(path: Path) -> list[dict[str, object]]:
@@ -30,14 +39,26 @@ def records(path: Path) -> list[dict[str, object]]:
     return rec.events
 
 
-def test_record_command_exit_code_mode_and_content(tracepoint_rung: None, tmp_path: Path) -> None:
+def test_record_command_exit_code_mode_and_content(
+    tracepoint_rung: None, tmp_path: Path
+) -> None:
     (tmp_path / "a").write_text("one\n")
     (tmp_path / "b").write_text("two\n")
     out = tmp_path / "rec.jsonl"
     old = os.umask(0)
     try:
-        r = lsmtrace("record", "-o", str(out), "--backend", "tracepoint", "--",
-                     "sh", "-c", f"cat {tmp_path}/a b; exit 7", cwd=str(tmp_path))  # fmt: skip
+        r = lsmtrace(
+            "record",
+            "-o",
+            str(out),
+            "--backend",
+            "tracepoint",
+            "--",
+            "sh",
+            "-c",
+            f"cat {tmp_path}/a b; exit 7",
+            cwd=str(tmp_path),
+        )
     finally:
         os.umask(old)
     assert r.returncode == 7, r.stderr.decode()
@@ -63,8 +84,11 @@ def test_record_command_exit_code_mode_and_content(tracepoint_rung: None, tmp_pa
     execs = [e["object"]["filename"] for e in evs if e["kind"] == "exec"]  # type: ignore[index]
     assert execs[:1] == [os.path.realpath("/usr/bin/sh")]
     assert os.path.realpath("/usr/bin/cat") in execs
-    opened = {(e["object"].get("path"), e["object"].get("path_kind"), e["verdict"])  # type: ignore[attr-defined]
-              for e in evs if e["hook"] == "sys_openat"}  # fmt: skip
+    opened = {
+        (e["object"].get("path"), e["object"].get("path_kind"), e["verdict"])  # type: ignore[attr-defined]
+        for e in evs
+        if e["hook"] == "sys_openat"
+    }
     # `cat a b` in tmp_path: both opened files by their real absolute path
     real = os.path.realpath(tmp_path)
     assert (f"{real}/a", "exact", "allow") in opened
@@ -87,12 +111,27 @@ def test_record_gzip_and_denial(tracepoint_rung: None, tmp_path: Path) -> None:
     os.chmod(secret, 0o600)
     os.chmod(tmp_path, 0o755)
     out = tmp_path / "rec.jsonl.gz"
-    r = lsmtrace("record", "-o", str(out), "--backend", "tracepoint", "--",
-                 "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-                 "cat", str(secret))  # fmt: skip
+    r = lsmtrace(
+        "record",
+        "-o",
+        str(out),
+        "--backend",
+        "tracepoint",
+        "--",
+        "setpriv",
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "cat",
+        str(secret),
+    )
     assert r.returncode == 1, r.stderr.decode()
     assert out.read_bytes()[:2] == b"\x1f\x8b"
-    denied = [e for e in records(out) if e["verdict"] == "deny" and e["hook"] == "sys_openat"]
+    denied = [
+        e for e in records(out) if e["verdict"] == "deny" and e["hook"] == "sys_openat"
+    ]
     assert denied
     # a failed open: the root joined with the absolute name
     assert denied[0]["object"] == {"path": str(secret), "path_kind": "joined"}
@@ -109,18 +148,44 @@ def test_record_refuses_existing_file(tracepoint_rung: None, tmp_path: Path) -> 
 
 
 def test_record_missing_command(tracepoint_rung: None, tmp_path: Path) -> None:
-    r = lsmtrace("record", "-o", str(tmp_path / "r.jsonl"), "--backend", "tracepoint", "--",
-                 "/nonexistent/cmd")  # fmt: skip
+    r = lsmtrace(
+        "record",
+        "-o",
+        str(tmp_path / "r.jsonl"),
+        "--backend",
+        "tracepoint",
+        "--",
+        "/nonexistent/cmd",
+    )
     assert r.returncode == 127, r.stderr.decode()
     assert b"/nonexistent/cmd" in r.stderr
 
 
 def test_record_needs_root_message() -> None:
     if os.geteuid() == 0:
-        r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-                            sys.executable, "-m", "lsmtrace", "record", "-o", "/tmp/x", "--", "true"],
-                           env=helpers.cli_env(), capture_output=True, timeout=60, check=False,
-                           cwd="/")  # fmt: skip
+        r = subprocess.run(
+            [
+                "setpriv",
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "lsmtrace",
+                "record",
+                "-o",
+                "/tmp/x",
+                "--",
+                "true",
+            ],
+            env=helpers.cli_env(),
+            capture_output=True,
+            timeout=60,
+            check=False,
+            cwd="/",
+        )
         assert r.returncode == 1
         assert b"needs root" in r.stderr
     else:

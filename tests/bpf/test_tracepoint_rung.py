@@ -41,7 +41,16 @@ LANDLOCK_ACCESS_FS_READ_FILE = 1 << 2
 HOSTILE_NAME = b"evil\n\x1b[31mred\xff\xfe.txt"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 # the process tree's enrichment (docs/proctree.md), on every JSON event
-ENRICHED = {"exe", "cmdline", "user", "group", "ancestors", "container", "unit", "exited"}
+ENRICHED = {
+    "exe",
+    "cmdline",
+    "user",
+    "group",
+    "ancestors",
+    "container",
+    "unit",
+    "exited",
+}
 
 
 @dataclass
@@ -79,9 +88,11 @@ def _cgroup_of_self() -> int | None:
 
 @pytest.fixture(scope="module")
 def scene(
-    tracepoint_rung: None, world_dir: Path, root_sleeper: int,
+    tracepoint_rung: None,
+    world_dir: Path,
+    root_sleeper: int,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Scene]:  # fmt: skip
+) -> Iterator[Scene]:
     workdir = tmp_path_factory.mktemp("rung")
     # files -------------------------------------------------------------------
     ll_file = tmp_path_factory.mktemp("landlock") / "landlocked.txt"
@@ -102,16 +113,27 @@ def scene(
     hostile = os.fsencode(world_dir) + b"/" + HOSTILE_NAME
     os.close(os.open(hostile, os.O_WRONLY | os.O_CREAT, 0o600))
     files = {
-        "landlock": os.fsencode(ll_file), "secret": os.fsencode(secret),
-        "marker": os.fsencode(marker), "noexec": os.fsencode(noexec), "hostile": hostile,
+        "landlock": os.fsencode(ll_file),
+        "secret": os.fsencode(secret),
+        "marker": os.fsencode(marker),
+        "noexec": os.fsencode(noexec),
+        "hostile": hostile,
         "sock": os.fsencode(private / "sock"),
-    }  # fmt: skip
+    }
 
     # actors -------------------------------------------------------------------
     s, m = hexpath(secret), hexpath(marker)
     specs: dict[str, tuple[list[list[Any]], int | None]] = {
-        "lsmt-landlock": ([["landlock_open", hexpath(ll_file),
-                            LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE]], None),
+        "lsmt-landlock": (
+            [
+                [
+                    "landlock_open",
+                    hexpath(ll_file),
+                    LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE,
+                ]
+            ],
+            None,
+        ),
         "lsmt-nice": ([["nice"]], NOBODY),
         "lsmt-kill": ([["kill", root_sleeper, int(signal.SIGUSR1)]], NOBODY),
         "lsmt-exec": ([["exec", hexpath(noexec)]], None),
@@ -119,9 +141,15 @@ def scene(
         "lsmt-t": ([["open", s], ["open", m]], NOBODY),
         "lsmt-o": ([["open", s], ["open", m]], NOBODY),
         "lsmt-parent": ([["fork_open", s, "lsmt-gchild"]], NOBODY),
-        "lsmt-net": ([["socket_raw"], ["bind_port", 80],
-                      ["connect_unix", hexpath(private / "sock")]], NOBODY),
-    }  # fmt: skip
+        "lsmt-net": (
+            [
+                ["socket_raw"],
+                ["bind_port", 80],
+                ["connect_unix", hexpath(private / "sock")],
+            ],
+            NOBODY,
+        ),
+    }
     cg_root = helpers.cgroup2_root()
     cgdir: Path | None = None
     cgroup_skip = ""
@@ -139,8 +167,14 @@ def scene(
 
     actors = {name: Actor(name, acts, drop) for name, (acts, drop) in specs.items()}
     runs: dict[str, TraceRun] = {}
-    sc = Scene(runs=runs, actors=actors, files=files, sleeper=root_sleeper,
-               cgroup_skip=cgroup_skip, self_cgroup_id=_cgroup_of_self())  # fmt: skip
+    sc = Scene(
+        runs=runs,
+        actors=actors,
+        files=files,
+        sleeper=root_sleeper,
+        cgroup_skip=cgroup_skip,
+        self_cgroup_id=_cgroup_of_self(),
+    )
     try:
         for a in actors.values():
             a.wait_ready()
@@ -152,14 +186,17 @@ def scene(
         A = actors
         plan: dict[str, tuple[list[str], bool]] = {
             "main": (["--denied"], True),
-            "text": (["--pid", str(A["lsmt-hostile"].pid), "--denied", "--width", "400"], False),
+            "text": (
+                ["--pid", str(A["lsmt-hostile"].pid), "--denied", "--width", "400"],
+                False,
+            ),
             "pid": (["--pid", str(A["lsmt-t"].pid)], True),
             "children": (["--pid", str(A["lsmt-parent"].pid), "--children"], True),
             "uid": (["--uid", str(NOBODY)], True),
             "comm": (["--comm", "lsmt-t"], True),
             "hooks": (["--hooks", "sys_kill"], True),
             "family": (["--family", "network", "--denied"], True),
-        }  # fmt: skip
+        }
         if cgdir is not None:
             plan["cgroup"] = (["--cgroup", str(cgdir)], True)
         for name, (args, js) in plan.items():
@@ -193,17 +230,22 @@ def scene(
 
 
 def check(ev: dict[str, Any], **want: Any) -> None:
-    bad = {k: {"want": v, "got": ev.get(k, "<missing>")} for k, v in want.items()
-           if ev.get(k, "<missing>") != v}  # fmt: skip
+    bad = {
+        k: {"want": v, "got": ev.get(k, "<missing>")}
+        for k, v in want.items()
+        if ev.get(k, "<missing>") != v
+    }
     assert not bad, f"fields differ: {bad}\nevent: {ev}"
 
 
 def find(run: TraceRun, tgid: int, hook: str, **obj: Any) -> list[dict[str, Any]]:
     return [
-        e for e in run.events
-        if e["tgid"] == tgid and e["hook"] == hook
+        e
+        for e in run.events
+        if e["tgid"] == tgid
+        and e["hook"] == hook
         and all(e["object"].get(k) == v for k, v in obj.items())
-    ]  # fmt: skip
+    ]
 
 
 def one(run: TraceRun, tgid: int, hook: str, **obj: Any) -> dict[str, Any]:
@@ -224,10 +266,18 @@ def path_str(b: bytes) -> str:
 
 def common_fields(sc: Scene, actor: Actor, uid: int) -> dict[str, Any]:
     want: dict[str, Any] = {
-        "rung": "tracepoint", "pid": actor.pid, "tgid": actor.pid, "ppid": os.getpid(),
-        "uid": uid, "euid": uid, "gid": uid, "comm": actor.comm, "latency_ns": None,
-        "truncated": False, "mntns": os.stat("/proc/self/ns/mnt").st_ino,
-    }  # fmt: skip
+        "rung": "tracepoint",
+        "pid": actor.pid,
+        "tgid": actor.pid,
+        "ppid": os.getpid(),
+        "uid": uid,
+        "euid": uid,
+        "gid": uid,
+        "comm": actor.comm,
+        "latency_ns": None,
+        "truncated": False,
+        "mntns": os.stat("/proc/self/ns/mnt").st_ino,
+    }
     if sc.self_cgroup_id is not None and actor.comm != "lsmt-cg":
         want["cgroup"] = sc.self_cgroup_id
     return want
@@ -294,9 +344,18 @@ def test_landlock_denial_of_openat(scene: Scene) -> None:
     ev = one(scene.run("main"), a.pid, "sys_openat", path=path)
     check_shape(ev)
     # the tracepoint rung cannot see Landlock: lsm null, not "dac", not a guess
-    check(ev, kind="syscall", hook="sys_openat", family="file", verdict="deny",
-          errno="EACCES", ret=-13, lsm=None, syscall="openat",
-          **common_fields(scene, a, 0))  # fmt: skip
+    check(
+        ev,
+        kind="syscall",
+        hook="sys_openat",
+        family="file",
+        verdict="deny",
+        errno="EACCES",
+        ret=-13,
+        lsm=None,
+        syscall="openat",
+        **common_fields(scene, a, 0),
+    )
     assert ev["object"]["flags"] & os.O_ACCMODE == os.O_RDONLY, ev["object"]
     assert ev["object"]["path"] == path
 
@@ -311,16 +370,33 @@ def test_cap_sys_nice_denial(scene: Scene) -> None:
     run = scene.run("main")
     cap = one(run, a.pid, "capable", cap=23)
     check_shape(cap)
-    check(cap, kind="capable", hook="capable", family="capability", verdict="deny",
-          ret=-1, errno="EPERM", lsm="capability", syscall="setpriority",
-          **common_fields(scene, a, NOBODY))  # fmt: skip
+    check(
+        cap,
+        kind="capable",
+        hook="capable",
+        family="capability",
+        verdict="deny",
+        ret=-1,
+        errno="EPERM",
+        lsm="capability",
+        syscall="setpriority",
+        **common_fields(scene, a, NOBODY),
+    )
     assert cap["object"]["cap_name"] == "CAP_SYS_NICE", cap["object"]
     sysev = one(run, a.pid, "sys_setpriority")
     check_shape(sysev)
     # the kernel says EACCES (set_one_prio); glibc's nice() turns it into EPERM
-    check(sysev, kind="syscall", family="task", verdict="deny", errno="EACCES", ret=-13,
-          syscall="setpriority", lsm="capability",
-          **common_fields(scene, a, NOBODY))  # fmt: skip
+    check(
+        sysev,
+        kind="syscall",
+        family="task",
+        verdict="deny",
+        errno="EACCES",
+        ret=-13,
+        syscall="setpriority",
+        lsm="capability",
+        **common_fields(scene, a, NOBODY),
+    )
     assert cap["ts_ns"] <= sysev["ts_ns"]
 
 
@@ -334,8 +410,17 @@ def test_kill_of_root_process_denied(scene: Scene) -> None:
     run = scene.run("main")
     ev = one(run, a.pid, "sys_kill")
     check_shape(ev)
-    check(ev, kind="syscall", family="task", verdict="deny", errno="EPERM", ret=-1,
-          syscall="kill", lsm="capability", **common_fields(scene, a, NOBODY))  # fmt: skip
+    check(
+        ev,
+        kind="syscall",
+        family="task",
+        verdict="deny",
+        errno="EPERM",
+        ret=-1,
+        syscall="kill",
+        lsm="capability",
+        **common_fields(scene, a, NOBODY),
+    )
     want_obj = {
         "sig": int(signal.SIGUSR1),
         "sig_name": "SIGUSR1",
@@ -343,8 +428,16 @@ def test_kill_of_root_process_denied(scene: Scene) -> None:
     }
     assert {k: ev["object"].get(k) for k in want_obj} == want_obj, ev["object"]
     cap = one(run, a.pid, "capable", cap=5)
-    check(cap, kind="capable", verdict="deny", ret=-1, errno="EPERM", lsm="capability",
-          syscall="kill", comm=a.comm)  # fmt: skip
+    check(
+        cap,
+        kind="capable",
+        verdict="deny",
+        ret=-1,
+        errno="EPERM",
+        lsm="capability",
+        syscall="kill",
+        comm=a.comm,
+    )
     assert cap["object"]["cap_name"] == "CAP_KILL"
 
 
@@ -358,8 +451,17 @@ def test_exec_of_non_executable_file_denied(scene: Scene) -> None:
     path = path_str(scene.files["noexec"])
     ev = one(scene.run("main"), a.pid, "sys_execve", path=path)
     check_shape(ev)
-    check(ev, kind="syscall", family="exec", verdict="deny", errno="EACCES", ret=-13,
-          syscall="execve", lsm=None, **common_fields(scene, a, 0))  # fmt: skip
+    check(
+        ev,
+        kind="syscall",
+        family="exec",
+        verdict="deny",
+        errno="EACCES",
+        ret=-13,
+        syscall="execve",
+        lsm=None,
+        **common_fields(scene, a, 0),
+    )
 
 
 # -- 5. filters ----------------------------------------------------------------------
@@ -459,8 +561,17 @@ def test_filter_family(scene: Scene) -> None:
     assert r["errno"] == "EPERM", f"raw socket was not denied: {r} {n.error}"
     run = scene.run("family")
     ev = one(run, n.pid, "sys_socket")
-    check(ev, kind="syscall", family="network", verdict="deny", errno="EPERM", ret=-1,
-          syscall="socket", comm="lsmt-net", uid=NOBODY)  # fmt: skip
+    check(
+        ev,
+        kind="syscall",
+        family="network",
+        verdict="deny",
+        errno="EPERM",
+        ret=-1,
+        syscall="socket",
+        comm="lsmt-net",
+        uid=NOBODY,
+    )
     assert ev["object"].get("family") == "AF_INET", ev["object"]
     assert ev["object"].get("type") == "SOCK_RAW", ev["object"]
     assert {e["family"] for e in run.events} == {"network"}, run.describe()
@@ -481,8 +592,10 @@ def test_socket_addresses_decoded(scene: Scene) -> None:
     assert ev["object"] == {"family": "AF_INET", "addr": "127.0.0.1", "port": 80}, ev
     ev = one(run, n.pid, "sys_connect")
     check(ev, verdict="deny", errno="EACCES", syscall="connect", uid=NOBODY)
-    assert ev["object"] == {"family": "AF_UNIX",
-                            "path": os.fsdecode(scene.files["sock"])}, ev  # fmt: skip
+    assert ev["object"] == {
+        "family": "AF_UNIX",
+        "path": os.fsdecode(scene.files["sock"]),
+    }, ev
 
 
 def test_filter_denied(scene: Scene) -> None:

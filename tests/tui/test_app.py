@@ -42,13 +42,17 @@ async def test_denied_toggle_and_filter_typing() -> None:
         await pilot.press("d")
         await pilot.pause()
         assert app.store.view_len == 193
-        assert all(app.store.view_event(i)["verdict"] == "deny"  # type: ignore[index]
-                   for i in range(app.store.view_len))  # fmt: skip
+        assert all(
+            app.store.view_event(i)["verdict"] == "deny"  # type: ignore[index]
+            for i in range(app.store.view_len)
+        )
         await pilot.press("f")
         assert app.focused is app.query_one("#filter", Input)
         await pilot.press(*"comm:cat /etc/shadow")
-        await wait_for(pilot, lambda: app.store.filter.describe()
-                       == "denied comm:cat path:/etc/shadow")  # fmt: skip
+        await wait_for(
+            pilot,
+            lambda: app.store.filter.describe() == "denied comm:cat path:/etc/shadow",
+        )
         evs = [app.store.view_event(i) for i in range(app.store.view_len)]
         assert len(evs) == 1
         assert evs[0] is not None
@@ -188,8 +192,11 @@ async def test_policy_would_deny_toggle_and_detail(tmp_path: Any) -> None:
     doc["rules"] = [r for r in doc["rules"] if r["path"] != "/etc/app.conf"]
     pol = tmp_path / "cand.json"
     pol.write_text(json.dumps(doc))
-    app = LsmtraceApp(ReplaySource(rec, policy=LiveCheck(load(str(pol)))), blink=False,
-                      tick_interval=3600.0)  # fmt: skip
+    app = LsmtraceApp(
+        ReplaySource(rec, policy=LiveCheck(load(str(pol)))),
+        blink=False,
+        tick_interval=3600.0,
+    )
     async with app.run_test(size=(100, 30)) as pilot:
         await loaded(pilot)
         assert app.stats.counters.would_deny == 1

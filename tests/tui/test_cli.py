@@ -17,8 +17,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def test_parser() -> None:
-    args = parser().parse_args(["tui", "--replay", "x.jsonl", "--history", "10",
-                                "--denied", "--comm", "cat"])  # fmt: skip
+    args = parser().parse_args(
+        ["tui", "--replay", "x.jsonl", "--history", "10", "--denied", "--comm", "cat"]
+    )
     assert args.func is cli.run
     assert (args.replay, args.history, args.denied, args.comm) == (
         "x.jsonl",

@@ -26,8 +26,12 @@ KEY_BOUND_S = 10.0
 def write_flood(path: Path) -> None:
     base = load_events(DENIALS)
     with path.open("w") as f:
-        f.write(json.dumps({"lsmtrace_recording": 1, "format_version": 1,
-                            "note": "flood test"}) + "\n")  # fmt: skip
+        f.write(
+            json.dumps(
+                {"lsmtrace_recording": 1, "format_version": 1, "note": "flood test"}
+            )
+            + "\n"
+        )
         for i in range(N):
             e: dict[str, Any] = dict(base[i % len(base)])
             e["ts_ns"] = 10_000_000_000 + i * 10_000  # 100 000 events/s
@@ -68,8 +72,10 @@ async def test_flood_stays_responsive_and_bounded(tmp_path: Path) -> None:
         await pilot.press("d")
         await pilot.pause()
         latencies.append(time.monotonic() - t0)
-        assert all(app.store.view_event(i)["verdict"] == "deny"  # type: ignore[index]
-                   for i in range(app.store.view_len))  # fmt: skip
+        assert all(
+            app.store.view_event(i)["verdict"] == "deny"  # type: ignore[index]
+            for i in range(app.store.view_len)
+        )
     print(
         f"key presses during the flood: {i}, latencies (s): "
         + " ".join(f"{x:.3f}" for x in latencies)

@@ -104,10 +104,17 @@ def test_truncated_recording_shows_prefix_and_error(tmp_path: Path) -> None:
 
 
 def test_pure_modules_import_without_textual() -> None:
-    code = ("import sys, json; import lsmtrace.tui.model, lsmtrace.tui.explain, "
-            "lsmtrace.tui.sources, lsmtrace.commands.tui; "
-            "print(json.dumps(sorted(m for m in sys.modules "
-            "if m.split('.')[0] in ('textual', 'bcc'))))")  # fmt: skip
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                         text=True, check=True)  # fmt: skip
+    code = (
+        "import sys, json; import lsmtrace.tui.model, lsmtrace.tui.explain, "
+        "lsmtrace.tui.sources, lsmtrace.commands.tui; "
+        "print(json.dumps(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('textual', 'bcc'))))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(res.stdout) == []

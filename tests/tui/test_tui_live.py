@@ -85,8 +85,16 @@ def secret() -> Iterator[Path]:
 
 
 def test_live_denial_on_screen_and_detached(secret: Path, tmp_path: Path) -> None:
-    cmd = tui_command("--backend", "tracepoint", "--uid", str(helpers.NOBODY),
-                      "--history", "5000", "--log", str(tmp_path / "tui.log"))  # fmt: skip
+    cmd = tui_command(
+        "--backend",
+        "tracepoint",
+        "--uid",
+        str(helpers.NOBODY),
+        "--history",
+        "5000",
+        "--log",
+        str(tmp_path / "tui.log"),
+    )
     env = " ".join(
         f"{k}={v}" for k, v in (("PYTHONPATH", str(REPO)), ("TERM", "xterm-256color"))
     )
@@ -98,8 +106,18 @@ def test_live_denial_on_screen_and_detached(secret: Path, tmp_path: Path) -> Non
         wait_screen(" hooks via ", START_TIMEOUT)  # status line: "N hooks via RUNG"
         ids = helpers.prog_ids_of(pid)
         assert ids, "the TUI holds no BPF program"
-        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                            "cat", str(secret)], capture_output=True, text=True)  # fmt: skip
+        r = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "cat",
+                str(secret),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode != 0
         assert "Permission denied" in r.stderr
         tmux("send-keys", "-t", SESSION, "f")
@@ -107,9 +125,13 @@ def test_live_denial_on_screen_and_detached(secret: Path, tmp_path: Path) -> Non
         tmux("send-keys", "-t", SESSION, "Enter")
         # the filtered row, and the detail pane explaining it (the selected,
         # newest row): one screen with both, not a capture made mid-render
-        text = wait_until(lambda t: any(secret.name in ln and "EACCES" in ln
-                                        for ln in t.splitlines())
-                          and "that would allow it" in t, 30)  # fmt: skip
+        text = wait_until(
+            lambda t: (
+                any(secret.name in ln and "EACCES" in ln for ln in t.splitlines())
+                and "that would allow it" in t
+            ),
+            30,
+        )
         rows = [ln for ln in text.splitlines() if secret.name in ln and "EACCES" in ln]
         assert "sys_openat" in rows[0]
         assert "cat" in rows[0]

@@ -34,8 +34,11 @@ FROZEN_TICK = 3600.0
 
 def load_events(path: Path) -> list[dict[str, Any]]:
     lines = path.read_text().splitlines()
-    return [d for d in map(json.loads, lines) if "lsmtrace_recording" not in d
-            and not d.get("trailer")]  # fmt: skip
+    return [
+        d
+        for d in map(json.loads, lines)
+        if "lsmtrace_recording" not in d and not d.get("trailer")
+    ]
 
 
 def make_app(path: Path = DENIALS, **kw: Any) -> LsmtraceApp:

@@ -27,10 +27,16 @@ LAYOUT_C = abi.BPF_DIR / "layout_check.c"
 
 # ctypes scalar -> the type code layout_check.c's TYPE() prints
 SCALARS: dict[type, str] = {
-    ct.c_uint8: "u8", ct.c_uint16: "u16", ct.c_uint32: "u32", ct.c_uint64: "u64",
-    ct.c_int8: "s8", ct.c_int16: "s16", ct.c_int32: "s32", ct.c_int64: "s64",
+    ct.c_uint8: "u8",
+    ct.c_uint16: "u16",
+    ct.c_uint32: "u32",
+    ct.c_uint64: "u64",
+    ct.c_int8: "s8",
+    ct.c_int16: "s16",
+    ct.c_int32: "s32",
+    ct.c_int64: "s64",
     ct.c_char: "char",
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -56,10 +62,20 @@ def c_layout(tmp_path_factory: pytest.TempPathFactory) -> Layout:
         pytest.skip("no host C compiler (cc, gcc or clang) to build bpf/layout_check.c")
     exe = tmp_path_factory.mktemp("layout") / "layout_check"
     build = subprocess.run(
-        [cc, "-std=c11", "-Wall", "-Werror", f"-I{abi.BPF_DIR}", "-o", str(exe),
-         str(LAYOUT_C)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            cc,
+            "-std=c11",
+            "-Wall",
+            "-Werror",
+            f"-I{abi.BPF_DIR}",
+            "-o",
+            str(exe),
+            str(LAYOUT_C),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert build.returncode == 0, f"layout_check.c does not compile:\n{build.stderr}"
     run = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
     out = Layout()
@@ -268,9 +284,15 @@ def test_enum_both_ways(c_layout: Layout, prefix: str) -> None:
 def test_event_kinds_are_never_renumbered() -> None:
     """Values only grow (STYLE.md): the ones already shipped stay put."""
     shipped = {
-        "HOOK": 1, "SYSCALL": 2, "CAPABLE": 3, "AVC": 4, "EXEC": 5, "FORK": 6, "EXIT": 7,
+        "HOOK": 1,
+        "SYSCALL": 2,
+        "CAPABLE": 3,
+        "AVC": 4,
+        "EXEC": 5,
+        "FORK": 6,
+        "EXIT": 7,
         "SIGNAL": 8,
-    }  # fmt: skip
+    }
     now = {k.name: int(k) for k in abi.Kind}
     assert {n: now.get(n) for n in shipped} == shipped
     # new kinds only above the shipped ones, never reusing a value

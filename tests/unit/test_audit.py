@@ -69,7 +69,9 @@ def the_audit(text: str) -> dict[str, Any]:
 
 
 def test_header_and_lazy_fields() -> None:
-    rec = audit.parse(1423, b"audit(1795964084.154:3): domain=175c52666 blockers=fs.read_file\0")
+    rec = audit.parse(
+        1423, b"audit(1795964084.154:3): domain=175c52666 blockers=fs.read_file\0"
+    )
     assert rec is not None
     assert (rec.type, rec.sec, rec.msec, rec.serial) == (1423, 1795964084, 154, 3)
     assert rec.time_ns == 1795964084_154_000_000
@@ -122,7 +124,9 @@ def test_decode_value(raw: str, name_like: bool, want: str) -> None:
 
 def test_numbers_that_look_like_hex_stay_decimal() -> None:
     recs, _ = load("landlock_context")
-    sysrec = next(r for r in recs if r.type == audit.SYSCALL and r.get("syscall") == "257")
+    sysrec = next(
+        r for r in recs if r.type == audit.SYSCALL and r.get("syscall") == "257"
+    )
     assert sysrec.get("pid") == "7501"
     assert sysrec.get("a2") == "80000"  # raw register: not a name
     assert sysrec.get("exit") == "-13"
@@ -136,13 +140,23 @@ def test_hostile_names_decode_exactly() -> None:
     """Every path the sandboxed child opened comes back byte for byte."""
     recs, info = load("landlock_context")
     got = [r.get("path") for r in recs if r.type == audit.LANDLOCK_ACCESS]
-    opened = [bytes.fromhex(p) for p, e in zip(info["paths"], info["errnos"], strict=True)
-              if e == 13]  # fmt: skip
+    opened = [
+        bytes.fromhex(p)
+        for p, e in zip(info["paths"], info["errnos"], strict=True)
+        if e == 13
+    ]
     assert [os.fsencode(p) for p in got if p is not None] == opened
     assert len(opened) == 8
     names = {os.fsencode(p).rsplit(b"/", 1)[1] for p in got if p is not None}
-    assert {b"with space", b'quo"te', b"new\nline", b"esc\x1b[31mred",
-            b"bad\xff\xfeutf8", b"abcdef", "été".encode()} <= names  # fmt: skip
+    assert {
+        b"with space",
+        b'quo"te',
+        b"new\nline",
+        b"esc\x1b[31mred",
+        b"bad\xff\xfeutf8",
+        b"abcdef",
+        "été".encode(),
+    } <= names
 
 
 def test_quoted_hex_looking_name_is_not_decoded() -> None:
@@ -210,14 +224,16 @@ def test_seccomp_is_done_at_once() -> None:
 
 def test_grouper_parses_netlink_pairs_and_counts_malformed() -> None:
     g = audit.Grouper(clock=lambda: 0.0)
-    done = g.add([
-        (1423, b"audit(1.000:9): domain=1 blockers=fs.read_file\0"),
-        (1300, b"audit(1.000:9): arch=c000003e syscall=257 pid=3"),
-        (1320, b"audit(1.000:9): "),
-        (1300, b"no header"),
-        (1300, b"audit(1.000:10): arch=c000003e syscall=321 pid=4"),  # no decision
-        (1320, b"audit(1.000:10): "),
-    ])  # fmt: skip
+    done = g.add(
+        [
+            (1423, b"audit(1.000:9): domain=1 blockers=fs.read_file\0"),
+            (1300, b"audit(1.000:9): arch=c000003e syscall=257 pid=3"),
+            (1320, b"audit(1.000:9): "),
+            (1300, b"no header"),
+            (1300, b"audit(1.000:10): arch=c000003e syscall=321 pid=4"),  # no decision
+            (1320, b"audit(1.000:10): "),
+        ]
+    )
     assert [x.types for x in done] == [[1423, 1300, 1320]]
     assert done[0].records[0].body == "domain=1 blockers=fs.read_file"
     assert (g.malformed, g.skipped, g.records) == (1, 2, 6)
@@ -348,14 +364,19 @@ def test_selinux_file_denial() -> None:
     assert a["tcontext"] == "unconfined_u:object_r:user_home_t:s0"
     assert (a["tclass"], a["permissive"], a["result"]) == ("file", False, "denied")
     assert (a["name"], a["dev"], a["ino"]) == ("index.html", "dm-0", 1051592)
-    assert (a["pid"], a["syscall"], a["exit"], a["exe"]) == (1467, 257, -13, "/usr/sbin/httpd")
+    assert (a["pid"], a["syscall"], a["exit"], a["exe"]) == (
+        1467,
+        257,
+        -13,
+        "/usr/sbin/httpd",
+    )
     assert a["rule"] == "selinux { read } ...:user_home_t:s0 file"
 
 
 def test_selinux_permissive_mls_and_hex_names() -> None:
     a = the_audit(
         "1400 audit(1795964100.500:504): avc:  denied  { write add_name } for  "
-        "pid=2001 comm=6D792070726F67 name=6E65772066696C65 dev=\"vda\" ino=7 "
+        'pid=2001 comm=6D792070726F67 name=6E65772066696C65 dev="vda" ino=7 '
         "scontext=user_u:user_r:user_t:s0 "
         "tcontext=system_u:object_r:var_t:s0-s0:c0.c1023 tclass=dir permissive=1"
     )
@@ -363,7 +384,10 @@ def test_selinux_permissive_mls_and_hex_names() -> None:
     assert (a["comm"], a["name"]) == ("my prog", "new file")
     assert a["permissive"] is True
     assert a["result"] == "allowed"  # permissive: the access went through
-    assert a["rule"] == "selinux { write add_name } ...:var_t:s0-s0:c0.c1023 dir permissive"
+    assert (
+        a["rule"]
+        == "selinux { write add_name } ...:var_t:s0-s0:c0.c1023 dir permissive"
+    )
 
 
 def test_selinux_capability_and_granted() -> None:
@@ -383,19 +407,27 @@ def test_selinux_capability_and_granted() -> None:
 
 
 def test_another_lsms_avc_is_not_read() -> None:
-    gs = groups_of(lines(
-        '1400 audit(1795964100.800:507): lsm=SMACK fn=smack_inode_getattr '
-        'action=denied subject="_" object="*" requested=r pid=1 comm="x" path="/x"'
-    ))  # fmt: skip
+    gs = groups_of(
+        lines(
+            "1400 audit(1795964100.800:507): lsm=SMACK fn=smack_inode_getattr "
+            'action=denied subject="_" object="*" requested=r pid=1 comm="x" path="/x"'
+        )
+    )
     assert audit.summarize(gs[0]) is None
 
 
 @pytest.mark.parametrize(
     ("code", "action"),
-    [(0x80000000, "kill_process"), (0, "kill_thread"), (0x30000, "trap"),
-     (0x50001, "errno"), (0x7FC00000, "user_notif"), (0x7FFC0000, "log"),
-     (0x12340000, "0x12340000")],
-)  # fmt: skip
+    [
+        (0x80000000, "kill_process"),
+        (0, "kill_thread"),
+        (0x30000, "trap"),
+        (0x50001, "errno"),
+        (0x7FC00000, "user_notif"),
+        (0x7FFC0000, "log"),
+        (0x12340000, "0x12340000"),
+    ],
+)
 def test_seccomp_actions(code: int, action: str) -> None:
     assert audit.seccomp_action(code) == action
 
@@ -406,8 +438,10 @@ def test_parse_cost_is_small() -> None:
     import time
 
     recs, _ = load("landlock_context")
-    texts = [(r.type, f"audit({r.sec}.{r.msec:03d}:{r.serial}): {r.body}".encode())
-             for r in recs]  # fmt: skip
+    texts = [
+        (r.type, f"audit({r.sec}.{r.msec:03d}:{r.serial}): {r.body}".encode())
+        for r in recs
+    ]
     n = 0
     t0 = time.perf_counter()
     for _ in range(20):

@@ -45,13 +45,23 @@ def ev(
     verdict: str | None = None,
 ) -> dict[str, Any]:
     if verdict is None:
-        verdict = "allow" if ret >= 0 else ("deny" if ret in (-1, -13) or kind != "syscall" else "error")
+        verdict = (
+            "allow"
+            if ret >= 0
+            else ("deny" if ret in (-1, -13) or kind != "syscall" else "error")
+        )
     e: dict[str, Any] = {
-        "ts_ns": wall_ns - OFF, "kind": kind, "verdict": verdict, "ret": ret, "lsm": lsm,
-        "pid": tid if tid is not None else pid, "tgid": pid, "syscall": syscall,
+        "ts_ns": wall_ns - OFF,
+        "kind": kind,
+        "verdict": verdict,
+        "ret": ret,
+        "lsm": lsm,
+        "pid": tid if tid is not None else pid,
+        "tgid": pid,
+        "syscall": syscall,
         "hook": f"sys_{syscall}" if kind == "syscall" else "file_open",
         "object": {"path": path} if path is not None else {},
-    }  # fmt: skip
+    }
     return e
 
 
@@ -74,20 +84,24 @@ def landlock_ctx(
     return group(
         f'1423 {h} domain=1a blockers=fs.read_file path="{path}" dev="vda" ino=7',
         f"1300 {h} arch=c000003e syscall={nr} success=no exit={exit_} a0=0 a1=0 a2=0 "
-        f'a3=0 items=0 ppid=1 pid={pid} auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 '
+        f"a3=0 items=0 ppid=1 pid={pid} auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 "
         f'egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm="t" exe="/t" key=(null)',
         f"1320 {h}",
     )
 
 
-def landlock_alone(serial: int, path: str, wall_ns: int = T0, domain: str = "1a") -> audit.Group:
+def landlock_alone(
+    serial: int, path: str, wall_ns: int = T0, domain: str = "1a"
+) -> audit.Group:
     return group(
-        f'1423 audit({stamp(wall_ns)}:{serial}): domain={domain} blockers=fs.read_file '
+        f"1423 audit({stamp(wall_ns)}:{serial}): domain={domain} blockers=fs.read_file "
         f'path="{path}" dev="vda" ino=7'
     )
 
 
-def domain_alloc(serial: int, pid: int, domain: str = "1a", wall_ns: int = T0) -> audit.Group:
+def domain_alloc(
+    serial: int, pid: int, domain: str = "1a", wall_ns: int = T0
+) -> audit.Group:
     return group(
         f"1424 audit({stamp(wall_ns)}:{serial}): domain={domain} status=allocated "
         f'mode=enforcing pid={pid} uid=0 exe="/usr/bin/t" comm="t"'
@@ -116,7 +130,10 @@ def paths(evs: list[dict[str, Any]]) -> list[str | None]:
 
 
 def load(name: str) -> tuple[list[audit.Group], dict[str, Any]]:
-    recs = [audit.parse_line(ln) for ln in (DATA / f"{name}.records").read_text().splitlines()]
+    recs = [
+        audit.parse_line(ln)
+        for ln in (DATA / f"{name}.records").read_text().splitlines()
+    ]
     g = audit.Grouper(clock=lambda: 0.0)
     groups = g.add_records([r for r in recs if r is not None]) + g.drain()
     return groups, json.loads((DATA / f"{name}.json").read_text())
@@ -241,10 +258,19 @@ def test_disagreement_keeps_the_hooks_answer() -> None:
     d = ev(401, lsm="dac")
     same = ev(402, lsm="landlock")
     j.add_events([a, d, same])
-    out = j.add_groups([landlock_ctx(1, 400, "/tmp/x"), landlock_ctx(2, 401, "/tmp/x"),
-                        landlock_ctx(3, 402, "/tmp/x")])  # fmt: skip
+    out = j.add_groups(
+        [
+            landlock_ctx(1, 400, "/tmp/x"),
+            landlock_ctx(2, 401, "/tmp/x"),
+            landlock_ctx(3, 402, "/tmp/x"),
+        ]
+    )
     assert out == [a, d, same]
-    assert (a["lsm"], a["lsm_source"], a["audit"]["disagrees"]) == ("apparmor", "hook", True)
+    assert (a["lsm"], a["lsm_source"], a["audit"]["disagrees"]) == (
+        "apparmor",
+        "hook",
+        True,
+    )
     assert (d["lsm"], d["audit"]["disagrees"]) == ("dac", True)
     assert (same["lsm"], same["lsm_source"]) == ("landlock", "hook")
     assert "disagrees" not in same["audit"]
@@ -262,9 +288,18 @@ def test_events_no_record_can_concern_pass_at_once() -> None:
         ev(1, ret=-2),  # ENOENT: a failure, not a decision
         ev(1, ret=-1, lsm="capability", kind="syscall"),  # commoncap: no record
         ev(1, ret=-13, lsm="yama", kind="hook"),
-        {"kind": "exec", "hook": "exec", "verdict": "allow", "ret": 0, "lsm": None,
-         "pid": 1, "tgid": 1, "ts_ns": 0, "object": {}},
-    ]  # fmt: skip
+        {
+            "kind": "exec",
+            "hook": "exec",
+            "verdict": "allow",
+            "ret": 0,
+            "lsm": None,
+            "pid": 1,
+            "tgid": 1,
+            "ts_ns": 0,
+            "object": {},
+        },
+    ]
     assert j.add_events(evs) == evs
     assert [e["lsm_source"] for e in evs] == [None, None, "hook", "hook", None]
     assert j.stats.passed == 5
@@ -316,8 +351,12 @@ def test_repeated_denials_join_in_order() -> None:
     j = joiner(clock)
     evs = [ev(1, wall_ns=T0 + i * 1_000_000) for i in range(3)]
     j.add_events(evs)
-    out = j.add_groups([landlock_ctx(10 + i, 1, "/tmp/x", wall_ns=T0 + i * 1_000_000)
-                        for i in range(3)])  # fmt: skip
+    out = j.add_groups(
+        [
+            landlock_ctx(10 + i, 1, "/tmp/x", wall_ns=T0 + i * 1_000_000)
+            for i in range(3)
+        ]
+    )
     assert [e["audit"]["serial"] for e in out] == [10, 11, 12]
 
 
@@ -369,7 +408,10 @@ def test_one_syscall_with_hook_and_exit_events() -> None:
     assert (j.stats.joined, j.stats.groups_joined) == (2, 1)
     # the record between the two events: the exit event still takes it
     j2 = joiner(clock)
-    hook2, exit2 = ev(1, kind="hook", lsm="landlock", tid=5), ev(1, lsm="landlock", tid=5)
+    hook2, exit2 = (
+        ev(1, kind="hook", lsm="landlock", tid=5),
+        ev(1, lsm="landlock", tid=5),
+    )
     j2.add_events([hook2])
     assert j2.add_groups([landlock_ctx(1, 1, "/tmp/x")]) == [hook2]
     assert j2.add_events([exit2]) == [exit2]
@@ -386,7 +428,9 @@ def test_event_flood_is_bounded() -> None:
     j = joiner(clock, max_events=100)
     released = 0
     for i in range(10):
-        released += len(j.add_events([ev(1, wall_ns=T0 + k) for k in range(100 * i, 100 * i + 100)]))
+        released += len(
+            j.add_events([ev(1, wall_ns=T0 + k) for k in range(100 * i, 100 * i + 100)])
+        )
         assert j.queued <= 100
     assert released == 900
     assert j.stats.overflow_events == 900
@@ -462,7 +506,9 @@ def test_audit_objects_follow_the_event_schema() -> None:
     from lsmtrace.schema import event_schema
 
     schema = event_schema()
-    v = jsonschema.Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/audit"})
+    v = jsonschema.Draft202012Validator(
+        {"$defs": schema["$defs"], "$ref": "#/$defs/audit"}
+    )
     made = []
     for name in ("landlock_context", "landlock_alone", "seccomp_context"):
         groups, _ = load(name)

@@ -39,8 +39,10 @@ class FakeTracer:
     def __init__(self, polls: int = 3) -> None:
         side = json.loads((PAYLOADS / "open_eacces.json").read_text())
         self.raw = (PAYLOADS / "open_eacces.bin").read_bytes()
-        self.id_names = IdNames({int(k): v for k, v in side["id_names"]["names"].items()},
-                                {int(k): v for k, v in side["id_names"]["families"].items()})  # fmt: skip
+        self.id_names = IdNames(
+            {int(k): v for k, v in side["id_names"]["names"].items()},
+            {int(k): v for k, v in side["id_names"]["families"].items()},
+        )
         self.syscall_names = {int(k): v for k, v in side["syscall_names"].items()}
         self.polls = polls
         self.n = 0
@@ -65,8 +67,14 @@ class FakeTracer:
 
     def stats(self) -> dict[str, int]:
         n = len(self.raw) // abi.EVENT_SIZE
-        return {"lost": 0, "attempted": n, "seen": n, "filtered": 0, "map_full": 0,
-                "read_err": 0}  # fmt: skip
+        return {
+            "lost": 0,
+            "attempted": n,
+            "seen": n,
+            "filtered": 0,
+            "map_full": 0,
+            "read_err": 0,
+        }
 
     @property
     def delivered(self) -> int:
@@ -92,13 +100,21 @@ class FakeReader:
 def landlock_records(pid: int, path: str, serial: int = 7) -> list[tuple[int, bytes]]:
     h = f"audit({REC_SEC}.154:{serial}):"
     return [
-        (1423, f'{h} domain=1a blockers=fs.read_file path="{path}" dev="vda" ino=7'.encode()),
-        (1300, (f"{h} arch=c000003e syscall=257 success=no exit=-13 a0=0 a1=0 a2=0 a3=0 "
+        (
+            1423,
+            f'{h} domain=1a blockers=fs.read_file path="{path}" dev="vda" ino=7'.encode(),
+        ),
+        (
+            1300,
+            (
+                f"{h} arch=c000003e syscall=257 success=no exit=-13 a0=0 a1=0 a2=0 a3=0 "
                 f"items=0 ppid=1 pid={pid} auid=0 uid=65534 gid=65534 euid=65534 suid=0 "
                 f'fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm="cat" '
-                f'exe="/usr/bin/cat" key=(null)').encode()),
+                f'exe="/usr/bin/cat" key=(null)'
+            ).encode(),
+        ),
         (1320, f"{h} ".encode()),
-    ]  # fmt: skip
+    ]
 
 
 def session_with(
@@ -163,9 +179,16 @@ def test_session_releases_a_denial_whose_record_never_comes() -> None:
 
 
 def status(enabled: int) -> auditnl.AuditStatus:
-    return auditnl.AuditStatus(enabled=enabled, failure=1, pid=0, rate_limit=0,
-                               backlog_limit=64, lost=0, backlog=0,
-                               backlog_wait_time=15000)  # fmt: skip
+    return auditnl.AuditStatus(
+        enabled=enabled,
+        failure=1,
+        pid=0,
+        rate_limit=0,
+        backlog_limit=64,
+        lost=0,
+        backlog=0,
+        backlog_wait_time=15000,
+    )
 
 
 class FakeGuard:
@@ -181,8 +204,9 @@ class FakeGuard:
         self.restored = True
 
 
-def open_with(mode: str, enable: bool, enabled: int | Exception,
-              reader: Any = None) -> tuple[auditlive.Opened, FakeGuard]:  # fmt: skip
+def open_with(
+    mode: str, enable: bool, enabled: int | Exception, reader: Any = None
+) -> tuple[auditlive.Opened, FakeGuard]:
     guard = FakeGuard()
 
     def get_status() -> auditnl.AuditStatus:
@@ -195,9 +219,15 @@ def open_with(mode: str, enable: bool, enabled: int | Exception,
             raise reader
         return reader or FakeReader([])
 
-    opened = auditlive.open_join(mode, enable, {257: "openat"}, 0, get_status=get_status,
-                                 make_reader=make_reader,
-                                 make_guard=lambda: guard)  # fmt: skip
+    opened = auditlive.open_join(
+        mode,
+        enable,
+        {257: "openat"},
+        0,
+        get_status=get_status,
+        make_reader=make_reader,
+        make_guard=lambda: guard,
+    )
     return opened, guard
 
 
@@ -229,7 +259,9 @@ def test_enable_audit_turns_it_on_and_warns() -> None:
     assert guard.enabled
     assert opened.join is not None
     assert opened.join.guard is guard
-    assert any("until reboot" in n and "goes back off at exit" in n for n in opened.notes)
+    assert any(
+        "until reboot" in n and "goes back off at exit" in n for n in opened.notes
+    )
     opened.join.close()
     assert guard.restored
 
@@ -259,9 +291,17 @@ def test_enable_audit_with_audit_off_is_a_contradiction() -> None:
 
 
 def test_disagreement_text() -> None:
-    ev = {"verdict": "deny", "errno": "EACCES", "lsm": "apparmor",
-          "audit": {"rule": "landlock fs.read_file", "disagrees": True}}  # fmt: skip
+    ev = {
+        "verdict": "deny",
+        "errno": "EACCES",
+        "lsm": "apparmor",
+        "audit": {"rule": "landlock fs.read_file", "disagrees": True},
+    }
     assert output.result_text(ev) == "EACCES:apparmor (audit: landlock fs.read_file)"
-    hostile = {"verdict": "deny", "errno": "EACCES", "lsm": "apparmor",
-               "audit": {"rule": "apparmor profile=/x\x1b[31m r"}}  # fmt: skip
+    hostile = {
+        "verdict": "deny",
+        "errno": "EACCES",
+        "lsm": "apparmor",
+        "audit": {"rule": "apparmor profile=/x\x1b[31m r"},
+    }
     assert output.result_text(hostile) == "EACCES:apparmor profile=/x\\x1b[31m r"

@@ -56,7 +56,9 @@ def test_messages_split_a_datagram() -> None:
 
 def test_never_task_rule() -> None:
     assert auditnl.Rule(auditnl.AUDIT_FILTER_TASK, auditnl.AUDIT_NEVER, 0).never_task
-    assert not auditnl.Rule(auditnl.AUDIT_FILTER_TASK, auditnl.AUDIT_NEVER, 1).never_task
+    assert not auditnl.Rule(
+        auditnl.AUDIT_FILTER_TASK, auditnl.AUDIT_NEVER, 1
+    ).never_task
     assert not auditnl.Rule(4, auditnl.AUDIT_NEVER, 0).never_task  # exit list
     assert not auditnl.Rule(auditnl.AUDIT_FILTER_TASK, 2, 0).never_task  # always
 

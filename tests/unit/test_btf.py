@@ -180,10 +180,15 @@ def test_dangling_type_reference_is_btf_error() -> None:
     # FUNC -> FUNC_PROTO with a parameter of type 99 (absent).
     types = struct.pack(
         "<IIIIIIII",
-        1, (12 << 24), 2,  # [1] FUNC 'f' -> 2
-        0, (13 << 24) | 1, 0,  # [2] FUNC_PROTO returns void, 1 param
-        0, 99,  # param: no name, type 99
-    )  # fmt: skip
+        1,
+        (12 << 24),
+        2,  # [1] FUNC 'f' -> 2
+        0,
+        (13 << 24) | 1,
+        0,  # [2] FUNC_PROTO returns void, 1 param
+        0,
+        99,  # param: no name, type 99
+    )
     strings = b"\0f\0"
     blob = _header(type_len=len(types), str_off=len(types), str_len=len(strings))
     btf = BTF(blob + types + strings)
@@ -211,13 +216,26 @@ def test_qualified_pointer_chain() -> None:
     # [6] PTR->5: "const char *const volatile *"
     types = struct.pack(
         "<" + "I" * 19,
-        1, (1 << 24), 1, (6 << 24) | 8,  # [1] INT 'char' size 1, 8 bits signed
-        0, (10 << 24), 1,
-        0, (2 << 24), 2,
-        0, (9 << 24), 3,
-        0, (10 << 24), 4,
-        0, (2 << 24), 5,
-    )  # fmt: skip
+        1,
+        (1 << 24),
+        1,
+        (6 << 24) | 8,  # [1] INT 'char' size 1, 8 bits signed
+        0,
+        (10 << 24),
+        1,
+        0,
+        (2 << 24),
+        2,
+        0,
+        (9 << 24),
+        3,
+        0,
+        (10 << 24),
+        4,
+        0,
+        (2 << 24),
+        5,
+    )
     strings = b"\0char\0"
     blob = _header(type_len=len(types), str_off=len(types), str_len=len(strings))
     btf = BTF(blob + types + strings)

@@ -38,41 +38,86 @@ POD = "8b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
         (f"/docker/{ID}", "docker", ID, None, None),
         # podman: root, rootless (user manager), the "container" sub-cgroup, cgroupfs
         (f"/machine.slice/libpod-{ID}.scope", "podman", ID, None, f"libpod-{ID}.scope"),
-        (f"/machine.slice/libpod-{ID}.scope/container", "podman", ID, None,
-         f"libpod-{ID}.scope"),
-        (f"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope",
-         "podman", ID, None, f"libpod-{ID}.scope"),
+        (
+            f"/machine.slice/libpod-{ID}.scope/container",
+            "podman",
+            ID,
+            None,
+            f"libpod-{ID}.scope",
+        ),
+        (
+            f"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope",
+            "podman",
+            ID,
+            None,
+            f"libpod-{ID}.scope",
+        ),
         (f"/libpod_parent/libpod-{ID}", "podman", ID, None, None),
         # Kubernetes, systemd driver: burstable, besteffort, guaranteed (no QoS level)
-        ("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
-         f"{POD.replace('-', '_')}.slice/cri-containerd-{ID}.scope",
-         "containerd", ID, POD, f"cri-containerd-{ID}.scope"),
-        ("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod"
-         f"{POD.replace('-', '_')}.slice/crio-{ID}.scope", "cri-o", ID, POD,
-         f"crio-{ID}.scope"),
-        (f"/kubepods.slice/kubepods-pod{POD.replace('-', '_')}.slice/docker-{ID}.scope",
-         "docker", ID, POD, f"docker-{ID}.scope"),
+        (
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+            f"{POD.replace('-', '_')}.slice/cri-containerd-{ID}.scope",
+            "containerd",
+            ID,
+            POD,
+            f"cri-containerd-{ID}.scope",
+        ),
+        (
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod"
+            f"{POD.replace('-', '_')}.slice/crio-{ID}.scope",
+            "cri-o",
+            ID,
+            POD,
+            f"crio-{ID}.scope",
+        ),
+        (
+            f"/kubepods.slice/kubepods-pod{POD.replace('-', '_')}.slice/docker-{ID}.scope",
+            "docker",
+            ID,
+            POD,
+            f"docker-{ID}.scope",
+        ),
         # Kubernetes, cgroupfs driver: the runtime is not in the path
         (f"/kubepods/burstable/pod{POD}/{ID}", "cri", ID, POD, None),
         (f"/kubepods/pod{POD}/{ID}", "cri", ID, POD, None),
         (f"/kubepods/besteffort/pod{POD}/crio-{ID}", "cri-o", ID, POD, None),
         # kind: a pod inside a docker container that is a node: the innermost wins
-        (f"/system.slice/docker-{ID2}.scope/kubelet.slice/kubelet-kubepods.slice/"
-         f"kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod"
-         f"{POD.replace('-', '_')}.slice/cri-containerd-{ID}.scope",
-         "containerd", ID, None, f"cri-containerd-{ID}.scope"),
-        (f"/system.slice/nerdctl-{ID}.scope", "containerd", ID, None,
-         f"nerdctl-{ID}.scope"),
+        (
+            f"/system.slice/docker-{ID2}.scope/kubelet.slice/kubelet-kubepods.slice/"
+            f"kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod"
+            f"{POD.replace('-', '_')}.slice/cri-containerd-{ID}.scope",
+            "containerd",
+            ID,
+            None,
+            f"cri-containerd-{ID}.scope",
+        ),
+        (
+            f"/system.slice/nerdctl-{ID}.scope",
+            "containerd",
+            ID,
+            None,
+            f"nerdctl-{ID}.scope",
+        ),
         # LXC / LXD / Incus, new and old layouts; units of the container's systemd
         ("/lxc.payload.web1", "lxc", "web1", None, None),
-        ("/lxc.payload.web1/system.slice/nginx.service", "lxc", "web1", None,
-         "nginx.service"),
+        (
+            "/lxc.payload.web1/system.slice/nginx.service",
+            "lxc",
+            "web1",
+            None,
+            "nginx.service",
+        ),
         ("/lxc/web1", "lxc", "web1", None, None),
-        ("/machine.slice/systemd-nspawn@deb\\x2dtest.service/payload", "nspawn",
-         "deb-test", None, "systemd-nspawn@deb\\x2dtest.service"),
+        (
+            "/machine.slice/systemd-nspawn@deb\\x2dtest.service/payload",
+            "nspawn",
+            "deb-test",
+            None,
+            "systemd-nspawn@deb\\x2dtest.service",
+        ),
         (f"/default/{ID}", "unknown", ID, None, None),
     ],
-)  # fmt: skip
+)
 def test_containers(
     path: str, runtime: str, cid: str, pod: str | None, unit: str | None
 ) -> None:
@@ -90,18 +135,24 @@ def test_containers(
         ("/system.slice/ssh.service", "ssh.service"),
         ("/system.slice/system-getty.slice/getty@tty1.service", "getty@tty1.service"),
         ("/user.slice/user-1000.slice/session-3.scope", "session-3.scope"),
-        ("/user.slice/user-1000.slice/user@1000.service/app.slice/"
-         "app-org.gnome.Terminal.slice/vte-spawn-1b2c.scope", "vte-spawn-1b2c.scope"),
+        (
+            "/user.slice/user-1000.slice/user@1000.service/app.slice/"
+            "app-org.gnome.Terminal.slice/vte-spawn-1b2c.scope",
+            "vte-spawn-1b2c.scope",
+        ),
         ("/user.slice/user-1000.slice/user@1000.service/init.scope", "init.scope"),
         (f"/machine.slice/libpod-conmon-{ID}.scope", f"libpod-conmon-{ID}.scope"),
-        (f"/kubepods.slice/kubepods-pod{POD.replace('-', '_')}.slice/"
-         f"crio-conmon-{ID}.scope", f"crio-conmon-{ID}.scope"),
+        (
+            f"/kubepods.slice/kubepods-pod{POD.replace('-', '_')}.slice/"
+            f"crio-conmon-{ID}.scope",
+            f"crio-conmon-{ID}.scope",
+        ),
         ("/lxc.monitor.web1", None),
         ("/system.slice/docker.service", "docker.service"),
         # an id that is too short to be a container directory
         ("/process_api/4f92385b3738d0c98d41cdd49db9cb51", None),
     ],
-)  # fmt: skip
+)
 def test_host_units(path: str, unit: str | None) -> None:
     a = attribute(path)
     assert a.container is None, a

@@ -220,9 +220,12 @@ def test_tomoyo_active(tmp_path: Path) -> None:
         "PROFILE_VERSION=20150505\n0-CONFIG={ mode=disabled }\n"
         "3-CONFIG={ mode=enforcing grant_log=no reject_log=yes }\n"
         "7-CONFIG={ mode=disabled }\n7-CONFIG::file::open={ mode=enforcing }\n"
-        "12-COMMENT=mode=enforcing in a comment\n")  # fmt: skip
+        "12-COMMENT=mode=enforcing in a comment\n"
+    )
     c = diagnose(root).get("tomoyo")
-    assert c.detail.startswith("active, policy loaded (profiles enforcing: 3, 7;"), c.detail
+    assert c.detail.startswith("active, policy loaded (profiles enforcing: 3, 7;"), (
+        c.detail
+    )
 
 
 def test_landlock_not_probed_off_the_live_root(tree: Path) -> None:
@@ -272,9 +275,15 @@ def test_securityfs_unmounted(tmp_path: Path) -> None:
 
 def status(enabled: int = 0, pid: int = 0, lost: int = 0) -> auditnl.AuditStatus:
     return auditnl.AuditStatus(
-        enabled=enabled, failure=1, pid=pid, rate_limit=0, backlog_limit=64,
-        lost=lost, backlog=0, backlog_wait_time=15000,
-    )  # fmt: skip
+        enabled=enabled,
+        failure=1,
+        pid=pid,
+        rate_limit=0,
+        backlog_limit=64,
+        lost=lost,
+        backlog=0,
+        backlog_wait_time=15000,
+    )
 
 
 NEVER_TASK = auditnl.Rule(auditnl.AUDIT_FILTER_TASK, auditnl.AUDIT_NEVER, 0)
@@ -307,8 +316,14 @@ def test_audit_disabled_says_how_and_what_it_costs(tree: Path) -> None:
     assert c.status == "info"
     assert c.detail.startswith("built in, disabled")
     hint = c.hint or ""
-    for what in ("auditctl -e 1", "audit=1", "--enable-audit", "getppid",
-                 "never,task", "until reboot"):  # fmt: skip
+    for what in (
+        "auditctl -e 1",
+        "audit=1",
+        "--enable-audit",
+        "getppid",
+        "never,task",
+        "until reboot",
+    ):
         assert what in hint, what
     assert "pay a syscall audit context" in r.get("audit rules").detail
     assert "no audit daemon" in r.get("audit readers").detail

@@ -22,8 +22,24 @@ from lsmtrace.events import Decoder, Event, IdNames, WallClock, decode, verdict_
 PAYLOADS = Path(__file__).resolve().parent.parent / "data" / "payloads"
 SCENARIOS = ("open_eacces", "nice", "kill", "connect", "hostile")
 # sidecar keys compared with the Event attribute of the same name
-ATTRS = ("rung", "kind", "hook", "family", "syscall", "verdict", "ret", "errno", "lsm",
-         "pid", "tgid", "uid", "euid", "gid", "comm", "truncated")  # fmt: skip
+ATTRS = (
+    "rung",
+    "kind",
+    "hook",
+    "family",
+    "syscall",
+    "verdict",
+    "ret",
+    "errno",
+    "lsm",
+    "pid",
+    "tgid",
+    "uid",
+    "euid",
+    "gid",
+    "comm",
+    "truncated",
+)
 
 
 @dataclass
@@ -138,7 +154,12 @@ def test_open_eacces() -> None:
     exp = load("open_eacces").expected[0]
     ev = only("open_eacces", "sys_openat")
     assert (ev["kind"], ev["rung"], ev["verdict"], ev["errno"], ev["ret"]) == (
-        "syscall", "tracepoint", "deny", "EACCES", -13)  # fmt: skip
+        "syscall",
+        "tracepoint",
+        "deny",
+        "EACCES",
+        -13,
+    )
     assert ev["uid"] == ev["euid"] == 65534
     assert ev["comm"] == "cat"
     # a failed open: the directory (here the root, the name is absolute)
@@ -151,7 +172,12 @@ def test_open_eacces() -> None:
 def test_nice_capability_denial() -> None:
     ev = only("nice", "capable")
     assert (ev["kind"], ev["family"], ev["verdict"], ev["errno"], ev["lsm"]) == (
-        "capable", "capability", "deny", "EPERM", "capability")  # fmt: skip
+        "capable",
+        "capability",
+        "deny",
+        "EPERM",
+        "capability",
+    )
     assert ev["object"]["cap"] == 23
     assert ev["object"]["cap_name"] == "CAP_SYS_NICE"
     assert ev["syscall"] == "setpriority"
@@ -161,7 +187,12 @@ def test_nice_capability_denial() -> None:
 
 def test_nice_setpriority() -> None:
     ev = only("nice", "sys_setpriority")
-    assert (ev["kind"], ev["verdict"], ev["errno"], ev["ret"]) == ("syscall", "deny", "EACCES", -13)
+    assert (ev["kind"], ev["verdict"], ev["errno"], ev["ret"]) == (
+        "syscall",
+        "deny",
+        "EACCES",
+        -13,
+    )
     # lsm from the cap_capable denial seen inside the syscall, told by the kernel
     assert ev["lsm"] == "capability"
     assert ev["lsm_source"] == "hook"
@@ -172,7 +203,9 @@ def test_nice_setpriority_raw_object() -> None:
     cap = load("nice")
     i = next(i for i, e in enumerate(cap.expected) if e["hook"] == "sys_setpriority")
     n = cap.wire(i).obj.nice
-    assert {"which": n.which, "who": n.who, "nice": n.nice} == cap.expected[i]["raw_nice"]
+    assert {"which": n.which, "who": n.who, "nice": n.nice} == cap.expected[i][
+        "raw_nice"
+    ]
 
 
 def test_nice_setpriority_object_decoded() -> None:
@@ -245,7 +278,6 @@ def test_long_path_truncated() -> None:
     assert got == full[: abi.PATH_LEN - 1]
     assert ev["truncated"] is True
     assert cap.wire(1).flags & abi.EvFlag.TRUNCATED
-
 
 
 # -- decode() edge cases -------------------------------------------------------------
@@ -343,12 +375,25 @@ def test_hostile_flags_are_o_cloexec() -> None:
 
 # -- objects of the ABI 2 wire format, built field by field ----------------------
 
-WIRE_IDS = IdNames({7: "capable", 8: "task_setnice", abi.SYSCALL_BASE + 257: "sys_openat",
-                    abi.SYSCALL_BASE + 141: "sys_setpriority"}, {})  # fmt: skip
+WIRE_IDS = IdNames(
+    {
+        7: "capable",
+        8: "task_setnice",
+        abi.SYSCALL_BASE + 257: "sys_openat",
+        abi.SYSCALL_BASE + 141: "sys_setpriority",
+    },
+    {},
+)
 
 
-def wire(kind: abi.Kind, obj_type: abi.ObjType, id_: int = 0, ret: int = 0,
-         flags: int = 0, rung: abi.Rung = abi.Rung.TRACEPOINT) -> abi.Event:  # fmt: skip
+def wire(
+    kind: abi.Kind,
+    obj_type: abi.ObjType,
+    id_: int = 0,
+    ret: int = 0,
+    flags: int = 0,
+    rung: abi.Rung = abi.Rung.TRACEPOINT,
+) -> abi.Event:
     e = abi.Event()
     e.ts_ns, e.kind, e.rung, e.id, e.ret = 5, int(kind), int(rung), id_, ret
     e.obj_type, e.flags, e.syscall, e.pid, e.tgid = int(obj_type), flags, -1, 9, 9
@@ -375,9 +420,11 @@ def test_exec_object_filename_and_argv() -> None:
     e.obj.proc.buf[: len(raw)] = raw
     e.obj.proc.filename_len = len(b"/usr/bin/python3.11\0")
     e.obj.proc.argv_len = len(raw) - e.obj.proc.filename_len
-    assert dec(e)["object"] == {"filename": "/usr/bin/python3.11",
-                                "argv": ["python3", "-c", "print('a b')"],
-                                "argv_truncated": False}  # fmt: skip
+    assert dec(e)["object"] == {
+        "filename": "/usr/bin/python3.11",
+        "argv": ["python3", "-c", "print('a b')"],
+        "argv_truncated": False,
+    }
 
 
 def test_exec_object_cut_argv_keeps_its_head() -> None:
@@ -392,9 +439,12 @@ def test_exec_object_cut_argv_keeps_its_head() -> None:
 
 
 def test_path_kind_is_decoded() -> None:
-    for kind, name in ((abi.PathKind.EXACT, "exact"), (abi.PathKind.JOINED, "joined"),
-                       (abi.PathKind.AS_GIVEN, "as_given"),
-                       (abi.PathKind.FS_RELATIVE, "fs_relative")):  # fmt: skip
+    for kind, name in (
+        (abi.PathKind.EXACT, "exact"),
+        (abi.PathKind.JOINED, "joined"),
+        (abi.PathKind.AS_GIVEN, "as_given"),
+        (abi.PathKind.FS_RELATIVE, "fs_relative"),
+    ):
         e = wire(abi.Kind.SYSCALL, abi.ObjType.FILE, abi.SYSCALL_BASE + 257, -13)
         e.obj.file.path = b"/tmp/t/hidden.txt"
         e.obj.file.path_kind = int(kind)
@@ -405,9 +455,11 @@ def test_path_kind_is_decoded() -> None:
 
 
 def test_noaudit_from_the_flags() -> None:
-    cases = ((0, {"noaudit": False}),
-             (abi.EvFlag.NOAUDIT_OPTS, {"noaudit": True, "noaudit_by": "opts"}),
-             (abi.EvFlag.NOAUDIT_CALL_SITE, {"noaudit": True, "noaudit_by": "call_site"}))  # fmt: skip
+    cases = (
+        (0, {"noaudit": False}),
+        (abi.EvFlag.NOAUDIT_OPTS, {"noaudit": True, "noaudit_by": "opts"}),
+        (abi.EvFlag.NOAUDIT_CALL_SITE, {"noaudit": True, "noaudit_by": "call_site"}),
+    )
     for flag, want in cases:
         e = wire(abi.Kind.CAPABLE, abi.ObjType.CAP, abi.ID_CAPABLE, -1, int(flag))
         e.obj.cap.cap = 21
@@ -435,7 +487,7 @@ def test_abstract_unix_name() -> None:
     e.obj.sock.path[: len(name)] = name
     # every byte of addrlen is the name (ss(8) shows @ for the leading NUL)
     assert dec(e)["object"] == {"family": "AF_UNIX", "path": "@lsmt-abs\0with-nul"}
-    e.obj.sock.path[: 7] = b"/run/s\0"
+    e.obj.sock.path[:7] = b"/run/s\0"
     e.obj.sock.addrlen = 2 + 7
     assert dec(e)["object"] == {"family": "AF_UNIX", "path": "/run/s"}
 

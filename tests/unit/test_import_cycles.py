@@ -55,8 +55,10 @@ def graph() -> dict[str, set[str]]:
     g = {m: imports(p, known) - {m} for m, p in files.items()}
     # importing lsmtrace.a.b imports lsmtrace.a first: a package __init__ that
     # imports its own submodule is not a cycle
-    return {m: {d for d in deps if not m.startswith(d + ".") and not d.startswith(m + ".")}
-            for m, deps in g.items()}  # fmt: skip
+    return {
+        m: {d for d in deps if not m.startswith(d + ".") and not d.startswith(m + ".")}
+        for m, deps in g.items()
+    }
 
 
 def cycles(g: dict[str, set[str]]) -> list[list[str]]:

@@ -14,14 +14,49 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PURE = ("abi", "events", "output", "hooks", "btf", "syscalls", "bpfgen", "hookgen",
-        "session", "probe", "kheaders", "cli", "doctor", "ringbuf", "proctree", "cgroups",
-        "record", "sandbox", "metrics", "policy", "policy.model", "policy.live",
-        "policy.apparmor", "policy.selinux", "policy.landlock", "policy.tomoyo",
-        "tui.explain", "tui.sources", "commands.options", "commands.trace",
-        "commands.record", "commands.replay", "commands.policy", "commands.sandbox",
-        "commands.export", "commands.tui", "commands.hooks", "commands.doctor",
-        "audit", "auditjoin", "auditnl")  # fmt: skip
+PURE = (
+    "abi",
+    "events",
+    "output",
+    "hooks",
+    "btf",
+    "syscalls",
+    "bpfgen",
+    "hookgen",
+    "session",
+    "probe",
+    "kheaders",
+    "cli",
+    "doctor",
+    "ringbuf",
+    "proctree",
+    "cgroups",
+    "record",
+    "sandbox",
+    "metrics",
+    "policy",
+    "policy.model",
+    "policy.live",
+    "policy.apparmor",
+    "policy.selinux",
+    "policy.landlock",
+    "policy.tomoyo",
+    "tui.explain",
+    "tui.sources",
+    "commands.options",
+    "commands.trace",
+    "commands.record",
+    "commands.replay",
+    "commands.policy",
+    "commands.sandbox",
+    "commands.export",
+    "commands.tui",
+    "commands.hooks",
+    "commands.doctor",
+    "audit",
+    "auditjoin",
+    "auditnl",
+)
 HEAVY = ("bcc", "textual")
 
 PROBE = """
@@ -37,8 +72,11 @@ print(json.dumps({"heavy": sorted(k for k in sys.modules
 def _imports(modules: list[str]) -> list[str]:
     res = subprocess.run(
         [sys.executable, "-c", PROBE % (HEAVY,), *modules],
-        cwd=REPO, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert res.returncode == 0, f"importing {modules} failed:\n{res.stderr}"
     return list(json.loads(res.stdout.strip().splitlines()[-1])["heavy"])
 
@@ -59,8 +97,13 @@ def test_cli_parser_without_heavy_imports() -> None:
     probe = PROBE.replace(
         "print(", "import lsmtrace.cli as c; c.build_parser().format_help()\nprint(", 1
     )
-    res = subprocess.run([sys.executable, "-c", probe % (HEAVY,)],
-                         cwd=REPO, capture_output=True, text=True, check=False)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-c", probe % (HEAVY,)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout.strip().splitlines()[-1])["heavy"] == []
 
@@ -69,8 +112,11 @@ def test_probe_detects_a_heavy_import() -> None:
     """The check itself works: json imported on purpose is seen as 'heavy'."""
     res = subprocess.run(
         [sys.executable, "-c", PROBE % (("json",),), "json"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "json" in json.loads(res.stdout)["heavy"]
 
 

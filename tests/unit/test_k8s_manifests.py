@@ -88,8 +88,11 @@ def test_service_selects_the_daemonset_pods_and_port() -> None:
     svc = k["Service"]["spec"]
     assert svc["selector"].items() <= labels.items()
     assert k["DaemonSet"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    ports = {p["name"]: p["containerPort"] for c in pod["spec"]["containers"]
-             for p in c.get("ports", [])}  # fmt: skip
+    ports = {
+        p["name"]: p["containerPort"]
+        for c in pod["spec"]["containers"]
+        for p in c.get("ports", [])
+    }
     for p in svc["ports"]:
         assert p["targetPort"] in ports or p["targetPort"] in ports.values(), p
 

@@ -106,21 +106,45 @@ def samples(fams: dict[str, Any], name: str) -> list[Any]:
 
 
 def value(fams: dict[str, Any], name: str, **labels: str) -> float:
-    hits = [s.value for s in samples(fams, name)
-            if all(s.labels.get(k) == v for k, v in labels.items())]  # fmt: skip
+    hits = [
+        s.value
+        for s in samples(fams, name)
+        if all(s.labels.get(k) == v for k, v in labels.items())
+    ]
     assert len(hits) == 1, (name, labels, hits)
     return float(hits[0])
 
 
-def event(comm: str = "cat", ret: int = -errno.EACCES, hook: str = "sys_openat",
-          kind: str = "syscall", lsm: str | None = None) -> Event:  # fmt: skip
+def event(
+    comm: str = "cat",
+    ret: int = -errno.EACCES,
+    hook: str = "sys_openat",
+    kind: str = "syscall",
+    lsm: str | None = None,
+) -> Event:
     return {
-        "ts_ns": 1, "latency_ns": None, "cgroup": 1, "kind": kind,
-        "rung": "tracepoint", "hook": hook, "family": "file", "lsm": lsm, "ret": ret,
-        "verdict": verdict_of(kind, ret), "syscall": "openat", "pid": 10, "tgid": 10,
-        "ppid": 1, "uid": 65534, "euid": 65534, "gid": 65534, "mntns": 1,
-        "comm": comm, "object": {}, "truncated": False,
-    }  # fmt: skip
+        "ts_ns": 1,
+        "latency_ns": None,
+        "cgroup": 1,
+        "kind": kind,
+        "rung": "tracepoint",
+        "hook": hook,
+        "family": "file",
+        "lsm": lsm,
+        "ret": ret,
+        "verdict": verdict_of(kind, ret),
+        "syscall": "openat",
+        "pid": 10,
+        "tgid": 10,
+        "ppid": 1,
+        "uid": 65534,
+        "euid": 65534,
+        "gid": 65534,
+        "mntns": 1,
+        "comm": comm,
+        "object": {},
+        "truncated": False,
+    }
 
 
 # -- decisions, self-metrics -----------------------------------------------------
@@ -130,13 +154,33 @@ def test_decisions_labels_follow_count_rows() -> None:
     f = scrape(snapshot())
     d = "lsmtrace_decisions_total"
     assert value(f, d, hook="sys_openat", verdict="allow", errno="", lsm="") == 1000
-    assert value(f, d, hook="sys_openat", verdict="deny", errno="EACCES",
-                 lsm="unknown", family="file") == 7  # fmt: skip
+    assert (
+        value(
+            f,
+            d,
+            hook="sys_openat",
+            verdict="deny",
+            errno="EACCES",
+            lsm="unknown",
+            family="file",
+        )
+        == 7
+    )
     # ENOENT is an error, not a security decision: no LSM is blamed
     assert value(f, d, hook="sys_openat", verdict="error", errno="ENOENT", lsm="") == 40
     assert value(f, d, hook="file_open", verdict="deny", lsm="apparmor") == 3
-    assert value(f, d, hook="capable", verdict="deny", errno="EPERM",
-                 lsm="capability", family="capability") == 2  # fmt: skip
+    assert (
+        value(
+            f,
+            d,
+            hook="capable",
+            verdict="deny",
+            errno="EPERM",
+            lsm="capability",
+            family="capability",
+        )
+        == 2
+    )
     assert f["lsmtrace_decisions"].type == "counter"
 
 
@@ -144,11 +188,26 @@ def test_quiet_probes_are_not_denials() -> None:
     """Refused quiet capability probes (CAP_OPT_NOAUDIT; Tracer.quiet_counts())
     have their own verdict, so verdict="deny" counts only what was refused."""
     cap = abi.ID_CAPABLE
-    f = scrape(snapshot(quiet=[(cap, int(abi.Lsm.CAPABILITY), errno.EPERM, 70)],
-                        process_events=30, quiet_probes=5))  # fmt: skip
+    f = scrape(
+        snapshot(
+            quiet=[(cap, int(abi.Lsm.CAPABILITY), errno.EPERM, 70)],
+            process_events=30,
+            quiet_probes=5,
+        )
+    )
     d = "lsmtrace_decisions_total"
-    assert value(f, d, hook="capable", verdict="quiet", errno="EPERM",
-                 lsm="capability", family="capability") == 70  # fmt: skip
+    assert (
+        value(
+            f,
+            d,
+            hook="capable",
+            verdict="quiet",
+            errno="EPERM",
+            lsm="capability",
+            family="capability",
+        )
+        == 70
+    )
     assert value(f, d, hook="capable", verdict="deny", errno="EPERM") == 2
     assert value(f, "lsmtrace_process_events_total") == 30
     assert value(f, "lsmtrace_quiet_probes_total") == 5
@@ -273,11 +332,21 @@ def test_aggregator_counts_denials_only_and_uses_workload_of() -> None:
         return f"unit:{ev['comm']}.service"
 
     agg = DenialAggregator(table, workload_of)
-    n = agg.add_events([
-        event("nginx"), event("nginx", ret=0), event("nginx", ret=-errno.ENOENT),
-        event("boom"), event("cap", kind="capable", hook="capable", ret=-errno.EPERM,
-                             lsm="capability"),
-    ])  # fmt: skip
+    n = agg.add_events(
+        [
+            event("nginx"),
+            event("nginx", ret=0),
+            event("nginx", ret=-errno.ENOENT),
+            event("boom"),
+            event(
+                "cap",
+                kind="capable",
+                hook="capable",
+                ret=-errno.EPERM,
+                lsm="capability",
+            ),
+        ]
+    )
     assert n == 3
     rows = {(r.hook, r.lsm, r.workload): r.count for r in table.snapshot().rows}
     assert rows == {
@@ -345,24 +414,32 @@ def test_dashboard_metrics_are_exposed() -> None:
 
 
 def test_parse_prog_fdinfo() -> None:
-    text = ("pos:\t0\nflags:\t02000002\nmnt_id:\t16\nino:\t1057\nprog_type:\t5\n"
-            "prog_jited:\t1\nprog_tag:\tdeadbeef\nmemlock:\t4096\nprog_id:\t77\n"
-            "run_time_ns:\t123456\nrun_cnt:\t89\nrecursion_misses:\t0\n")  # fmt: skip
+    text = (
+        "pos:\t0\nflags:\t02000002\nmnt_id:\t16\nino:\t1057\nprog_type:\t5\n"
+        "prog_jited:\t1\nprog_tag:\tdeadbeef\nmemlock:\t4096\nprog_id:\t77\n"
+        "run_time_ns:\t123456\nrun_cnt:\t89\nrecursion_misses:\t0\n"
+    )
     assert parse_prog_fdinfo(text) == (77, ProgStat(123456, 89))
     assert parse_prog_fdinfo("pos:\t0\nflags:\t02\nlink_id:\t3\n") is None
 
 
 @pytest.mark.parametrize(
     ("listen", "want"),
-    [("127.0.0.1:9464", ("127.0.0.1", 9464)), ("[::1]:80", ("::1", 80)),
-     ("0.0.0.0:0", ("0.0.0.0", 0)), ("localhost:9464", ("localhost", 9464))],
-)  # fmt: skip
+    [
+        ("127.0.0.1:9464", ("127.0.0.1", 9464)),
+        ("[::1]:80", ("::1", 80)),
+        ("0.0.0.0:0", ("0.0.0.0", 0)),
+        ("localhost:9464", ("localhost", 9464)),
+    ],
+)
 def test_parse_listen(listen: str, want: tuple[str, int]) -> None:
     assert export_cmd.parse_listen(listen) == want
 
 
-@pytest.mark.parametrize("bad", ["9464", ":9464", "127.0.0.1:", "h:x", "::1:80",
-                                 "127.0.0.1:70000", "[::1]80"])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    ["9464", ":9464", "127.0.0.1:", "h:x", "::1:80", "127.0.0.1:70000", "[::1]80"],
+)
 def test_parse_listen_rejects(bad: str) -> None:
     with pytest.raises(UsageError) as e:
         export_cmd.parse_listen(bad)
@@ -408,8 +485,9 @@ def test_credentials_rejects(tmp_path: Path, text: str) -> None:
 @contextlib.contextmanager
 def serve(app: Any, tls: ssl.SSLContext | None = None) -> Iterator[tuple[Any, int]]:
     httpd = export_cmd.make_http_server(app, "127.0.0.1", 0, tls)
-    t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True)  # fmt: skip
+    t = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     t.start()
     try:
         yield httpd, httpd.server_address[1]
@@ -475,11 +553,27 @@ def test_http_port_in_use_is_a_usage_error(fake_app: Any) -> None:
 def test_https(fake_app: Any, tmp_path: Path) -> None:
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     ctx = export_cmd.tls_context(str(cert), str(key))
     client = ssl.create_default_context(cafile=str(cert))
     with serve(fake_app, ctx) as (_httpd, port):
@@ -496,10 +590,17 @@ def test_https(fake_app: Any, tmp_path: Path) -> None:
 
 
 def test_import_hygiene() -> None:
-    code = ("import sys, lsmtrace.metrics, lsmtrace.commands.export;"
-            "print(sorted(m for m in ('bcc', 'textual') if m in sys.modules))")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
+    code = (
+        "import sys, lsmtrace.metrics, lsmtrace.commands.export;"
+        "print(sorted(m for m in ('bcc', 'textual') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "[]"
 
 
@@ -507,9 +608,14 @@ def test_import_hygiene() -> None:
 
 
 def would(ev: Event, target: str = "landlock") -> Event:
-    ev["would_deny"] = {"policy": "p.json", "target": target, "context": "ruleset x",
-                        "program": "/usr/bin/cat", "access": ["file /etc/x read"],
-                        "missing": ['{"path": "/etc/x", "access": ["read_file"]}']}  # fmt: skip
+    ev["would_deny"] = {
+        "policy": "p.json",
+        "target": target,
+        "context": "ruleset x",
+        "program": "/usr/bin/cat",
+        "access": ["file /etc/x read"],
+        "missing": ['{"path": "/etc/x", "access": ["read_file"]}'],
+    }
     return ev
 
 
@@ -523,14 +629,22 @@ def test_would_deny_series_bounded_and_apart_from_denials() -> None:
     evs += [event(comm="d")]  # a denial nothing in the policy concerns
     DenialAggregator(table).add_events(evs)
     WouldDenyAggregator(wd).add_events(evs)
-    f = scrape(snapshot(denials=table.snapshot(), policy="p.json",
-                        would_deny=wd.snapshot(), policy_checked=300))  # fmt: skip
+    f = scrape(
+        snapshot(
+            denials=table.snapshot(),
+            policy="p.json",
+            would_deny=wd.snapshot(),
+            policy_checked=300,
+        )
+    )
     rows = samples(f, "lsmtrace_policy_would_deny_total")
     assert {s.labels["policy"] for s in rows} == {"p.json"}
     assert {s.labels["lsm"] for s in rows} == {"landlock"}
     assert len({s.labels["workload"] for s in rows}) <= k + 1
     assert sum(s.value for s in rows) == 100
-    assert value(f, "lsmtrace_policy_would_deny_folded_total", policy="p.json") == 100 - k
+    assert (
+        value(f, "lsmtrace_policy_would_deny_folded_total", policy="p.json") == 100 - k
+    )
     assert value(f, "lsmtrace_policy_checked_total", policy="p.json") == 300
     assert sum(s.value for s in samples(f, "lsmtrace_denials_total")) == 1
 

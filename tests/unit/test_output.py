@@ -72,13 +72,30 @@ def make_event(**kw: Any) -> Event:
     kind = kw.get("kind", "syscall")
     ret = kw.get("ret", -13)
     base: dict[str, Any] = dict(
-        time=CLOCK.iso(ts), ts_ns=ts, rung="tracepoint", kind=kind,
-        hook="sys_openat", family="file", verdict=verdict_of(kind, ret), ret=ret,
-        errno=errno_name(ret), lsm=None, pid=4242, tgid=4242, ppid=1, uid=65534,
-        euid=65534, gid=65534, comm="cat", cgroup=1, mntns=4026531832,
-        syscall="openat", latency_ns=None, object={"path": "/etc/shadow"},
+        time=CLOCK.iso(ts),
+        ts_ns=ts,
+        rung="tracepoint",
+        kind=kind,
+        hook="sys_openat",
+        family="file",
+        verdict=verdict_of(kind, ret),
+        ret=ret,
+        errno=errno_name(ret),
+        lsm=None,
+        pid=4242,
+        tgid=4242,
+        ppid=1,
+        uid=65534,
+        euid=65534,
+        gid=65534,
+        comm="cat",
+        cgroup=1,
+        mntns=4026531832,
+        syscall="openat",
+        latency_ns=None,
+        object={"path": "/etc/shadow"},
         truncated=False,
-    )  # fmt: skip
+    )
     base.update(kw)
     return base
 
@@ -93,8 +110,10 @@ def captured_events() -> list[Event]:
         )
         names = {int(k): v for k, v in sc["syscall_names"].items()}
         raw = side.with_suffix(".bin").read_bytes()
-        out += [decode(raw, ids, names, o, CLOCK)
-                for o in range(0, len(raw), abi.EVENT_SIZE)]
+        out += [
+            decode(raw, ids, names, o, CLOCK)
+            for o in range(0, len(raw), abi.EVENT_SIZE)
+        ]
     return out
 
 
@@ -104,11 +123,17 @@ def hostile_events() -> list[Event]:
         evs.append(make_event(object={"path": s}))
         evs.append(make_event(object={"path": "/a", "path2": s}))
         evs.append(make_event(kind="exec", hook="exec", object={"filename": s}))
-        evs.append(make_event(hook="sys_connect", ret=-111,
-                              object={"family": "AF_UNIX", "path": s}))  # fmt: skip
+        evs.append(
+            make_event(
+                hook="sys_connect", ret=-111, object={"family": "AF_UNIX", "path": s}
+            )
+        )
         evs.append(make_event(hook="sys_mount", object={"source": s, "fstype": s}))
-        evs.append(make_event(kind="avc", hook="selinux_audited",
-                              object={"tclass": s, "tcontext": s}))  # fmt: skip
+        evs.append(
+            make_event(
+                kind="avc", hook="selinux_audited", object={"tclass": s, "tcontext": s}
+            )
+        )
     for c in COMMS:
         evs.append(make_event(comm=c, object={"path": HOSTILE[4]}))
     return evs
@@ -364,10 +389,30 @@ def test_json_time_and_extra() -> None:
 def test_json_schema_keys() -> None:
     d = json.loads(json_text(make_event()))
     assert list(d) == [
-        "time", "ts_ns", "rung", "kind", "hook", "family", "verdict", "ret", "errno",
-        "lsm", "pid", "tgid", "ppid", "uid", "euid", "gid", "comm", "cgroup", "mntns",
-        "syscall", "latency_ns", "object", "truncated",
-    ]  # fmt: skip
+        "time",
+        "ts_ns",
+        "rung",
+        "kind",
+        "hook",
+        "family",
+        "verdict",
+        "ret",
+        "errno",
+        "lsm",
+        "pid",
+        "tgid",
+        "ppid",
+        "uid",
+        "euid",
+        "gid",
+        "comm",
+        "cgroup",
+        "mntns",
+        "syscall",
+        "latency_ns",
+        "object",
+        "truncated",
+    ]
     assert d["latency_ns"] is None
     assert d["errno"] == "EACCES"
 
@@ -390,8 +435,9 @@ def test_json_lines_equals_json_text_on_events() -> None:
     """Captured, hostile and made-up events: one line each, the same bytes."""
     extra: list[Any] = [
         make_event(comm=c, object={"path": s, "mode": "0o644", "ino": 2**63 + 5})
-        for c in COMMS for s in HOSTILE
-    ]  # fmt: skip
+        for c in COMMS
+        for s in HOSTILE
+    ]
     objs = [*ALL_EVENTS, *extra]
     assert json_lines(objs) == _lines_of(objs)
 
@@ -403,7 +449,7 @@ def test_json_lines_equals_json_text_on_events() -> None:
         {"s": "\u00e9\u202e\U0001f600"},  # non-ASCII: escaped, never raw UTF-8
         {"s": raw_str(b"\xff\xfe")},  # lone surrogates
         {"nested": [{"a": None, "b": True, "c": [1, -2, 0]}], "": ""},
-        {"ctl": "".join(chr(i) for i in range(0x20)) + "\x7f\"\\/"},
+        {"ctl": "".join(chr(i) for i in range(0x20)) + '\x7f"\\/'},
     ],
     ids=["bigint", "non-ascii", "surrogates", "nested", "controls"],
 )
@@ -425,9 +471,14 @@ def test_would_deny_marker_after_the_result_never_cut() -> None:
     """--policy: the rule the candidate policy lacks follows the result; like
     the audited rule it is never cut (the object moves right)."""
     ev = make_event(ret=0, object={"path": "/srv/x\x1b[31m"})
-    ev["would_deny"] = {"policy": "p.aa", "target": "apparmor", "context": "profile p",
-                        "program": "/usr/bin/cat", "access": ["file /srv/x read"],
-                        "missing": ['"/srv/x\x1b[31m" r,', "capability x,"]}  # fmt: skip
+    ev["would_deny"] = {
+        "policy": "p.aa",
+        "target": "apparmor",
+        "context": "profile p",
+        "program": "/usr/bin/cat",
+        "access": ["file /srv/x read"],
+        "missing": ['"/srv/x\x1b[31m" r,', "capability x,"],
+    }
     line = text_line(ev)  # piped: nothing cut
     assert 'allow would-deny apparmor: "/srv/x\\x1b[31m" r, (+1) /srv/x' in line
     assert "\x1b" not in line

@@ -26,7 +26,9 @@ TARGETS = ("apparmor", "selinux", "landlock", "tomoyo")
 Event = dict[str, Any]
 
 
-def policy(tmp_path: Path, target: str, *recs: Path, name: str | None = None) -> LiveCheck:
+def policy(
+    tmp_path: Path, target: str, *recs: Path, name: str | None = None
+) -> LiveCheck:
     text = generate(target, load_access_set([str(r) for r in recs]), name=name)
     p = tmp_path / f"candidate.{target}"
     p.write_text(text, errors="surrogateescape")
@@ -51,13 +53,19 @@ def after(evs: list[Event], pred: Any, new: Event) -> list[Event]:
     i = next(i for i, e in enumerate(evs) if pred(e))
     base = evs[i]
     ev = {**copy.deepcopy(base), **new, "ts_ns": base["ts_ns"] + 1}
-    return [*evs[: i + 1], ev, *evs[i + 1:]]
+    return [*evs[: i + 1], ev, *evs[i + 1 :]]
 
 
 def opened(path: str, flags: int = 0) -> Event:
-    return {"kind": "syscall", "hook": "sys_openat", "syscall": "openat", "verdict": "allow",
-            "ret": 3, "errno": None, "object": {"path": path, "path_kind": "exact",
-                                                "flags": flags}}  # fmt: skip
+    return {
+        "kind": "syscall",
+        "hook": "sys_openat",
+        "syscall": "openat",
+        "verdict": "allow",
+        "ret": 3,
+        "errno": None,
+        "object": {"path": path, "path_kind": "exact", "flags": flags},
+    }
 
 
 def is_real(e: Event) -> bool:
@@ -78,7 +86,9 @@ def test_recorded_decisions_pass(tmp_path: Path, target: str, rec: Path) -> None
     marked = feed(lc, events(rec))
     # what the kernel allowed while recording, the policy allows; only the
     # recording's own denial (grep's hidden.txt, never granted) is marked
-    assert all(e["verdict"] == "deny" for e in marked), [e["would_deny"] for e in marked]
+    assert all(e["verdict"] == "deny" for e in marked), [
+        e["would_deny"] for e in marked
+    ]
     st = lc.summary()
     assert st["checked"] > 10
     assert st["would_deny"] == len(marked)
@@ -89,13 +99,20 @@ def test_recorded_decisions_pass(tmp_path: Path, target: str, rec: Path) -> None
 # -- deviations are marked with the rule that would allow them ----------------------
 
 SHADOW = {
-    "landlock": ('{"path": "/etc/shadow", "access": ["read_file"]}', "ruleset lsmtrace"),
+    "landlock": (
+        '{"path": "/etc/shadow", "access": ["read_file"]}',
+        "ruleset lsmtrace",
+    ),
     "apparmor": ('"/etc/shadow" r,', "profile lsmtrace-app-real"),
-    "tomoyo": ("file read /etc/shadow",
-               "<kernel> /usr/local/bin/app-wrapper /usr/local/libexec/app-real"),
-    "selinux": ("allow lsmtrace_app_wrapper_t shadow_t:file { getattr open read };",
-                "domain lsmtrace_app_wrapper_t"),
-}  # fmt: skip
+    "tomoyo": (
+        "file read /etc/shadow",
+        "<kernel> /usr/local/bin/app-wrapper /usr/local/libexec/app-real",
+    ),
+    "selinux": (
+        "allow lsmtrace_app_wrapper_t shadow_t:file { getattr open read };",
+        "domain lsmtrace_app_wrapper_t",
+    ),
+}
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -106,28 +123,42 @@ def test_deviation_marked_with_the_missing_rule(tmp_path: Path, target: str) -> 
     assert len(marked) == 1
     w = marked[0]["would_deny"]
     rule, context = SHADOW[target]
-    assert w == {"policy": f"candidate.{target}", "target": target, "context": context,
-                 "program": "/usr/local/libexec/app-real",
-                 "access": ["file /etc/shadow read"], "missing": [rule]}  # fmt: skip
+    assert w == {
+        "policy": f"candidate.{target}",
+        "target": target,
+        "context": context,
+        "program": "/usr/local/libexec/app-real",
+        "access": ["file /etc/shadow read"],
+        "missing": [rule],
+    }
 
 
 @pytest.mark.parametrize(
     ("target", "rule"),
-    [("apparmor", '"/var/lib/other/" w,'), ("tomoyo", "file mkdir /var/lib/other/ 0-07777"),
-     # Landlock and SELinux grant the directory's make_dir / var_lib_t: allowed
-     ("landlock", None), ("selinux", None)],
-)  # fmt: skip
-def test_child_profile_and_domain(tmp_path: Path, target: str, rule: str | None) -> None:
+    [
+        ("apparmor", '"/var/lib/other/" w,'),
+        ("tomoyo", "file mkdir /var/lib/other/ 0-07777"),
+        # Landlock and SELinux grant the directory's make_dir / var_lib_t: allowed
+        ("landlock", None),
+        ("selinux", None),
+    ],
+)
+def test_child_profile_and_domain(
+    tmp_path: Path, target: str, rule: str | None
+) -> None:
     """mkdir runs in wrapper's child profile / its TOMOYO domain: a mkdir
     elsewhere is checked there, with the rule written for that context."""
     lc = policy(tmp_path, target, WRAPPER)
-    dev = {"hook": "sys_mkdir", "object": {"path": "/var/lib/other", "path_kind": "exact",
-                                           "mode": "0o777"}}  # fmt: skip
+    dev = {
+        "hook": "sys_mkdir",
+        "object": {"path": "/var/lib/other", "path_kind": "exact", "mode": "0o777"},
+    }
     marked = feed(lc, after(events(WRAPPER), is_mkdir, dev))
     assert [m["would_deny"]["missing"] for m in marked] == ([[rule]] if rule else [])
     if target == "apparmor":
         assert marked[0]["would_deny"]["context"] == (
-            "profile lsmtrace-app-wrapper//lsmtrace-mkdir")
+            "profile lsmtrace-app-wrapper//lsmtrace-mkdir"
+        )
 
 
 def is_worker(e: Event) -> bool:
@@ -136,21 +167,47 @@ def is_worker(e: Event) -> bool:
 
 @pytest.mark.parametrize(
     ("target", "rules"),
-    [("landlock", ['{"port": 443, "access": ["connect_tcp"]}']),
-     ("tomoyo", ["network inet stream connect 0.0.0.0-255.255.255.255 443"]),
-     ("selinux", ["allow lsmtrace_minid_t self:capability { net_admin };",
-                  "allow lsmtrace_minid_t self:tcp_socket { connect };"]),
-     # AppArmor has no ports: `network inet stream,` allows the connect
-     ("apparmor", ["capability net_admin,"])],
-)  # fmt: skip
+    [
+        ("landlock", ['{"port": 443, "access": ["connect_tcp"]}']),
+        ("tomoyo", ["network inet stream connect 0.0.0.0-255.255.255.255 443"]),
+        (
+            "selinux",
+            [
+                "allow lsmtrace_minid_t self:capability { net_admin };",
+                "allow lsmtrace_minid_t self:tcp_socket { connect };",
+            ],
+        ),
+        # AppArmor has no ports: `network inet stream,` allows the connect
+        ("apparmor", ["capability net_admin,"]),
+    ],
+)
 def test_network_and_capability(tmp_path: Path, target: str, rules: list[str]) -> None:
     lc = policy(tmp_path, target, DAEMON)
     evs = events(DAEMON)
-    evs = after(evs, is_worker, {"hook": "sys_connect", "syscall": "connect", "object": {
-        "family": "AF_INET", "type": "SOCK_STREAM", "addr": "10.0.0.1", "port": 443}})
-    evs = after(evs, is_worker, {"kind": "capable", "hook": "capable", "syscall": "ioctl",
-                                 "object": {"cap": 12, "cap_name": "CAP_NET_ADMIN",
-                                            "opts": 0}})  # fmt: skip
+    evs = after(
+        evs,
+        is_worker,
+        {
+            "hook": "sys_connect",
+            "syscall": "connect",
+            "object": {
+                "family": "AF_INET",
+                "type": "SOCK_STREAM",
+                "addr": "10.0.0.1",
+                "port": 443,
+            },
+        },
+    )
+    evs = after(
+        evs,
+        is_worker,
+        {
+            "kind": "capable",
+            "hook": "capable",
+            "syscall": "ioctl",
+            "object": {"cap": 12, "cap_name": "CAP_NET_ADMIN", "opts": 0},
+        },
+    )
     marked = feed(lc, evs)
     assert sorted(r for m in marked for r in m["would_deny"]["missing"]) == rules
 
@@ -161,8 +218,15 @@ def test_network_and_capability(tmp_path: Path, target: str, rules: list[str]) -
 def stranger(path: str = "/etc/shadow") -> list[Event]:
     """A process that started before lsmtrace (no exec seen): the process
     tree knows its program."""
-    base = {"tgid": 777, "pid": 777, "ppid": 1, "comm": "vim", "exe": "/usr/bin/vim",
-            "ts_ns": 10**13, "rung": "tracepoint"}  # fmt: skip
+    base = {
+        "tgid": 777,
+        "pid": 777,
+        "ppid": 1,
+        "comm": "vim",
+        "exe": "/usr/bin/vim",
+        "ts_ns": 10**13,
+        "rung": "tracepoint",
+    }
     return [{**opened(path), **base}, {**opened("/etc/passwd"), **base}]
 
 
@@ -182,8 +246,9 @@ def test_landlock_governs_everything_in_scope(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("target", ["apparmor", "selinux", "tomoyo"])
-def test_a_process_started_before_runs_its_programs_context(tmp_path: Path,
-                                                            target: str) -> None:  # fmt: skip
+def test_a_process_started_before_runs_its_programs_context(
+    tmp_path: Path, target: str
+) -> None:
     """No exec seen: the enricher's exe says which program it runs."""
     lc = policy(tmp_path, target, DAEMON)
     evs = stranger()
@@ -209,20 +274,35 @@ def test_apparmor_px_profile_is_not_attached(tmp_path: Path) -> None:
 def exec_of(evs: list[Event], tgid: int, filename: str) -> list[Event]:
     """An exec of `filename` by `tgid` (its exec event and execve's exit)."""
     base = next(e for e in evs if e["tgid"] == tgid and e["kind"] == "syscall")
-    ex = {**copy.deepcopy(base), "kind": "exec", "hook": "exec", "family": "process",
-          "object": {"filename": filename, "argv": [filename]}}  # fmt: skip
-    sysc = {**copy.deepcopy(base), "hook": "sys_execve", "syscall": "execve",
-            "object": {"path": filename}}  # fmt: skip
+    ex = {
+        **copy.deepcopy(base),
+        "kind": "exec",
+        "hook": "exec",
+        "family": "process",
+        "object": {"filename": filename, "argv": [filename]},
+    }
+    sysc = {
+        **copy.deepcopy(base),
+        "hook": "sys_execve",
+        "syscall": "execve",
+        "object": {"path": filename},
+    }
     return [ex, sysc, {**copy.deepcopy(base), **opened("/root/.netrc")}]
 
 
 @pytest.mark.parametrize(
     ("target", "rule"),
-    [("apparmor", '"/usr/bin/curl" ix,'), ("tomoyo", "file execute /usr/bin/curl"),
-     ("landlock", '{"path": "/usr/bin/curl", "access": ["execute", "read_file"]}'),
-     ("selinux", "allow lsmtrace_minid_t bin_t:file { execute execute_no_trans getattr "
-                 "map open read };")],
-)  # fmt: skip
+    [
+        ("apparmor", '"/usr/bin/curl" ix,'),
+        ("tomoyo", "file execute /usr/bin/curl"),
+        ("landlock", '{"path": "/usr/bin/curl", "access": ["execute", "read_file"]}'),
+        (
+            "selinux",
+            "allow lsmtrace_minid_t bin_t:file { execute execute_no_trans getattr "
+            "map open read };",
+        ),
+    ],
+)
 def test_an_exec_the_policy_lacks(tmp_path: Path, target: str, rule: str) -> None:
     """The exec event and the execve it belongs to carry the missing exec
     rule; what the new program does is then outside the policy (AppArmor,
@@ -251,13 +331,24 @@ def test_live_marks_what_policy_check_denies(tmp_path: Path, target: str) -> Non
     lc = policy(tmp_path, target, WRAPPER)
     evs = after(events(WRAPPER), is_real, opened("/etc/shadow"))
     evs = after(evs, is_real, opened("/var/lib/app/other", 0o101))
-    evs = after(evs, is_mkdir, {"hook": "sys_mkdir", "object": {
-        "path": "/var/lib/other", "path_kind": "exact"}})  # fmt: skip
+    evs = after(
+        evs,
+        is_mkdir,
+        {
+            "hook": "sys_mkdir",
+            "object": {"path": "/var/lib/other", "path_kind": "exact"},
+        },
+    )
     offline = evaluate(lc.policy, build([({}, copy.deepcopy(evs), "x")]))
     assert offline == check(lc.policy.path, build([({}, copy.deepcopy(evs), "x")]))
-    live = {(m["would_deny"]["program"], a) for m in feed(lc, evs)
-            for a in m["would_deny"]["access"]}  # fmt: skip
-    assert live == {(a.program, f"{a.kind} {a.what} {a.access}") for a in offline.denied}
+    live = {
+        (m["would_deny"]["program"], a)
+        for m in feed(lc, evs)
+        for a in m["would_deny"]["access"]
+    }
+    assert live == {
+        (a.program, f"{a.kind} {a.what} {a.access}") for a in offline.denied
+    }
     assert live  # the deviations are there
 
 
@@ -275,16 +366,30 @@ def test_processes_forgotten_at_exit_and_bounded(tmp_path: Path) -> None:
     feed(small, daemon)
     assert small.ctx[44000] == "lsmtrace-minid"
     # a thread pool's churn: forks whose children never have events of their own
-    threads = [{**daemon[-1], "kind": "fork", "hook": "fork",
-                "object": {"child_pid": 100_000 + i}} for i in range(500)]  # fmt: skip
+    threads = [
+        {
+            **daemon[-1],
+            "kind": "fork",
+            "hook": "fork",
+            "object": {"child_pid": 100_000 + i},
+        }
+        for i in range(500)
+    ]
     feed(small, threads)
     assert len(small.forked) <= 100
     assert small.ctx[44000] == "lsmtrace-minid"  # the live process stays
     assert len(small.builder.procs) == 1
     # processes whose exit is never seen: at most max_procs
-    reads = [{**opened(f"/etc/f{i}"), **stranger()[0], "tgid": 200_000 + i,
-              "pid": 200_000 + i, "object": {"path": f"/etc/f{i}", "flags": 0}}
-             for i in range(500)]  # fmt: skip
+    reads = [
+        {
+            **opened(f"/etc/f{i}"),
+            **stranger()[0],
+            "tgid": 200_000 + i,
+            "pid": 200_000 + i,
+            "object": {"path": f"/etc/f{i}", "flags": 0},
+        }
+        for i in range(500)
+    ]
     feed(small, reads)
     assert len(small.ctx) <= 100
     assert len(small.builder.procs) <= 100
@@ -305,8 +410,16 @@ def test_memo_keeps_the_file_opened_last(tmp_path: Path) -> None:
 
     def ev(hook: str, obj: dict[str, Any]) -> Event:
         kind = "exec" if hook == "exec" else "syscall"
-        return {**base, "kind": kind, "hook": hook, "syscall": hook[4:] or None,
-                "verdict": "allow", "ret": 0, "ts_ns": 0, "object": obj}  # fmt: skip
+        return {
+            **base,
+            "kind": kind,
+            "hook": hook,
+            "syscall": hook[4:] or None,
+            "verdict": "allow",
+            "ret": 0,
+            "ts_ns": 0,
+            "object": obj,
+        }
 
     start = ev("exec", {"filename": "/usr/bin/t"})
     rnd = [ev("sys_openat", lib), ev("sys_mmap", mmap), ev("sys_openat", data)]
@@ -363,7 +476,9 @@ def test_load_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cmd", ["trace", "tui", "export"])
-def test_commands_read_the_policy_before_loading_anything(tmp_path: Path, cmd: str) -> None:
+def test_commands_read_the_policy_before_loading_anything(
+    tmp_path: Path, cmd: str
+) -> None:
     """A bad --policy is an error before any BPF (and before the root check:
     no root here is needed to see it)."""
     from lsmtrace import cli

@@ -38,7 +38,12 @@ import pytest
 from lsmtrace.policy import generate, load_access_set
 from lsmtrace.policy.model import build
 
-REC = Path(__file__).resolve().parents[1] / "data" / "recordings" / "vm_suite_kprobe.jsonl.gz"
+REC = (
+    Path(__file__).resolve().parents[1]
+    / "data"
+    / "recordings"
+    / "vm_suite_kprobe.jsonl.gz"
+)
 VENV_APP = "/srv/lsmt-venv/venv/bin/lsmt-venv-app"
 WRAP = "/usr/local/bin/lsmt-wrap"
 PYC = "/srv/lsmt-venv/venv/lib/python3.11/site-packages/lsmt_app/__pycache__/main.cpython-311.pyc"
@@ -73,7 +78,7 @@ def test_exec_time_opens_and_maps_are_the_new_programs(aset: Any) -> None:
 def test_apparmor_child_profiles_map_their_binary(aset: Any) -> None:
     text = generate("apparmor", aset)
     assert "lsmtrace-comm-" not in text
-    mkdir = text[text.index("profile lsmtrace-mkdir {"):]
+    mkdir = text[text.index("profile lsmtrace-mkdir {") :]
     assert '"/usr/bin/mkdir" mr,' in mkdir[: mkdir.index("}")]
     assert '"/usr/bin/mkdir" Cx -> lsmtrace-mkdir,' in text  # no r, m in the caller
     assert '"/usr/bin/python3.11" mr,' in text
@@ -82,11 +87,11 @@ def test_apparmor_child_profiles_map_their_binary(aset: Any) -> None:
 
 def test_tomoyo_script_domain_reads_its_interpreter(aset: Any) -> None:
     text = generate("tomoyo", aset)
-    venv = text[text.index(f"<kernel> {VENV_APP}\n"):]
+    venv = text[text.index(f"<kernel> {VENV_APP}\n") :]
     venv = venv[: venv.index("\n\n<kernel>")]
     assert "file read /usr/bin/python3.11\n" in venv
     # the caller no longer reads the binaries it runs
-    wrap = text[text.index(f"<kernel> {WRAP}\n"):]
+    wrap = text[text.index(f"<kernel> {WRAP}\n") :]
     wrap = wrap[: wrap.index("\n\n<kernel>")]
     assert "file read /usr/bin/cat" not in wrap
     assert "file execute /usr/bin/cat" in wrap
@@ -99,9 +104,14 @@ def test_pyc_rename_target_placed_and_read_back(aset: Any) -> None:
     files = aset.programs[VENV_APP].files
     assert files[PYC] == {"rename_dst", "read"}
     inferred = aset.programs[VENV_APP].inferred
-    assert any(i.startswith(f"{PYC} rename_dst: the name main.cpython-311.pyc beside")
-               for i in inferred)  # fmt: skip
-    assert f"{PYC} read: a file written atomically is read back on the next run" in inferred
+    assert any(
+        i.startswith(f"{PYC} rename_dst: the name main.cpython-311.pyc beside")
+        for i in inferred
+    )
+    assert (
+        f"{PYC} read: a file written atomically is read back on the next run"
+        in inferred
+    )
     text = generate("apparmor", aset)
     assert f'"{PYC}" rw,' in text
     assert f'owner "{PYC}.*" rw,' in text
@@ -112,14 +122,35 @@ def test_pyc_rename_target_placed_and_read_back(aset: Any) -> None:
 
 
 def _rename(src: str, dst: str) -> list[dict[str, Any]]:
-    base = {"rung": "kprobe", "verdict": "allow", "ret": 0, "errno": None, "pid": 7,
-            "tgid": 7, "ppid": 1, "comm": "w", "family": "file"}  # fmt: skip
+    base = {
+        "rung": "kprobe",
+        "verdict": "allow",
+        "ret": 0,
+        "errno": None,
+        "pid": 7,
+        "tgid": 7,
+        "ppid": 1,
+        "comm": "w",
+        "family": "file",
+    }
     return [
-        {**base, "ts_ns": 1, "kind": "exec", "hook": "exec", "syscall": "execve",
-         "object": {"filename": "/usr/bin/w"}},
-        {**base, "ts_ns": 2, "kind": "hook", "hook": "path_rename", "syscall": "rename",
-         "object": {"path": src, "path2": dst}},
-    ]  # fmt: skip
+        {
+            **base,
+            "ts_ns": 1,
+            "kind": "exec",
+            "hook": "exec",
+            "syscall": "execve",
+            "object": {"filename": "/usr/bin/w"},
+        },
+        {
+            **base,
+            "ts_ns": 2,
+            "kind": "hook",
+            "hook": "path_rename",
+            "syscall": "rename",
+            "object": {"path": src, "path2": dst},
+        },
+    ]
 
 
 def test_only_an_atomic_write_target_is_placed() -> None:
@@ -139,7 +170,7 @@ def test_inherited_fd_is_the_new_programs(aset: Any) -> None:
     cat = aset.programs["/usr/bin/cat"].files
     assert cat["/var/lib/lsmt-wrap/last-run"] == {"write"}
     text = generate("apparmor", aset)
-    child = text[text.index("profile lsmtrace-cat {"):]
+    child = text[text.index("profile lsmtrace-cat {") :]
     assert '"/var/lib/lsmt-wrap/last-run" w,' in child[: child.index("}")]
     # writes to a pipe (stdout) name "/" and are no file access
     assert "/" not in cat
@@ -147,14 +178,33 @@ def test_inherited_fd_is_the_new_programs(aset: Any) -> None:
 
 
 def test_fd_use_of_a_pipe_is_no_access() -> None:
-    base = {"rung": "fexit", "verdict": "allow", "ret": 0, "errno": None, "pid": 8,
-            "tgid": 8, "ppid": 1, "comm": "x", "family": "file", "kind": "hook",
-            "hook": "file_permission", "syscall": "write"}  # fmt: skip
+    base = {
+        "rung": "fexit",
+        "verdict": "allow",
+        "ret": 0,
+        "errno": None,
+        "pid": 8,
+        "tgid": 8,
+        "ppid": 1,
+        "comm": "x",
+        "family": "file",
+        "kind": "hook",
+        "hook": "file_permission",
+        "syscall": "write",
+    }
     evs = [
         {**base, "ts_ns": 1, "object": {"path": "/", "mask": 2, "mode": "0o10600"}},
-        {**base, "ts_ns": 2, "object": {"path": "/var/log/x.log", "mask": 2,
-                                        "flags": 0o2001, "mode": "0o100640"}},
-    ]  # fmt: skip
+        {
+            **base,
+            "ts_ns": 2,
+            "object": {
+                "path": "/var/log/x.log",
+                "mask": 2,
+                "flags": 0o2001,
+                "mode": "0o100640",
+            },
+        },
+    ]
     s = build([({}, evs, "r")])
     assert s.programs["comm:x"].files == {"/var/log/x.log": {"append"}}
 
@@ -183,12 +233,33 @@ def test_directory_opened_without_o_directory() -> None:
     """grep -r opens the tree without O_DIRECTORY first: on the hook rungs
     the object's mode is the inode's, and says it is a directory; a
     syscall's `mode` is the mode argument, which says nothing of the kind."""
-    base = {"verdict": "allow", "ret": 0, "errno": None, "pid": 9, "tgid": 9, "ppid": 1,
-            "comm": "grep", "family": "file", "syscall": "openat"}  # fmt: skip
-    hook = {**base, "rung": "kprobe", "kind": "hook", "hook": "file_open", "ts_ns": 1,
-            "object": {"path": "/srv/t", "flags": 0o400400, "mode": "0o40755"}}  # fmt: skip
-    sysc = {**base, "rung": "tracepoint", "kind": "syscall", "hook": "sys_openat",
-            "ts_ns": 2, "object": {"path": "/srv/u", "flags": 0o400, "mode": "0o40755"}}  # fmt: skip
+    base = {
+        "verdict": "allow",
+        "ret": 0,
+        "errno": None,
+        "pid": 9,
+        "tgid": 9,
+        "ppid": 1,
+        "comm": "grep",
+        "family": "file",
+        "syscall": "openat",
+    }
+    hook = {
+        **base,
+        "rung": "kprobe",
+        "kind": "hook",
+        "hook": "file_open",
+        "ts_ns": 1,
+        "object": {"path": "/srv/t", "flags": 0o400400, "mode": "0o40755"},
+    }
+    sysc = {
+        **base,
+        "rung": "tracepoint",
+        "kind": "syscall",
+        "hook": "sys_openat",
+        "ts_ns": 2,
+        "object": {"path": "/srv/u", "flags": 0o400, "mode": "0o40755"},
+    }
     files = build([({}, [hook, sysc], "r")]).programs["comm:grep"].files
     assert files == {"/srv/t": {"readdir"}, "/srv/u": {"read"}}
 
@@ -212,8 +283,10 @@ def test_sandbox_follows_a_script_interpreters_chain(tmp_path: Path) -> None:
     script = tmp_path / "app"
     script.write_text(f"#!{elf}\nprint('hi')\n")
     script.chmod(0o755)
-    policy = {"handled_access_fs": ["execute", "read_file"],
-              "rules": [{"path": str(script), "access": ["execute", "read_file"]}]}
+    policy = {
+        "handled_access_fs": ["execute", "read_file"],
+        "rules": [{"path": str(script), "access": ["execute", "read_file"]}],
+    }
     plan = sandbox.plan(policy, abi=4)
     rights = {os.path.realpath(p): r for p, r in plan.rules}
     execute = 1  # LANDLOCK_ACCESS_FS_EXECUTE

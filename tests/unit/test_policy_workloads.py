@@ -24,8 +24,15 @@ from lsmtrace.policy.model import build
 
 REPO = Path(__file__).resolve().parents[2]
 REC = REPO / "tests" / "data" / "recordings"
-WORKLOADS = ("pyenv_shim", "venv_app", "wrapper_exec", "forking_daemon", "grep_dirfd",
-             "bash_true_twice", "grep_r_legacy")  # fmt: skip
+WORKLOADS = (
+    "pyenv_shim",
+    "venv_app",
+    "wrapper_exec",
+    "forking_daemon",
+    "grep_dirfd",
+    "bash_true_twice",
+    "grep_r_legacy",
+)
 TARGETS = ("apparmor", "selinux", "tomoyo", "landlock")
 
 
@@ -56,13 +63,20 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
 
 
 def apparmor_parse(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([tool("apparmor_parser"), "-Q", "-K", str(path)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    return subprocess.run(
+        [tool("apparmor_parser"), "-Q", "-K", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def rules_of(text: str) -> list[str]:
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not
-            ln.strip().startswith("#")]  # fmt: skip
+    return [
+        ln.strip()
+        for ln in text.splitlines()
+        if ln.strip() and not ln.strip().startswith("#")
+    ]
 
 
 # -- 1. unique, stable names ---------------------------------------------------------
@@ -86,19 +100,34 @@ def test_shim_and_real_binary_get_distinct_profiles(tmp_path: Path) -> None:
 def sh_true_twice(usr_reads: bool = True) -> list[dict[str, object]]:
     """`/bin/sh -c '/bin/true; /usr/bin/true'`, each true reading a file of
     its own (so each needs a profile of its own)."""
-    def e(kind: str, hook: str, pid: int, ts: int, obj: dict[str, object]) -> dict[str, object]:
-        return {"kind": kind, "hook": hook, "verdict": "allow", "ret": 0, "pid": pid,
-                "tgid": pid, "ppid": 1 if pid == 10 else 10, "comm": "sh", "ts_ns": ts,
-                "object": obj}  # fmt: skip
 
-    evs = [e("exec", "exec", 10, 1, {"filename": "/bin/sh"}),
-           e("fork", "fork", 10, 2, {"child_pid": 11}),
-           e("exec", "exec", 11, 3, {"filename": "/bin/true"}),
-           e("syscall", "sys_openat", 11, 4, {"path": "/etc/a", "path_kind": "exact"}),
-           e("exec", "exec", 10, 5, {"filename": "/usr/bin/true"})]  # fmt: skip
+    def e(
+        kind: str, hook: str, pid: int, ts: int, obj: dict[str, object]
+    ) -> dict[str, object]:
+        return {
+            "kind": kind,
+            "hook": hook,
+            "verdict": "allow",
+            "ret": 0,
+            "pid": pid,
+            "tgid": pid,
+            "ppid": 1 if pid == 10 else 10,
+            "comm": "sh",
+            "ts_ns": ts,
+            "object": obj,
+        }
+
+    evs = [
+        e("exec", "exec", 10, 1, {"filename": "/bin/sh"}),
+        e("fork", "fork", 10, 2, {"child_pid": 11}),
+        e("exec", "exec", 11, 3, {"filename": "/bin/true"}),
+        e("syscall", "sys_openat", 11, 4, {"path": "/etc/a", "path_kind": "exact"}),
+        e("exec", "exec", 10, 5, {"filename": "/usr/bin/true"}),
+    ]
     if usr_reads:
-        evs.append(e("syscall", "sys_openat", 10, 6, {"path": "/etc/b",
-                                                       "path_kind": "exact"}))  # fmt: skip
+        evs.append(
+            e("syscall", "sys_openat", 10, 6, {"path": "/etc/b", "path_kind": "exact"})
+        )
     return evs
 
 
@@ -130,12 +159,25 @@ def test_bin_true_and_usr_bin_true(tmp_path: Path) -> None:
     evs = sh_true_twice()
     two = build([({}, [evs[2], evs[3]], "a"), ({}, [evs[4], evs[5]], "b")])
     assert two.roots == {"/bin/true", "/usr/bin/true"}
-    assert selinux.domains(two) == {"/bin/true": ["lsmtrace_bin_true_t"],
-                                    "/usr/bin/true": ["lsmtrace_usr_bin_true_t"]}  # fmt: skip
+    assert selinux.domains(two) == {
+        "/bin/true": ["lsmtrace_bin_true_t"],
+        "/usr/bin/true": ["lsmtrace_usr_bin_true_t"],
+    }
     te = tmp_path / "two.te"
     te.write_text(selinux.render(two, "two"))
-    r = subprocess.run([tool("checkmodule"), "-M", "-m", "-o", str(tmp_path / "lsmtrace_two.mod"),
-                        str(te)], capture_output=True, text=True, check=False)  # fmt: skip
+    r = subprocess.run(
+        [
+            tool("checkmodule"),
+            "-M",
+            "-m",
+            "-o",
+            str(tmp_path / "lsmtrace_two.mod"),
+            str(te),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -147,7 +189,9 @@ def test_apparmor_transitions_chosen_and_explained() -> None:
     lines = text.splitlines()
 
     def rule_and_why(target: str) -> tuple[str, str]:
-        i = next(i for i, ln in enumerate(lines) if ln.strip().startswith(f'"{target}"'))
+        i = next(
+            i for i, ln in enumerate(lines) if ln.strip().startswith(f'"{target}"')
+        )
         return lines[i].strip(), lines[i - 1].strip()
 
     rule, why = rule_and_why("/usr/local/libexec/app-real")
@@ -161,8 +205,12 @@ def test_apparmor_transitions_chosen_and_explained() -> None:
     assert "needs nothing this profile does not grant" in why
     # the child profiles sit inside the wrapper's; the real binary's is top level
     # and not attached (only the recorded command is)
-    assert re.search(r'^profile lsmtrace-app-wrapper "/usr/local/bin/app-wrapper" \{$'
-                     r'(?:\n(?!\}).*)*\n  profile lsmtrace-mkdir \{', text, re.M)  # fmt: skip
+    assert re.search(
+        r'^profile lsmtrace-app-wrapper "/usr/local/bin/app-wrapper" \{$'
+        r"(?:\n(?!\}).*)*\n  profile lsmtrace-mkdir \{",
+        text,
+        re.M,
+    )
     assert "\nprofile lsmtrace-app-real {\n" in text
     # the #! interpreter of the wrapper (from the exec's argv), merged /usr
     assert '  "/{,usr/}bin/sh" mr,' in text
@@ -181,9 +229,13 @@ def test_tomoyo_domains_follow_the_exec_chains() -> None:
     text = gen("tomoyo", "wrapper_exec")
     doms = re.findall(r"^<kernel> .*$", text, re.M)
     w = "/usr/local/bin/app-wrapper"
-    assert doms == [f"<kernel> {w}", f"<kernel> {w} /usr/bin/mkdir",
-                    f"<kernel> {w} /usr/bin/mktemp", f"<kernel> {w} /usr/bin/true",
-                    f"<kernel> {w} /usr/local/libexec/app-real"]  # fmt: skip
+    assert doms == [
+        f"<kernel> {w}",
+        f"<kernel> {w} /usr/bin/mkdir",
+        f"<kernel> {w} /usr/bin/mktemp",
+        f"<kernel> {w} /usr/bin/true",
+        f"<kernel> {w} /usr/local/libexec/app-real",
+    ]
     parts = tomoyo.sections(text)
     assert parts["exception"] == f"initialize_domain {w} from any\n"  # the root only
     real = text.split(f"<kernel> {w} /usr/local/libexec/app-real\n")[1]
@@ -201,14 +253,20 @@ def test_tomoyo_domains_follow_the_exec_chains() -> None:
 def test_selinux_one_domain_for_the_chain() -> None:
     text = gen("selinux", "wrapper_exec", name="wrapper")
     assert re.findall(r"^type (lsmtrace_\w+_t);", text, re.M) == [
-        "lsmtrace_app_wrapper_t", "lsmtrace_app_wrapper_tmp_t"]  # fmt: skip
+        "lsmtrace_app_wrapper_t",
+        "lsmtrace_app_wrapper_tmp_t",
+    ]
     allows = [ln for ln in text.splitlines() if ln.startswith("allow ")]
     assert all(ln.startswith("allow lsmtrace_app_wrapper_t ") for ln in allows)
     # execs stay in the domain; the wrapper's own file may enter it
-    assert ("allow lsmtrace_app_wrapper_t bin_t:file { entrypoint execute execute_no_trans "
-            "getattr map open read };") in allows  # fmt: skip
-    assert ("allow lsmtrace_app_wrapper_t usr_t:file { execute execute_no_trans getattr map "
-            "open read };") in allows  # fmt: skip
+    assert (
+        "allow lsmtrace_app_wrapper_t bin_t:file { entrypoint execute execute_no_trans "
+        "getattr map open read };"
+    ) in allows
+    assert (
+        "allow lsmtrace_app_wrapper_t usr_t:file { execute execute_no_trans getattr map "
+        "open read };"
+    ) in allows
     # app-real's accesses are the domain's
     assert "allow lsmtrace_app_wrapper_t etc_t:file { getattr open read };" in allows
 
@@ -230,7 +288,10 @@ def test_apparmor_folds_base_nameservice_python(tmp_path: Path) -> None:
     rules = "\n".join(ln for ln in cat.splitlines() if not ln.lstrip().startswith("#"))
     for folded in ("LC_", "ld.so.cache", "libc"):
         assert folded not in rules
-    assert "# Not listed, granted by the includes: 18 access(es) by abstractions/base" in cat
+    assert (
+        "# Not listed, granted by the includes: 18 access(es) by abstractions/base"
+        in cat
+    )
 
     def prog(files: dict[str, set[str]], net: bool) -> str:
         from lsmtrace.policy import apparmor
@@ -243,7 +304,11 @@ def test_apparmor_folds_base_nameservice_python(tmp_path: Path) -> None:
             p.network.add(NetAccess("connect", "AF_INET", "SOCK_STREAM", 443))
         return apparmor.render(aset)
 
-    ns = {"/etc/nsswitch.conf": {"read"}, "/etc/hosts": {"read"}, "/etc/passwd": {"read"}}
+    ns = {
+        "/etc/nsswitch.conf": {"read"},
+        "/etc/hosts": {"read"},
+        "/etc/passwd": {"read"},
+    }
     text = prog(ns, net=True)
     assert "#include <abstractions/nameservice>" in text
     assert "/etc/hosts" not in text
@@ -252,7 +317,9 @@ def test_apparmor_folds_base_nameservice_python(tmp_path: Path) -> None:
     text = prog(ns, net=False)
     assert "nameservice" not in text
     assert '"/etc/passwd" r,' in text
-    py = prog({"/usr/local/lib/python3.11/dist-packages/x/__init__.py": {"read"}}, False)
+    py = prog(
+        {"/usr/local/lib/python3.11/dist-packages/x/__init__.py": {"read"}}, False
+    )
     assert "#include <abstractions/python>" in py
     assert "dist-packages" not in py
     p = tmp_path / "py.aa"
@@ -267,7 +334,9 @@ def test_embedded_abstractions_match_the_hosts() -> None:
 
     root = Path("/etc/apparmor.d/abstractions")
     if not (root / "base").is_file():
-        pytest.skip("/etc/apparmor.d/abstractions/base missing (Debian package apparmor)")
+        pytest.skip(
+            "/etc/apparmor.d/abstractions/base missing (Debian package apparmor)"
+        )
     for name, text in aa_abstractions.TEXT.items():
         host = {" ".join(ln.split()) for ln in (root / name).read_text().splitlines()}
         for rule in text.strip().splitlines():
@@ -293,11 +362,14 @@ def test_capabilities_only_on_enforced_checks() -> None:
     te = gen("selinux", "forking_daemon")
     assert "allow lsmtrace_minid_t self:capability { net_bind_service };" in te
     # and it says what it did not grant, and why
-    rc, _out, err = run_cli(["policy", "generate", "--target", "apparmor",
-                             rec("bash_true_twice")])  # fmt: skip
+    rc, _out, err = run_cli(
+        ["policy", "generate", "--target", "apparmor", rec("bash_true_twice")]
+    )
     assert rc == 0
-    assert ("note: not granted: CAP_SYS_ADMIN by /bin/bash: in clone: the kernel's "
-            "memory-accounting probe or a namespace check") in err  # fmt: skip
+    assert (
+        "note: not granted: CAP_SYS_ADMIN by /bin/bash: in clone: the kernel's "
+        "memory-accounting probe or a namespace check"
+    ) in err
 
 
 # -- 5. temporary files as narrowly as each target can express -----------------------
@@ -315,21 +387,42 @@ def test_temp_files_narrow() -> None:
     assert "file unlink /tmp/" + "\\?" * 8 in tm
     assert "file create /srv/app/__pycache__/mod.cpython-311.pyc.\\* 0-07777" in tm
     te = gen("selinux", "wrapper_exec", name="w")
-    assert "type_transition lsmtrace_app_wrapper_t tmp_t:file lsmtrace_app_wrapper_tmp_t;" in te
-    assert re.search(r"allow lsmtrace_app_wrapper_t lsmtrace_app_wrapper_tmp_t:file \{[^}]*"
-                     r"unlink", te)  # fmt: skip
-    assert not [ln for ln in te.splitlines() if ln.startswith("allow") and " tmp_t:file" in ln]
+    assert (
+        "type_transition lsmtrace_app_wrapper_t tmp_t:file lsmtrace_app_wrapper_tmp_t;"
+        in te
+    )
+    assert re.search(
+        r"allow lsmtrace_app_wrapper_t lsmtrace_app_wrapper_tmp_t:file \{[^}]*"
+        r"unlink",
+        te,
+    )
+    assert not [
+        ln for ln in te.splitlines() if ln.startswith("allow") and " tmp_t:file" in ln
+    ]
 
 
 def test_landlock_temp_files_in_a_private_tmpdir() -> None:
-    rc, out, err = run_cli(["policy", "generate", "--target", "landlock",
-                            rec("wrapper_exec"), rec("venv_app")])  # fmt: skip
+    rc, out, err = run_cli(
+        [
+            "policy",
+            "generate",
+            "--target",
+            "landlock",
+            rec("wrapper_exec"),
+            rec("venv_app"),
+        ]
+    )
     assert rc == 0
     doc = landlock.parse(out)
     assert "/tmp" not in {r["path"] for r in doc["rules"]}
     assert doc["private_tmp"]["under"] == "/tmp"
-    assert set(doc["private_tmp"]["access"]) == {"write_file", "read_file", "remove_file",
-                                                 "make_reg", "truncate"}  # fmt: skip
+    assert set(doc["private_tmp"]["access"]) == {
+        "write_file",
+        "read_file",
+        "remove_file",
+        "make_reg",
+        "truncate",
+    }
     assert "note: random temporary names directly under /tmp" in err
     assert any("points TMPDIR at it" in c for c in doc["comment"])
     # the .pyc temporary: its directory (it exists), not the file name
@@ -342,11 +435,22 @@ def test_landlock_temp_files_in_a_private_tmpdir() -> None:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_no_ghost_paths(target: str) -> None:
-    rc, out, err = run_cli(["policy", "generate", "--target", target,
-                            rec("grep_r_legacy"), rec("grep_dirfd")])  # fmt: skip
+    rc, out, err = run_cli(
+        [
+            "policy",
+            "generate",
+            "--target",
+            target,
+            rec("grep_r_legacy"),
+            rec("grep_dirfd"),
+        ]
+    )
     assert rc == 0
-    body = "\n".join(rules_of(out)) if target != "landlock" else json.dumps(
-        [r["path"] for r in json.loads(out)["rules"]])  # fmt: skip
+    body = (
+        "\n".join(rules_of(out))
+        if target != "landlock"
+        else json.dumps([r["path"] for r in json.loads(out)["rules"]])
+    )
     # grep_r_legacy ran from /tmp, grep_dirfd from /home/u: no rule may name those
     for ghost in ("/tmp/f1.txt", "/tmp/sub", "/home/u/f3.txt", "/tmp/wl/f1.txt"):
         assert ghost not in body, (target, ghost)
@@ -361,14 +465,25 @@ def test_no_ghost_paths(target: str) -> None:
 
 
 def comment_commands(text: str, prefix: str) -> list[str]:
-    return [ln[len(prefix):].strip() for ln in text.splitlines() if ln.startswith(prefix)]
+    return [
+        ln[len(prefix) :].strip() for ln in text.splitlines() if ln.startswith(prefix)
+    ]
 
 
 def test_apparmor_instructions_run(tmp_path: Path) -> None:
     tool("apparmor_parser")
     out = tmp_path / "app.aa"
-    rc, _o, _e = run_cli(["policy", "generate", "--target", "apparmor", rec("wrapper_exec"),
-                          "-o", str(out)])  # fmt: skip
+    rc, _o, _e = run_cli(
+        [
+            "policy",
+            "generate",
+            "--target",
+            "apparmor",
+            rec("wrapper_exec"),
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0
     text = out.read_text()
     (check_,) = comment_commands(text, "# Check:")
@@ -378,8 +493,9 @@ def test_apparmor_instructions_run(tmp_path: Path) -> None:
     # the load lines (no AppArmor in this kernel): their options parse (-Q: no load)
     for prefix in ("# Load in complain mode first:", "# enforce:"):
         (cmd,) = comment_commands(text, prefix)
-        r = subprocess.run(cmd + " -Q -K", shell=True, capture_output=True, text=True,
-                           check=False)  # fmt: skip
+        r = subprocess.run(
+            cmd + " -Q -K", shell=True, capture_output=True, text=True, check=False
+        )
         assert r.returncode == 0, (cmd, r.stderr)
 
 
@@ -406,8 +522,14 @@ def test_selinux_build_lines_run(tmp_path: Path) -> None:
         assert cmds[0].startswith(f"checkmodule -M -m -o {module}.mod ")
         assert cmds[2] == f"semodule -i {module}.pp"  # loading needs SELinux: not here
         for cmd in cmds[:2]:
-            r = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True,
-                               text=True, check=False)  # fmt: skip
+            r = subprocess.run(
+                cmd,
+                shell=True,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             assert r.returncode == 0, (cmd, r.stdout + r.stderr)
         assert (tmp_path / f"{module}.pp").stat().st_size > 0
 
@@ -418,8 +540,18 @@ def test_tomoyo_load_lines_run(tmp_path: Path) -> None:
     the exception and domain parts; the profile lines' form for -p)."""
     checker = tool("tomoyo-checkpolicy")
     out = tmp_path / "w.tomoyo"
-    rc, _o, _e = run_cli(["policy", "generate", "--target", "tomoyo", rec("wrapper_exec"),
-                          rec("bash_true_twice"), "-o", str(out)])  # fmt: skip
+    rc, _o, _e = run_cli(
+        [
+            "policy",
+            "generate",
+            "--target",
+            "tomoyo",
+            rec("wrapper_exec"),
+            rec("bash_true_twice"),
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0
     fake = tmp_path / "bin" / "tomoyo-loadpolicy"
     fake.parent.mkdir()
@@ -432,12 +564,15 @@ case "$1" in
 esac
 """)
     fake.chmod(0o755)
-    cmds = [c for c in comment_commands(out.read_text(), "#   ") if "tomoyo-loadpolicy" in c]
+    cmds = [
+        c for c in comment_commands(out.read_text(), "#   ") if "tomoyo-loadpolicy" in c
+    ]
     assert len(cmds) == 3
     env = dict(os.environ, PATH=f"{fake.parent}:{os.environ['PATH']}")
     for cmd in cmds:
-        r = subprocess.run(cmd, shell=True, env=env, capture_output=True, text=True,
-                           check=False)  # fmt: skip
+        r = subprocess.run(
+            cmd, shell=True, env=env, capture_output=True, text=True, check=False
+        )
         assert r.returncode == 0, (cmd, r.stdout + r.stderr)
         if "-p" not in cmd:
             assert " 0 Error" in r.stdout + r.stderr, (cmd, r.stdout + r.stderr)
@@ -453,16 +588,32 @@ def test_landlock_run_line_runs(tmp_path: Path) -> None:
     if sandbox.abi_version() <= 0:
         pytest.skip("Landlock is not active on this kernel (/sys/kernel/security/lsm)")
     out = tmp_path / "w.landlock.json"
-    rc, _o, _e = run_cli(["policy", "generate", "--target", "landlock", rec("wrapper_exec"),
-                          "-o", str(out)])  # fmt: skip
+    rc, _o, _e = run_cli(
+        [
+            "policy",
+            "generate",
+            "--target",
+            "landlock",
+            rec("wrapper_exec"),
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0
-    (line,) = [c for c in json.loads(out.read_text())["comment"] if c.startswith("Run: ")]
-    argv = shlex.split(line[len("Run: "):])
+    (line,) = [
+        c for c in json.loads(out.read_text())["comment"] if c.startswith("Run: ")
+    ]
+    argv = shlex.split(line[len("Run: ") :])
     assert argv[:4] == ["lsmtrace", "sandbox", "--policy", str(out)]
     assert argv[4:] == ["--", "/usr/local/bin/app-wrapper", "--serve"]
     lsmtrace = [sys.executable, "-m", "lsmtrace"]
-    r = subprocess.run([*lsmtrace, *argv[1:4], "--dry-run", *argv[4:]], cwd=REPO,
-                       capture_output=True, text=True, check=False)  # fmt: skip
+    r = subprocess.run(
+        [*lsmtrace, *argv[1:4], "--dry-run", *argv[4:]],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     assert "allow TMPDIR (a new directory under /tmp for each run)" in r.stdout
 
@@ -472,8 +623,11 @@ def test_landlock_run_line_runs(tmp_path: Path) -> None:
 
 def test_diff_ignores_random_names(tmp_path: Path) -> None:
     text = Path(rec("venv_app")).read_text()
-    other = (text.replace("tmpk2j3a9xq", "tmpq9w8e7r6").replace("ndr1hauu", "zz7y6x5w")
-             .replace("pyc.140234567890123", "pyc.139999999999999"))  # fmt: skip
+    other = (
+        text.replace("tmpk2j3a9xq", "tmpq9w8e7r6")
+        .replace("ndr1hauu", "zz7y6x5w")
+        .replace("pyc.140234567890123", "pyc.139999999999999")
+    )
     assert other != text
     second = tmp_path / "venv_app2.jsonl"
     second.write_text(other)
@@ -499,13 +653,22 @@ def test_validators_accept_every_workload(tmp_path: Path, name: str) -> None:
     assert r.returncode == 0, r.stderr
     te = tmp_path / "w.te"
     te.write_text(gen("selinux", name, filename=str(te)))
-    r = subprocess.run([tool("checkmodule"), "-M", "-m", "-o", str(tmp_path / "w.mod"),
-                        str(te)], capture_output=True, text=True, check=False)  # fmt: skip
+    r = subprocess.run(
+        [tool("checkmodule"), "-M", "-m", "-o", str(tmp_path / "w.mod"), str(te)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     parts = tomoyo.sections(gen("tomoyo", name))
     for kind, part in (("e", "exception"), ("d", "domain")):
-        r = subprocess.run([tool("tomoyo-checkpolicy"), kind], input=parts[part],
-                           capture_output=True, text=True, check=False)  # fmt: skip
+        r = subprocess.run(
+            [tool("tomoyo-checkpolicy"), kind],
+            input=parts[part],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert " 0 Error" in r.stdout + r.stderr, (kind, r.stdout + r.stderr)
     from lsmtrace import sandbox
 
@@ -515,7 +678,9 @@ def test_validators_accept_every_workload(tmp_path: Path, name: str) -> None:
 
 @pytest.mark.parametrize("name", WORKLOADS)
 @pytest.mark.parametrize("target", TARGETS)
-def test_own_policy_allows_its_recording(tmp_path: Path, target: str, name: str) -> None:
+def test_own_policy_allows_its_recording(
+    tmp_path: Path, target: str, name: str
+) -> None:
     pol = tmp_path / f"p.{target}"
     pol.write_text(gen(target, name))
     res = check(str(pol), load_access_set([rec(name)]))
@@ -540,8 +705,17 @@ def test_apparmor_check_reads_child_profiles_and_inherited(tmp_path: Path) -> No
 
 
 def test_program_filter_leaves_execs_fail_closed() -> None:
-    rc, out, _err = run_cli(["policy", "generate", "--target", "apparmor",
-                             rec("wrapper_exec"), "--program", "/usr/local/bin/app-wrapper"])  # fmt: skip
+    rc, out, _err = run_cli(
+        [
+            "policy",
+            "generate",
+            "--target",
+            "apparmor",
+            rec("wrapper_exec"),
+            "--program",
+            "/usr/local/bin/app-wrapper",
+        ]
+    )
     assert rc == 0
     assert '  "/usr/local/libexec/app-real" Px,' in out  # no profile here: denied
     assert "has no profile in this file (left out with --program)" in out
@@ -558,10 +732,20 @@ def test_landlock_kernel_enforces_the_real_recording(tmp_path: Path) -> None:
     pol = tmp_path / "bash.landlock.json"
     pol.write_text(gen("landlock", "bash_true_twice"))
     lsmtrace = [sys.executable, "-m", "lsmtrace", "sandbox", "--policy", str(pol), "--"]
-    ok = subprocess.run([*lsmtrace, "/bin/bash", "-c", "/bin/true; /bin/true"], cwd=REPO,
-                        capture_output=True, text=True, check=False)  # fmt: skip
+    ok = subprocess.run(
+        [*lsmtrace, "/bin/bash", "-c", "/bin/true; /bin/true"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stderr
-    bad = subprocess.run([*lsmtrace, "/bin/bash", "-c", "/bin/true; read x < /etc/hostname"],
-                         cwd=REPO, capture_output=True, text=True, check=False)  # fmt: skip
+    bad = subprocess.run(
+        [*lsmtrace, "/bin/bash", "-c", "/bin/true; read x < /etc/hostname"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert bad.returncode != 0
     assert "Permission denied" in bad.stderr

@@ -65,10 +65,17 @@ class FakeSource:
         return (tgid, tid) in self.threads
 
 
-def rec(pid: int, ppid: int, tick: int, comm: str, exe: str | None = None,
-        argv: list[str] | None = None) -> ProcessRecord:  # fmt: skip
-    return ProcessRecord(pid, ppid, tick, comm, exe or f"/usr/bin/{comm}",
-                         argv or [comm])  # fmt: skip
+def rec(
+    pid: int,
+    ppid: int,
+    tick: int,
+    comm: str,
+    exe: str | None = None,
+    argv: list[str] | None = None,
+) -> ProcessRecord:
+    return ProcessRecord(
+        pid, ppid, tick, comm, exe or f"/usr/bin/{comm}", argv or [comm]
+    )
 
 
 BASE = (
@@ -78,26 +85,54 @@ BASE = (
 )
 
 
-def ev(tgid: int, ts_ns: int, ppid: int, comm: str = "x", kind: str = "syscall",
-       uid: int = 0, gid: int = 0, cgroup: int = 1, **obj: Any) -> dict[str, Any]:  # fmt: skip
+def ev(
+    tgid: int,
+    ts_ns: int,
+    ppid: int,
+    comm: str = "x",
+    kind: str = "syscall",
+    uid: int = 0,
+    gid: int = 0,
+    cgroup: int = 1,
+    **obj: Any,
+) -> dict[str, Any]:
     return {
-        "time": "2026-11-25T18:15:58.912794Z", "ts_ns": ts_ns, "rung": "tracepoint",
-        "kind": kind, "hook": "sys_openat" if kind == "syscall" else kind,
-        "family": "file", "verdict": "deny" if kind == "syscall" else "allow",
+        "time": "2026-11-25T18:15:58.912794Z",
+        "ts_ns": ts_ns,
+        "rung": "tracepoint",
+        "kind": kind,
+        "hook": "sys_openat" if kind == "syscall" else kind,
+        "family": "file",
+        "verdict": "deny" if kind == "syscall" else "allow",
         "ret": -13 if kind == "syscall" else 0,
-        "errno": "EACCES" if kind == "syscall" else None, "lsm": None,
-        "pid": tgid, "tgid": tgid, "ppid": ppid, "uid": uid, "euid": uid, "gid": gid,
-        "comm": comm, "cgroup": cgroup, "mntns": 0, "syscall": "openat",
-        "latency_ns": None, "object": obj or {"path": "/etc/shadow"}, "truncated": False,
-    }  # fmt: skip
+        "errno": "EACCES" if kind == "syscall" else None,
+        "lsm": None,
+        "pid": tgid,
+        "tgid": tgid,
+        "ppid": ppid,
+        "uid": uid,
+        "euid": uid,
+        "gid": gid,
+        "comm": comm,
+        "cgroup": cgroup,
+        "mntns": 0,
+        "syscall": "openat",
+        "latency_ns": None,
+        "object": obj or {"path": "/etc/shadow"},
+        "truncated": False,
+    }
 
 
 def enricher(src: FakeSource, cg_root: Path | None = None, **kw: Any) -> Enricher:
     tree = ProcessTree(src, clock=FakeClock(), **kw)
     tree.load()
     cg = CgroupMap(root=cg_root, proc=Path("/nonexistent"), hybrid=False)
-    return Enricher(tree, cg, user_name=lambda u: {0: "root"}.get(u),
-                    group_name=lambda g: {0: "root"}.get(g))  # fmt: skip
+    return Enricher(
+        tree,
+        cg,
+        user_name=lambda u: {0: "root"}.get(u),
+        group_name=lambda g: {0: "root"}.get(g),
+    )
 
 
 def names(d: dict[str, Any]) -> list[tuple[int, str | None]]:
@@ -115,14 +150,22 @@ def test_parse_stat() -> None:
     assert parse_stat(b"1 (x) S 0") is None
 
 
-def fake_proc(root: Path, pid: int, ppid: int, tick: int, comm: str,
-              argv: bytes = b"", exe: str | None = None,
-              threads: tuple[int, ...] = ()) -> None:  # fmt: skip
+def fake_proc(
+    root: Path,
+    pid: int,
+    ppid: int,
+    tick: int,
+    comm: str,
+    argv: bytes = b"",
+    exe: str | None = None,
+    threads: tuple[int, ...] = (),
+) -> None:
     d = root / str(pid)
     (d / "task").mkdir(parents=True)
     fields = ["S", str(ppid)] + ["0"] * 17 + [str(tick), "0", "0"]
-    (d / "stat").write_bytes(f"{pid} (".encode() + comm.encode() + b") "
-                             + " ".join(fields).encode() + b"\n")  # fmt: skip
+    (d / "stat").write_bytes(
+        f"{pid} (".encode() + comm.encode() + b") " + " ".join(fields).encode() + b"\n"
+    )
     (d / "cmdline").write_bytes(argv)
     (d / "cgroup").write_text("0::/system.slice/ssh.service\n")
     if exe:
@@ -148,9 +191,15 @@ def test_procfs_source_fake_tree(tmp_path: Path) -> None:
     src = ProcfsSource(tmp_path, read_cgroup=True)
     got = {r.pid: r for r in src.processes()}
     assert set(got) == {1, 2, 77}
-    assert got[1] == ProcessRecord(1, 0, 5, "systemd", "/usr/lib/systemd/systemd",
-                                   ["/sbin/init", "splash"],
-                                   "0::/system.slice/ssh.service\n")  # fmt: skip
+    assert got[1] == ProcessRecord(
+        1,
+        0,
+        5,
+        "systemd",
+        "/usr/lib/systemd/systemd",
+        ["/sbin/init", "splash"],
+        "0::/system.slice/ssh.service\n",
+    )
     assert got[2].exe is None
     assert got[2].cmdline is None
     assert got[77].comm == "my prog)"
@@ -301,14 +350,41 @@ def test_exec_event_names_a_process_gone_before_enrichment() -> None:
     e = enricher(src)
     t = 1000 * TICK
     e.enrich(ev(600, t, 500, "bash", kind="fork", child_pid=610))
-    e.enrich(ev(610, t + MS, 600, "sh", kind="exec", filename="/usr/bin/dash",
-                argv=["sh", "-c", "bash -c 'exec python3 x.py'; true"]))  # fmt: skip
+    e.enrich(
+        ev(
+            610,
+            t + MS,
+            600,
+            "sh",
+            kind="exec",
+            filename="/usr/bin/dash",
+            argv=["sh", "-c", "bash -c 'exec python3 x.py'; true"],
+        )
+    )
     e.enrich(ev(610, t + 2 * MS, 600, "sh", kind="fork", child_pid=611))
-    e.enrich(ev(611, t + 3 * MS, 610, "bash", kind="exec", filename="/usr/bin/bash",
-                argv=["bash", "-c", "exec python3 x.py"]))  # fmt: skip
-    e.enrich(ev(611, t + 4 * MS, 610, "python3", kind="exec",
-                filename="/usr/bin/python3.11", argv=["python3", "x.py"],
-                argv_truncated=False))  # fmt: skip
+    e.enrich(
+        ev(
+            611,
+            t + 3 * MS,
+            610,
+            "bash",
+            kind="exec",
+            filename="/usr/bin/bash",
+            argv=["bash", "-c", "exec python3 x.py"],
+        )
+    )
+    e.enrich(
+        ev(
+            611,
+            t + 4 * MS,
+            610,
+            "python3",
+            kind="exec",
+            filename="/usr/bin/python3.11",
+            argv=["python3", "x.py"],
+            argv_truncated=False,
+        )
+    )
     d = e.enrich(ev(611, t + 5 * MS, 610, "python3"))
     assert d["exe"] == "/usr/bin/python3.11"
     assert d["cmdline"] == "python3 x.py"
@@ -328,14 +404,34 @@ def test_exec_event_with_cut_argv() -> None:
     e = enricher(src)
     t = 1000 * TICK
     e.enrich(ev(600, t, 500, "bash", kind="fork", child_pid=620))
-    e.enrich(ev(620, t + MS, 600, "tool", kind="exec", filename="/usr/bin/tool",
-                argv=["tool", "--long", "aaa"], argv_truncated=True))  # fmt: skip
+    e.enrich(
+        ev(
+            620,
+            t + MS,
+            600,
+            "tool",
+            kind="exec",
+            filename="/usr/bin/tool",
+            argv=["tool", "--long", "aaa"],
+            argv_truncated=True,
+        )
+    )
     d = e.enrich(ev(620, t + 2 * MS, 600, "tool"))
     assert d["cmdline"] == "tool --long aaa..."  # gone from /proc: the head
     src.procs[621] = rec(621, 600, 1000, "tool", argv=["tool", "--long", "a" * 9])
     e.enrich(ev(600, t + 3 * MS, 500, "bash", kind="fork", child_pid=621))
-    e.enrich(ev(621, t + 4 * MS, 600, "tool", kind="exec", filename="/usr/bin/tool",
-                argv=["tool", "--long", "aaa"], argv_truncated=True))  # fmt: skip
+    e.enrich(
+        ev(
+            621,
+            t + 4 * MS,
+            600,
+            "tool",
+            kind="exec",
+            filename="/usr/bin/tool",
+            argv=["tool", "--long", "aaa"],
+            argv_truncated=True,
+        )
+    )
     d = e.enrich(ev(621, t + 5 * MS, 600, "tool"))
     assert d["cmdline"] == "tool --long aaaaaaaaa"
 
@@ -565,8 +661,12 @@ def test_users_and_groups_cached() -> None:
 
     tree = ProcessTree(FakeSource(*BASE), clock=FakeClock())
     tree.load()
-    e = Enricher(tree, CgroupMap(root=None, proc=Path("/nonexistent"), hybrid=False),
-                 user_name=user, group_name=lambda g: "nogroup")  # fmt: skip
+    e = Enricher(
+        tree,
+        CgroupMap(root=None, proc=Path("/nonexistent"), hybrid=False),
+        user_name=user,
+        group_name=lambda g: "nogroup",
+    )
     for _ in range(3):
         d = e.fields(ev(600, 300 * TICK, 500, "bash", uid=65534, gid=65534))
     assert d["user"] == "nobody"
@@ -607,8 +707,15 @@ def test_container_and_unit(tmp_path: Path) -> None:
 
 def test_hybrid_host_uses_proc_cgroup() -> None:
     """v1/hybrid: the event's v2 id is the (empty) root; /proc/<pid>/cgroup knows."""
-    r = ProcessRecord(600, 500, 200, "bash", "/usr/bin/bash", ["bash"],
-                      "1:name=systemd:/system.slice/ssh.service\n0::/\n")  # fmt: skip
+    r = ProcessRecord(
+        600,
+        500,
+        200,
+        "bash",
+        "/usr/bin/bash",
+        ["bash"],
+        "1:name=systemd:/system.slice/ssh.service\n0::/\n",
+    )
     tree = ProcessTree(FakeSource(r), clock=FakeClock())
     tree.load()
     cg = CgroupMap(root=None, proc=Path("/nonexistent"), hybrid=True)
@@ -667,19 +774,32 @@ def test_format_tree() -> None:
         "  cmdline cat /etc/shadow",
         "  in      host",
     ]
-    assert lines[5:] == ["  <- bash[600] /usr/bin/bash", "  <- sshd[500] /usr/sbin/sshd",
-                         "  <- systemd[1] /usr/lib/systemd/systemd"]  # fmt: skip
+    assert lines[5:] == [
+        "  <- bash[600] /usr/bin/bash",
+        "  <- sshd[500] /usr/sbin/sshd",
+        "  <- systemd[1] /usr/lib/systemd/systemd",
+    ]
 
 
 def test_format_tree_hostile_and_narrow() -> None:
     evil = "ev\x1b[31mil\n\udcff"
-    src = FakeSource(rec(1, 0, 1, "systemd"),
-                     rec(600, 1, 200, evil, "/tmp/" + evil + "/" + "d" * 100,
-                         [evil, "x" * 300]))  # fmt: skip
+    src = FakeSource(
+        rec(1, 0, 1, "systemd"),
+        rec(600, 1, 200, evil, "/tmp/" + evil + "/" + "d" * 100, [evil, "x" * 300]),
+    )
     e = enricher(src)
     cid = "cd" * 32
-    d = e.enrich(ev(600, 300 * TICK, 1, evil, uid=4321, gid=4321,
-                    path="/srv/" + "p" * 200 + "/" + evil))  # fmt: skip
+    d = e.enrich(
+        ev(
+            600,
+            300 * TICK,
+            1,
+            evil,
+            uid=4321,
+            gid=4321,
+            path="/srv/" + "p" * 200 + "/" + evil,
+        )
+    )
     d["container"] = {"runtime": "containerd", "id": cid, "pod_uid": "8b1c2d3e-4f50"}
     d["unit"] = f"cri-containerd-{cid}.scope"
     lines = format_tree(d)
@@ -703,16 +823,25 @@ def test_format_tree_hostile_and_narrow() -> None:
     assert "  unit    ssh.service" in format_tree(d)
     # an exited process, unknown names, no ancestors
     bare = {**ev(5, 0, 0, "k"), "exited": True, "ancestors": [], "container": None}
-    assert format_tree(bare)[1:] == ["  process k[5]  user 0  group 0  (exited)",
-                                     "  in      host"]  # fmt: skip
+    assert format_tree(bare)[1:] == [
+        "  process k[5]  user 0  group 0  (exited)",
+        "  in      host",
+    ]
 
 
 # -- boundaries -----------------------------------------------------------------------
 
 
 def test_imports_stay_light() -> None:
-    code = ("import sys, lsmtrace.proctree, lsmtrace.cgroups; "
-            "print(sorted(m for m in ('bcc', 'textual', 'psutil') if m in sys.modules))")  # fmt: skip
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                         text=True, check=True)  # fmt: skip
+    code = (
+        "import sys, lsmtrace.proctree, lsmtrace.cgroups; "
+        "print(sorted(m for m in ('bcc', 'textual', 'psutil') if m in sys.modules))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert res.stdout.strip() == "[]"

@@ -28,8 +28,11 @@ LSMS = ["capability", "landlock", "selinux", "apparmor", "bpf"]
 
 def generated(rung: str) -> tuple[str, list[hookgen.Program]]:
     cat = H.build_catalogue(btf.load(FIXTURE), "6.18-test")
-    traced = [(i + 1, h) for i, h in enumerate(sorted(cat.hooks.values(), key=lambda h: h.name))
-              if hookgen.static_skip(h, rung) is None]  # fmt: skip
+    traced = [
+        (i + 1, h)
+        for i, h in enumerate(sorted(cat.hooks.values(), key=lambda h: h.name))
+        if hookgen.static_skip(h, rung) is None
+    ]
     impls = {h.name: cat.impls_for(h, set(LSMS)) for _i, h in traced}
     return hookgen.generate(rung, traced, impls)
 
@@ -52,7 +55,9 @@ def test_every_program_names_its_hook(rung: str) -> None:
         # the program's own name carries the hook, or the LSM function it
         # traces (apparmor_file_open, selinux_capable...)
         assert p.hook in p.fn or p.target in p.fn, p
-        assert re.search(rf"\b{re.escape(p.fn if rung == 'kprobe' else p.target)}\b", text)
+        assert re.search(
+            rf"\b{re.escape(p.fn if rung == 'kprobe' else p.target)}\b", text
+        )
     for hook in {p.hook for p in progs}:
         assert re.search(rf"^/\* hook {hook} \(id \d+\): ", text, re.M), hook
 

@@ -168,7 +168,9 @@ def test_version_mismatch_names_both_versions() -> None:
     assert ei.value.hint
 
 
-@pytest.mark.parametrize("content", [b"", b'{"time": 1}\n', b"garbage\n", b"\x1f\x8bnot gzip"])
+@pytest.mark.parametrize(
+    "content", [b"", b'{"time": 1}\n', b"garbage\n", b"\x1f\x8bnot gzip"]
+)
 def test_not_a_recording(tmp_path: Path, content: bytes) -> None:
     p = tmp_path / "x"
     p.write_bytes(content)
@@ -197,7 +199,9 @@ def test_replay_text_like_trace() -> None:
     events = sample_events(76)
     # the wall clock of the text equals the event's own "time" field
     assert lines[1].split()[0] == events[0]["time"][11:19]  # type: ignore[index]
-    assert any(ln.endswith(" a") and "sys_openat" in ln for ln in lines)  # relative, as passed
+    assert any(
+        ln.endswith(" a") and "sys_openat" in ln for ln in lines
+    )  # relative, as passed
 
 
 def test_replay_json_is_the_event_objects() -> None:
@@ -221,8 +225,9 @@ def test_replay_filters() -> None:
 
 
 def test_replay_truncated_prints_prefix_then_error() -> None:
-    rc, out, err = run(["replay", "--no-header", "--proc-events",
-                        str(DATA / "truncated.jsonl")])  # fmt: skip
+    rc, out, err = run(
+        ["replay", "--no-header", "--proc-events", str(DATA / "truncated.jsonl")]
+    )
     assert rc == 1
     assert isinstance(err, RecordingError)
     assert len(out.splitlines()) == 39
@@ -238,7 +243,9 @@ def test_replay_hostile_names_escaped() -> None:
 
 
 def test_record_parser_takes_command_after_dashdash() -> None:
-    args = parser().parse_args(["record", "-o", "x", "--comm", "a", "--", "cat", "-n", "f"])
+    args = parser().parse_args(
+        ["record", "-o", "x", "--comm", "a", "--", "cat", "-n", "f"]
+    )
     assert options.command_args(args) == ["cat", "-n", "f"]
     assert args.comm == "a"
     assert args.output == "x"
@@ -258,27 +265,37 @@ def big_recording(path: Path, n: int = 3000) -> Path:
     opens of distinct files by one cat."""
     ev = next(e for e in sample_events(76) if e["hook"] == "sys_openat")
     w = RecordingWriter(path, {"rung": "tracepoint", "command": ["cat"], "cwd": "/"})
-    w.write_events({**ev, "object": {"path": f"/srv/data/file-{i:05d}.txt"}}  # type: ignore[dict-item]
-                   for i in range(n))  # fmt: skip
+    w.write_events(
+        {**ev, "object": {"path": f"/srv/data/file-{i:05d}.txt"}}  # type: ignore[dict-item]
+        for i in range(n)
+    )
     w.close({"lost": 0, "attempted": n, "ended": "x", "counts": []})
     return path
 
 
 @pytest.mark.parametrize(
     "argv",
-    [["replay", "BIG"], ["replay", "--json", "BIG"],
-     ["policy", "diff", str(CAT), "BIG"],
-     ["policy", "generate", "--target", "apparmor", "BIG"]],
-)  # fmt: skip
-def test_output_into_a_closed_pipe_ends_quietly(argv: list[str], tmp_path: Path) -> None:
+    [
+        ["replay", "BIG"],
+        ["replay", "--json", "BIG"],
+        ["policy", "diff", str(CAT), "BIG"],
+        ["policy", "generate", "--target", "apparmor", "BIG"],
+    ],
+)
+def test_output_into_a_closed_pipe_ends_quietly(
+    argv: list[str], tmp_path: Path
+) -> None:
     """`lsmtrace replay ... | head -1`: no BrokenPipeError traceback, exit 0."""
     import subprocess
     import sys
 
     big = str(big_recording(tmp_path / "big.jsonl"))
     argv = [big if a == "BIG" else a for a in argv]
-    p = subprocess.Popen([sys.executable, "-m", "lsmtrace", *argv],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    p = subprocess.Popen(
+        [sys.executable, "-m", "lsmtrace", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert p.stdout is not None
     assert p.stderr is not None
     assert p.stdout.readline()

@@ -89,7 +89,9 @@ def test_would_deny_validates_and_is_documented() -> None:
 
     rec = RECORDINGS / "forking_daemon.jsonl"
     evs = copy.deepcopy(read_recording(rec).events)
-    i = next(i for i, e in enumerate(evs) if e["object"].get("path") == "/srv/www/index.html")
+    i = next(
+        i for i, e in enumerate(evs) if e["object"].get("path") == "/srv/www/index.html"
+    )
     evs[i]["object"] = {**evs[i]["object"], "path": "/etc/shadow"}
     v = validator()
     docs = (REPO / "docs" / "events.md").read_text()
@@ -107,6 +109,8 @@ def test_would_deny_validates_and_is_documented() -> None:
         for ev in marked:
             errors = sorted(v.iter_errors(ev), key=str)
             assert not errors, f"{target}: {errors[0].message}"
-    assert not v.is_valid({**marked[0], "would_deny": {**marked[0]["would_deny"], "x": 1}})
+    assert not v.is_valid(
+        {**marked[0], "would_deny": {**marked[0]["would_deny"], "x": 1}}
+    )
     keys = event_schema()["$defs"]["would_deny"]["properties"]
     assert not [k for k in keys if f"`{k}`" not in docs]

@@ -23,8 +23,11 @@ def test_fexit_program_has_the_kernels_arity(nargs: int) -> None:
     assert f"KRETFUNC_PROBE(__seccomp_filter, {args}, int ret)" in text
     assert "lsmt_seccomp_exit(ret)" in text
     [p] = progs
-    assert (p.kind, p.fn, p.target) == ("kretfunc", "kretfunc____seccomp_filter",
-                                        "__seccomp_filter")  # fmt: skip
+    assert (p.kind, p.fn, p.target) == (
+        "kretfunc",
+        "kretfunc____seccomp_filter",
+        "__seccomp_filter",
+    )
     # an attribution program: its failure skips only the attribution
     assert not p.primary
     assert not p.required
@@ -34,23 +37,44 @@ def test_no_fexit_program_without_btf_but_a_kretprobe() -> None:
     assert hookgen.seccomp_program("fexit", None) == ("", [])
     text, [p] = hookgen.seccomp_program("kprobe", None)
     assert "lsmt_seccomp_exit((s32)PT_REGS_RC(ctx))" in text
-    assert (p.kind, p.target, p.fn) == ("kretprobe", "__seccomp_filter", "lsmt_krp_seccomp")
+    assert (p.kind, p.target, p.fn) == (
+        "kretprobe",
+        "__seccomp_filter",
+        "lsmt_krp_seccomp",
+    )
     assert p.fn in text
 
 
 @pytest.mark.parametrize("rung", ["fexit", "kprobe"])
 def test_plan_carries_the_seccomp_file_and_program(rung: str) -> None:
     cat = H.build_catalogue(btf.load(FIXTURE), "6.18-test")
-    plan = hookgen.plan_hooks(rung, ["file_open"], None, "x86_64", catalogue=cat,
-                              lsms=["apparmor"], seccomp_args=2)  # fmt: skip
+    plan = hookgen.plan_hooks(
+        rung,
+        ["file_open"],
+        None,
+        "x86_64",
+        catalogue=cat,
+        lsms=["apparmor"],
+        seccomp_args=2,
+    )
     assert "/* ---- bpf/seccomp.bpf.c ---- */" in plan.source
     assert "static __always_inline int lsmt_seccomp_exit(s32 ret)" in plan.source
     # the generated wrapper comes after the file that defines what it calls
     assert plan.source.index("lsmt_seccomp_exit(s32 ret)") < plan.source.rindex(
-        "lsmt_seccomp_exit(")
-    assert [p.target for p in plan.programs if p.hook == "seccomp"] == ["__seccomp_filter"]
-    none = hookgen.plan_hooks(rung, ["file_open"], None, "x86_64", catalogue=cat,
-                              lsms=["apparmor"], seccomp_args=None)  # fmt: skip
+        "lsmt_seccomp_exit("
+    )
+    assert [p.target for p in plan.programs if p.hook == "seccomp"] == [
+        "__seccomp_filter"
+    ]
+    none = hookgen.plan_hooks(
+        rung,
+        ["file_open"],
+        None,
+        "x86_64",
+        catalogue=cat,
+        lsms=["apparmor"],
+        seccomp_args=None,
+    )
     assert any(p.hook == "seccomp" for p in none.programs) == (rung == "kprobe")
 
 

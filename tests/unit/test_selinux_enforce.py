@@ -22,19 +22,48 @@ CALLER = "staff_u:staff_r:staff_t:s0-s0:c0.c1023"
 
 def _events() -> list[dict[str, object]]:
     """exec of /usr/local/bin/w, the kernel's map of ld.so, a read, a create."""
-    base = {"verdict": "allow", "ret": 0, "pid": 5, "tgid": 5, "ppid": 1, "comm": "w",
-            "kind": "hook", "rung": "fexit"}  # fmt: skip
+    base = {
+        "verdict": "allow",
+        "ret": 0,
+        "pid": 5,
+        "tgid": 5,
+        "ppid": 1,
+        "comm": "w",
+        "kind": "hook",
+        "rung": "fexit",
+    }
     return [
-        {**base, "kind": "exec", "hook": "sched_process_exec", "ts_ns": 0,
-         "object": {"filename": "/usr/local/bin/w"}},
-        {**base, "hook": "mmap_file", "ts_ns": 1,
-         "object": {"path": "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-                    "path_kind": "exact", "prot_raw": 5}},
-        {**base, "hook": "file_open", "ts_ns": 2,
-         "object": {"path": "/srv/w/a", "path_kind": "exact", "flags": 0}},
-        {**base, "kind": "syscall", "hook": "sys_openat", "ts_ns": 3,
-         "object": {"path": "/srv/w/out", "path_kind": "exact", "flags": 0o101}},
-    ]  # fmt: skip
+        {
+            **base,
+            "kind": "exec",
+            "hook": "sched_process_exec",
+            "ts_ns": 0,
+            "object": {"filename": "/usr/local/bin/w"},
+        },
+        {
+            **base,
+            "hook": "mmap_file",
+            "ts_ns": 1,
+            "object": {
+                "path": "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                "path_kind": "exact",
+                "prot_raw": 5,
+            },
+        },
+        {
+            **base,
+            "hook": "file_open",
+            "ts_ns": 2,
+            "object": {"path": "/srv/w/a", "path_kind": "exact", "flags": 0},
+        },
+        {
+            **base,
+            "kind": "syscall",
+            "hook": "sys_openat",
+            "ts_ns": 3,
+            "object": {"path": "/srv/w/out", "path_kind": "exact", "flags": 0o101},
+        },
+    ]
 
 
 def _labels(table: dict[str, str]) -> object:
@@ -50,12 +79,17 @@ def _labels(table: dict[str, str]) -> object:
 def test_machine_labels_fill_what_the_recording_lacks() -> None:
     aset = build([({}, _events(), "t")])
     aset.labels["/srv/w/a"] = "httpd_sys_content_t"  # an AVC said so: it stays
-    n = selinux.add_machine_labels(aset, _labels({  # type: ignore[arg-type]
-        "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": "system_u:object_r:ld_so_t:s0",
-        "/srv/w/a": "system_u:object_r:var_t:s0",
-        "/srv/w": "system_u:object_r:public_content_rw_t:s0",
-        "/usr/local/bin/w": "system_u:object_r:bad-type;x:s0",  # never a type
-    }))  # fmt: skip
+    n = selinux.add_machine_labels(
+        aset,
+        _labels(
+            {  # type: ignore[arg-type]
+                "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": "system_u:object_r:ld_so_t:s0",
+                "/srv/w/a": "system_u:object_r:var_t:s0",
+                "/srv/w": "system_u:object_r:public_content_rw_t:s0",
+                "/usr/local/bin/w": "system_u:object_r:bad-type;x:s0",  # never a type
+            }
+        ),
+    )
     assert n == 2
     assert aset.labels == {
         "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": "ld_so_t",
@@ -65,7 +99,9 @@ def test_machine_labels_fill_what_the_recording_lacks() -> None:
     text = selinux.render(aset, "w")
     # the kernel maps the interpreter in the new domain: read is checked too
     assert "allow lsmtrace_w_t ld_so_t:file { execute map read };" in text
-    assert "allow lsmtrace_w_t public_content_rw_t:dir { add_name search write };" in text
+    assert (
+        "allow lsmtrace_w_t public_content_rw_t:dir { add_name search write };" in text
+    )
     assert "allow lsmtrace_w_t bin_t:file {" in text  # no label: the table
 
 
@@ -83,11 +119,13 @@ def test_runcon_entry_from_the_recording_context() -> None:
     text = _module({"selinux_context": CALLER})
     body = text.split("optional {", 1)[1]
     assert "\t\ttype staff_t;\n\t\trole staff_r;\n" in body
-    for rule in ("role staff_r types lsmtrace_w_t;",
-                 "allow staff_t lsmtrace_w_t:process transition;",
-                 "allow lsmtrace_w_t staff_t:fd use;",
-                 "allow lsmtrace_w_t staff_t:fifo_file { append getattr ioctl read write };",
-                 "allow lsmtrace_w_t staff_t:process sigchld;"):  # fmt: skip
+    for rule in (
+        "role staff_r types lsmtrace_w_t;",
+        "allow staff_t lsmtrace_w_t:process transition;",
+        "allow lsmtrace_w_t staff_t:fd use;",
+        "allow lsmtrace_w_t staff_t:fifo_file { append getattr ioctl read write };",
+        "allow lsmtrace_w_t staff_t:process sigchld;",
+    ):
         assert f"\t{rule}\n" in body, rule
     assert "unconfined" not in text
     assert "(from staff_t: the block at the end)" in text
@@ -124,8 +162,12 @@ def test_entry_blocks_compile(tmp_path: Path) -> None:
         pytest.skip("checkmodule is not installed (Debian package checkpolicy)")
     te = tmp_path / "lsmtrace_w.te"
     te.write_text(_module({"selinux_context": CALLER}))
-    r = subprocess.run([checkmodule, "-M", "-m", "-o", str(tmp_path / "lsmtrace_w.mod"),
-                        str(te)], capture_output=True, text=True, check=False)  # fmt: skip
+    r = subprocess.run(
+        [checkmodule, "-M", "-m", "-o", str(tmp_path / "lsmtrace_w.mod"), str(te)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 

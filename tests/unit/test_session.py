@@ -21,9 +21,14 @@ Batch = Callable[[bytes, list[int]], None]
 class FakeSource:
     """Hands out captured batches, then nothing; logs the call order."""
 
-    def __init__(self, batches: list[tuple[bytes, list[int]]], ids: IdNames,
-                 names: dict[int, str], tail: list[tuple[bytes, list[int]]] | None = None,
-                 lost: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        batches: list[tuple[bytes, list[int]]],
+        ids: IdNames,
+        names: dict[int, str],
+        tail: list[tuple[bytes, list[int]]] | None = None,
+        lost: int = 0,
+    ) -> None:
         self.id_names, self.syscall_names = ids, names
         self.batches, self.tail = list(batches), list(tail or [])
         self.calls: list[str] = []
@@ -56,8 +61,14 @@ class FakeSource:
     def stats(self) -> dict[str, int]:
         self.calls.append("stats")
         n = self.delivered + self.lost
-        return {"seen": n + 5, "filtered": 5, "attempted": n, "lost": self.lost,
-                "map_full": 0, "read_err": 0}  # fmt: skip
+        return {
+            "seen": n + 5,
+            "filtered": 5,
+            "attempted": n,
+            "lost": self.lost,
+            "map_full": 0,
+            "read_err": 0,
+        }
 
 
 class FakeEnricher:
@@ -121,8 +132,9 @@ def test_process_events_feed_the_tree_but_are_shown_only_when_asked() -> None:
     assert [e["kind"] for e in out] == ["capable"]
     assert [k for k, _ in enricher.seen] == ["exec", "exec", "capable", "exit"]
     assert s.summary.processes == 3
-    s2 = Session(FakeSource([], IdNames({}, {}), {}), lambda e: None,
-                 process_events=True)  # fmt: skip
+    s2 = Session(
+        FakeSource([], IdNames({}, {}), {}), lambda e: None, process_events=True
+    )
     assert len(s2.process([dict(e) for e in evs])) == 4
 
 

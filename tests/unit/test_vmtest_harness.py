@@ -72,8 +72,16 @@ def test_cache_key_covers_build_code(vmtest: ModuleType) -> None:
 
 def test_recipe_has_required_packages(vmtest: ModuleType) -> None:
     pk = set(vmtest.PACKAGES)
-    for need in ("systemd-sysv", "openssh-server", "python3-bpfcc", "bpfcc-tools", "bpftool",
-                 "python3-pytest", "apparmor", "gcc"):  # fmt: skip
+    for need in (
+        "systemd-sysv",
+        "openssh-server",
+        "python3-bpfcc",
+        "bpfcc-tools",
+        "bpftool",
+        "python3-pytest",
+        "apparmor",
+        "gcc",
+    ):
         assert need in pk
     assert set(vmtest.KERNELS) == {"6.1", "6.12"}
     assert vmtest.KERNELS["6.12"] == "bookworm-backports"
@@ -188,18 +196,34 @@ def test_guest_command_sets_env_and_cwd(vmtest: ModuleType) -> None:
 
 
 def test_guest_gets_tests_and_deploy_files_but_no_package(vmtest: ModuleType) -> None:
-    files = ["lsmtrace/cli.py", "lsmtrace/bpf/common.h", "bpf", "tests/vm/conftest.py",
-             "tests/bpf/helpers.py", "deploy/install.sh", "pyproject.toml",
-             "benchmarks/bench.py", "README.md", "vagrant/vmtest.py"]  # fmt: skip
+    files = [
+        "lsmtrace/cli.py",
+        "lsmtrace/bpf/common.h",
+        "bpf",
+        "tests/vm/conftest.py",
+        "tests/bpf/helpers.py",
+        "deploy/install.sh",
+        "pyproject.toml",
+        "benchmarks/bench.py",
+        "README.md",
+        "vagrant/vmtest.py",
+    ]
     assert vmtest.guest_files(files) == [
-        "tests/vm/conftest.py", "tests/bpf/helpers.py", "deploy/install.sh",
-        "pyproject.toml", "benchmarks/bench.py",
-    ]  # fmt: skip
+        "tests/vm/conftest.py",
+        "tests/bpf/helpers.py",
+        "deploy/install.sh",
+        "pyproject.toml",
+        "benchmarks/bench.py",
+    ]
 
 
 def test_deploy_paths_share_one_install_script(vmtest: ModuleType) -> None:
     """The Dockerfile, the Vagrantfile and the VM stage install through install.sh."""
-    for f in ("deploy/container/Dockerfile", "vagrant/Vagrantfile", "vagrant/vmtest.py"):
+    for f in (
+        "deploy/container/Dockerfile",
+        "vagrant/Vagrantfile",
+        "vagrant/vmtest.py",
+    ):
         assert "deploy/install.sh" in (REPO / f).read_text(), f
     unit = (REPO / "deploy/systemd/lsmtrace-exporter.service").read_text()
     exec_start = [ln for ln in unit.splitlines() if ln.startswith("ExecStart=/")]
@@ -265,8 +289,11 @@ def test_prune_cache_keeps_current_and_live_builds(
     ]
 
 
-def test_skip_vm_env(vmtest: ModuleType, monkeypatch: pytest.MonkeyPatch,
-                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_skip_vm_env(
+    vmtest: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("LSMTRACE_SKIP_VM", "1")
     assert vmtest.main(["test"]) == 0
     assert "VM stage skipped (LSMTRACE_SKIP_VM=1)" in capsys.readouterr().out

@@ -56,15 +56,20 @@ CAP_BPF, CAP_SYS_MODULE, CAP_NET_ADMIN = 39, 16, 12
 
 
 def systemctl(*args: str, check: bool = True) -> str:
-    r = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        ["systemctl", *args], capture_output=True, text=True, timeout=300
+    )
     if check and r.returncode != 0:
         raise AssertionError(f"systemctl {' '.join(args)}: {r.stderr}\n{journal()}")
     return r.stdout.strip()
 
 
 def journal() -> str:
-    r = subprocess.run(["journalctl", "-u", UNIT, "--no-pager", "-n", "30"],
-                       capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        ["journalctl", "-u", UNIT, "--no-pager", "-n", "30"],
+        capture_output=True,
+        text=True,
+    )
     return r.stdout
 
 
@@ -105,7 +110,9 @@ class Unit:
             elif state in ("failed", "inactive") or show("NRestarts") != "0":
                 raise AssertionError(f"{UNIT} is {state}:\n{journal()}")
             if time.monotonic() - t0 > timeout:
-                raise AssertionError(f"{UNIT} not serving after {timeout:.0f} s\n{journal()}")
+                raise AssertionError(
+                    f"{UNIT} not serving after {timeout:.0f} s\n{journal()}"
+                )
             time.sleep(1)
         self.started_in = time.monotonic() - t0
         self.main_pid = int(show("MainPID"))
@@ -139,12 +146,17 @@ def unit() -> Iterator[Unit]:
 
 
 @pytest.fixture(scope="module")
-def server(unit: Unit, tmp_path_factory: pytest.TempPathFactory) -> Iterator[prom.Prometheus]:
+def server(
+    unit: Unit, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[prom.Prometheus]:
     why = prom.require_prometheus()
     if why:
         pytest.skip(why)
-    with prom.prometheus(tmp_path_factory.mktemp("prometheus"), unit.address,
-                         scrape_interval=SCRAPE_INTERVAL) as p:  # fmt: skip
+    with prom.prometheus(
+        tmp_path_factory.mktemp("prometheus"),
+        unit.address,
+        scrape_interval=SCRAPE_INTERVAL,
+    ) as p:
         yield p
 
 
@@ -154,17 +166,23 @@ def denials(unit: Unit, tmp_path_factory: pytest.TempPathFactory) -> dict[str, s
     d = tmp_path_factory.mktemp("denials")
     secret = d / "secret"
     secret.write_text("x")
-    actors = [helpers.Actor(CAP_NICE, [["nice"]], drop=NOBODY),
-              helpers.Actor(CAP_LANDLOCK, [["landlock_open", helpers.hexpath(secret),
-                                    LANDLOCK_READ_FILE]])]  # fmt: skip
+    actors = [
+        helpers.Actor(CAP_NICE, [["nice"]], drop=NOBODY),
+        helpers.Actor(
+            CAP_LANDLOCK,
+            [["landlock_open", helpers.hexpath(secret), LANDLOCK_READ_FILE]],
+        ),
+    ]
     with helpers.actors_cleanup(actors):
         for a in actors:
             a.wait_ready()
             a.go()
         for a in actors:
             a.finish()
-    out = {CAP_NICE: actors[0].result("nice")["errno"],
-           CAP_LANDLOCK: actors[1].result("landlock_open").get("errno") or "?"}  # fmt: skip
+    out = {
+        CAP_NICE: actors[0].result("nice")["errno"],
+        CAP_LANDLOCK: actors[1].result("landlock_open").get("errno") or "?",
+    }
     if "apparmor" in Path("/sys/kernel/security/lsm").read_text():
         out[CAP_AA] = apparmor_denial(d, secret)
     return out
@@ -177,7 +195,8 @@ def apparmor_denial(d: Path, secret: Path) -> str:
     exe = Path("/usr/local/bin") / CAP_AA
     shutil.copy("/usr/bin/cat", exe)
     profile = d / f"{CAP_AA}.profile"
-    profile.write_text(textwrap.dedent(f"""
+    profile.write_text(
+        textwrap.dedent(f"""
         abi <abi/3.0>,
         profile {CAP_AA} {exe} flags=(enforce) {{
           /etc/ld.so.cache r,
@@ -185,7 +204,8 @@ def apparmor_denial(d: Path, secret: Path) -> str:
           {exe} mr,
           deny {secret} r,
         }}
-        """))  # fmt: skip
+        """)
+    )
     subprocess.run([parser, "-r", str(profile)], check=True)
     try:
         r = subprocess.run([str(exe), str(secret)], capture_output=True, text=True)
@@ -211,9 +231,10 @@ def test_unit_runs_the_installed_exporter_hardened(unit: Unit) -> None:
     assert str(LSMTRACE).encode() in cmdline, cmdline
     assert unit.prog_ids, "the exporter holds no BPF programs?"
     status = dict(
-        ln.split(":\t", 1) for ln in
-        Path(f"/proc/{unit.main_pid}/status").read_text().splitlines() if ":\t" in ln
-    )  # fmt: skip
+        ln.split(":\t", 1)
+        for ln in Path(f"/proc/{unit.main_pid}/status").read_text().splitlines()
+        if ":\t" in ln
+    )
     assert status["NoNewPrivs"].strip() == "1"
     assert status["Seccomp"].strip() == "2"  # SystemCallFilter= is a seccomp filter
     wanted = show("CapabilityBoundingSet").split()
@@ -222,9 +243,11 @@ def test_unit_runs_the_installed_exporter_hardened(unit: Unit) -> None:
     assert bnd >> CAP_BPF & 1
     assert not bnd >> CAP_SYS_MODULE & 1
     assert not bnd >> CAP_NET_ADMIN & 1
-    root = next(ln.split() for ln in
-                Path(f"/proc/{unit.main_pid}/mountinfo").read_text().splitlines()
-                if ln.split()[4] == "/")  # fmt: skip
+    root = next(
+        ln.split()
+        for ln in Path(f"/proc/{unit.main_pid}/mountinfo").read_text().splitlines()
+        if ln.split()[4] == "/"
+    )
     assert "ro" in root[5].split(","), root  # ProtectSystem=strict
 
 

@@ -69,8 +69,11 @@ class Tracer:
         with open(self.out, "wb") as o, open(self.err, "wb") as e:
             self.proc = subprocess.Popen(
                 lsmtrace_cmd("trace", "--backend", rung, "--json", *args),
-                stdout=o, stderr=e, stdin=subprocess.DEVNULL, cwd=workdir,
-            )  # fmt: skip
+                stdout=o,
+                stderr=e,
+                stdin=subprocess.DEVNULL,
+                cwd=workdir,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if "Ctrl-C to end" in self.stderr:
@@ -145,8 +148,12 @@ def child(code: str, uid: int | None = None) -> subprocess.CompletedProcess[str]
     drop = ""
     if uid is not None:
         drop = f"os.setgroups([]); os.setgid({uid}); os.setuid({uid})\n"
-    return subprocess.run([sys.executable, "-c", prelude + drop + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", prelude + drop + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def pid_of(res: subprocess.CompletedProcess[str]) -> int:
@@ -168,13 +175,16 @@ def assert_denied_by(ev: dict[str, Any], rung: str, lsm: str, errno_name: str) -
 
 
 def test_capability(live: Tracer) -> None:
-    res = child("""
+    res = child(
+        """
         try:
             os.nice(-1)
             print("allowed")
         except OSError as e:
             print(errno.errorcode[e.errno])
-        """, uid=NOBODY)  # fmt: skip
+        """,
+        uid=NOBODY,
+    )
     pid = pid_of(res)
     assert res.stdout.split()[1] in ("EPERM", "EACCES")
     caps = [e for e in live.wait_for(pid, "capable") if e["object"]["cap"] == 23]
@@ -215,10 +225,17 @@ def test_landlock(live: Tracer, tmp_path: Path) -> None:
     target = tmp_path / "secret.txt"
     target.write_text("x")
     res = subprocess.run(
-        [sys.executable, "-c", "import os,sys,ctypes,errno\nprint(os.getpid(),flush=True)\n"
-         + LANDLOCK_CHILD, str(target)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import os,sys,ctypes,errno\nprint(os.getpid(),flush=True)\n"
+            + LANDLOCK_CHILD,
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     pid = pid_of(res)
     assert res.stdout.split()[1] == "EACCES", res
     evs = live.wait_for(pid, "file_open")
@@ -237,17 +254,23 @@ def test_dac(live: Tracer, tmp_path: Path) -> None:
     target.write_text("x")
     target.chmod(0)
     tmp_path.chmod(0o755)
-    res = child(f"""
+    res = child(
+        f"""
         try:
             os.close(os.open({str(target)!r}, os.O_RDONLY))
             print("allowed")
         except OSError as e:
             print(errno.errorcode[e.errno])
-        """, uid=NOBODY)  # fmt: skip
+        """,
+        uid=NOBODY,
+    )
     pid = pid_of(res)
     assert res.stdout.split()[1] == "EACCES"
-    sys_ev = [e for e in live.wait_for(pid, "sys_openat")
-              if e["object"].get("path") == str(target)]  # fmt: skip
+    sys_ev = [
+        e
+        for e in live.wait_for(pid, "sys_openat")
+        if e["object"].get("path") == str(target)
+    ]
     assert sys_ev, f"no sys_openat denial for {pid}: {live.events()[-5:]}"
     assert sys_ev[0]["verdict"] == "deny"
     assert sys_ev[0]["lsm"] == "dac"
@@ -257,8 +280,12 @@ def test_dac(live: Tracer, tmp_path: Path) -> None:
     vetoes = [e for e in mine if e["kind"] == "hook" and e["hook"] != "capable"]
     assert vetoes == []
     caps = {e["object"]["cap_name"] for e in mine if e["hook"] == "capable"}
-    assert caps <= {"CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-                    "CAP_SYS_ADMIN"}  # fmt: skip
+    assert caps <= {
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_SYS_ADMIN",
+    }
 
 
 @contextlib.contextmanager
@@ -276,8 +303,16 @@ def test_yama(live: Tracer) -> None:
     scope = Path("/proc/sys/kernel/yama/ptrace_scope")
     if "yama" not in active_lsms() or not scope.exists():
         pytest.skip("yama is not active in this kernel")
-    victim = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
-                               "--clear-groups", "sleep", "60"])  # fmt: skip
+    victim = subprocess.Popen(
+        [
+            "setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+            "sleep",
+            "60",
+        ]
+    )
     # Until setpriv has become nobody and exec'd sleep, the attacker's uid differs
     # from the victim's: DAC (capable CAP_SYS_PTRACE) refuses before Yama is asked.
     deadline = time.monotonic() + 30
@@ -286,11 +321,14 @@ def test_yama(live: Tracer) -> None:
         time.sleep(0.05)
     try:
         with sysctl(str(scope), "1"):
-            res = child(f"""
+            res = child(
+                f"""
                 libc = ctypes.CDLL(None, use_errno=True)
                 r = libc.ptrace(16, {victim.pid}, 0, 0)  # PTRACE_ATTACH
                 print("allowed" if r == 0 else errno.errorcode[ctypes.get_errno()])
-                """, uid=NOBODY)  # fmt: skip
+                """,
+                uid=NOBODY,
+            )
     finally:
         victim.kill()
         victim.wait()
@@ -313,7 +351,8 @@ def test_apparmor(live: Tracer, tmp_path: Path) -> None:
     secret = tmp_path / "aa-secret"
     secret.write_text("x")
     profile = tmp_path / "lsmt-aa-cat.profile"
-    profile.write_text(textwrap.dedent(f"""
+    profile.write_text(
+        textwrap.dedent(f"""
         abi <abi/3.0>,
         profile lsmt-aa-cat {exe} flags=(enforce) {{
           /etc/ld.so.cache r,
@@ -321,11 +360,13 @@ def test_apparmor(live: Tracer, tmp_path: Path) -> None:
           {exe} mr,
           deny {secret} r,
         }}
-        """))  # fmt: skip
+        """)
+    )
     subprocess.run([parser, "-r", str(profile)], check=True)
     try:
-        proc = subprocess.Popen([str(exe), str(secret)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)  # fmt: skip
+        proc = subprocess.Popen(
+            [str(exe), str(secret)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         proc.communicate(timeout=30)
     finally:
         subprocess.run([parser, "-R", str(profile)], check=False)
@@ -354,8 +395,9 @@ def tomoyo_ready() -> str | None:
 
 
 def tomoyo_load(flag: str, text: str) -> None:
-    subprocess.run(["tomoyo-loadpolicy", flag], input=text, text=True, check=True,
-                   timeout=60)  # fmt: skip
+    subprocess.run(
+        ["tomoyo-loadpolicy", flag], input=text, text=True, check=True, timeout=60
+    )
 
 
 BPF_LSM_PROG = r"""
@@ -388,7 +430,7 @@ def test_bpf_lsm(live: Tracer, tmp_path: Path) -> None:
                 print("allowed")
             except OSError as e:
                 print(errno.errorcode[e.errno])
-            """)  # fmt: skip
+            """)
     finally:
         b.cleanup()
     pid = pid_of(res)
@@ -401,8 +443,9 @@ def test_bpf_lsm(live: Tracer, tmp_path: Path) -> None:
 
 def test_accounting_and_detach(rung: str, tmp_path: Path) -> None:
     """Small buffer + flood: attempted == delivered + lost; nothing left attached."""
-    before = subprocess.run(["bpftool", "prog", "show"], capture_output=True,
-                            text=True).stdout  # fmt: skip
+    before = subprocess.run(
+        ["bpftool", "prog", "show"], capture_output=True, text=True
+    ).stdout
     with tracing(
         rung,
         tmp_path,
@@ -413,10 +456,16 @@ def test_accounting_and_detach(rung: str, tmp_path: Path) -> None:
         "--comm",
         "lsmt-flood",
     ) as t:
-        subprocess.run([sys.executable, "-c",
-                        "import ctypes,os\nctypes.CDLL(None).prctl(15, b'lsmt-flood', 0, 0, 0)\n"
-                        "for _ in range(30000): os.close(os.open('/etc/hostname', 0))"],
-                       check=True, timeout=300)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import ctypes,os\nctypes.CDLL(None).prctl(15, b'lsmt-flood', 0, 0, 0)\n"
+                "for _ in range(30000): os.close(os.open('/etc/hostname', 0))",
+            ],
+            check=True,
+            timeout=300,
+        )
         events = t.stop(signal.SIGTERM)
     last = t.stderr.strip().splitlines()[-1]
     assert "mismatch" not in last, last
@@ -424,14 +473,22 @@ def test_accounting_and_detach(rung: str, tmp_path: Path) -> None:
     lost = int(last.split(" lost")[0].split()[-1])
     # every process's exec/fork/exit is delivered too (for the process tree,
     # past --comm), not printed
-    procs = int(last.split(" process events")[0].split()[-1]) if " process events" in last else 0
+    procs = (
+        int(last.split(" process events")[0].split()[-1])
+        if " process events" in last
+        else 0
+    )
     assert delivered - procs == len(events), last
     assert delivered + lost >= 30000, last
     time.sleep(1)
-    after = subprocess.run(["bpftool", "prog", "show"], capture_output=True,
-                           text=True).stdout  # fmt: skip
-    ours = [ln for ln in after.splitlines() if "lsmt_" in ln or "kfunc__" in ln
-            or "kretfunc__" in ln]  # fmt: skip
+    after = subprocess.run(
+        ["bpftool", "prog", "show"], capture_output=True, text=True
+    ).stdout
+    ours = [
+        ln
+        for ln in after.splitlines()
+        if "lsmt_" in ln or "kfunc__" in ln or "kretfunc__" in ln
+    ]
     assert len(ours) <= len([ln for ln in before.splitlines() if "lsmt_" in ln]), ours
 
 
@@ -457,12 +514,30 @@ def closed_loop(live: Tracer, tmp_path: Path, target: str) -> Iterator[Loop]:
     shutil.copy("/usr/bin/cat", exe)
     rec, pol = tmp_path / "rec.jsonl", tmp_path / f"loop.{target}"
     try:
-        subprocess.run(lsmtrace_cmd("record", "-o", str(rec), "--backend", live.rung,
-                                    "--", str(exe), str(work / "a"), str(work / "b")),
-                       check=True, cwd=tmp_path, timeout=600)  # fmt: skip
-        subprocess.run(lsmtrace_cmd("policy", "generate", "--target", target,
-                                    str(rec), "-o", str(pol)),
-                       check=True, cwd=tmp_path, timeout=120)  # fmt: skip
+        subprocess.run(
+            lsmtrace_cmd(
+                "record",
+                "-o",
+                str(rec),
+                "--backend",
+                live.rung,
+                "--",
+                str(exe),
+                str(work / "a"),
+                str(work / "b"),
+            ),
+            check=True,
+            cwd=tmp_path,
+            timeout=600,
+        )
+        subprocess.run(
+            lsmtrace_cmd(
+                "policy", "generate", "--target", target, str(rec), "-o", str(pol)
+            ),
+            check=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
         text = pol.read_text()
         assert str(work / "c") not in text
         yield Loop(work, exe, pol, text)
@@ -474,21 +549,32 @@ def closed_loop(live: Tracer, tmp_path: Path, target: str) -> Iterator[Loop]:
 def run_loop(loop: Loop, message: bytes) -> int:
     """Under the loaded policy: `EXE a b` still works, `EXE c` fails with
     `message`. Returns the failing run's pid."""
-    ok = subprocess.run([str(loop.exe), str(loop.work / "a"), str(loop.work / "b")],
-                        capture_output=True, text=True, timeout=60)  # fmt: skip
+    ok = subprocess.run(
+        [str(loop.exe), str(loop.work / "a"), str(loop.work / "b")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0, ok.stderr + "\n" + loop.text
     assert ok.stdout == "ab"
-    bad = subprocess.Popen([str(loop.exe), str(loop.work / "c")], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE)  # fmt: skip
+    bad = subprocess.Popen(
+        [str(loop.exe), str(loop.work / "c")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     _out, err = bad.communicate(timeout=60)
     assert bad.returncode != 0
     assert message in err, err
     return bad.pid
 
 
-def assert_loop_denial(live: Tracer, loop: Loop, pid: int, lsm: str, errno_name: str) -> None:
+def assert_loop_denial(
+    live: Tracer, loop: Loop, pid: int, lsm: str, errno_name: str
+) -> None:
     path = str(loop.work / "c")
-    evs = [e for e in live.wait_for(pid, "file_open") if e["object"].get("path") == path]
+    evs = [
+        e for e in live.wait_for(pid, "file_open") if e["object"].get("path") == path
+    ]
     assert evs, f"no file_open denial of {path}: {live.events()[-5:]}"
     assert_denied_by(evs[0], live.rung, lsm, errno_name)
 
@@ -531,8 +617,10 @@ def test_tomoyo_policy_closed_loop(live: Tracer, tmp_path: Path) -> None:
             pid = run_loop(loop, b"Operation not permitted")
         finally:  # the domain and its initializer go; the profile is inert without them
             tomoyo_load("-d", f"delete <kernel> {tomoyo.encode(str(loop.exe))}\n")
-            tomoyo_load("-e", "".join(f"delete {ln}\n"
-                                      for ln in parts["exception"].splitlines()))  # fmt: skip
+            tomoyo_load(
+                "-e",
+                "".join(f"delete {ln}\n" for ln in parts["exception"].splitlines()),
+            )
     assert_loop_denial(live, loop, pid, "tomoyo", "EPERM")
 
 
@@ -566,8 +654,13 @@ def test_grep_r_dac_denial_names_the_full_path(live: Tracer) -> None:
     kernel joins the dirfd's path with the name: the real path, never a ghost."""
     with world_tree() as t:
         # setpriv execs grep: its pid is grep's; run from / (not the tree)
-        grep = subprocess.Popen([*SETPRIV, "grep", "-r", "needle", str(t)], cwd="/",
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        grep = subprocess.Popen(
+            [*SETPRIV, "grep", "-r", "needle", str(t)],
+            cwd="/",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         out, err = grep.communicate(timeout=120)
         pid = grep.pid
         evs = [e for e in live.wait_for(pid, "sys_openat") if e["errno"] == "EACCES"]
@@ -590,14 +683,19 @@ def test_quiet_probe_is_noaudit_by_opts(live: Tracer, tmp_path: Path) -> None:
     --denied leaves it out; --quiet-probes shows it with noaudit_by "opts"."""
     sleeper = subprocess.Popen(["sleep", "300"])
     try:
-        with tracing(live.rung, tmp_path, "--denied", "--quiet-probes",
-                     "--hooks", "capable") as quiet:  # fmt: skip
-            res = child(f"print(len(open('/proc/{sleeper.pid}/stat').read()) > 0)",
-                        uid=NOBODY)  # fmt: skip
+        with tracing(
+            live.rung, tmp_path, "--denied", "--quiet-probes", "--hooks", "capable"
+        ) as quiet:
+            res = child(
+                f"print(len(open('/proc/{sleeper.pid}/stat').read()) > 0)", uid=NOBODY
+            )
             pid = pid_of(res)
             assert res.stdout.split()[1] == "True", res
-            probes = [e for e in quiet.wait_for(pid, "capable")
-                      if e["object"]["cap_name"] == "CAP_SYS_PTRACE"]  # fmt: skip
+            probes = [
+                e
+                for e in quiet.wait_for(pid, "capable")
+                if e["object"]["cap_name"] == "CAP_SYS_PTRACE"
+            ]
             assert probes, f"no CAP_SYS_PTRACE probe for {pid}: {quiet.events()[-5:]}"
             quiet.stop()
     finally:

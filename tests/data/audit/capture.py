@@ -116,18 +116,33 @@ def main() -> int:
                 LANDLOCK_CHILD, [os.fsencode(p).hex() for p in [*names, missing]]
             )
             recs = drain(reader, 1.0)
-            save(outdir, "landlock_context", recs, {**ll, "paths": [
-                os.fsencode(p).hex() for p in [*names, missing]]})  # fmt: skip
+            save(
+                outdir,
+                "landlock_context",
+                recs,
+                {**ll, "paths": [os.fsencode(p).hex() for p in [*names, missing]]},
+            )
             sc = run_child(SECCOMP_CHILD, [os.fsencode(names[0]).hex()])
             recs = drain(reader, 1.0)
-            save(outdir, "seccomp_context", recs, {**sc, "paths": [
-                os.fsencode(names[0]).hex()]})  # fmt: skip
+            save(
+                outdir,
+                "seccomp_context",
+                recs,
+                {**sc, "paths": [os.fsencode(names[0]).hex()]},
+            )
             if pre_pid is not None and pre_fifo is not None:
                 with open(pre_fifo, "w") as f:
                     f.write(" ".join(os.fsencode(p).hex() for p in names[:3]))
                 recs = drain(reader, 1.5)
-                save(outdir, "landlock_alone", recs, {"pid": pre_pid, "paths": [
-                    os.fsencode(p).hex() for p in names[:3]]})  # fmt: skip
+                save(
+                    outdir,
+                    "landlock_alone",
+                    recs,
+                    {
+                        "pid": pre_pid,
+                        "paths": [os.fsencode(p).hex() for p in names[:3]],
+                    },
+                )
     finally:
         if before == 0:
             auditnl.set_enabled(0)

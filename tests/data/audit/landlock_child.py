@@ -58,5 +58,14 @@ for _ in range(repeat):
 n = max(1, len(errnos))
 ns = (time.perf_counter() - t0) * 1e9 / n
 cpu = (time.process_time() - c0) * 1e9 / n
-print(json.dumps({"pid": os.getpid(), "errnos": errnos[: len(paths)],
-                  "n": len(errnos), "ns_per_open": ns, "cpu_ns_per_open": cpu}))
+print(
+    json.dumps(
+        {
+            "pid": os.getpid(),
+            "errnos": errnos[: len(paths)],
+            "n": len(errnos),
+            "ns_per_open": ns,
+            "cpu_ns_per_open": cpu,
+        }
+    )
+)

@@ -84,8 +84,15 @@ def main(src: str) -> None:
         keep.add(tid)
         _name, info, ref, payload = btf.record(tid)
         kind = (info >> 24) & 0x1F
-        if kind in (B.KIND_PTR, B.KIND_TYPEDEF, B.KIND_CONST, B.KIND_VOLATILE,
-                    B.KIND_RESTRICT, B.KIND_TYPE_TAG, B.KIND_FUNC):  # fmt: skip
+        if kind in (
+            B.KIND_PTR,
+            B.KIND_TYPEDEF,
+            B.KIND_CONST,
+            B.KIND_VOLATILE,
+            B.KIND_RESTRICT,
+            B.KIND_TYPE_TAG,
+            B.KIND_FUNC,
+        ):
             stack.append(ref)
         elif kind == B.KIND_ARRAY:
             stack.extend(payload[:2])
@@ -111,9 +118,16 @@ def main(src: str) -> None:
         name, info, ref, payload = btf.record(old)
         kind = (info >> 24) & 0x1F
         out = list(payload)
-        if kind in (B.KIND_PTR, B.KIND_TYPEDEF, B.KIND_CONST, B.KIND_VOLATILE,
-                    B.KIND_RESTRICT, B.KIND_TYPE_TAG, B.KIND_FUNC,
-                    B.KIND_FUNC_PROTO):  # fmt: skip
+        if kind in (
+            B.KIND_PTR,
+            B.KIND_TYPEDEF,
+            B.KIND_CONST,
+            B.KIND_VOLATILE,
+            B.KIND_RESTRICT,
+            B.KIND_TYPE_TAG,
+            B.KIND_FUNC,
+            B.KIND_FUNC_PROTO,
+        ):
             ref = new_id[ref]
         if kind == B.KIND_ARRAY:
             out[0], out[1] = new_id[out[0]], new_id[out[1]]
@@ -135,13 +149,22 @@ def main(src: str) -> None:
 
     type_sec = struct.pack(f"<{len(words)}I", *words)
     header = struct.pack(
-        "<HBBIIIII", B.BTF_MAGIC, 1, 0, B.HEADER_LEN, 0, len(type_sec),
-        len(type_sec), len(strings),
-    )  # fmt: skip
+        "<HBBIIIII",
+        B.BTF_MAGIC,
+        1,
+        0,
+        B.HEADER_LEN,
+        0,
+        len(type_sec),
+        len(type_sec),
+        len(strings),
+    )
     out_path = Path(__file__).with_name("vmlinux-excerpt.btf")
     out_path.write_bytes(header + type_sec + bytes(strings))
-    print(f"{out_path}: {len(keep)} types, {len(roots)} functions, "
-          f"{out_path.stat().st_size} bytes, kernel {os.uname().release}")  # fmt: skip
+    print(
+        f"{out_path}: {len(keep)} types, {len(roots)} functions, "
+        f"{out_path.stat().st_size} bytes, kernel {os.uname().release}"
+    )
 
 
 if __name__ == "__main__":

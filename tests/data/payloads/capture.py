@@ -109,28 +109,59 @@ class Scenario:
 
 def _common(pid: int, comm: str) -> dict[str, Any]:
     """Fields every scenario implies; comm "" = see comm_hex (not valid UTF-8)."""
-    out = {"rung": "tracepoint", "pid": pid, "tgid": pid, "uid": NOBODY, "euid": NOBODY,
-           "gid": NOBODY, "comm": comm}  # fmt: skip
+    out = {
+        "rung": "tracepoint",
+        "pid": pid,
+        "tgid": pid,
+        "uid": NOBODY,
+        "euid": NOBODY,
+        "gid": NOBODY,
+        "comm": comm,
+    }
     if not comm:
         del out["comm"]
     return out
 
 
 def build_scenarios(files: dict[str, bytes], port: int) -> list[Scenario]:
-    s_open = Scenario("open_eacces", "uid 65534 runs `cat` on a mode-000 file",
-                      [*SETPRIV, "cat", os.fsdecode(files["secret"])])  # fmt: skip
-    s_nice = Scenario("nice", "uid 65534 runs `nice -n -1 true`: raising priority "
-                      "needs CAP_SYS_NICE", [*SETPRIV, "nice", "-n", "-1", "true"])  # fmt: skip
-    s_kill = Scenario("kill", "uid 65534 runs `kill -0 1` (signal 0 to init)",
-                      [*SETPRIV, "/bin/kill", "-0", "1"])  # fmt: skip
-    s_conn = Scenario("connect", f"uid 65534 connects to 127.0.0.1:{port}, a closed port",
-                      [*SETPRIV, SYS_PYTHON, "-c",
-                       f"import socket; socket.socket().connect(('127.0.0.1', {port}))"])  # fmt: skip
+    s_open = Scenario(
+        "open_eacces",
+        "uid 65534 runs `cat` on a mode-000 file",
+        [*SETPRIV, "cat", os.fsdecode(files["secret"])],
+    )
+    s_nice = Scenario(
+        "nice",
+        "uid 65534 runs `nice -n -1 true`: raising priority needs CAP_SYS_NICE",
+        [*SETPRIV, "nice", "-n", "-1", "true"],
+    )
+    s_kill = Scenario(
+        "kill",
+        "uid 65534 runs `kill -0 1` (signal 0 to init)",
+        [*SETPRIV, "/bin/kill", "-0", "1"],
+    )
+    s_conn = Scenario(
+        "connect",
+        f"uid 65534 connects to 127.0.0.1:{port}, a closed port",
+        [
+            *SETPRIV,
+            SYS_PYTHON,
+            "-c",
+            f"import socket; socket.socket().connect(('127.0.0.1', {port}))",
+        ],
+    )
     paths = [files["hostile"], files["long"]]
-    s_host = Scenario("hostile", "uid 65534 python child sets its comm to "
-                      f"{HOSTILE_COMM!r} and opens mode-000 files with hostile names",
-                      [*SETPRIV, SYS_PYTHON, os.path.abspath(__file__), "--child",
-                       *(p.hex() for p in paths)])  # fmt: skip
+    s_host = Scenario(
+        "hostile",
+        "uid 65534 python child sets its comm to "
+        f"{HOSTILE_COMM!r} and opens mode-000 files with hostile names",
+        [
+            *SETPRIV,
+            SYS_PYTHON,
+            os.path.abspath(__file__),
+            "--child",
+            *(p.hex() for p in paths),
+        ],
+    )
     return [s_open, s_nice, s_kill, s_conn, s_host]
 
 
@@ -149,67 +180,140 @@ def _denied_open_of(full: bytes) -> Callable[[Any], bool]:
 def add_expectations(sc: list[Scenario], files: dict[str, bytes], port: int) -> None:
     s_open, s_nice, s_kill, s_conn, s_host = sc
     secret = os.fsdecode(files["secret"])
-    s_open.wanted.append((
-        lambda e: e.hook == "sys_openat" and e.object.get("path") == secret,
-        {**_common(s_open.pid, "cat"), "kind": "syscall", "hook": "sys_openat",
-         "family": "file", "syscall": "openat", "verdict": "deny", "ret": -13,
-         # cat opens with O_RDONLY alone: no flags in the object; the tracepoint
-         # rung cannot tell DAC from an LSM for a file denial: lsm null. A failed
-         # open: the root's path joined with the (absolute) name
-         "errno": "EACCES", "lsm": None,
-         "object": {"path": secret, "path_kind": "joined"}, "truncated": False},
-    ))  # fmt: skip
-    s_nice.wanted.append((
-        lambda e: e.kind == "capable" and e.object.get("cap") == 23,
-        {**_common(s_nice.pid, "nice"), "kind": "capable", "hook": "capable",
-         "family": "capability", "syscall": "setpriority", "verdict": "deny", "ret": -1,
-         "errno": "EPERM", "lsm": "capability",
-         "object": {"cap": 23, "cap_name": "CAP_SYS_NICE", "opts": 0}},
-    ))  # fmt: skip
-    s_nice.wanted.append((
-        lambda e: e.hook == "sys_setpriority",
-        {**_common(s_nice.pid, "nice"), "kind": "syscall", "hook": "sys_setpriority",
-         "family": "task", "syscall": "setpriority", "verdict": "deny", "ret": -13,
-         "errno": "EACCES", "lsm": "capability",
-         # the kernel side decodes which/who/prio into obj.nice:
-         # PRIO_PROCESS, 0 (self), nice -1
-         "raw_nice": {"which": 0, "who": 0, "nice": -1},
-         "object": {"which": 0, "who": 0, "nice": -1}},
-    ))  # fmt: skip
-    s_kill.wanted.append((
-        lambda e: e.kind == "capable" and e.object.get("cap") == 5,
-        {**_common(s_kill.pid, "kill"), "kind": "capable", "hook": "capable",
-         "syscall": "kill", "verdict": "deny", "ret": -1, "errno": "EPERM",
-         "lsm": "capability", "object": {"cap": 5, "cap_name": "CAP_KILL", "opts": 0}},
-    ))  # fmt: skip
-    s_kill.wanted.append((
-        lambda e: e.hook == "sys_kill",
-        {**_common(s_kill.pid, "kill"), "kind": "syscall", "hook": "sys_kill",
-         "family": "task", "syscall": "kill", "verdict": "deny", "ret": -1,
-         "errno": "EPERM", "lsm": "capability",
-         "object": {"sig": 0, "sig_name": None, "target_pid": 1}},
-    ))  # fmt: skip
-    s_conn.wanted.append((
-        lambda e: e.hook == "sys_connect" and e.object.get("port") == port,
-        {**_common(s_conn.pid, "python3"), "kind": "syscall", "hook": "sys_connect",
-         "family": "network", "syscall": "connect", "verdict": "error", "ret": -111,
-         "errno": "ECONNREFUSED", "lsm": None,
-         "object": {"family": "AF_INET", "addr": "127.0.0.1", "port": port}},
-    ))  # fmt: skip
+    s_open.wanted.append(
+        (
+            lambda e: e.hook == "sys_openat" and e.object.get("path") == secret,
+            {
+                **_common(s_open.pid, "cat"),
+                "kind": "syscall",
+                "hook": "sys_openat",
+                "family": "file",
+                "syscall": "openat",
+                "verdict": "deny",
+                "ret": -13,
+                # cat opens with O_RDONLY alone: no flags in the object; the tracepoint
+                # rung cannot tell DAC from an LSM for a file denial: lsm null. A failed
+                # open: the root's path joined with the (absolute) name
+                "errno": "EACCES",
+                "lsm": None,
+                "object": {"path": secret, "path_kind": "joined"},
+                "truncated": False,
+            },
+        )
+    )
+    s_nice.wanted.append(
+        (
+            lambda e: e.kind == "capable" and e.object.get("cap") == 23,
+            {
+                **_common(s_nice.pid, "nice"),
+                "kind": "capable",
+                "hook": "capable",
+                "family": "capability",
+                "syscall": "setpriority",
+                "verdict": "deny",
+                "ret": -1,
+                "errno": "EPERM",
+                "lsm": "capability",
+                "object": {"cap": 23, "cap_name": "CAP_SYS_NICE", "opts": 0},
+            },
+        )
+    )
+    s_nice.wanted.append(
+        (
+            lambda e: e.hook == "sys_setpriority",
+            {
+                **_common(s_nice.pid, "nice"),
+                "kind": "syscall",
+                "hook": "sys_setpriority",
+                "family": "task",
+                "syscall": "setpriority",
+                "verdict": "deny",
+                "ret": -13,
+                "errno": "EACCES",
+                "lsm": "capability",
+                # the kernel side decodes which/who/prio into obj.nice:
+                # PRIO_PROCESS, 0 (self), nice -1
+                "raw_nice": {"which": 0, "who": 0, "nice": -1},
+                "object": {"which": 0, "who": 0, "nice": -1},
+            },
+        )
+    )
+    s_kill.wanted.append(
+        (
+            lambda e: e.kind == "capable" and e.object.get("cap") == 5,
+            {
+                **_common(s_kill.pid, "kill"),
+                "kind": "capable",
+                "hook": "capable",
+                "syscall": "kill",
+                "verdict": "deny",
+                "ret": -1,
+                "errno": "EPERM",
+                "lsm": "capability",
+                "object": {"cap": 5, "cap_name": "CAP_KILL", "opts": 0},
+            },
+        )
+    )
+    s_kill.wanted.append(
+        (
+            lambda e: e.hook == "sys_kill",
+            {
+                **_common(s_kill.pid, "kill"),
+                "kind": "syscall",
+                "hook": "sys_kill",
+                "family": "task",
+                "syscall": "kill",
+                "verdict": "deny",
+                "ret": -1,
+                "errno": "EPERM",
+                "lsm": "capability",
+                "object": {"sig": 0, "sig_name": None, "target_pid": 1},
+            },
+        )
+    )
+    s_conn.wanted.append(
+        (
+            lambda e: e.hook == "sys_connect" and e.object.get("port") == port,
+            {
+                **_common(s_conn.pid, "python3"),
+                "kind": "syscall",
+                "hook": "sys_connect",
+                "family": "network",
+                "syscall": "connect",
+                "verdict": "error",
+                "ret": -111,
+                "errno": "ECONNREFUSED",
+                "lsm": None,
+                "object": {"family": "AF_INET", "addr": "127.0.0.1", "port": port},
+            },
+        )
+    )
     for key in ("hostile", "long"):
         full = files[key]
         fits = len(full) < 256
-        s_host.wanted.append((
-            _denied_open_of(full),
-            {**_common(s_host.pid, ""), "kind": "syscall", "hook": "sys_openat",
-             "family": "file", "syscall": "openat", "verdict": "deny", "ret": -13,
-             "errno": "EACCES", "lsm": None,
-             # os.open adds O_CLOEXEC (PEP 446)
-             "object_flags": os.O_RDONLY | os.O_CLOEXEC,
-             "comm_hex": HOSTILE_COMM.hex(), "path_full_hex": full.hex(),
-             # the kernel keeps PATH_LEN - 1 bytes and a NUL
-             "path_hex": full[:255].hex(), "truncated": not fits},
-        ))  # fmt: skip
+        s_host.wanted.append(
+            (
+                _denied_open_of(full),
+                {
+                    **_common(s_host.pid, ""),
+                    "kind": "syscall",
+                    "hook": "sys_openat",
+                    "family": "file",
+                    "syscall": "openat",
+                    "verdict": "deny",
+                    "ret": -13,
+                    "errno": "EACCES",
+                    "lsm": None,
+                    # os.open adds O_CLOEXEC (PEP 446)
+                    "object_flags": os.O_RDONLY | os.O_CLOEXEC,
+                    "comm_hex": HOSTILE_COMM.hex(),
+                    "path_full_hex": full.hex(),
+                    # the kernel keeps PATH_LEN - 1 bytes and a NUL
+                    "path_hex": full[:255].hex(),
+                    "truncated": not fits,
+                },
+            )
+        )
 
 
 def capture(out_dir: Path) -> int:

@@ -30,12 +30,33 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 BASE_TS = 7_000_000_000_000
-O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 0, 1, 2, 0o100, 0o200, 0o1000, 0o2000
+O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND = (
+    0,
+    1,
+    2,
+    0o100,
+    0o200,
+    0o1000,
+    0o2000,
+)
 O_DIRECTORY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK = 0o200000, 0o2000000, 0o400, 0o4000
 LIBC = "/usr/lib/x86_64-linux-gnu/libc.so.6"
-LOCALE = [f"/usr/lib/locale/C.utf8/LC_{n}" for n in (
-    "IDENTIFICATION", "MEASUREMENT", "TELEPHONE", "ADDRESS", "NAME", "PAPER",
-    "MONETARY", "COLLATE", "TIME", "NUMERIC", "CTYPE")]  # fmt: skip
+LOCALE = [
+    f"/usr/lib/locale/C.utf8/LC_{n}"
+    for n in (
+        "IDENTIFICATION",
+        "MEASUREMENT",
+        "TELEPHONE",
+        "ADDRESS",
+        "NAME",
+        "PAPER",
+        "MONETARY",
+        "COLLATE",
+        "TIME",
+        "NUMERIC",
+        "CTYPE",
+    )
+]
 
 
 class Rec:
@@ -50,64 +71,142 @@ class Rec:
     def proc(self, pid: int, ppid: int, comm: str, uid: int = 0) -> None:
         self.procs[pid] = {"ppid": ppid, "comm": comm, "uid": uid}
 
-    def ev(self, pid: int, kind: str, hook: str, obj: dict[str, Any], *,
-           verdict: str = "allow", errno: str | None = None, syscall: str | None = None,
-           family: str | None = "file", lsm: str | None = None, **extra: Any) -> None:  # fmt: skip
+    def ev(
+        self,
+        pid: int,
+        kind: str,
+        hook: str,
+        obj: dict[str, Any],
+        *,
+        verdict: str = "allow",
+        errno: str | None = None,
+        syscall: str | None = None,
+        family: str | None = "file",
+        lsm: str | None = None,
+        **extra: Any,
+    ) -> None:
         self.ts += 37_000
         p = self.procs[pid]
-        ret = {"allow": 0, "deny": -13 if errno != "EPERM" else -1, "error": -2}[verdict]
+        ret = {"allow": 0, "deny": -13 if errno != "EPERM" else -1, "error": -2}[
+            verdict
+        ]
         sec, frac = divmod(self.ts // 1000, 1_000_000)
         d: dict[str, Any] = {
             "time": f"2026-11-29T16:{(sec // 60) % 60:02d}:{sec % 60:02d}.{frac:06d}Z",
-            "ts_ns": self.ts, "rung": self.rung, "kind": kind, "hook": hook,
-            "family": family, "verdict": verdict, "ret": ret, "errno": errno,
-            "lsm": lsm, "pid": pid, "tgid": pid, "ppid": p["ppid"], "uid": p["uid"],
-            "euid": p["uid"], "gid": p["uid"], "comm": p["comm"], "cgroup": 1,
-            "mntns": 4026531832, "syscall": syscall, "latency_ns": None,
-            "object": obj, "truncated": False,
-        }  # fmt: skip
+            "ts_ns": self.ts,
+            "rung": self.rung,
+            "kind": kind,
+            "hook": hook,
+            "family": family,
+            "verdict": verdict,
+            "ret": ret,
+            "errno": errno,
+            "lsm": lsm,
+            "pid": pid,
+            "tgid": pid,
+            "ppid": p["ppid"],
+            "uid": p["uid"],
+            "euid": p["uid"],
+            "gid": p["uid"],
+            "comm": p["comm"],
+            "cgroup": 1,
+            "mntns": 4026531832,
+            "syscall": syscall,
+            "latency_ns": None,
+            "object": obj,
+            "truncated": False,
+        }
         if self.rung == "fexit":
             d["latency_ns"] = 900
         d.update(extra)
         self.events.append(d)
 
     # -- process events -------------------------------------------------------
-    def exec_(self, pid: int, filename: str, argv: list[str], comm: str | None = None,
-              probes: int = 3) -> None:  # fmt: skip
+    def exec_(
+        self,
+        pid: int,
+        filename: str,
+        argv: list[str],
+        comm: str | None = None,
+        probes: int = 3,
+    ) -> None:
         for _ in range(probes):  # bprm's memory accounting (tracepoint rung: call site)
             self.cap(pid, "CAP_SYS_ADMIN", "execve", noaudit=True)
         if comm:
             self.procs[pid]["comm"] = comm
-        self.ev(pid, "exec", "exec", {"filename": filename, "argv": argv},
-                syscall="execve", family="process")  # fmt: skip
+        self.ev(
+            pid,
+            "exec",
+            "exec",
+            {"filename": filename, "argv": argv},
+            syscall="execve",
+            family="process",
+        )
 
     def fork(self, parent: int, child: int) -> None:
         self.cap(parent, "CAP_SYS_ADMIN", "clone", noaudit=True)  # dup_mmap accounting
-        self.ev(parent, "fork", "fork", {"child_pid": child}, syscall="clone",
-                family="process")  # fmt: skip
+        self.ev(
+            parent,
+            "fork",
+            "fork",
+            {"child_pid": child},
+            syscall="clone",
+            family="process",
+        )
         self.proc(child, parent, self.procs[parent]["comm"], self.procs[parent]["uid"])
 
     def exit(self, pid: int, code: int = 0) -> None:
-        self.ev(pid, "exit", "exit", {"exit_code": code}, syscall="exit_group",
-                family="process")  # fmt: skip
+        self.ev(
+            pid,
+            "exit",
+            "exit",
+            {"exit_code": code},
+            syscall="exit_group",
+            family="process",
+        )
 
     # -- decisions ----------------------------------------------------------
-    def cap(self, pid: int, cap: str, syscall: str, noaudit: bool = False,
-            verdict: str = "allow") -> None:  # fmt: skip
-        num = {"CAP_SYS_ADMIN": 21, "CAP_NET_BIND_SERVICE": 10, "CAP_DAC_OVERRIDE": 1}[cap]
+    def cap(
+        self,
+        pid: int,
+        cap: str,
+        syscall: str,
+        noaudit: bool = False,
+        verdict: str = "allow",
+    ) -> None:
+        num = {"CAP_SYS_ADMIN": 21, "CAP_NET_BIND_SERVICE": 10, "CAP_DAC_OVERRIDE": 1}[
+            cap
+        ]
         extra: dict[str, Any] = {}
         if noaudit:
-            extra = {"noaudit": True, "noaudit_by": "opts" if self.rung == "fexit"
-                     else "call_site"}  # fmt: skip
+            extra = {
+                "noaudit": True,
+                "noaudit_by": "opts" if self.rung == "fexit" else "call_site",
+            }
         opts = 2 if noaudit and self.rung == "fexit" else 0
-        self.ev(pid, "capable", "capable", {"cap": num, "cap_name": cap, "opts": opts},
-                syscall=syscall, family="capability", lsm="capability",
-                verdict=verdict, errno=None if verdict == "allow" else "EPERM",
-                **extra)  # fmt: skip
+        self.ev(
+            pid,
+            "capable",
+            "capable",
+            {"cap": num, "cap_name": cap, "opts": opts},
+            syscall=syscall,
+            family="capability",
+            lsm="capability",
+            verdict=verdict,
+            errno=None if verdict == "allow" else "EPERM",
+            **extra,
+        )
 
-    def open_(self, pid: int, path: str, flags: int = O_RDONLY | O_CLOEXEC,
-              kind: str = "exact", verdict: str = "allow", mode: str | None = None,
-              errno: str | None = None) -> None:  # fmt: skip
+    def open_(
+        self,
+        pid: int,
+        path: str,
+        flags: int = O_RDONLY | O_CLOEXEC,
+        kind: str = "exact",
+        verdict: str = "allow",
+        mode: str | None = None,
+        errno: str | None = None,
+    ) -> None:
         obj: dict[str, Any] = {"path": path, "path_kind": kind, "flags": flags}
         if mode:
             obj["mode"] = mode
@@ -117,18 +216,47 @@ class Rec:
             hook, kind_ = "sys_openat", "syscall"
         self.ev(pid, kind_, hook, obj, verdict=verdict, errno=errno, syscall="openat")
 
-    def syscall(self, pid: int, name: str, obj: dict[str, Any], family: str = "file",
-                verdict: str = "allow", errno: str | None = None) -> None:  # fmt: skip
-        self.ev(pid, "syscall", f"sys_{name}", obj, syscall=name, family=family,
-                verdict=verdict, errno=errno)  # fmt: skip
+    def syscall(
+        self,
+        pid: int,
+        name: str,
+        obj: dict[str, Any],
+        family: str = "file",
+        verdict: str = "allow",
+        errno: str | None = None,
+    ) -> None:
+        self.ev(
+            pid,
+            "syscall",
+            f"sys_{name}",
+            obj,
+            syscall=name,
+            family=family,
+            verdict=verdict,
+            errno=errno,
+        )
 
     def mmap_exec(self, pid: int, path: str) -> None:
         if self.rung == "fexit":
-            self.ev(pid, "hook", "mmap_file", {"path": path, "path_kind": "exact",
-                    "prot": "r-x", "prot_raw": 5, "flags": 2066}, syscall="mmap")  # fmt: skip
+            self.ev(
+                pid,
+                "hook",
+                "mmap_file",
+                {
+                    "path": path,
+                    "path_kind": "exact",
+                    "prot": "r-x",
+                    "prot_raw": 5,
+                    "flags": 2066,
+                },
+                syscall="mmap",
+            )
         else:
-            self.syscall(pid, "mmap", {"prot": "r-x", "prot_raw": 5, "flags": 2066,
-                                       "len": 1400832, "fd": 3})  # fmt: skip
+            self.syscall(
+                pid,
+                "mmap",
+                {"prot": "r-x", "prot_raw": 5, "flags": 2066, "len": 1400832, "fd": 3},
+            )
 
     def ld(self, pid: int, *libs: str) -> None:
         """What ld.so does at start: the cache, each library opened and mapped."""
@@ -144,20 +272,39 @@ class Rec:
             self.open_(pid, p)
 
     def write(self, name: str) -> None:
-        header = {"lsmtrace_recording": 1, "format_version": 1, "abi_version": 1,
-                  "lsmtrace_version": "0.1.0", "kernel": "6.18.44-fc-v857",
-                  "arch": "x86_64", "active_lsms": ["lockdown", "capability",
-                  "landlock", "bpf"], "rung": self.rung, "host": "vm",
-                  "started": "2026-11-29T16:00:00.000000Z", "command": self.command,
-                  "cwd": self.cwd, "filters": {"pid": 40000, "children": True},
-                  "clock_offset_ns": 1795963545385062141}  # fmt: skip
+        header = {
+            "lsmtrace_recording": 1,
+            "format_version": 1,
+            "abi_version": 1,
+            "lsmtrace_version": "0.1.0",
+            "kernel": "6.18.44-fc-v857",
+            "arch": "x86_64",
+            "active_lsms": ["lockdown", "capability", "landlock", "bpf"],
+            "rung": self.rung,
+            "host": "vm",
+            "started": "2026-11-29T16:00:00.000000Z",
+            "command": self.command,
+            "cwd": self.cwd,
+            "filters": {"pid": 40000, "children": True},
+            "clock_offset_ns": 1795963545385062141,
+        }
         by: dict[str, int] = {}
         for e in self.events:
             by[e["verdict"]] = by.get(e["verdict"], 0) + 1
-        trailer = {"trailer": True, "events": len(self.events), "lost": 0,
-                   "attempted": len(self.events), "ended": "2026-11-29T16:00:09.000000Z",
-                   "seen": len(self.events), "filtered": 0, "malformed": 0,
-                   "by_verdict": by, "quiet": 0, "counts": [], "exit_code": 0}  # fmt: skip
+        trailer = {
+            "trailer": True,
+            "events": len(self.events),
+            "lost": 0,
+            "attempted": len(self.events),
+            "ended": "2026-11-29T16:00:09.000000Z",
+            "seen": len(self.events),
+            "filtered": 0,
+            "malformed": 0,
+            "by_verdict": by,
+            "quiet": 0,
+            "counts": [],
+            "exit_code": 0,
+        }
         lines = [json.dumps(header, separators=(",", ":"))]
         lines += [json.dumps(e, separators=(",", ":")) for e in self.events]
         lines.append(json.dumps(trailer, separators=(",", ":")))
@@ -166,7 +313,10 @@ class Rec:
 
 def pyenv_shim() -> None:
     """The issue's reproducer: `python3 -c "open(...)"` through a pyenv shim."""
-    shim, real = "/root/.pyenv/shims/python3", "/root/.pyenv/versions/3.11.7/bin/python3"
+    shim, real = (
+        "/root/.pyenv/shims/python3",
+        "/root/.pyenv/versions/3.11.7/bin/python3",
+    )
     r = Rec(["python3", "-c", "print(open('/etc/hostname').read())"], "/root")
     r.proc(41000, 40999, "lsmtrace")
     # the kernel rewrote argv for the #! line: [interpreter, arg, script, args...]
@@ -178,11 +328,19 @@ def pyenv_shim() -> None:
     r.open_(41000, shim)  # bash reads the script
     r.open_(41000, "/root/.pyenv/version")
     r.exec_(41000, real, ["python3", "-c", "print(...)"], "python3")
-    r.ld(41000, "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0",
-         "/usr/lib/x86_64-linux-gnu/libm.so.6")  # fmt: skip
-    r.open_(41000, "/root/.pyenv/versions/3.11.7/lib/python3.11", O_RDONLY | O_DIRECTORY)
-    r.open_(41000, "/root/.pyenv/versions/3.11.7/lib/python3.11/encodings/__pycache__/"
-                   "__init__.cpython-311.pyc")  # fmt: skip
+    r.ld(
+        41000,
+        "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+    )
+    r.open_(
+        41000, "/root/.pyenv/versions/3.11.7/lib/python3.11", O_RDONLY | O_DIRECTORY
+    )
+    r.open_(
+        41000,
+        "/root/.pyenv/versions/3.11.7/lib/python3.11/encodings/__pycache__/"
+        "__init__.cpython-311.pyc",
+    )
     r.open_(41000, "/etc/hostname")
     r.exit(41000)
     r.write("pyenv_shim.jsonl")
@@ -194,12 +352,28 @@ def venv_app() -> None:
     venv_py = "/srv/app/venv/bin/python"
     r = Rec([venv_py, "/srv/app/main.py"], "/srv/app", rung="fexit")
     r.proc(42000, 41999, "lsmtrace")
-    r.ev(42000, "hook", "bprm_creds_for_exec", {"path": "/usr/bin/python3.11",
-         "path_kind": "exact"}, syscall="execve", family="exec")  # fmt: skip
-    r.ev(42000, "hook", "bprm_check_security", {"path": "/usr/bin/python3.11",
-         "path_kind": "exact"}, syscall="execve", family="exec")  # fmt: skip
+    r.ev(
+        42000,
+        "hook",
+        "bprm_creds_for_exec",
+        {"path": "/usr/bin/python3.11", "path_kind": "exact"},
+        syscall="execve",
+        family="exec",
+    )
+    r.ev(
+        42000,
+        "hook",
+        "bprm_check_security",
+        {"path": "/usr/bin/python3.11", "path_kind": "exact"},
+        syscall="execve",
+        family="exec",
+    )
     r.exec_(42000, venv_py, [venv_py, "/srv/app/main.py"], "python")
-    r.ld(42000, "/usr/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libz.so.1")
+    r.ld(
+        42000,
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+    )
     r.open_(42000, "/srv/app/venv/pyvenv.cfg")
     r.open_(42000, "/usr/lib/python3.11", O_RDONLY | O_DIRECTORY)
     r.open_(42000, "/usr/lib/python3.11/encodings/__pycache__/__init__.cpython-311.pyc")
@@ -208,18 +382,39 @@ def venv_app() -> None:
     r.open_(42000, "/srv/app/main.py")
     r.open_(42000, "/srv/app", O_RDONLY | O_DIRECTORY)
     r.open_(42000, "/srv/app/mod.py")
-    r.ev(42000, "hook", "path_mkdir", {"path": "/srv/app/__pycache__", "path_kind": "exact",
-         "mode": "0o777"}, syscall="mkdir", family="path")  # fmt: skip
+    r.ev(
+        42000,
+        "hook",
+        "path_mkdir",
+        {"path": "/srv/app/__pycache__", "path_kind": "exact", "mode": "0o777"},
+        syscall="mkdir",
+        family="path",
+    )
     tmp_pyc = "/srv/app/__pycache__/mod.cpython-311.pyc.140234567890123"
     r.open_(42000, tmp_pyc, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode="0o644")
-    r.ev(42000, "hook", "path_rename", {"path": tmp_pyc, "path_kind": "exact",
-         "path2": "/srv/app/__pycache__/mod.cpython-311.pyc"}, syscall="rename",
-         family="path")  # fmt: skip
+    r.ev(
+        42000,
+        "hook",
+        "path_rename",
+        {
+            "path": tmp_pyc,
+            "path_kind": "exact",
+            "path2": "/srv/app/__pycache__/mod.cpython-311.pyc",
+        },
+        syscall="rename",
+        family="path",
+    )
     # tempfile: probe the directory, then the named temporary file
     for name in ("/tmp/ndr1hauu", "/tmp/tmpk2j3a9xq"):
         r.open_(42000, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode="0o600")
-        r.ev(42000, "hook", "path_unlink", {"path": name, "path_kind": "exact"},
-             syscall="unlink", family="path")  # fmt: skip
+        r.ev(
+            42000,
+            "hook",
+            "path_unlink",
+            {"path": name, "path_kind": "exact"},
+            syscall="unlink",
+            family="path",
+        )
     r.open_(42000, "/etc/localtime")
     r.open_(42000, "/srv/app/secret.key", verdict="deny", errno="EACCES")
     r.exit(42000)
@@ -238,7 +433,9 @@ def wrapper_exec() -> None:
     r.fork(43000, 43001)
     r.exec_(43001, "/usr/bin/mkdir", ["mkdir", "-p", "/var/lib/app"], "mkdir")
     r.ld(43001, "/usr/lib/x86_64-linux-gnu/libselinux.so.1")
-    r.syscall(43001, "mkdir", {"path": "/var/lib/app", "path_kind": "exact", "mode": "0o777"})
+    r.syscall(
+        43001, "mkdir", {"path": "/var/lib/app", "path_kind": "exact", "mode": "0o777"}
+    )
     r.exit(43001)
     # f=$(mktemp)
     r.fork(43000, 43002)
@@ -272,21 +469,37 @@ def forking_daemon() -> None:
     r.exec_(44000, d, [d, "--port", "80"], "minid")
     r.ld(44000)
     r.open_(44000, "/etc/minid.conf")
-    r.syscall(44000, "socket", {"family": "AF_INET", "type": "SOCK_STREAM", "protocol": 6},
-              family="network")  # fmt: skip
+    r.syscall(
+        44000,
+        "socket",
+        {"family": "AF_INET", "type": "SOCK_STREAM", "protocol": 6},
+        family="network",
+    )
     r.cap(44000, "CAP_NET_BIND_SERVICE", "bind")
-    r.syscall(44000, "bind", {"family": "AF_INET", "addr": "127.0.0.1", "port": 80},
-              family="network")  # fmt: skip
+    r.syscall(
+        44000,
+        "bind",
+        {"family": "AF_INET", "addr": "127.0.0.1", "port": 80},
+        family="network",
+    )
     r.syscall(44000, "listen", {}, family="network")
     for w in (44001, 44002):
         r.fork(44000, w)
-        r.syscall(w, "accept4", {"family": "AF_INET", "addr": "127.0.0.1", "port": 80},
-                  family="network")  # fmt: skip
+        r.syscall(
+            w,
+            "accept4",
+            {"family": "AF_INET", "addr": "127.0.0.1", "port": 80},
+            family="network",
+        )
         r.open_(w, "/srv/www/index.html")
         r.open_(w, "/var/log/minid.log", O_WRONLY | O_APPEND | O_CREAT, mode="0o640")
     for w in (44001, 44002):
-        r.syscall(44000, "kill", {"sig": 15, "sig_name": "SIGTERM", "target_pid": w},
-                  family="task")  # fmt: skip
+        r.syscall(
+            44000,
+            "kill",
+            {"sig": 15, "sig_name": "SIGTERM", "target_pid": w},
+            family="task",
+        )
         r.exit(w)
     r.exit(44000)
     r.write("forking_daemon.jsonl")
@@ -306,8 +519,14 @@ def grep_dirfd() -> None:
     r.open_(45000, "/data/tree/f1.txt", O_RDONLY | O_NOCTTY)
     r.open_(45000, "/data/tree/sub", walk)
     r.open_(45000, "/data/tree/sub/f2.txt", O_RDONLY | O_NOCTTY)
-    r.open_(45000, "/data/tree/sub/hidden.txt", O_RDONLY | O_NOCTTY, kind="joined",
-            verdict="deny", errno="EACCES")  # fmt: skip
+    r.open_(
+        45000,
+        "/data/tree/sub/hidden.txt",
+        O_RDONLY | O_NOCTTY,
+        kind="joined",
+        verdict="deny",
+        errno="EACCES",
+    )
     r.open_(45000, "f3.txt", O_RDONLY | O_NOCTTY, kind="as_given")
     r.exit(45000, 2)
     r.write("grep_dirfd.jsonl")

@@ -20,20 +20,43 @@ def ev(i: int, **kw: Any) -> dict[str, Any]:
     sec, frac = divmod(ts // 1000, 1_000_000)
     d: dict[str, Any] = {
         "time": f"2026-11-25T19:{(sec // 60) % 60:02d}:{sec % 60:02d}.{frac:06d}Z",
-        "ts_ns": ts, "rung": "fexit", "kind": "hook", "hook": "file_open",
-        "family": "file", "verdict": "deny", "ret": -13, "errno": "EACCES",
-        "lsm": None, "pid": 4100 + i, "tgid": 4100 + i, "ppid": 4000, "uid": 33,
-        "euid": 33, "gid": 33, "comm": "nginx", "cgroup": 7321, "mntns": 4026532290,
-        "syscall": "openat", "latency_ns": 1800, "object": {}, "truncated": False,
-    }  # fmt: skip
+        "ts_ns": ts,
+        "rung": "fexit",
+        "kind": "hook",
+        "hook": "file_open",
+        "family": "file",
+        "verdict": "deny",
+        "ret": -13,
+        "errno": "EACCES",
+        "lsm": None,
+        "pid": 4100 + i,
+        "tgid": 4100 + i,
+        "ppid": 4000,
+        "uid": 33,
+        "euid": 33,
+        "gid": 33,
+        "comm": "nginx",
+        "cgroup": 7321,
+        "mntns": 4026532290,
+        "syscall": "openat",
+        "latency_ns": 1800,
+        "object": {},
+        "truncated": False,
+    }
     d.update(kw)
     return d
 
 
-WEB_ANC = [{"pid": 4000, "comm": "nginx"}, {"pid": 3900, "comm": "containerd-shim"},
-           {"pid": 1, "comm": "systemd"}]  # fmt: skip
-SSH_ANC = [{"pid": 1, "comm": "systemd"}, {"pid": 700, "comm": "sshd"},
-           {"pid": 5000, "comm": "bash"}]  # fmt: skip
+WEB_ANC = [
+    {"pid": 4000, "comm": "nginx"},
+    {"pid": 3900, "comm": "containerd-shim"},
+    {"pid": 1, "comm": "systemd"},
+]
+SSH_ANC = [
+    {"pid": 1, "comm": "systemd"},
+    {"pid": 700, "comm": "sshd"},
+    {"pid": 5000, "comm": "bash"},
+]
 
 EVENTS = [
     ev(
@@ -181,8 +204,13 @@ EVENTS = [
 
 def main() -> None:
     out = Path(__file__).with_name("lsms.jsonl")
-    header = {"lsmtrace_recording": 1, "format_version": 1, "created": EVENTS[0]["time"],
-              "rung": "fexit", "note": "synthetic: written by make_lsms.py"}  # fmt: skip
+    header = {
+        "lsmtrace_recording": 1,
+        "format_version": 1,
+        "created": EVENTS[0]["time"],
+        "rung": "fexit",
+        "note": "synthetic: written by make_lsms.py",
+    }
     trailer = {"trailer": True, "events": len(EVENTS), "lost": 3}
     with out.open("w") as f:
         f.write(json.dumps(header) + "\n")
