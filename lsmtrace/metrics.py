@@ -19,6 +19,7 @@ Metric names and labels are documented in docs/metrics.md.
 from __future__ import annotations
 
 import errno as errno_mod
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -281,14 +282,21 @@ class DenialTable:
         return DenialSnapshot(tuple(rows), self.folded)
 
 
+# systemd names these scopes itself, one per login or `systemd-run --scope`:
+# a new name each time, not a workload (their processes are named by comm)
+_TRANSIENT_SCOPE = re.compile(r"(session-\w+|run-[ru]?\w+)\.scope")
+
+
 def default_workload(ev: Event) -> str:
     """The workload of a denial: its container's name or id, else its systemd
-    unit, else its comm (the process tree supplies container and unit)."""
+    unit (a service, or a scope given a name; not the login sessions' and
+    `systemd-run`'s numbered scopes), else its comm (the process tree supplies
+    container and unit)."""
     c = ev.get("container")
     if isinstance(c, Mapping) and c.get("id"):
         return f"{c.get('runtime') or 'container'}:{str(c['id'])[:12]}"
     unit = ev.get("unit")
-    if unit:
+    if unit and not _TRANSIENT_SCOPE.fullmatch(str(unit)):
         return str(unit)
     return str(ev.get("comm") or "?")
 

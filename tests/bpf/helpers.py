@@ -429,13 +429,19 @@ class Actor:
     """A child process that does its actions (denials) when told "go"."""
 
     def __init__(
-        self, comm: str, actions: list[list[Any]], drop: int | None = None
+        self,
+        comm: str,
+        actions: list[list[Any]],
+        drop: int | None = None,
+        prefix: tuple[str, ...] = (),
     ) -> None:
+        """`prefix`: a command that execs the actor, keeping its pid (e.g.
+        `systemd-run --scope`, to run it in a unit of its own)."""
         assert len(comm.encode()) <= 15, comm
         self.comm = comm
         spec = {"comm": comm, "actions": actions, "drop": drop}
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", ACTOR_SRC, json.dumps(spec)],
+            [*prefix, sys.executable, "-c", ACTOR_SRC, json.dumps(spec)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -44,6 +44,7 @@ from lsmtrace.metrics import (
     Snapshot,
     WouldDenyAggregator,
     cumulative_buckets,
+    default_workload,
     parse_prog_fdinfo,
 )
 
@@ -652,3 +653,28 @@ def test_would_deny_series_bounded_and_apart_from_denials() -> None:
 def test_no_policy_no_would_deny_series() -> None:
     f = scrape(snapshot())
     assert not any(n.startswith("lsmtrace_policy") for n in f)
+
+
+@pytest.mark.parametrize(
+    ("ev", "workload"),
+    [
+        ({"comm": "cat", "unit": "nginx.service"}, "nginx.service"),
+        ({"comm": "cat", "unit": "backup.scope"}, "backup.scope"),
+        # one per login, one per `systemd-run --scope`: a new name each time
+        ({"comm": "cat", "unit": "session-3.scope"}, "cat"),
+        ({"comm": "cat", "unit": "session-c2.scope"}, "cat"),
+        ({"comm": "cat", "unit": "run-r0123abcd.scope"}, "cat"),
+        ({"comm": "cat", "unit": None}, "cat"),
+        (
+            {
+                "comm": "cat",
+                "unit": "docker-1.scope",
+                "container": {"runtime": "docker", "id": "0123456789abcdef"},
+            },
+            "docker:0123456789ab",
+        ),
+        ({"comm": None}, "?"),
+    ],
+)
+def test_default_workload(ev: dict[str, Any], workload: str) -> None:
+    assert default_workload(ev) == workload

@@ -162,15 +162,20 @@ def server(
 
 @pytest.fixture(scope="module")
 def denials(unit: Unit, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """One real denial by each of capability, Landlock and AppArmor; {comm: errno}."""
+    """One real denial by each of capability, Landlock and AppArmor; {comm: errno}.
+    Each runs in a scope of its own named after it (`systemd-run --scope`), so
+    its workload label is that unit (metrics.default_workload): started over
+    ssh, they would all be ssh.service's otherwise (the image has no logind
+    sessions)."""
     d = tmp_path_factory.mktemp("denials")
     secret = d / "secret"
     secret.write_text("x")
     actors = [
-        helpers.Actor(CAP_NICE, [["nice"]], drop=NOBODY),
+        helpers.Actor(CAP_NICE, [["nice"]], drop=NOBODY, prefix=in_scope(CAP_NICE)),
         helpers.Actor(
             CAP_LANDLOCK,
             [["landlock_open", helpers.hexpath(secret), LANDLOCK_READ_FILE]],
+            prefix=in_scope(CAP_LANDLOCK),
         ),
     ]
     with helpers.actors_cleanup(actors):
@@ -208,7 +213,9 @@ def apparmor_denial(d: Path, secret: Path) -> str:
     )
     subprocess.run([parser, "-r", str(profile)], check=True)
     try:
-        r = subprocess.run([str(exe), str(secret)], capture_output=True, text=True)
+        r = subprocess.run(
+            [*in_scope(CAP_AA), str(exe), str(secret)], capture_output=True, text=True
+        )
     finally:
         subprocess.run([parser, "-R", str(profile)], check=False)
         exe.unlink()
@@ -251,7 +258,13 @@ def test_unit_runs_the_installed_exporter_hardened(unit: Unit) -> None:
     assert "ro" in root[5].split(","), root  # ProtectSystem=strict
 
 
-def lsm_of(server: prom.Prometheus, workload: str, hook: str) -> set[str]:
+def in_scope(name: str) -> tuple[str, ...]:
+    """Run a command in a transient scope unit `name`.scope (same pid)."""
+    return ("systemd-run", "--scope", "--quiet", f"--unit={name}")
+
+
+def lsm_of(server: prom.Prometheus, actor: str, hook: str) -> set[str]:
+    workload = f"{actor}.scope"
     res = server.wait_for(
         f'lsmtrace_denials_total{{workload="{workload}",hook="{hook}"}}', timeout=120
     )
