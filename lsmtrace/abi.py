@@ -348,7 +348,7 @@ class ObjProc(ct.Structure):
         ("filename_len", ct.c_uint16),
         ("argv_len", ct.c_uint16),
         ("flags", ct.c_uint16),
-        ("pad", ct.c_uint16),
+        ("given_len", ct.c_uint16),
         # bytes, not c_char: argv is NUL-separated (c_char arrays stop at a NUL)
         ("buf", ct.c_uint8 * PROC_BUF),
     ]

@@ -240,12 +240,21 @@ def _sock(s: abi.ObjSock) -> dict[str, Any]:
 
 
 def _exec(p: abi.ObjProc) -> dict[str, Any]:
-    """filename, then the head of argv (NUL-separated; the last argument may
-    be cut when argv_truncated)."""
+    """filename (the executable: a script's interpreter), `given` (the name the
+    exec call was given, when it is not that path: a script, a symlink, a
+    relative name), then the head of argv (NUL-separated; the last argument
+    may be cut when argv_truncated)."""
     raw = bytes(p.buf)
     fn_len = min(p.filename_len, len(raw))
-    out: dict[str, Any] = {"filename": cstr(raw[:fn_len])}
-    argv = raw[fn_len : fn_len + p.argv_len]
+    filename = cstr(raw[:fn_len])
+    out: dict[str, Any] = {"filename": filename}
+    g_len = min(p.given_len, len(raw) - fn_len)
+    if g_len:
+        given = cstr(raw[fn_len : fn_len + g_len])
+        if given and given != filename:
+            out["given"] = given
+    start = fn_len + g_len
+    argv = raw[start : start + p.argv_len]
     if argv.endswith(b"\0"):
         argv = argv[:-1]
     out["argv"] = (

@@ -197,7 +197,7 @@ int main(void)
 	FIELD(struct, lsmt_obj_proc, filename_len);
 	FIELD(struct, lsmt_obj_proc, argv_len);
 	FIELD(struct, lsmt_obj_proc, flags);
-	FIELD(struct, lsmt_obj_proc, pad);
+	FIELD(struct, lsmt_obj_proc, given_len);
 	FIELD(struct, lsmt_obj_proc, buf);
 
 	SIZE(struct, lsmt_obj_nice);

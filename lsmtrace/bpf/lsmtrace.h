@@ -367,9 +367,13 @@ struct lsmt_obj_nice {
 };
 
 /*
- * exec: buf holds the executable's path (filename_len bytes, its NUL included),
- * then the head of argv as the new process has it (argv_len bytes, each
- * argument NUL-terminated, the last one possibly cut: LSMT_EXEC_ARGV_TRUNCATED).
+ * exec: buf holds the executable's path (filename_len bytes, its NUL included;
+ * for a #! script its interpreter, as /proc/<pid>/exe), then the name the exec
+ * call was given (given_len bytes, NUL included; 0 when the executable's path
+ * is that name already, LSMT_EXEC_AS_GIVEN, or it did not fit: for a script,
+ * the script), then the head of argv as the new process has it (argv_len
+ * bytes, each argument NUL-terminated, the last one possibly cut:
+ * LSMT_EXEC_ARGV_TRUNCATED).
  */
 struct lsmt_obj_proc {
 	lsmt_s32 child_pid;
@@ -377,7 +381,7 @@ struct lsmt_obj_proc {
 	lsmt_u16 filename_len;
 	lsmt_u16 argv_len;
 	lsmt_u16 flags; /* LSMT_EXEC_* */
-	lsmt_u16 pad;
+	lsmt_u16 given_len;
 	lsmt_u8 buf[LSMT_PROC_BUF];
 };
 

@@ -545,22 +545,37 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 	LSMT_MASK(len, 255); /* LSMT_PATH_LEN - 1 */
 	b[len] = 0;
 	u32 fnlen = len + 1;
-	u32 room = LSMT_PROC_BUF - fnlen;
+	LSMT_MASK(fnlen, 511);
+	/* the name the exec was given, after the executable's path: for a #!
+	 * script the executable is its interpreter, the name the script */
+	u32 glen = 0;
+	if (complete) {
+		u16 loc = args->data_loc_filename & 0xFFFF;
+		long g = bpf_probe_read_kernel_str(&b[fnlen], LSMT_PATH_LEN, (char *)args + loc);
+		glen = g > 0 ? g : 0;
+		if (fnlen + glen > LSMT_PROC_BUF || glen >= LSMT_PATH_LEN)
+			glen = 0; /* does not fit with the path: left out */
+	}
+	u32 off = fnlen + glen; /* <= LSMT_PROC_BUF */
+	if (off > LSMT_PROC_BUF)
+		off = LSMT_PROC_BUF;
+	u32 room = LSMT_PROC_BUF - off;
 	u64 n = ae > as ? ae - as : 0;
 	if (n > room) {
 		n = room;
 		p->flags |= LSMT_EXEC_ARGV_TRUNCATED;
 	}
-	/* bounds for the verifier (n <= room, fnlen <= LSMT_PATH_LEN already) */
+	/* bounds for the verifier (n <= room, off <= LSMT_PROC_BUF already) */
 	LSMT_MASK(n, 511);
-	LSMT_MASK(fnlen, 511);
-	if (n && bpf_probe_read_user(&b[fnlen], n, (void *)as) != 0) {
+	LSMT_MASK(off, 511);
+	if (n && bpf_probe_read_user(&b[off], n, (void *)as) != 0) {
 		n = 0;
 		e->flags |= LSMT_EV_READ_ERR;
 		lsmt_stat(LSMT_STAT_READ_ERR);
 	}
 	bpf_probe_read_kernel(p->buf, LSMT_PROC_BUF, b);
 	p->filename_len = fnlen;
+	p->given_len = glen;
 	p->argv_len = n;
 	lsmt_submit(args, e);
 	return 0;

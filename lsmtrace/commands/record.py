@@ -144,7 +144,9 @@ def _spawn_waiting(cmd: list[str], own_group: bool = False) -> tuple[int, int]:
             os.close(r)
             if go != b"1":
                 os._exit(126)
-            os.execvp(cmd[0], cmd)
+            # `./script`: the kernel records the name an exec is given, and a
+            # relative one places nothing in a policy; argv[0] stays as typed
+            os.execvp(os.path.abspath(cmd[0]) if "/" in cmd[0] else cmd[0], cmd)
         except OSError as e:
             os.write(2, f"lsmtrace record: {cmd[0]}: {e.strerror}\n".encode())
             os._exit(127)

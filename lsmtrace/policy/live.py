@@ -65,6 +65,7 @@ from lsmtrace.policy.model import (
     Builder,
     Program,
     classifies_probes,
+    exec_program,
     place,
 )
 
@@ -432,8 +433,10 @@ class LiveCheck:
 
     def _exec(self, ev: dict[str, Any], tgid: int, old: Ctx) -> None:
         obj = ev.get("object") or {}
+        prog = exec_program(obj)[0]
         names: list[str] = []
         for raw, kind in (
+            (prog, None),  # a script, not its interpreter
             (obj.get("path"), obj.get("path_kind")),
             (ev.get("exe"), "exact"),
             (obj.get("filename"), None),
@@ -448,7 +451,7 @@ class LiveCheck:
         self.builder.add(ev)
         progs = list(s.programs.values())
         self._clear()
-        exe = place(str(obj.get("filename") or ""))[0]
+        exe = place(str(prog or ""))[0]
         # the caller needed the exec in its context; the new program (its
         # interpreter, a command's own exec) needs the rest in the new one
         work = [(new if p.name == exe else old, p) for p in progs]

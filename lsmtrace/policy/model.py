@@ -573,6 +573,31 @@ def _interpreter_from_argv(filename: str, argv: Any) -> str | None:
     return None
 
 
+def exec_program(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The program an exec event started and its #! interpreter (or None).
+
+    `filename` is the executable the kernel runs (for a script, the
+    interpreter); `given` the name the exec call was given, when it differs.
+    A script's exec is known by the argv the kernel made for it: the
+    interpreter in argv[0], then (after an optional interpreter argument) the
+    name the exec was given. Anything else (a symlink such as /bin/sh, a
+    relative name) is the executable itself."""
+    filename = obj.get("filename")
+    given = obj.get("given")
+    argv = obj.get("argv")
+    if (
+        isinstance(given, str)
+        and given
+        and given != filename
+        and isinstance(argv, list)
+        and len(argv) >= 2
+        and argv[0] != given
+        and given in argv[1:3]
+    ):
+        return given, filename if isinstance(filename, str) else None
+    return (filename if isinstance(filename, str) else None), None
+
+
 class Builder:
     """Feed events (dicts) in order; read `.access_set`."""
 
@@ -801,7 +826,7 @@ class Builder:
         pending, proc.bprm = proc.bprm, []
         opens, maps, checks = proc.exec_opens, proc.exec_maps, proc.checks
         proc.exec_opens, proc.exec_maps, proc.checks = [], [], 0
-        raw = obj.get("filename")
+        raw, interp = exec_program(obj)
         exe, why = place(str(raw or ""), None)
         if exe is None:
             if why and isinstance(raw, str):
@@ -836,9 +861,12 @@ class Builder:
             if pending[0] != exe:
                 new.exact_exe = pending[0]
             new.interpreters.update(p for p in pending[1:] if p != pending[0])
-        interp = _interpreter_from_argv(exe, obj.get("argv"))
+        if interp is None:
+            interp = _interpreter_from_argv(exe, obj.get("argv"))
         if interp:
-            new.interpreters.add(interp)
+            placed = place(interp, None)[0]
+            if placed and placed != exe:
+                new.interpreters.add(placed)
         self._exec_files(new, exe, opens, maps, checks)
         for i in new.interpreters:
             # the kernel reads and maps a script's interpreter for it: TOMOYO

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -190,3 +191,65 @@ def test_record_needs_root_message() -> None:
         assert b"needs root" in r.stderr
     else:
         pytest.skip(helpers.ROOT_REASON)
+
+
+def test_script_exec_names_the_script_and_its_interpreter(
+    tracepoint_rung: None, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A #! wrapper (a pyenv-style shim that execs the real program), started
+    as `./shim`: the kernel runs its interpreter, but the program is the
+    script. The exec event carries both (`filename`: the interpreter, as
+    /proc/<pid>/exe; `given`: the script), and the generated AppArmor profile
+    attaches to the script, with its interpreter readable and mappable."""
+    # not under /tmp: the generators generalise temporary-looking names there
+    app = Path("/srv/lsmtrace-test-shim")
+    shutil.rmtree(app, ignore_errors=True)
+    app.mkdir(parents=True)
+    request.addfinalizer(lambda: shutil.rmtree(app, ignore_errors=True))
+    shim = app / "shim"
+    shim.write_text('#!/bin/sh\nexec cat "$@"\n')
+    shim.chmod(0o755)
+    data = app / "data.txt"
+    data.write_text("hello\n")
+    out = tmp_path / "rec.jsonl"
+    r = lsmtrace(
+        "record",
+        "-o",
+        str(out),
+        "--backend",
+        "tracepoint",
+        "--",
+        "./shim",
+        str(data),
+        cwd=str(app),
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == b"hello\n"
+    dash = os.path.realpath("/bin/sh")
+    execs = [e for e in records(out) if e["kind"] == "exec"]
+    first = execs[0]["object"]
+    assert isinstance(first, dict)
+    assert first["filename"] == dash  # the interpreter the kernel runs
+    assert first["given"] == str(shim)  # absolute: record made it so
+    assert first["argv"] == ["/bin/sh", str(shim), str(data)]
+    cat = execs[1]["object"]
+    assert isinstance(cat, dict)
+    assert cat["filename"] == os.path.realpath("/usr/bin/cat")
+    assert "given" not in cat or cat["given"] != cat["filename"]
+
+    policy = tmp_path / "shim.apparmor"
+    g = lsmtrace(
+        "policy", "generate", "--target", "apparmor", "-o", str(policy), str(out)
+    )
+    assert g.returncode == 0, g.stderr.decode()
+    text = policy.read_text()
+    assert f'"{shim}" {{' in text, text  # the profile attaches to the script
+    assert f'profile lsmtrace-{os.path.basename(dash)} "' not in text, text
+    assert f'"{dash}" mr,' in text or f'"{dash}" rm,' in text, text
+    assert str(data) in text
+    parser = "/usr/sbin/apparmor_parser"
+    if os.path.exists(parser):
+        v = subprocess.run(
+            [parser, "-Q", "-K", str(policy)], capture_output=True, text=True
+        )
+        assert v.returncode == 0, v.stderr

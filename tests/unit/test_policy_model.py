@@ -6,9 +6,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from lsmtrace.policy import model
 from lsmtrace.policy.generalise import temp_pieces
-from lsmtrace.policy.model import build, from_files, place
+from lsmtrace.policy.model import build, exec_program, from_files, place
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "recordings"
 CAT = str(DATA / "cat_two_files.jsonl")
@@ -455,3 +457,68 @@ def test_atomic_write_and_generalised_paths() -> None:
     assert generalised(p, "/srv/app/__pycache__/m.cpython-311.pyc.140234567890123") == (
         "/srv/app/__pycache__/m.cpython-311.pyc.*"
     )
+
+
+@pytest.mark.parametrize(
+    ("obj", "program", "interpreter"),
+    [
+        # wire ABI 2: the interpreter runs, the script was named
+        (
+            {
+                "filename": "/usr/bin/dash",
+                "given": "/srv/wrap",
+                "argv": ["/bin/sh", "/srv/wrap", "-x"],
+            },
+            "/srv/wrap",
+            "/usr/bin/dash",
+        ),
+        # with the #! line's optional argument
+        (
+            {
+                "filename": "/usr/bin/python3.11",
+                "given": "/srv/app",
+                "argv": ["/usr/bin/python3", "-E", "/srv/app"],
+            },
+            "/srv/app",
+            "/usr/bin/python3.11",
+        ),
+        # a symlink named, its target runs: the target is the program
+        (
+            {
+                "filename": "/usr/bin/dash",
+                "given": "/bin/sh",
+                "argv": ["sh", "-c", "x"],
+            },
+            "/usr/bin/dash",
+            None,
+        ),
+        # `sh /srv/wrap`: the shell is the program, the script its argument
+        (
+            {
+                "filename": "/usr/bin/dash",
+                "given": "/bin/sh",
+                "argv": ["sh", "/srv/wrap"],
+            },
+            "/usr/bin/dash",
+            None,
+        ),
+        # recordings before `given`
+        ({"filename": "/usr/bin/cat", "argv": ["cat"]}, "/usr/bin/cat", None),
+        ({}, None, None),
+    ],
+)
+def test_exec_program(
+    obj: dict[str, Any], program: str | None, interpreter: str | None
+) -> None:
+    assert exec_program(obj) == (program, interpreter)
+
+
+def test_script_exec_of_wire_abi_2_is_the_script() -> None:
+    e = exec_ev("/usr/bin/dash", 1)
+    e["object"]["given"] = "/srv/wrap"
+    e["object"]["argv"] = ["/bin/sh", "/srv/wrap"]
+    aset = build([({}, [e], "t")])
+    assert sorted(aset.programs) == ["/srv/wrap"]
+    p = aset.programs["/srv/wrap"]
+    assert p.interpreters == {"/usr/bin/dash"}
+    assert p.files["/usr/bin/dash"] == {"read", "mmap_exec"}

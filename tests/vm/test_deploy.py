@@ -268,6 +268,10 @@ def lsm_of(server: prom.Prometheus, actor: str, hook: str) -> set[str]:
     res = server.wait_for(
         f'lsmtrace_denials_total{{workload="{workload}",hook="{hook}"}}', timeout=120
     )
+    if not res:  # say what there is instead
+        every = server.query("lsmtrace_denials_total")
+        shown = sorted(str(r["metric"]) for r in every)
+        raise AssertionError(f"no {hook} denial of workload {workload}: {shown}")
     return {r["metric"]["lsm"] for r in res}
 
 
