@@ -113,6 +113,8 @@ def object_summary(o: Mapping[str, Any]) -> str:
     if "tclass" in o:
         return f"{escape(str(o['tclass']))} {escape(str(o['tcontext']))}"
     if "filename" in o:
+        if o.get("given"):  # a script or a symlink: the name, then what runs
+            return f"{escape(str(o['given']))} ({escape(str(o['filename']))})"
         return escape(str(o["filename"]))
     if "fd" in o:
         return f"fd={o['fd']}"

@@ -484,3 +484,13 @@ def test_would_deny_marker_after_the_result_never_cut() -> None:
     assert "\x1b" not in line
     assert columns(text_line(ev, 80)) <= 80
     assert "would-deny" not in text_line(make_event(ret=0), 80)
+
+
+def test_exec_object_shows_the_name_given_then_what_runs() -> None:
+    from lsmtrace.output import object_summary
+
+    assert object_summary({"filename": "/usr/bin/cat", "argv": ["cat"]}) == (
+        "/usr/bin/cat"
+    )
+    o = {"filename": "/usr/bin/dash", "given": "/srv/wr\x1bap", "argv": []}
+    assert object_summary(o) == "/srv/wr\\x1bap (/usr/bin/dash)"
