@@ -298,14 +298,19 @@ class CgroupMap:
                     return rel
         return None
 
-    def path_of(self, cgroup_id: int, tgid: int = 0) -> str | None:
+    def path_of(self, cgroup_id: int, tgid: int = 0, parent: int = 0) -> str | None:
         """The "/relative/path" of a cgroup id, or None when unknown (gone, or the
-        rate limit forbids another walk yet)."""
+        rate limit forbids another walk yet). Learnt from /proc/<tgid>/cgroup,
+        else from the parent's (a short-lived command is often gone when its
+        event is read, the shell or daemon that started it, in the same
+        cgroup, is not), else from a walk of the hierarchy."""
         p = self.paths.get(cgroup_id)
         if p is not None:
             return p
         self.misses += 1
         p = self._learn(cgroup_id, tgid)
+        if p is None and parent > 0 and parent != tgid:
+            p = self._learn(cgroup_id, parent)
         if p is not None:
             return p
         now = self.clock()

@@ -824,14 +824,16 @@ class Enricher:
         tree.load()
         return cls(tree, cg)
 
-    def attribution(self, cgroup_id: int, tgid: int, ts_ns: int) -> Attribution | None:
+    def attribution(
+        self, cgroup_id: int, tgid: int, ts_ns: int, ppid: int = 0
+    ) -> Attribution | None:
         a = self._attr.get(cgroup_id)
         if a is not None:
             return a
         retry = self._unknown.get(cgroup_id)
         if retry is not None and ts_ns < retry:
             return None
-        path = self.cgroups.path_of(cgroup_id, tgid)
+        path = self.cgroups.path_of(cgroup_id, tgid, ppid)
         if path is None:
             if len(self._unknown) > 4096:
                 self._unknown.clear()
@@ -878,7 +880,7 @@ class Enricher:
         cg = ev["cgroup"]
         a = self._attr.get(cg)
         if a is None:
-            a = self.attribution(cg, tgid, ts)
+            a = self.attribution(cg, tgid, ts, ev.get("ppid") or 0)
         if (
             a is None or (a.path == "/" and self.cgroups.hybrid)
         ) and p.attr is not None:

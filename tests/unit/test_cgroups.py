@@ -405,3 +405,23 @@ def test_unreadable_directories_are_skipped(
     assert "/c.service" in rels
     assert "/a" in rels
     assert "/a/b.service" not in rels
+
+
+def test_map_learns_from_the_parent_when_the_process_is_gone(tmp_path: Path) -> None:
+    root = tmp_path / "cg"
+    root.mkdir()
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    clock = Clock()
+    m = CgroupMap(root=root, proc=proc, clock=clock)
+    m.refresh()  # a walk just happened: the rate limit forbids another
+    new = make_tree(root, ["/system.slice/job.scope"])["/system.slice/job.scope"]
+    # the shell that ran the command is still there, in the same cgroup
+    (proc / "50").mkdir()
+    (proc / "50" / "cgroup").write_text("0::/system.slice/job.scope\n")
+    assert m.path_of(new, tgid=51) is None  # the command alone: gone
+    assert m.path_of(new, tgid=51, parent=50) == "/system.slice/job.scope"
+    assert m.learned == 1
+    # a parent in another cgroup is not trusted for this one
+    other = make_tree(root, ["/system.slice/other.scope"])["/system.slice/other.scope"]
+    assert m.path_of(other, tgid=52, parent=50) is None

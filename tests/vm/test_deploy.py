@@ -213,8 +213,20 @@ def apparmor_denial(d: Path, secret: Path) -> str:
     )
     subprocess.run([parser, "-r", str(profile)], check=True)
     try:
+        # the scope outlives the denied process by a little: the exporter
+        # names a workload from the cgroup, and a cgroup removed before it
+        # looked is no unit any more (the denial is then the comm's)
         r = subprocess.run(
-            [*in_scope(CAP_AA), str(exe), str(secret)], capture_output=True, text=True
+            [
+                *in_scope(CAP_AA),
+                "sh",
+                "-c",
+                '"$0" "$1"; rc=$?; sleep 2; exit $rc',
+                str(exe),
+                str(secret),
+            ],
+            capture_output=True,
+            text=True,
         )
     finally:
         subprocess.run([parser, "-R", str(profile)], check=False)
