@@ -362,6 +362,10 @@ def guest_command(command: Sequence[str], kernel: str, tree: str = GUEST_TREE) -
         "LSMTRACE_VM_KERNEL": kernel,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    # opt-in test scopes chosen on the host (tests/vm/test_workloads.py)
+    for k in ("LSMTRACE_VM_WORKLOADS",):
+        if os.environ.get(k):
+            env[k] = os.environ[k]
     env_s = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     cmd = " ".join(shlex.quote(c) for c in command)
     return f"cd {shlex.quote(tree)} && exec env {env_s} {cmd}"
