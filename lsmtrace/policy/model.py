@@ -581,7 +581,8 @@ def exec_program(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
     A script's exec is known by the argv the kernel made for it: the
     interpreter in argv[0], then (after an optional interpreter argument) the
     name the exec was given. Anything else (a symlink such as /bin/sh, a
-    relative name) is the executable itself."""
+    relative name) is the executable itself; without `given` (older
+    recordings), `filename` with the interpreter its argv shows."""
     filename = obj.get("filename")
     given = obj.get("given")
     argv = obj.get("argv")
@@ -595,7 +596,10 @@ def exec_program(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
         and given in argv[1:3]
     ):
         return given, filename if isinstance(filename, str) else None
-    return (filename if isinstance(filename, str) else None), None
+    if not isinstance(filename, str):
+        return None, None
+    # recordings before `given` named the script itself in `filename`
+    return filename, _interpreter_from_argv(filename, argv)
 
 
 class Builder:
@@ -861,8 +865,6 @@ class Builder:
             if pending[0] != exe:
                 new.exact_exe = pending[0]
             new.interpreters.update(p for p in pending[1:] if p != pending[0])
-        if interp is None:
-            interp = _interpreter_from_argv(exe, obj.get("argv"))
         if interp:
             placed = place(interp, None)[0]
             if placed and placed != exe:
