@@ -25,17 +25,11 @@ from typing import Any
 
 import pytest
 from product import lsmtrace_cmd
+from workloads import active_lsms, tomoyo_load, tomoyo_ready
 
 NOBODY = 65534
 RUNGS = ("fexit", "kprobe")
 START_TIMEOUT = 300.0  # TCG: compiling ~150 programs takes a while
-
-
-def active_lsms() -> list[str]:
-    try:
-        return Path("/sys/kernel/security/lsm").read_text().strip().split(",")
-    except OSError:
-        return []
 
 
 def rung_loads(rung: str) -> tuple[bool, str]:
@@ -379,27 +373,6 @@ def test_apparmor(live: Tracer, tmp_path: Path) -> None:
     assert evs[0]["comm"] == "lsmt-aa-cat"
 
 
-def tomoyo_ready() -> str | None:
-    """None when TOMOYO enforces policy loaded with tomoyo-loadpolicy, else why not."""
-    if "tomoyo" not in active_lsms():
-        return "tomoyo is not in /sys/kernel/security/lsm"
-    if shutil.which("tomoyo-loadpolicy") is None:
-        return "tomoyo-loadpolicy is not installed (Debian package tomoyo-tools)"
-    try:
-        head = Path("/sys/kernel/security/tomoyo/profile").read_text()[:64]
-    except OSError as e:
-        return f"/sys/kernel/security/tomoyo/profile: {e.strerror}"
-    if "PROFILE_VERSION=" not in head:
-        return "TOMOYO's policy is not loaded (/sbin/tomoyo-init did not run at boot)"
-    return None
-
-
-def tomoyo_load(flag: str, text: str) -> None:
-    subprocess.run(
-        ["tomoyo-loadpolicy", flag], input=text, text=True, check=True, timeout=60
-    )
-
-
 BPF_LSM_PROG = r"""
 #include <linux/fs.h>
 BPF_ARRAY(marker, u64, 1);
@@ -602,7 +575,7 @@ def test_tomoyo_policy_closed_loop(live: Tracer, tmp_path: Path) -> None:
     policy, load its three parts with tomoyo-loadpolicy; the workload still
     runs under the enforcing profile, a deviation is denied (EPERM) and traced
     with lsm = tomoyo."""
-    why = tomoyo_ready()
+    why = tomoyo_ready(active_lsms())
     if why:
         pytest.skip(why)
     from lsmtrace.policy import tomoyo

@@ -55,13 +55,6 @@ LIVE_HOOKS = ("file_open", "mmap_file", "bprm_check_security", "socket_*", "path
 SECCOMP_PATH = "/etc/hostname"
 
 
-def active_lsms() -> list[str]:
-    try:
-        return Path("/sys/kernel/security/lsm").read_text().strip().split(",")
-    except OSError:
-        return []
-
-
 class Lsmtrace:
     """A long-running lsmtrace command whose stdout/stderr go to files."""
 
@@ -188,7 +181,7 @@ def _runs(s: W.Suite, ph: Phase, prefix: W.Prefix | None = None) -> None:
 
 
 def _apparmor(suite: Suite, s: W.Suite, ph: Phase) -> None:
-    if "apparmor" not in active_lsms():
+    if "apparmor" not in W.active_lsms():
         pytest.skip("apparmor is not in /sys/kernel/security/lsm")
     if shutil.which("apparmor_parser") is None:
         pytest.skip("apparmor_parser is not installed (Debian package apparmor)")
@@ -216,7 +209,7 @@ def _apparmor(suite: Suite, s: W.Suite, ph: Phase) -> None:
 
 
 def _tomoyo(suite: Suite, s: W.Suite, ph: Phase) -> None:
-    why = W.tomoyo_ready(active_lsms())
+    why = W.tomoyo_ready(W.active_lsms())
     if why:
         pytest.skip(why)
     from lsmtrace.policy import tomoyo
@@ -256,7 +249,7 @@ def _tomoyo(suite: Suite, s: W.Suite, ph: Phase) -> None:
 
 
 def _landlock(suite: Suite, s: W.Suite, ph: Phase) -> None:
-    if "landlock" not in active_lsms():
+    if "landlock" not in W.active_lsms():
         pytest.skip("landlock is not in /sys/kernel/security/lsm")
     for w in W.WORKLOADS:
         pol = suite.workdir / f"{w.name}.landlock.json"

@@ -360,6 +360,13 @@ def _drain(path: Path) -> None:
         time.sleep(0.1)
 
 
+def active_lsms() -> list[str]:
+    try:
+        return Path("/sys/kernel/security/lsm").read_text().strip().split(",")
+    except OSError:
+        return []
+
+
 def tomoyo_ready(lsms: list[str]) -> str | None:
     """None when TOMOYO enforces policy loaded with tomoyo-loadpolicy, else why not."""
     if "tomoyo" not in lsms:
