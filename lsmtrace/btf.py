@@ -22,6 +22,7 @@ import functools
 import logging
 import re
 import sys
+import types
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -558,6 +559,18 @@ def load(path: str | Path = "/sys/kernel/btf/vmlinux") -> BTF:
     return BTF.from_file(path)
 
 
+def _code_text(code: types.CodeType) -> bytes:
+    """The bytecode and constants of `code` and of the code objects nested in
+    it (comprehensions, inner functions), without their addresses: repr() of a
+    nested code object names its address, which changes with every process."""
+    parts = [code.co_code]
+    for c in code.co_consts:
+        parts.append(
+            _code_text(c) if isinstance(c, types.CodeType) else repr(c).encode()
+        )
+    return b"\0".join(parts)
+
+
 def cached_facts(
     name: str, compute: Callable[[], T], path: Path = Path("/sys/kernel/btf/vmlinux")
 ) -> T:
@@ -568,17 +581,15 @@ def cached_facts(
     struct offsets) never reads an older version's answer."""
     import hashlib
     import json
-    import os
     import platform
 
-    from lsmtrace.kheaders import btf_digest, default_cache_root
+    from lsmtrace.kheaders import btf_digest, default_cache_root, write_cache_json
 
     f: Path | None = None
     try:
-        code = compute.__code__ if hasattr(compute, "__code__") else None
-        ver = hashlib.sha256(
-            repr((code.co_code, code.co_consts) if code else name).encode()
-        ).hexdigest()[:8]
+        code = getattr(compute, "__code__", None)
+        text = _code_text(code) if code else name.encode()
+        ver = hashlib.sha256(text).hexdigest()[:8]
         key = f"{platform.release()}-{btf_digest(path)[:16]}"
         f = default_cache_root() / "btf" / f"{key}-{name}-{ver}.json"
         return json.loads(f.read_text())  # type: ignore[no-any-return]
@@ -587,10 +598,7 @@ def cached_facts(
     value = compute()
     if f is not None:
         try:
-            f.parent.mkdir(parents=True, exist_ok=True)
-            tmp = f.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(value))
-            tmp.replace(f)
+            write_cache_json(f, value)
         except OSError as e:
             log.debug("BTF facts not cached: %s", e)
     return value
