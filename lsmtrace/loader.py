@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes as ct
 import functools
+import hashlib
 import logging
 import os
 import tempfile
@@ -153,6 +154,37 @@ def resolve_cgroup(path: str, mounts: list[Path] | None = None) -> str:
     return str(p)
 
 
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_quiet_sites(cache_root: Path | None = None) -> list[tuple[int, int]]:
+    """quiet_sites(), cached for this boot: reading kallsyms costs ~0.2 s of
+    every start, and the addresses change only with a reboot (KASLR). Only
+    this boot's file is kept; an empty answer (hidden addresses) is not cached."""
+    import json
+
+    try:
+        boot = BOOT_ID.read_text().strip()
+    except OSError:
+        return quiet_sites()
+    tag = hashlib.sha256(repr(QUIET_FUNCTIONS).encode()).hexdigest()[:8]
+    folder = (cache_root or kheaders.default_cache_root()) / "boot"
+    f = folder / f"quiet-sites-{boot}-{tag}.json"
+    try:
+        return [(int(a), int(b)) for a, b in json.loads(f.read_text())]
+    except (OSError, ValueError, TypeError):
+        pass
+    sites = quiet_sites()
+    if sites:
+        try:
+            for old in folder.glob("quiet-sites-*.json"):
+                old.unlink(missing_ok=True)
+            kheaders.write_cache_json(f, sites)
+        except OSError as e:
+            log.debug("quiet sites not cached: %s", e)
+    return sites
+
+
 def quiet_sites(
     functions: tuple[str, ...] = QUIET_FUNCTIONS, kallsyms: Path = KALLSYMS
 ) -> list[tuple[int, int]]:
@@ -267,8 +299,6 @@ class Tracer:
         rung, _refused = choose_rung(self.opts.backend)
         bcc = import_bcc()
         tree, kind = kheaders.header_tree()
-        if kind == "btf":
-            os.environ["BCC_KERNEL_SOURCE"] = str(tree)
         use_perf = self.opts.perf_buffer or not probe.probe_ringbuf().ok
         att = Attachment(
             rung=rung, buffer="perf" if use_perf else "ringbuf", headers=kind
@@ -279,7 +309,10 @@ class Tracer:
         self.id_names = plan.id_names
         self.plan = plan
         cflags = compile_flags(self.opts, rung, plan, use_perf)
-        self.bpf = self._compile(bcc, plan.source, cflags)
+        if kind == "btf":
+            self.bpf = self._compile_btf(bcc, tree, plan.source, cflags)
+        else:
+            self.bpf = self._compile(bcc, plan.source, cflags)
         self._configure(plan)
         self._attach(bcc, plan, att)
         if not att.attached:
@@ -299,6 +332,30 @@ class Tracer:
             )
         self.attachment = att
         return att
+
+    def _compile_btf(self, bcc: Any, tree: Path, source: str, cflags: list[str]) -> Any:
+        """Compile against the synthesized header tree, with its vmlinux.h
+        pruned to what this program names (kheaders.pruned_tree: ~0.45 s less
+        per start). Should the pruned header not compile, the full one is
+        tried and the pruner's miss is reported: a bug to fix, never a failure."""
+        roots = source + "".join(p.read_text() for p in sorted(abi.BPF_DIR.glob("*.h")))
+        try:
+            pruned = kheaders.pruned_tree(tree, roots)
+        except (OSError, ValueError, IndexError) as e:
+            log.warning("could not prune vmlinux.h (%s): compiling with all of it", e)
+        else:
+            os.environ["BCC_KERNEL_SOURCE"] = str(pruned)
+            try:
+                return self._compile(bcc, source, cflags)
+            except BccError as e:
+                log.warning(
+                    "the pruned vmlinux.h in %s did not compile (%s); compiled "
+                    "with all of it instead (please report this)",
+                    pruned,
+                    e.hint,
+                )
+        os.environ["BCC_KERNEL_SOURCE"] = str(tree)
+        return self._compile(bcc, source, cflags)
 
     def _compile(self, bcc: Any, source: str, cflags: list[str]) -> Any:
         class QuietBPF(bcc.BPF):  # type: ignore[misc]
@@ -362,7 +419,7 @@ class Tracer:
         self._cfg = cfg
         self._write_settings()
         if "-DLSMT_WITH_CAP_TP=1" in plan.cflags:
-            sites = quiet_sites()
+            sites = boot_quiet_sites()
             if not sites:
                 log.warning(
                     "no kernel addresses in %s: quiet capability probes "
