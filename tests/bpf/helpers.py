@@ -59,6 +59,20 @@ def lsmtrace_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "lsmtrace", *args]
 
 
+def run_lsmtrace(
+    *args: str, timeout: float = 180, **kw: object
+) -> subprocess.CompletedProcess[bytes]:
+    """`lsmtrace ARGS...` of this tree, output captured, exit status not checked."""
+    return subprocess.run(
+        lsmtrace_cmd(*args),
+        env=cli_env(),
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        **kw,
+    )  # type: ignore[call-overload]
+
+
 @functools.lru_cache(maxsize=1)
 def tracepoint_probe() -> tuple[bool, str]:
     from lsmtrace import probe

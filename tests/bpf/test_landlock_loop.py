@@ -11,8 +11,8 @@ from pathlib import Path
 
 import helpers
 import pytest
-from test_record_live import lsmtrace
 
+lsmtrace = helpers.run_lsmtrace
 pytestmark = helpers.needs_root
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import helpers
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_record_live import lsmtrace
 
+lsmtrace = helpers.run_lsmtrace
 pytestmark = [helpers.needs_root, pytest.mark.root]
 
 

@@ -18,17 +18,7 @@ import pytest
 pytestmark = helpers.needs_root
 
 
-def lsmtrace(
-    *args: str, timeout: float = 180, **kw: object
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "lsmtrace", *args],
-        env=helpers.cli_env(),
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-        **kw,
-    )  # type: ignore[call-overload]
+lsmtrace = helpers.run_lsmtrace
 
 
 def records(path: Path) -> list[dict[str, object]]:
