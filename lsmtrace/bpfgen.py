@@ -245,6 +245,26 @@ def _validate_globs(
                 )
 
 
+# What the tracepoint rung does not see when the kernel lacks an optional event.
+MISSING_TP = {
+    "capability:cap_capable": "capability checks are not seen on this rung "
+    "(newer kernels have it; the hook rungs see them)",
+    "avc:selinux_audited": "SELinux AVC denials are not seen on this rung "
+    "(the kernel has no SELinux)",
+    "signal:signal_generate": "signal deliveries are not seen on this rung",
+}
+
+
+def tracepoint_present(tp: str) -> bool:
+    """False when tracefs is there and has no such event (`cat:name`); True
+    when it has it, or when tracefs cannot be read (not root: the compile
+    decides)."""
+    from lsmtrace import probe
+
+    root = probe.tracefs()
+    return root is None or (root / "events" / tp.replace(":", "/")).is_dir()
+
+
 def plan_tracepoint(
     globs: list[str] | None, families: list[str] | None, arch: str
 ) -> Plan:
@@ -259,25 +279,31 @@ def plan_tracepoint(
         or _matches_any("capable", globs)
         or "capability" in (families or [])
     )
-    if want_cap:
-        tps.append("capability:cap_capable")
-        cflags.append("-DLSMT_WITH_CAP_TP=1")
     want_avc = (
         not selecting
         or _matches_any("selinux_audited", globs)
         or "selinux" in (families or [])
     )
-    if want_avc:
-        tps.append("avc:selinux_audited")
-        cflags.append("-DLSMT_WITH_AVC_TP=1")
     want_sig = (
         not selecting
         or _matches_any("signal_generate", globs)
         or "task" in (families or [])
     )
-    if want_sig:
-        tps.append("signal:signal_generate")
-        cflags.append("-DLSMT_WITH_SIGNAL_TP=1")
+    skipped: dict[str, str] = {}
+    for wanted, tp, flag in (
+        (want_cap, "capability:cap_capable", "-DLSMT_WITH_CAP_TP=1"),
+        (want_avc, "avc:selinux_audited", "-DLSMT_WITH_AVC_TP=1"),
+        (want_sig, "signal:signal_generate", "-DLSMT_WITH_SIGNAL_TP=1"),
+    ):
+        if not wanted:
+            continue
+        if not tracepoint_present(tp):
+            # bcc builds the argument struct from the event's format: the
+            # program would not compile without it
+            skipped[tp] = f"this kernel has no {tp} tracepoint: {MISSING_TP[tp]}"
+            continue
+        tps.append(tp)
+        cflags.append(flag)
     tps.extend(SCHED_TPS)
     names, fams = _syscall_ids(chosen, arch)
     return Plan(
@@ -288,4 +314,5 @@ def plan_tracepoint(
         tracepoints=tps,
         programs=[],
         id_names=IdNames(names, fams),
+        skipped=skipped,
     )

@@ -69,3 +69,39 @@ def test_decoders_named_in_the_text_are_the_header_enum() -> None:
             assert name in abi.HookDecoder.__members__, name
     for dec, _args in bpfgen.HOOK_DECODERS.values():
         assert dec in abi.HookDecoder.__members__, dec
+
+
+def test_tracepoint_rung_leaves_out_events_the_kernel_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """capability:cap_capable is newer than 6.12, avc:selinux_audited needs
+    SELinux: bcc cannot compile a program for an event tracefs does not have,
+    so the plan leaves it out and says what is not seen instead."""
+    from lsmtrace import probe
+
+    events = tmp_path / "events"
+    (events / "signal" / "signal_generate").mkdir(parents=True)
+    (events / "syscalls").mkdir()
+    monkeypatch.setattr(probe, "tracefs", lambda: tmp_path)
+    monkeypatch.setattr(bpfgen, "struct_offsets", lambda: [])
+    plan = bpfgen.plan_tracepoint(None, None, "x86_64")
+    assert "signal:signal_generate" in plan.tracepoints
+    assert "-DLSMT_WITH_SIGNAL_TP=1" in plan.cflags
+    for tp, flag in (
+        ("capability:cap_capable", "-DLSMT_WITH_CAP_TP=1"),
+        ("avc:selinux_audited", "-DLSMT_WITH_AVC_TP=1"),
+    ):
+        assert tp not in plan.tracepoints
+        assert flag not in plan.cflags
+        assert plan.skipped[tp].startswith(f"this kernel has no {tp} tracepoint")
+    assert "capability checks are not seen" in plan.skipped["capability:cap_capable"]
+    # all three present: all three planned, nothing skipped
+    (events / "capability" / "cap_capable").mkdir(parents=True)
+    (events / "avc" / "selinux_audited").mkdir(parents=True)
+    plan = bpfgen.plan_tracepoint(None, None, "x86_64")
+    assert plan.tracepoints[:3] == [
+        "capability:cap_capable",
+        "avc:selinux_audited",
+        "signal:signal_generate",
+    ]
+    assert plan.skipped == {}
