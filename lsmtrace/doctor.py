@@ -728,7 +728,16 @@ def _check_build(
         )
     tree = _header_tree(root, release)
     build = f"/lib/modules/{release}/build"
-    if tree is not None:
+    bpftool = _which(root, "bpftool", live)
+    if tree is not None and btf and bpftool:
+        r.add(
+            "build",
+            "headers",
+            "ok",
+            f"synthesized from BTF, preferred (cached in {_synth_cache(btf_path, release)}); "
+            f"/{tree.relative_to(root)} is there too: LSMTRACE_HEADERS=kernel uses it",
+        )
+    elif tree is not None:
         r.add("build", "headers", "ok", "/" + str(tree.relative_to(root)))
     elif btf:
         r.add(
@@ -747,7 +756,6 @@ def _check_build(
             "apt-get install linux-headers-$(uname -r)",
         )
 
-    bpftool = _which(root, "bpftool", live)
     if bpftool:
         r.add("build", "bpftool", "ok", f"{bpftool} (synthesizes headers from BTF)")
     elif tree is None and btf:

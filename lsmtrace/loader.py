@@ -339,6 +339,7 @@ class Tracer:
         per start). Should the pruned header not compile, the full one is
         tried and the pruner's miss is reported: a bug to fix, never a failure."""
         roots = source + "".join(p.read_text() for p in sorted(abi.BPF_DIR.glob("*.h")))
+        missed: BccError | None = None
         try:
             pruned = kheaders.pruned_tree(tree, roots)
         except (OSError, ValueError, IndexError) as e:
@@ -348,14 +349,17 @@ class Tracer:
             try:
                 return self._compile(bcc, source, cflags)
             except BccError as e:
-                log.warning(
-                    "the pruned vmlinux.h in %s did not compile (%s); compiled "
-                    "with all of it instead (please report this)",
-                    pruned,
-                    e.hint,
-                )
+                missed = e
         os.environ["BCC_KERNEL_SOURCE"] = str(tree)
-        return self._compile(bcc, source, cflags)
+        bpf = self._compile(bcc, source, cflags)  # its own error if this fails too
+        if missed is not None:
+            log.warning(
+                "the pruned vmlinux.h in %s did not compile (%s); compiled "
+                "with all of it instead (please report this)",
+                pruned,
+                missed.hint,
+            )
+        return bpf
 
     def _compile(self, bcc: Any, source: str, cflags: list[str]) -> Any:
         class QuietBPF(bcc.BPF):  # type: ignore[misc]

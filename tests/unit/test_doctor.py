@@ -612,3 +612,17 @@ def test_import_and_fake_diagnose_do_not_import_bcc(tree: Path) -> None:
     subprocess.run(
         [sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2]
     )
+
+
+def test_btf_preferred_over_real_headers_when_bpftool_is_there(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "root", headers=True)
+    tool = root / "usr/sbin/bpftool"
+    write(tool, "#!/bin/sh\n")
+    tool.chmod(0o755)
+    c = diagnose(root).get("headers")
+    assert c.status == "ok"
+    assert c.detail.startswith("synthesized from BTF, preferred")
+    assert (
+        f"/lib/modules/{RELEASE}/build is there too: LSMTRACE_HEADERS=kernel"
+        in c.detail
+    )

@@ -256,3 +256,68 @@ def test_quiet_sites_are_read_once_per_boot(
     assert loader.boot_quiet_sites(tmp_path) == []
     assert loader.boot_quiet_sites(tmp_path) == []
     assert len(calls) == 4
+
+
+def test_autoconf_comes_from_proc_or_boot_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Debian's kernels have no /proc/config.gz but a /boot/config-RELEASE; bcc's
+    helpers.h does not compile without CONFIG_BPF_SYSCALL."""
+    import gzip
+
+    monkeypatch.setattr(kheaders, "PROC_CONFIG", tmp_path / "config.gz")
+    monkeypatch.setattr(kheaders, "BOOT_DIR", tmp_path)
+    (tmp_path / "config-6.12.0-test").write_text(
+        "CONFIG_BPF_SYSCALL=y\nCONFIG_HZ=250\n# CONFIG_SMACK is not set\n"
+    )
+    out = kheaders.kernel_autoconf("6.12.0-test")
+    assert "config-6.12.0-test */" in out.splitlines()[0]
+    assert "#define CONFIG_BPF_SYSCALL 1" in out
+    assert "#define CONFIG_HZ 250" in out
+    assert "SMACK" not in out
+    # /proc/config.gz wins when the kernel has it
+    (tmp_path / "config.gz").write_bytes(
+        gzip.compress(b"CONFIG_BPF_SYSCALL=y\nCONFIG_X=m\n")
+    )
+    out = kheaders.kernel_autoconf("6.12.0-test")
+    assert "config.gz */" in out.splitlines()[0]
+    assert "#define CONFIG_X_MODULE 1" in out
+    assert "CONFIG_HZ" not in out
+    # neither: only what bcc needs
+    (tmp_path / "config.gz").unlink()
+    out = kheaders.kernel_autoconf("6.1.0-other")
+    assert out.count("#define") == 1
+    assert "#define CONFIG_BPF_SYSCALL 1" in out
+
+
+def test_header_tree_prefers_btf_and_obeys_lsmtrace_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = tmp_path / "build"
+    synth = tmp_path / "synth"
+    has_real: list[Path | None] = [real]
+    monkeypatch.setattr(kheaders, "real_header_tree", lambda: has_real[0])
+    monkeypatch.setattr(kheaders, "synthesized_tree", lambda: synth)
+    monkeypatch.setattr(kheaders, "BTF_PATH", tmp_path / "vmlinux")
+    (tmp_path / "vmlinux").write_bytes(b"")
+    monkeypatch.setattr(kheaders.shutil, "which", lambda name: "/usr/sbin/bpftool")
+    for var in ("LSMTRACE_HEADERS", "LSMTRACE_FORCE_BTF_HEADERS"):
+        monkeypatch.delenv(var, raising=False)
+    assert kheaders.header_tree() == (synth, "btf")
+    monkeypatch.setenv("LSMTRACE_HEADERS", "kernel")
+    assert kheaders.header_tree() == (real, "headers")
+    # no bpftool: the header tree, unless told btf
+    monkeypatch.setattr(kheaders.shutil, "which", lambda name: None)
+    monkeypatch.setenv("LSMTRACE_HEADERS", "auto")
+    assert kheaders.header_tree() == (real, "headers")
+    monkeypatch.setenv("LSMTRACE_HEADERS", "btf")
+    assert kheaders.header_tree() == (synth, "btf")
+    # told kernel with no header tree, or a value it does not know: an error with a hint
+    has_real[0] = None
+    monkeypatch.setenv("LSMTRACE_HEADERS", "kernel")
+    with pytest.raises(kheaders.HeaderError, match="LSMTRACE_HEADERS=kernel") as e:
+        kheaders.header_tree()
+    assert "linux-headers" in (e.value.hint or "")
+    monkeypatch.setenv("LSMTRACE_HEADERS", "vmlinux")
+    with pytest.raises(kheaders.HeaderError, match="is not one of auto, btf, kernel"):
+        kheaders.header_tree()
