@@ -310,7 +310,21 @@ class Tracer:
         self.plan = plan
         cflags = compile_flags(self.opts, rung, plan, use_perf)
         if kind == "btf":
-            self.bpf = self._compile_btf(bcc, tree, plan.source, cflags)
+            try:
+                self.bpf = self._compile_btf(bcc, tree, plan.source, cflags)
+            except BccError as e:
+                real = kheaders.real_header_tree()
+                if real is None or kheaders.header_choice() == "btf":
+                    raise
+                log.warning(
+                    "the headers synthesized from BTF did not compile (%s); "
+                    "compiled with %s instead (please report this)",
+                    e.hint,
+                    real,
+                )
+                os.environ.pop("BCC_KERNEL_SOURCE", None)
+                self.bpf = self._compile(bcc, plan.source, cflags)
+                att.headers = "headers"
         else:
             self.bpf = self._compile(bcc, plan.source, cflags)
         self._configure(plan)

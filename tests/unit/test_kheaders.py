@@ -321,3 +321,24 @@ def test_header_tree_prefers_btf_and_obeys_lsmtrace_headers(
     monkeypatch.setenv("LSMTRACE_HEADERS", "vmlinux")
     with pytest.raises(kheaders.HeaderError, match="is not one of auto, btf, kernel"):
         kheaders.header_tree()
+
+
+def test_helpers_an_older_kernel_lacks_are_declared() -> None:
+    """6.1's BTF stops before BPF_FUNC_cgrp_storage_get (6.2); bcc's helpers.h
+    names it, so the synthesized kconfig.h declares a placeholder."""
+    old = "enum bpf_func_id {\n\tBPF_FUNC_unspec = 0,\n\tBPF_FUNC_map_lookup_elem = 1,\n};\n"
+    missing = kheaders.missing_helpers(old)
+    assert "BPF_FUNC_map_lookup_elem" not in missing
+    assert missing[-2:] == ["BPF_FUNC_cgrp_storage_get", "BPF_FUNC_cgrp_storage_delete"]
+    assert len(missing) == 210
+    text = kheaders._kconfig_h(missing)
+    assert text.index("#include <vmlinux.h>") < text.index(
+        "enum lsmt_missing_bpf_func {"
+    )
+    assert "\tBPF_FUNC_cgrp_storage_delete = 1000209," in text
+    # this host's kernel has them all: nothing declared
+    full = (kheaders.BTF_PATH.exists() and kheaders.HELPER_NAMES.read_text()) or ""
+    names = [n for n in full.splitlines() if n and not n.startswith("#")]
+    body = ",\n".join(f"\tBPF_FUNC_{n} = {i + 1}" for i, n in enumerate(names))
+    assert kheaders.missing_helpers(f"enum bpf_func_id {{\n{body},\n}};\n") == []
+    assert "lsmt_missing" not in kheaders._kconfig_h([])
