@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -56,7 +57,9 @@ class Tracer:
     started once per module; scenarios wait for their event in its output.
     """
 
-    def __init__(self, rung: str, workdir: Path, *args: str) -> None:
+    def __init__(
+        self, rung: str, workdir: Path, *args: str, env: dict[str, str] | None = None
+    ) -> None:
         self.rung = rung
         self.out = workdir / f"trace-{rung}.out"
         self.err = workdir / f"trace-{rung}.err"
@@ -67,6 +70,7 @@ class Tracer:
                 stderr=e,
                 stdin=subprocess.DEVNULL,
                 cwd=workdir,
+                env=env,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -120,7 +124,16 @@ def live(
     if not ok:
         pytest.skip(f"the {request.param} rung does not load here: {detail}")
     hooks = [a for h in LIVE_HOOKS for a in ("--hooks", h)]
-    t = Tracer(str(request.param), tmp_path_factory.mktemp("live"), "--denied", *hooks)
+    # fexit compiles against the pruned BTF header (the default), kprobe against
+    # the kernel's header tree: both ways are proven on each kernel
+    env = (
+        dict(os.environ, LSMTRACE_HEADERS="kernel")
+        if request.param == "kprobe"
+        else None
+    )
+    t = Tracer(
+        str(request.param), tmp_path_factory.mktemp("live"), "--denied", *hooks, env=env
+    )
     try:
         yield t
     finally:
@@ -280,6 +293,47 @@ def test_dac(live: Tracer, tmp_path: Path) -> None:
         "CAP_FOWNER",
         "CAP_SYS_ADMIN",
     }
+
+
+def test_each_header_source_compiles(live: Tracer) -> None:
+    want = "headers from headers" if live.rung == "kprobe" else "headers from btf"
+    assert want in live.stderr
+
+
+def test_tracepoint_rung_on_this_kernel(tmp_path: Path) -> None:
+    """The rung for kernels that allow nothing else, on the Debian kernels:
+    it compiles (an optional event the kernel lacks, capability:cap_capable on
+    6.1 and 6.12, is left out, not compiled in) and reports a denial."""
+    target = tmp_path / "mode000"
+    target.write_text("x")
+    target.chmod(0)
+    tmp_path.chmod(0o755)
+    with tracing("tracepoint", tmp_path, "--denied") as t:
+        res = child(
+            f"""
+            try:
+                os.close(os.open({str(target)!r}, os.O_RDONLY))
+            except OSError as e:
+                print(errno.errorcode[e.errno])
+            """,
+            uid=NOBODY,
+        )
+        pid = pid_of(res)
+        evs = [
+            e
+            for e in t.wait_for(pid, "sys_openat")
+            if e["object"].get("path") == str(target)
+        ]
+        assert evs, f"no sys_openat denial for {pid}: {t.events()[-5:]} {t.stderr}"
+        t.stop()
+    assert (evs[0]["rung"], evs[0]["verdict"], evs[0]["errno"]) == (
+        "tracepoint",
+        "deny",
+        "EACCES",
+    )
+    has_cap_tp = Path("/sys/kernel/tracing/events/capability/cap_capable").is_dir()
+    if not has_cap_tp:  # left out, and said so in the status line
+        assert re.search(r"; [1-9]\d* skipped", t.stderr), t.stderr
 
 
 @contextlib.contextmanager
