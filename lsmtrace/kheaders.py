@@ -33,6 +33,7 @@ sources compile both ways because they include only the header names in
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import hashlib
@@ -243,6 +244,8 @@ def pruned_tree(tree: Path, roots: str) -> Path:
     ).hexdigest()
     dest = tree / "pruned" / digest[:16]
     if (dest / "include" / "vmlinux.h").exists():
+        with contextlib.suppress(OSError):
+            os.utime(dest)  # recently used: kept by _forget_old_pruned
         return dest
 
     def write(tmp: Path) -> None:
@@ -255,7 +258,25 @@ def pruned_tree(tree: Path, roots: str) -> Path:
         (inc / "vmlinux.h").write_text(prune_vmlinux(full, roots))
 
     _build_into(dest, write, done=dest / "include" / "vmlinux.h")
+    _forget_old_pruned(dest.parent, keep=dest)
     return dest
+
+
+# Pruned headers kept per kernel (one per set of names: --hooks selections, rungs).
+PRUNED_KEEP = 32
+
+
+def _forget_old_pruned(folder: Path, keep: Path) -> None:
+    """Remove the least recently used pruned trees beyond PRUNED_KEEP."""
+    try:
+        trees = [
+            p for p in folder.iterdir() if not p.name.startswith(".") and p != keep
+        ]
+        trees.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for old in trees[PRUNED_KEEP - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _build_into(dest: Path, write: Callable[[Path], None], done: Path) -> None:

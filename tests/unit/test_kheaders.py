@@ -342,3 +342,20 @@ def test_helpers_an_older_kernel_lacks_are_declared() -> None:
     body = ",\n".join(f"\tBPF_FUNC_{n} = {i + 1}" for i, n in enumerate(names))
     assert kheaders.missing_helpers(f"enum bpf_func_id {{\n{body},\n}};\n") == []
     assert "lsmt_missing" not in kheaders._kconfig_h([])
+
+
+def test_pruned_trees_beyond_the_limit_go_least_recently_used_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = tmp_path / "tree"
+    (tree / "include").mkdir(parents=True)
+    (tree / "include" / "vmlinux.h").write_text(VMLINUX)
+    monkeypatch.setattr(kheaders, "PRUNED_KEEP", 3)
+    made = []
+    for i in range(3):
+        made.append(kheaders.pruned_tree(tree, f"int f{i}(struct cred *c);"))
+        os.utime(made[-1], (1000 + i, 1000 + i))
+    kheaders.pruned_tree(tree, "int f0(struct cred *c);")  # used again: the newest
+    newest = kheaders.pruned_tree(tree, "int f3(struct cred *c);")
+    left = set((tree / "pruned").iterdir())
+    assert left == {made[0], made[2], newest}
