@@ -493,10 +493,34 @@ def test_generated_without_unplaced_names(suite: Suite) -> None:
 def _assert_good(suite: Suite, target: str, name: str, run: Run) -> None:
     w = next(w for w in W.WORKLOADS if w.name == name)
     res = run.result
-    assert res.rc == 0, f"{target} {name}: exit {res.rc}\n{res.err}"
+    assert res.rc == 0, f"{target} {name}: exit {res.rc}\n{res.err}" + _tmp_evidence(
+        suite, target
+    )
     assert w.expect in res.out, (target, name, res.out)
     denied = run.events(suite.live)
     assert denied == [], f"{target} {name}: denied while it ran: {denied[:3]}"
+
+
+def _tmp_evidence(suite: Suite, target: str) -> str:
+    """For a failure message: what the recording holds about temporary files
+    and what the policy made of it (the 6.1 kprobe-rung tempfile bug)."""
+    lines = ["\nrecorded events under /tmp:"]
+    for ln in suite.recording.read_text(errors="replace").splitlines():
+        if "/tmp" in ln:
+            try:
+                ev = json.loads(ln)
+            except ValueError:
+                continue
+            obj = ev.get("object") or {}
+            lines.append(
+                f"  {ev.get('hook')} {ev.get('verdict')} comm={ev.get('comm')} "
+                f"path={obj.get('path')} flags={obj.get('flags')} mode={obj.get('mode')}"
+            )
+    pol = suite.workdir / f"suite.{target}"
+    if pol.exists():
+        lines.append(f"{pol.name} lines naming tmp:")
+        lines += [f"  {x}" for x in pol.read_text().splitlines() if "tmp" in x]
+    return "\n".join(lines[:120])
 
 
 def _denials(suite: Suite, run: Run, lsm: str, errno_name: str) -> list[dict[str, Any]]:
