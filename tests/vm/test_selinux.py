@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -61,9 +60,10 @@ HOOK_ARGS: dict[str, tuple[str, ...]] = {
 
 
 def instructions(text: str, marker: str) -> list[str]:
-    """The `#   command` lines right after the comment line containing `marker`."""
+    """The `#   command` lines right after the comment line containing
+    `marker` (any case)."""
     lines = text.splitlines()
-    start = next(i for i, ln in enumerate(lines) if marker in ln) + 1
+    start = next(i for i, ln in enumerate(lines) if marker in ln.lower()) + 1
     out = []
     for ln in lines[start:]:
         if not ln.startswith("#   "):
@@ -88,10 +88,6 @@ def modules() -> set[str]:
     return {ln.split()[0] for ln in out.splitlines() if ln.strip()}
 
 
-def label_type(path: Path) -> str:
-    return os.getxattr(path, "security.selinux").rstrip(b"\0").decode().split(":")[2]
-
-
 def avc_lines(scontext_type: str) -> list[str]:
     text = Path("/var/log/audit/audit.log").read_text(errors="replace")
     return [
@@ -103,13 +99,13 @@ def avc_lines(scontext_type: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def enforcing() -> None:
-    if "selinux" not in active_lsms():
-        pytest.skip("selinux is not in /sys/kernel/security/lsm")
-    if Path("/sys/fs/selinux/enforce").read_text().strip() != "1":
-        pytest.skip("SELinux is not enforcing")
+    """The selinux boot is this, or the harness or the image is broken: fail,
+    never skip."""
+    assert "selinux" in active_lsms(), "selinux is not in /sys/kernel/security/lsm"
+    enforce = Path("/sys/fs/selinux/enforce").read_text().strip()
+    assert enforce == "1", "SELinux is not enforcing"
     for tool in ("checkmodule", "semodule_package", "semodule", "runcon"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+        assert shutil.which(tool), f"{tool} is not in the image"
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +116,7 @@ def tracer_module(
     Stays loaded: the guest is thrown away after the run."""
     d = tmp_path_factory.mktemp("tracer-te")
     shutil.copy(TRACER_TE, d / TRACER_TE.name)
-    cmds = instructions(TRACER_TE.read_text(), "uild and load it")
+    cmds = instructions(TRACER_TE.read_text(), "build and load it")
     run_as_written(cmds, d)
     return cmds
 
@@ -273,7 +269,7 @@ def loop(
         text = te.read_text()
         domains = re.findall(r"^type (lsmtrace_\w+?)(?<!_tmp)_t;$", text, re.M)
         assert len(domains) == 1, text
-        build = instructions(text, "uild and load it")
+        build = instructions(text, "build and load it")
         t0 = time.monotonic()
         run_as_written(build, d)
         timings["build and load"] = time.monotonic() - t0
@@ -336,6 +332,7 @@ def test_tracer_module_loads_as_written(tracer_module: list[str]) -> None:
 
 
 def test_generated_module_loads_as_written(loop: Loop) -> None:
+    print(f"seconds: {loop.timings}")  # shown with -rA
     assert [c.split()[0] for c in loop.build] == [
         "checkmodule",
         "semodule_package",
