@@ -4,12 +4,16 @@
 Self-contained (Python 3.11 standard library only). Run with the system Python:
 
     /usr/bin/python3 vagrant/vmtest.py build [--force]
-    /usr/bin/python3 vagrant/vmtest.py run [--kernel 6.1|6.12] [--timeout S] -- COMMAND...
-    /usr/bin/python3 vagrant/vmtest.py test [--kernel 6.1|6.12|all] [PYTEST ARGS...]
-    /usr/bin/python3 vagrant/vmtest.py shell [--kernel 6.1|6.12]
+    /usr/bin/python3 vagrant/vmtest.py run [--kernel 6.1|6.12] [--boot apparmor|selinux]
+                                           [--timeout S] -- COMMAND...
+    /usr/bin/python3 vagrant/vmtest.py test [--kernel 6.1|6.12|all] [--boot ...|all]
+                                            [PYTEST ARGS...]
+    /usr/bin/python3 vagrant/vmtest.py shell [--kernel 6.1|6.12] [--boot apparmor|selinux]
 
 The image is a raw ext4 file system made with mmdebstrap + `mke2fs -d` (no loop devices),
 cached under <repo>/.cache/vm/<key>/ where <key> hashes the package list and the recipe.
+One image serves every boot configuration (--boot): AppArmor, or SELinux enforcing on
+files labelled at build time.
 Each boot uses a throw-away qcow2 overlay, qemu TCG, user-mode networking restricted to the
 guest with one ssh port forward bound to 127.0.0.1. qemu is always stopped: try/finally,
 SIGINT/SIGTERM/SIGHUP handlers, and PR_SET_PDEATHSIG so it dies with the harness.
@@ -91,6 +95,16 @@ PACKAGES = (
     "sudo",  # Vagrant's synced folder ("sudo rsync") when this is its box
     # a real Prometheus server and promtool scrape the exporter in the guest
     "prometheus",
+    # the selinux boot: Debian's reference policy, the tools that build and load a
+    # module (checkmodule, semodule_package, semodule), audit2allow, and auditd
+    # for the AVC log it reads (started on SELinux boots only: GUEST_SETUP)
+    "selinux-policy-default",
+    "selinux-utils",
+    "policycoreutils",
+    "checkpolicy",
+    "semodule-utils",
+    "policycoreutils-python-utils",
+    "auditd",
 )
 
 # Kernel name (the --kernel value) -> the suite whose cloud-amd64 flavour is installed.
@@ -134,6 +148,15 @@ echo 'kernel.printk = 4 4 1 7' > /etc/sysctl.d/10-console.conf
 # runs init_policy (every domain on profile 0 = disabled); run it here should a
 # package version not. Tests load their own domains.
 [ -f /etc/tomoyo/profile.conf ] || /usr/lib/tomoyo/init_policy >/dev/null
+# SELinux: the files are labelled after this hook (label_selinux). `permissive`
+# here because the selinux boot's enforcing=1 overrides it (libselinux reads the
+# command line first) and a boot without SELinux never loads the policy. auditd
+# (enabled by its package) runs on SELinux boots only.
+printf 'SELINUX=permissive\nSELINUXTYPE=default\n' > /etc/selinux/config
+rm -f /.autorelabel
+mkdir -p /etc/systemd/system/auditd.service.d
+printf '[Unit]\nConditionSecurity=selinux\n' \
+    > /etc/systemd/system/auditd.service.d/lsmtrace.conf
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/share/doc/* /usr/share/man/* \
     /usr/share/locale/*
 """
@@ -143,6 +166,22 @@ LSM_LIST = "lockdown,capability,landlock,yama,apparmor,tomoyo,bpf"
 KERNEL_CMDLINE = (
     "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=1 mitigations=off "
     f"lsm={LSM_LIST}"
+)
+# Boot configurations (--boot): AppArmor and SELinux are exclusive major LSMs, one
+# per boot; the image is the same. SELinux: Debian's refpolicy, enforcing from the
+# start, audit on (auditd logs the AVCs). No `security=`: lsm= supersedes it.
+BOOTS: dict[str, str] = {
+    "apparmor": f"lsm={LSM_LIST}",
+    "selinux": "lsm=lockdown,capability,landlock,yama,selinux,bpf selinux=1 "
+    "enforcing=1 audit=1",
+}
+DEFAULT_BOOT = "apparmor"
+# What `test` runs when no --kernel/--boot narrows it: SELinux on one kernel only
+# (its tests are tests/vm/test_selinux.py; the CI budget, docs/vm.md).
+TEST_RUNS: tuple[tuple[str, str], ...] = (
+    ("6.1", "apparmor"),
+    ("6.12", "apparmor"),
+    ("6.12", "selinux"),
 )
 
 # Extra space in the image on top of what the root tree uses.
@@ -221,6 +260,7 @@ def recipe() -> dict[str, object]:
             build_image,
             _mmdebstrap_command,
             _resolve_kernel_packages,
+            label_selinux,
             make_ext4,
         )
     )
@@ -262,8 +302,17 @@ def select_tree_files(paths: Iterable[str]) -> list[str]:
     return sorted(out)
 
 
-def kernel_cmdline(extra: str = "") -> str:
-    return f"{KERNEL_CMDLINE} {extra}".strip()
+def kernel_cmdline(extra: str = "", boot: str = DEFAULT_BOOT) -> str:
+    base = KERNEL_CMDLINE.replace(f"lsm={LSM_LIST}", BOOTS[boot])
+    return f"{base} {extra}".strip()
+
+
+def selected_runs(kernel: str = "all", boot: str = "all") -> list[tuple[str, str]]:
+    """The (kernel, boot) pairs `test` runs: TEST_RUNS narrowed by --kernel and
+    --boot; both given: that pair, whether TEST_RUNS has it or not."""
+    if kernel != "all" and boot != "all":
+        return [(kernel, boot)]
+    return [(k, b) for k, b in TEST_RUNS if kernel in ("all", k) and boot in ("all", b)]
 
 
 def qemu_command(
@@ -350,7 +399,12 @@ def guest_files(paths: Iterable[str]) -> list[str]:
     return [p for p in paths if any(p == c or p.startswith(c) for c in GUEST_COPY)]
 
 
-def guest_command(command: Sequence[str], kernel: str, tree: str = GUEST_TREE) -> str:
+def guest_command(
+    command: Sequence[str],
+    kernel: str,
+    tree: str = GUEST_TREE,
+    boot: str = DEFAULT_BOOT,
+) -> str:
     """The shell line run by sshd in the guest.
 
     The installed venv comes first on PATH (`python3`, `lsmtrace` are its own), no
@@ -360,6 +414,7 @@ def guest_command(command: Sequence[str], kernel: str, tree: str = GUEST_TREE) -
         "PYTHONSAFEPATH": "1",
         "LSMTRACE_IN_VM": "1",
         "LSMTRACE_VM_KERNEL": kernel,
+        "LSMTRACE_VM_BOOT": boot,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     # opt-in test scopes chosen on the host (tests/vm/test_workloads.py)
@@ -596,6 +651,46 @@ def _mmdebstrap_command(
     ]
 
 
+SELINUX_FILE_CONTEXTS = "/etc/selinux/default/contexts/files/file_contexts"
+
+
+def label_selinux(root: Path) -> None:
+    """Label the tree for the selinux boot, as `fixfiles relabel` would on a
+    running system: the image's own setfiles and policy, in a chroot of the tree
+    once mmdebstrap has exited. setfiles sets each label through
+    /proc/self/fd, so the chroot gets a /proc of its own, in a private mount
+    namespace (gone with it, never seen by the host); -e keeps the pseudo file
+    systems' mount points out. mke2fs -d copies the security.selinux xattrs
+    into the image; an AppArmor boot ignores them."""
+    script = (
+        "mount -t proc proc /proc && exec setfiles -F -e /proc -e /sys -e /dev "
+        f"{SELINUX_FILE_CONTEXTS} /"
+    )
+    run_checked(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "chroot",
+            str(root),
+            "/bin/sh",
+            "-c",
+            script,
+        ],
+        stdout=subprocess.DEVNULL,
+        env=dict(os.environ, PATH="/usr/sbin:/usr/bin:/sbin:/bin"),
+    )
+    for path, want in (
+        ("usr/bin/cat", ":bin_t:"),
+        ("etc/shadow", ":shadow_t:"),
+        ("", ":root_t:"),
+    ):
+        got = os.getxattr(root / path, "security.selinux").decode(errors="replace")
+        if want not in got:
+            raise HarnessError(f"setfiles left /{path} labelled {got!r}, not {want}")
+
+
 def make_ext4(root: Path, image: Path) -> None:
     used = int(
         subprocess.run(
@@ -738,6 +833,9 @@ def build_image(force: bool = False, repo: Path = REPO) -> tuple[Image, float, b
                 target / "boot" / f"initrd.img-{rel}", tmp / f"initrd-{name}"
             )
         t_fs = time.monotonic()
+        label_selinux(target)
+        log(f"SELinux labels done in {format_duration(time.monotonic() - t_fs)}")
+        t_fs = time.monotonic()
         make_ext4(target, tmp / "rootfs.img.part")
         os.rename(tmp / "rootfs.img.part", tmp / "rootfs.img")
         log(f"ext4 image done in {format_duration(time.monotonic() - t_fs)}")
@@ -750,6 +848,7 @@ def build_image(force: bool = False, repo: Path = REPO) -> tuple[Image, float, b
             "kernels": kernels,
             "packages": sorted(PACKAGES),
             "lsm": LSM_LIST,
+            "boots": BOOTS,
         }
         # The manifest is written last: its presence marks a complete image.
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -875,9 +974,12 @@ def _prune_runs(runs: Path) -> None:
 class VM:
     """One qemu guest on a throw-away overlay. Use as a context manager."""
 
-    def __init__(self, image: Image, kernel: str, repo: Path = REPO) -> None:
+    def __init__(
+        self, image: Image, kernel: str, repo: Path = REPO, boot: str = DEFAULT_BOOT
+    ) -> None:
         self.image = image
         self.kernel = kernel
+        self.boot = boot
         self.repo = repo
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -885,7 +987,8 @@ class VM:
         # The live log is in the run dir (concurrent runs do not clash); stop() keeps a
         # copy of the last one as .cache/vm/console-<kernel>.log.
         self.console_log = Path()
-        self.last_console_log = cache_root(repo) / f"console-{kernel}.log"
+        suffix = "" if boot == DEFAULT_BOOT else f"-{boot}"
+        self.last_console_log = cache_root(repo) / f"console-{kernel}{suffix}.log"
 
     def __enter__(self) -> VM:
         runs = cache_root(self.repo) / "runs"
@@ -928,7 +1031,7 @@ class VM:
             port=self.port,
             console_log=self.console_log,
             pidfile=self.rundir / "qemu.pid",
-            append=kernel_cmdline(os.environ.get("VMTEST_APPEND", "")),
+            append=kernel_cmdline(os.environ.get("VMTEST_APPEND", ""), self.boot),
         )
         self.proc = subprocess.Popen(
             cmd,
@@ -1049,7 +1152,7 @@ class VM:
         if tty:
             ssh = [ssh[0], "-t", *ssh[1:]]
         p = subprocess.Popen(
-            [*ssh, guest_command(command, self.kernel)],
+            [*ssh, guest_command(command, self.kernel, boot=self.boot)],
             stdin=None if tty else subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
@@ -1069,6 +1172,7 @@ class RunResult:
     kernel: str
     rc: int
     timings: dict[str, float]
+    boot: str = DEFAULT_BOOT
 
 
 @contextlib.contextmanager
@@ -1096,6 +1200,7 @@ def run_in_vm(
     timeout: float | None,
     dist: Dist,
     tty: bool = False,
+    boot: str = DEFAULT_BOOT,
 ) -> RunResult:
     timings: dict[str, float] = {}
     ensure_host_tools(RUN_TOOLS)
@@ -1106,9 +1211,9 @@ def run_in_vm(
     )
     rel = img.manifest.get("kernels", {}).get(kernel, {}).get("release", "?")
     t0 = time.monotonic()
-    with VM(img, kernel) as vm:
+    with VM(img, kernel, boot=boot) as vm:
         log(
-            f"booting kernel {kernel} ({rel}), ssh on 127.0.0.1:{vm.port}, "
+            f"booting kernel {kernel} ({rel}, {boot}), ssh on 127.0.0.1:{vm.port}, "
             f"console log {vm.last_console_log}"
         )
         vm.wait_ready()
@@ -1133,7 +1238,7 @@ def run_in_vm(
         rc = vm.run(command, timeout, tty=tty)
         timings["command"] = time.monotonic() - t2
         log(f"command exited {rc} in {format_duration(timings['command'])}")
-    return RunResult(kernel, rc, timings)
+    return RunResult(kernel, rc, timings, boot)
 
 
 def _timings_line(r: RunResult) -> str:
@@ -1161,15 +1266,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not command:
         raise HarnessError("run: give a command after --, e.g. run -- uname -a")
     with host_dist() as dist:
-        r = run_in_vm(command, args.kernel, args.timeout, dist)
-    log(f"timings [{r.kernel}]: {_timings_line(r)}")
+        r = run_in_vm(command, args.kernel, args.timeout, dist, boot=args.boot)
+    log(f"timings [{r.kernel} {r.boot}]: {_timings_line(r)}")
     return r.rc
 
 
 def _test_kernel(
-    kernel: str, extra: list[str], timeout: float, dist: Dist
+    kernel: str, extra: list[str], timeout: float, dist: Dist, boot: str = DEFAULT_BOOT
 ) -> RunResult:
-    log(f"=== VM tests on kernel {kernel} ===")
+    log(f"=== VM tests on kernel {kernel}, {boot} boot ===")
     # the venv's interpreter: pytest comes from Debian (system site packages),
     # lsmtrace from the wheel installed into the venv. By its name python3: the
     # tests' children run sys.executable and expect the comm "python3".
@@ -1185,10 +1290,10 @@ def _test_kernel(
         *extra,
     ]
     try:
-        return run_in_vm(cmd, kernel, timeout, dist)
+        return run_in_vm(cmd, kernel, timeout, dist, boot=boot)
     except HarnessError as e:
-        log(f"error on kernel {kernel}: {e}")
-        return RunResult(kernel, 2, {"harness error": 0.0})
+        log(f"error on kernel {kernel} ({boot}): {e}")
+        return RunResult(kernel, 2, {"harness error": 0.0}, boot)
 
 
 def cmd_dist(args: argparse.Namespace) -> int:
@@ -1209,24 +1314,43 @@ def cmd_test(args: argparse.Namespace) -> int:
     extra = list(args.pytest_args)
     if extra and extra[0] == "--":
         extra = extra[1:]
-    kernels = list(KERNELS) if args.kernel == "all" else [args.kernel]
+    runs = selected_runs(args.kernel, args.boot)
+    if not runs:
+        raise HarnessError(f"no test run for --kernel {args.kernel} --boot {args.boot}")
     t0 = time.monotonic()
     results = []
     with host_dist() as dist:
-        for k in kernels:
-            results.append(_test_kernel(k, extra, args.timeout, dist))
+        for k, b in runs:
+            results.append(_test_kernel(k, extra, args.timeout, dist, boot=b))
     total = time.monotonic() - t0
     print("\nVM test summary:", file=sys.stderr)
     for r in results:
-        status = "PASS" if r.rc == 0 else f"FAIL (exit {r.rc})"
-        print(f"  kernel {r.kernel:5} {status:16} {_timings_line(r)}", file=sys.stderr)
+        print(
+            f"  kernel {r.kernel:5} {r.boot:8} {run_status(r.rc):16} {_timings_line(r)}",
+            file=sys.stderr,
+        )
     print(f"  total {format_duration(total)}", file=sys.stderr, flush=True)
-    return 0 if all(r.rc == 0 for r in results) else 1
+    return 0 if all(run_ok(r.rc) for r in results) else 1
+
+
+# pytest's exit code when every test was deselected: a boot whose tests a -k
+# expression left out (tests/vm/conftest.py selects the tests of each boot)
+PYTEST_NO_TESTS = 5
+
+
+def run_ok(rc: int) -> bool:
+    return rc in (0, PYTEST_NO_TESTS)
+
+
+def run_status(rc: int) -> str:
+    if rc == PYTEST_NO_TESTS:
+        return "NO TESTS"
+    return "PASS" if rc == 0 else f"FAIL (exit {rc})"
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
     with host_dist() as dist:
-        r = run_in_vm(["bash", "-l"], args.kernel, None, dist, tty=True)
+        r = run_in_vm(["bash", "-l"], args.kernel, None, dist, tty=True, boot=args.boot)
     return r.rc
 
 
@@ -1241,6 +1365,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  vmtest.py run --kernel 6.1 -- uname -r\n"
             "  vmtest.py test                       # tests/vm on every kernel\n"
             "  vmtest.py test --kernel 6.12 -k lsm  # extra args go to pytest\n"
+            "  vmtest.py test --boot selinux        # SELinux enforcing (6.12)\n"
             "  vmtest.py dist --out /tmp/d          # the wheel + wheelhouse the guest gets\n"
             "  LSMTRACE_SKIP_VM=1 vmtest.py test    # skip the VM stage\n"
         ),
@@ -1252,6 +1377,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="boot, copy the tree, run a command as root")
     r.add_argument("--kernel", choices=list(KERNELS), default=DEFAULT_KERNEL)
     r.add_argument(
+        "--boot",
+        choices=list(BOOTS),
+        default=DEFAULT_BOOT,
+        help="boot configuration: the major LSM (default apparmor)",
+    )
+    r.add_argument(
         "--timeout",
         type=float,
         default=DEFAULT_RUN_TIMEOUT_S,
@@ -1261,6 +1392,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
     t = sub.add_parser("test", help="run pytest tests/vm in the guest")
     t.add_argument("--kernel", choices=[*KERNELS, "all"], default="all")
+    t.add_argument(
+        "--boot",
+        choices=[*BOOTS, "all"],
+        default="all",
+        help="boot configuration (default: every run of TEST_RUNS: "
+        "6.1 and 6.12 apparmor, 6.12 selinux)",
+    )
     t.add_argument("--timeout", type=float, default=DEFAULT_RUN_TIMEOUT_S)
     t.set_defaults(func=cmd_test, pytest_args=[])
     d = sub.add_parser(
@@ -1279,6 +1417,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_dist)
     s = sub.add_parser("shell", help="boot and open an interactive root shell (ssh)")
     s.add_argument("--kernel", choices=list(KERNELS), default=DEFAULT_KERNEL)
+    s.add_argument("--boot", choices=list(BOOTS), default=DEFAULT_BOOT)
     s.set_defaults(func=cmd_shell)
     return p
 

@@ -227,18 +227,19 @@ def context_type(context: str) -> str | None:
 def add_machine_labels(
     aset: AccessSet, getxattr: Callable[[str, str], bytes] = os.getxattr
 ) -> int:
-    """Label each recorded file (and each directory an access acts on) that
-    the recording has no AVC label for with its label on this machine
+    """Label each recorded file (and each directory above it: a lookup
+    searches them) that the recording has no AVC label for with its label on
+    this machine
     (`security.selinux`, following symlinks as the kernel's check does), when
     it exists and has one. Returns how many paths were labelled."""
     paths: set[str] = set()
     for prog in aset.programs.values():
-        for path, acc in prog.files.items():
+        for path in prog.files:
             paths.add(path)
-            if acc & set(PARENT):
-                paths.add(path.rsplit("/", 1)[0] or "/")
+            paths.update(ancestors(path))
         if prog.exact_exe:
             paths.add(prog.exact_exe)
+            paths.update(ancestors(prog.exact_exe))
     n = 0
     for path in sorted(paths - set(aset.labels)):
         try:
@@ -253,10 +254,27 @@ def add_machine_labels(
     return n
 
 
+def ancestors(path: str) -> list[str]:
+    """The directories a lookup of the absolute `path` searches: /, /srv,
+    /srv/w for /srv/w/a (none for a relative name)."""
+    if not path.startswith("/"):
+        return []
+    out = ["/"]
+    parts = [p for p in path.split("/")[:-1] if p]
+    for i in range(len(parts)):
+        out.append("/" + "/".join(parts[: i + 1]))
+    return out
+
+
 DEFAULT_CALLER = ("unconfined_r", "unconfined_t")
 # a login's pseudo-terminal and tty in the reference policy
 TERMINAL_TYPES = ("user_devpts_t", "user_tty_device_t")
 TERMINAL_PERMS = ("append", "getattr", "ioctl", "read", "write")
+# /dev/null, which services and harnesses give a command as stdin; when SELinux
+# closes an inherited descriptor the domain may not use, it reopens its own
+# null device (selinuxfs, also null_device_t) in its place
+NULL_DEVICE = "null_device_t"
+NULL_PERMS = ("append", "getattr", "ioctl", "open", "read", "write")
 
 
 def callers(aset: AccessSet) -> list[tuple[str, str]]:
@@ -311,15 +329,20 @@ def entry_blocks(dom_types: list[str], aset: AccessSet) -> list[str]:
             ]
         out += ["}", ""]
     out += [
-        "# ...and the terminal it was started on (a login's pseudo-terminal or tty).",
+        "# ...and the terminal it was started on (a login's pseudo-terminal or tty),",
+        "# or /dev/null in its place.",
         "optional {",
         "\trequire {",
-        *[f"\t\ttype {t};" for t in TERMINAL_TYPES],
-        f"\t\tclass chr_file {{ {' '.join(TERMINAL_PERMS)} }};",
+        *[f"\t\ttype {t};" for t in (*TERMINAL_TYPES, NULL_DEVICE)],
+        f"\t\tclass chr_file {{ {' '.join(sorted({*TERMINAL_PERMS, *NULL_PERMS}))} }};",
         "\t}",
         *[
             f"\tallow {dom} {{ {' '.join(TERMINAL_TYPES)} }}:chr_file "
             f"{{ {' '.join(TERMINAL_PERMS)} }};"
+            for dom in dom_types
+        ],
+        *[
+            f"\tallow {dom} {NULL_DEVICE}:chr_file {{ {' '.join(NULL_PERMS)} }};"
             for dom in dom_types
         ],
         "}",
@@ -403,7 +426,20 @@ def requirements(
                 )
                 real = exact.get(path, path) if acc == "exec" else path
                 typ = _file_type(aset, own_tmp, dom, real, real)
-                needs.append(((dom, typ, cls), set(PERMS[acc]), path))
+                perms = set(PERMS[acc])
+                if acc == "read" and cls == "file":
+                    # the model keeps no mapping without PROT_EXEC, and the
+                    # loader and libc map what they read (ld.so.cache, locales)
+                    perms.add("map")
+                needs.append(((dom, typ, cls), perms, path))
+                for d in ancestors(real):
+                    dtyp = _file_type(aset, own_tmp, dom, d, d.rstrip("/") + "/")
+                    needs.append(((dom, dtyp, "dir"), {"search"}, d))
+                if typ == "ld_so_t":
+                    # the ELF interpreter is named by a link in lib_t (PT_INTERP
+                    # /lib64/ld-linux-x86-64.so.2); refpolicy's libs_use_ld_so
+                    # grants reading it
+                    needs.append(((dom, "lib_t", "lnk_file"), {"read"}, real))
                 if acc in PARENT:
                     parent = path.rsplit("/", 1)[0] or "/"
                     ptyp = _file_type(aset, own_tmp, dom, parent, parent + "/")

@@ -619,9 +619,11 @@ def test_selinux_types_from_audited_avcs() -> None:
     aset = build([({}, evs, "t")])
     assert aset.labels == {"/srv/data/x": "httpd_sys_content_t"}
     text = selinux.render(aset, "w")
-    assert "allow lsmtrace_w_t httpd_sys_content_t:file { getattr open read };" in text
     assert (
-        "allow lsmtrace_w_t var_t:file { getattr open read };" in text
+        "allow lsmtrace_w_t httpd_sys_content_t:file { getattr map open read };" in text
+    )
+    assert (
+        "allow lsmtrace_w_t var_t:file { getattr map open read };" in text
     )  # y: the table
 
 
@@ -680,7 +682,9 @@ def test_selinux_types_from_joined_audit_records() -> None:
         "/srv/data": "var_www_t",
     }
     text = selinux.render(aset, "w")
-    assert "allow lsmtrace_w_t httpd_sys_content_t:file { getattr open read };" in text
+    assert (
+        "allow lsmtrace_w_t httpd_sys_content_t:file { getattr map open read };" in text
+    )
     # complain-mode learning grants the denied create: in the labelled directory
     learned = selinux.render(build([({}, evs, "t")], include_denied=True), "w")
     assert "allow lsmtrace_w_t var_www_t:dir { add_name search write };" in learned

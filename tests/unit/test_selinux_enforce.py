@@ -177,3 +177,35 @@ def test_recording_header_context(tmp_path: Path) -> None:
     assert _selinux_context(["capability", "selinux"], str(tmp_path)) == CALLER
     assert _selinux_context(["capability", "apparmor"], str(tmp_path)) is None
     assert _selinux_context(["selinux"], str(tmp_path / "gone")) is None
+
+
+def test_what_the_enforcing_guest_refused_is_granted() -> None:
+    """The closed loop of tests/vm/test_selinux.py under Debian's refpolicy,
+    before: exec failed past the point of no return (SIGSEGV) on `search` of
+    /, then ld.so.cache's and the locales' `map`, the interpreter's link, and
+    the /dev/null the harness gave as stdin."""
+    aset = build([({}, _events(), "t")])
+    selinux.add_machine_labels(
+        aset,
+        _labels(
+            {  # type: ignore[arg-type]
+                "/": "system_u:object_r:root_t:s0",
+                "/srv": "system_u:object_r:var_t:s0",
+                "/srv/w": "system_u:object_r:public_content_t:s0",
+                "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": "system_u:object_r:ld_so_t:s0",
+            }
+        ),
+    )
+    assert selinux.ancestors("/srv/w/a") == ["/", "/srv", "/srv/w"]
+    assert selinux.ancestors("a") == []
+    text = selinux.render(aset, "w")
+    # every directory a lookup searches, by its label here, else the table
+    assert "allow lsmtrace_w_t root_t:dir { search };" in text
+    assert "allow lsmtrace_w_t var_t:dir { search };" in text  # /srv
+    assert "allow lsmtrace_w_t bin_t:dir { search };" in text  # /usr/local/bin
+    assert "allow lsmtrace_w_t lib_t:dir { search };" in text  # /usr/lib
+    # a file read may be mapped; a directory has no map permission
+    (files,) = [ln for ln in text.splitlines() if "lsmtrace_w_t var_t:file" in ln]
+    assert " map " in files
+    assert "allow lsmtrace_w_t lib_t:lnk_file { read };" in text
+    assert "allow lsmtrace_w_t null_device_t:chr_file {" in text

@@ -96,6 +96,51 @@ def test_kernel_cmdline_has_bpf_lsm_and_vda(vmtest: ModuleType) -> None:
     assert vmtest.kernel_cmdline("debug").endswith(" debug")
 
 
+def test_boots_exchange_the_major_lsm(vmtest: ModuleType) -> None:
+    """AppArmor and SELinux exclude each other: one per boot, same image."""
+
+    def lsms(boot: str) -> list[str]:
+        line = vmtest.kernel_cmdline(boot=boot)
+        assert "root=/dev/vda" in line.split()
+        words = [w for w in line.split() if w.startswith("lsm=")]
+        assert len(words) == 1, line
+        return list(words[0].removeprefix("lsm=").split(","))
+
+    assert "apparmor" in lsms("apparmor")
+    assert "selinux" not in lsms("apparmor")
+    se = vmtest.kernel_cmdline(boot="selinux").split()
+    assert "selinux" in lsms("selinux")
+    assert "apparmor" not in lsms("selinux")
+    assert "bpf" in lsms("selinux")
+    assert {"selinux=1", "enforcing=1", "audit=1"} <= set(se)
+    assert vmtest.kernel_cmdline() == vmtest.kernel_cmdline(boot="apparmor")
+    for pkg in ("selinux-policy-default", "semodule-utils", "auditd"):
+        assert pkg in vmtest.PACKAGES
+    assert "def label_selinux" in str(vmtest.recipe()["build_code"])
+
+
+def test_test_runs_and_their_selection(vmtest: ModuleType) -> None:
+    assert vmtest.selected_runs() == [
+        ("6.1", "apparmor"),
+        ("6.12", "apparmor"),
+        ("6.12", "selinux"),
+    ]
+    assert vmtest.selected_runs(boot="selinux") == [("6.12", "selinux")]
+    assert vmtest.selected_runs(kernel="6.1") == [("6.1", "apparmor")]
+    # both given: that pair, even one TEST_RUNS leaves out
+    assert vmtest.selected_runs("6.1", "selinux") == [("6.1", "selinux")]
+    assert vmtest.run_ok(0)
+    assert vmtest.run_ok(vmtest.PYTEST_NO_TESTS)
+    assert not vmtest.run_ok(1)
+    assert vmtest.run_status(vmtest.PYTEST_NO_TESTS) == "NO TESTS"
+
+
+def test_guest_command_names_the_boot(vmtest: ModuleType) -> None:
+    line = vmtest.guest_command(["true"], "6.12", boot="selinux")
+    assert "LSMTRACE_VM_BOOT=selinux" in line
+    assert "LSMTRACE_VM_BOOT=apparmor" in vmtest.guest_command(["true"], "6.1")
+
+
 def _qemu(vmtest: ModuleType, tmp_path: Path) -> list[str]:
     cmd: list[str] = vmtest.qemu_command(
         kernel=tmp_path / "vmlinuz",

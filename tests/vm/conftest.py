@@ -7,6 +7,11 @@ the venv's python. The Vagrant box does the same. Inside the VM, a pytest that
 would not test the installed product stops at once (product.not_installed()).
 Anywhere else every test in this directory is skipped with a reason, so a plain
 `pytest tests/` on a developer machine stays green.
+
+Boot configurations: the harness boots the same image with AppArmor or with
+SELinux as the major LSM (LSMTRACE_VM_BOOT=apparmor|selinux; they exclude each
+other). A test runs in the boot its `vm_boot` marker names (unmarked: apparmor);
+the others deselect it, so the SELinux boot runs only its own tests.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import pytest
 
 VM_SKIP_REASON = "runs inside the VM target: make test-vm"
 SECURITYFS_LSM = Path("/sys/kernel/security/lsm")
+DEFAULT_BOOT = "apparmor"
 
 
 def running_in_vm() -> bool:
@@ -32,6 +38,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # bcc 0.26 warns on every str argument ("not a bytes object"); it is noise here.
     config.addinivalue_line(
         "filterwarnings", "ignore:not a bytes object:DeprecationWarning"
+    )
+    config.addinivalue_line(
+        "markers",
+        "vm_boot(name): the VM boot configuration this test runs in "
+        "(apparmor, selinux; default apparmor)",
     )
     if running_in_vm():
         from product import not_installed
@@ -54,11 +65,33 @@ def pytest_collection_modifyitems(
     elif os.geteuid() != 0:
         reason = "needs root (run through vagrant/vmtest.py, which runs as root in the guest)"
     else:
+        _select_boot(config, items, here)
         return
     marker = pytest.mark.skip(reason=reason)
     for item in items:
         if here in Path(str(item.path)).parents:
             item.add_marker(marker)
+
+
+def current_boot() -> str:
+    return os.environ.get("LSMTRACE_VM_BOOT") or DEFAULT_BOOT
+
+
+def boot_of(item: pytest.Item) -> str:
+    mark = item.get_closest_marker("vm_boot")
+    return str(mark.args[0]) if mark and mark.args else DEFAULT_BOOT
+
+
+def _select_boot(config: pytest.Config, items: list[pytest.Item], here: Path) -> None:
+    """Keep the tests of this boot (tests/vm only); deselect the others."""
+    boot = current_boot()
+    keep, drop = [], []
+    for item in items:
+        mine = here not in Path(str(item.path)).parents or boot_of(item) == boot
+        (keep if mine else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
