@@ -44,6 +44,7 @@ from lsmtrace.policy.generalise import (
     pattern,
     proc_pid_rest,
     unique_names,
+    volatile,
 )
 from lsmtrace.policy.landlock import CheckResult
 from lsmtrace.policy.model import (
@@ -200,7 +201,13 @@ def path_pattern(
         var = "@{pid}" if own else "@{pids}"
         note = "/proc/<own pid> -> @{PROC}/@{pid}" if own else "/proc/<pid> -> @{pids}"
         return f'"@{{PROC}}/{var}{escape_literal(pr[1] + tail)}"', own, note
-    tp = pattern(path + tail, "*", escape_literal, lambda n: TEMP_CLASS * n)
+    tp = pattern(
+        path + tail,
+        "*",
+        escape_literal,
+        lambda n: TEMP_CLASS * n,
+        volatile=volatile(prog, path),
+    )
     if tp is not None:
         return (
             f'"{tp}"',

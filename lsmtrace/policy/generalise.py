@@ -7,7 +7,9 @@ recorded path became a pattern (docs/policy.md, "Generalisation"):
     each run of 6+ letters, digits or `_` holding a digit and a letter (not a
     word followed by a short number: `report_2024` stays) or both cases is
     random (mkstemp's XXXXXX, mktemp's tmp.XXXXXXXXXX, Python's tmpXXXXXXXX),
-    in every component below the temp directory; `temp_pieces()`
+    in every component below the temp directory; `temp_pieces()`. A file
+    the program created and removed in the recording has its last such run
+    random even when it looks like a word (`volatile()`)
   - an atomic-write temporary: a file renamed onto a sibling whose name it
     extends with a random or numeric tail (Python's `mod.pyc.140234567890`,
     editors' and rsync's `file.XXXXXX`); `atomic_temps()`
@@ -40,11 +42,17 @@ _TEMP_CHARS = re.compile(r"[A-Za-z0-9._+~-]+")
 Piece = tuple[bool, str]  # (random?, text)
 
 
-def component_pieces(comp: str) -> list[Piece] | None:
+def component_pieces(comp: str, volatile: bool = False) -> list[Piece] | None:
     """The pieces of one path component, random ones marked; None when no
     piece is random, or the component has characters no temp-name generator
     uses (a hostile name is never generalised). A leading `tmp` (mktemp,
-    Python's tempfile) is literal."""
+    Python's tempfile) is literal.
+
+    `volatile`: the program created this file and removed it again. Then the
+    last run of 6+ name characters is random even when it happens to look like
+    a word (Python draws 8 of [a-z0-9_]: one name in ~7 has no digit or ends
+    in a short number, e.g. `lsmt-app-kxqwbzpt`, `abcdef12`), so the next
+    run's name matches whatever was drawn this time."""
     if not _TEMP_CHARS.fullmatch(comp):
         return None
     pieces: list[Piece] = []
@@ -56,18 +64,41 @@ def component_pieces(comp: str) -> list[Piece] | None:
             pieces += [(False, "tmp"), (True, t[3:])]
         else:
             pieces.append((random_run(t), t))
+    if volatile and not any(r for r, _ in pieces):
+        for i in range(len(pieces) - 1, -1, -1):
+            t = pieces[i][1]
+            if t[0].isalnum() or t[0] == "_":
+                if t.startswith("tmp") and len(t) >= 9:
+                    pieces[i : i + 1] = [(False, "tmp"), (True, t[3:])]
+                elif len(t) >= 6:
+                    pieces[i] = (True, t)
+                break
     return pieces if any(r for r, _ in pieces) else None
 
 
-def temp_pieces(path: str) -> tuple[str, list[list[Piece]]] | None:
+def volatile(prog: Program, path: str) -> bool:
+    """Whether `prog` created `path` and removed it in the recording: a
+    temporary file by what the program did, whatever its name looks like."""
+    acc = prog.files.get(path, set())
+    return "unlink" in acc and bool(acc & {"create", "mknod"})
+
+
+def temp_pieces(
+    path: str, volatile: bool = False
+) -> tuple[str, list[list[Piece]]] | None:
     """(temp directory, pieces of each component below it) when a component
-    below a temp directory has a random piece; else None.
+    below a temp directory has a random piece; else None. `volatile`: the
+    file was created and removed (component_pieces), its last component.
 
     /tmp/tmp.Ab12Cd34Ef/out -> ("/tmp/", [[tmp, ., <Ab12Cd34Ef>], [out]])"""
     for d in TEMP_DIRS:
         if path.startswith(d):
             comps = path[len(d) :].split("/")
-            pieces = [component_pieces(c) or [(False, c)] for c in comps]
+            last = len(comps) - 1
+            pieces = [
+                component_pieces(c, volatile and i == last) or [(False, c)]
+                for i, c in enumerate(comps)
+            ]
             if any(r for ps in pieces for r, _ in ps):
                 return d, pieces
             return None
@@ -93,11 +124,13 @@ def pattern(
     star: str,
     literal: Callable[[str], str],
     whole: Callable[[int], str] | None = None,
+    volatile: bool = False,
 ) -> str | None:
     """A temp path as a pattern: literal pieces through `literal`, a random
     piece as `star`; a component that is random throughout as `whole(len)`
-    when given (a fixed-length class: narrower than a star)."""
-    tp = temp_pieces(path)
+    when given (a fixed-length class: narrower than a star). `volatile`: see
+    temp_pieces."""
+    tp = temp_pieces(path, volatile)
     if tp is None:
         return None
     d, pieces = tp
@@ -197,7 +230,7 @@ def generalised(prog: Program, path: str) -> str:
     at = atomic_temps(prog).get(path)
     if at is not None:
         return at + "*"
-    return pattern(path, "*", lambda s: s) or path
+    return pattern(path, "*", lambda s: s, volatile=volatile(prog, path)) or path
 
 
 def generalised_set(aset: AccessSet) -> set[Access]:

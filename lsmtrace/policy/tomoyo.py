@@ -44,6 +44,7 @@ from lsmtrace.policy.generalise import (
     merged_usr,
     pattern,
     proc_pid_rest,
+    volatile,
 )
 from lsmtrace.policy.landlock import CheckResult
 from lsmtrace.policy.model import (
@@ -161,7 +162,9 @@ def path_word(
         and path not in prog.own_proc
     ):
         return "proc:/\\$" + encode(pr[1] + tail)  # another process's pid
-    tp = pattern(path + tail, "\\*", encode, lambda n: "\\?" * n)
+    tp = pattern(
+        path + tail, "\\*", encode, lambda n: "\\?" * n, volatile=volatile(prog, path)
+    )
     if tp is not None:
         return tp
     if atomic and path in atomic:

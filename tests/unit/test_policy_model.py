@@ -522,3 +522,36 @@ def test_script_exec_of_wire_abi_2_is_the_script() -> None:
     p = aset.programs["/srv/wrap"]
     assert p.interpreters == {"/usr/bin/dash"}
     assert p.files["/usr/bin/dash"] == {"read", "mmap_exec"}
+
+
+def test_a_temp_file_created_and_removed_is_random_whatever_its_letters() -> None:
+    """Python's tempfile draws 8 of [a-z0-9_]: about one name in seven has no
+    digit or reads as a word and a short number, and the next run draws
+    another. Found in the VM: /tmp/lsmt-app-<8 letters> stayed literal and the
+    enforced AppArmor and TOMOYO policies denied the next run's tempfile."""
+    from lsmtrace.policy import apparmor, tomoyo
+    from lsmtrace.policy.generalise import generalised, volatile
+    from lsmtrace.policy.model import Program
+
+    p = Program("/usr/bin/app", "/usr/bin/app")
+    for name in ("lsmt-app-kxqwbzpt", "abcdef12", "tmpqwertyui"):
+        for acc in ("create", "write", "unlink"):
+            p.add_file(f"/tmp/{name}", acc)
+    p.add_file("/tmp/app-sessions", "read")  # read, never made: a real name
+    p.add_file("/tmp/app-cache", "create")  # made and kept: a real name
+    assert volatile(p, "/tmp/abcdef12")
+    assert not volatile(p, "/tmp/app-sessions")
+    assert not volatile(p, "/tmp/app-cache")
+    assert temp_pieces("/tmp/lsmt-app-kxqwbzpt") is None  # by its letters alone
+    assert generalised(p, "/tmp/lsmt-app-kxqwbzpt") == "/tmp/lsmt-app-*"
+    assert generalised(p, "/tmp/abcdef12") == "/tmp/*"
+    assert generalised(p, "/tmp/tmpqwertyui") == "/tmp/tmp*"
+    assert generalised(p, "/tmp/app-sessions") == "/tmp/app-sessions"
+    assert generalised(p, "/tmp/app-cache") == "/tmp/app-cache"
+    pat, owner, _note = apparmor.path_pattern(p, "/tmp/lsmt-app-kxqwbzpt", False)
+    assert (pat, owner) == ('"/tmp/lsmt-app-*"', True)
+    assert apparmor.path_pattern(p, "/tmp/abcdef12", False)[0] == (
+        '"/tmp/' + apparmor.TEMP_CLASS * 8 + '"'
+    )
+    assert tomoyo.path_word(p, "/tmp/lsmt-app-kxqwbzpt", False) == "/tmp/lsmt-app-\\*"
+    assert tomoyo.path_word(p, "/tmp/app-sessions", False) == "/tmp/app-sessions"
