@@ -405,11 +405,15 @@ def test_real_headers(tmp_path: Path) -> None:
     assert (c.status, c.detail) == ("ok", f"/lib/modules/{RELEASE}/build")
 
 
-def test_bpftool(tree: Path) -> None:
-    assert diagnose(tree).get("bpftool").status == "missing"
-    tool = tree / "usr/sbin/bpftool"
+def add_bpftool(root: Path) -> None:
+    tool = root / "usr/sbin/bpftool"
     write(tool, "#!/bin/sh\n")
     tool.chmod(0o755)
+
+
+def test_bpftool(tree: Path) -> None:
+    assert diagnose(tree).get("bpftool").status == "missing"
+    add_bpftool(tree)
     c = diagnose(tree).get("bpftool")
     assert c.status == "ok"
     assert c.detail.startswith("/usr/sbin/bpftool")
@@ -616,9 +620,7 @@ def test_import_and_fake_diagnose_do_not_import_bcc(tree: Path) -> None:
 
 def test_btf_preferred_over_real_headers_when_bpftool_is_there(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "root", headers=True)
-    tool = root / "usr/sbin/bpftool"
-    write(tool, "#!/bin/sh\n")
-    tool.chmod(0o755)
+    add_bpftool(root)
     c = diagnose(root).get("headers")
     assert c.status == "ok"
     assert c.detail.startswith("synthesized from BTF, preferred")
