@@ -60,20 +60,23 @@ def component_pieces(comp: str, volatile: bool = False) -> list[Piece] | None:
         t = m.group(0)
         if not (t[0].isalnum() or t[0] == "_"):
             pieces.append((False, t))
-        elif t.startswith("tmp") and random_run(t[3:]):
-            pieces += [(False, "tmp"), (True, t[3:])]
         else:
-            pieces.append((random_run(t), t))
+            pieces += _run_pieces(t, random_run)
     if volatile and not any(r for r, _ in pieces):
         for i in range(len(pieces) - 1, -1, -1):
             t = pieces[i][1]
             if t[0].isalnum() or t[0] == "_":
-                if t.startswith("tmp") and len(t) >= 9:
-                    pieces[i : i + 1] = [(False, "tmp"), (True, t[3:])]
-                elif len(t) >= 6:
-                    pieces[i] = (True, t)
+                pieces[i : i + 1] = _run_pieces(t, lambda r: len(r) >= 6)
                 break
     return pieces if any(r for r, _ in pieces) else None
+
+
+def _run_pieces(t: str, random: Callable[[str], bool]) -> list[Piece]:
+    """A run of name characters as pieces: a leading `tmp` (mktemp, Python's
+    tempfile) literal when the rest is random, else the run, random or not."""
+    if t.startswith("tmp") and random(t[3:]):
+        return [(False, "tmp"), (True, t[3:])]
+    return [(random(t), t)]
 
 
 def volatile(prog: Program, path: str) -> bool:
