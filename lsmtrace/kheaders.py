@@ -204,10 +204,10 @@ def prune_vmlinux(text: str, roots: str) -> str:
             defs.setdefault(("id", _typedef_name(b)), i)
         elif m := _FORWARD.fullmatch(b):
             keyword.setdefault(m.group(2), m.group(1))
-    need, _ = _refs(roots)
-    need |= {("tag", m.group(2)) for m in _TAGREF.finditer(roots)}
+    need, pointed = _refs(roots)
+    need |= {("tag", n) for n in pointed}  # the roots dereference what they point to
+    named = {n for k, n in need if k == "tag"}
     need |= {("tag", n) for n in BCC_VALUE_TYPES} | {("id", n) for n in BCC_NAMES}
-    named = {m.group(2) for m in _TAGREF.finditer(roots)}
     keep: set[int] = set()
     work = [defs[k] for k in need if k in defs]
     while work:
