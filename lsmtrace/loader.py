@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsmtrace import abi, bpfgen, hookgen, kheaders, probe, syscalls
+from lsmtrace import abi, bpfgen, compilens, hookgen, kheaders, probe, syscalls
 from lsmtrace.errors import BccError, KernelFeatureError, PrivilegeError, UsageError
 from lsmtrace.events import IdNames
 from lsmtrace.ringbuf import BatchCallback, RingBuffer
@@ -157,32 +157,53 @@ def resolve_cgroup(path: str, mounts: list[Path] | None = None) -> str:
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
-def boot_quiet_sites(cache_root: Path | None = None) -> list[tuple[int, int]]:
-    """quiet_sites(), cached for this boot: reading kallsyms costs ~0.2 s of
-    every start, and the addresses change only with a reboot (KASLR). Only
-    this boot's file is kept; an empty answer (hidden addresses) is not cached."""
+def per_boot(
+    name: str, compute: Callable[[], list[Any]], cache_root: Path | None = None
+) -> list[Any]:
+    """compute(), cached for this boot: an answer read from kallsyms (~0.1-0.2 s
+    of a start) changes only with a reboot (KASLR). Only this boot's file of
+    `name` is kept; an empty answer (hidden addresses, unreadable) is not cached."""
     import json
 
     try:
         boot = BOOT_ID.read_text().strip()
     except OSError:
-        return quiet_sites()
-    tag = hashlib.sha256(repr(QUIET_FUNCTIONS).encode()).hexdigest()[:8]
+        return compute()
     folder = (cache_root or kheaders.default_cache_root()) / "boot"
-    f = folder / f"quiet-sites-{boot}-{tag}.json"
+    f = folder / f"{name}-{boot}.json"
     try:
-        return [(int(a), int(b)) for a, b in json.loads(f.read_text())]
+        return list(json.loads(f.read_text()))
     except (OSError, ValueError, TypeError):
         pass
-    sites = quiet_sites()
-    if sites:
+    answer = compute()
+    if answer:
         try:
-            for old in folder.glob("quiet-sites-*.json"):
+            for old in folder.glob(f"{name}-*.json"):
                 old.unlink(missing_ok=True)
-            kheaders.write_cache_json(f, sites)
+            kheaders.write_cache_json(f, answer)
         except OSError as e:
-            log.debug("quiet sites not cached: %s", e)
-    return sites
+            log.debug("%s not cached: %s", name, e)
+    return answer
+
+
+def boot_quiet_sites(cache_root: Path | None = None) -> list[tuple[int, int]]:
+    """quiet_sites(), cached for this boot."""
+    tag = hashlib.sha256(repr(QUIET_FUNCTIONS).encode()).hexdigest()[:8]
+    sites = per_boot(f"quiet-sites-{tag}", quiet_sites, cache_root)
+    return [(int(a), int(b)) for a, b in sites]
+
+
+def boot_bcc_kallsyms(cache_root: Path | None = None) -> list[str]:
+    """The kallsyms lines bcc looks up while it compiles (compilens), cached
+    for this boot; [] when kallsyms cannot be read."""
+
+    def read() -> list[str]:
+        try:
+            return compilens.bcc_lines(KALLSYMS.read_text())
+        except OSError:
+            return []
+
+    return [str(x) for x in per_boot("bcc-kallsyms", read, cache_root)]
 
 
 def quiet_sites(
@@ -382,7 +403,10 @@ class Tracer:
             def _trace_autoload(self) -> None:
                 return None
 
-        with tempfile.TemporaryFile() as errlog:
+        with (
+            tempfile.TemporaryFile() as errlog,
+            compilens.stand_in_kallsyms(boot_bcc_kallsyms()),
+        ):
             saved = os.dup(2)
             os.dup2(errlog.fileno(), 2)
             try:

@@ -26,6 +26,7 @@ PURE = (
     "session",
     "probe",
     "kheaders",
+    "compilens",
     "cli",
     "doctor",
     "ringbuf",
