@@ -8,7 +8,6 @@ called from `finally` blocks and signal handlers.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes as ct
 import functools
 import hashlib
@@ -712,38 +711,20 @@ class Tracer:
     def _hand_over(self) -> None:
         """Fork a holder of our BPF/perf descriptors that exits once close()
         has dropped ours (EOF on a pipe), so the last reference, and with it
-        the kernel's teardown, is the holder's and not on our exit path.
-
-        The holder is a grandchild in a session of its own (reparented to
-        init, out of the terminal's process group); it keeps nothing else
-        open, so a caller reading our stdout/stderr sees EOF when we exit.
+        the kernel's teardown, is the holder's and not on our exit path
+        (probe.hand_to_orphan).
         """
         try:
             r, w = os.pipe()
-            pid = os.fork()
         except OSError as e:
             log.debug("no teardown child (%s): detaching in place", e)
             return
-        if pid == 0:  # pragma: no cover - the child only closes and waits
-            try:
+        try:
+            if not probe.hand_to_orphan(_bpf_fds(), until=r):
                 os.close(w)
-                if os.fork() != 0:
-                    os._exit(0)
-                os.setsid()
-                keep = {r, *_bpf_fds()}
-                null = os.open(os.devnull, os.O_RDWR)
-                for fd in (0, 1, 2):
-                    os.dup2(null, fd)
-                for fd in _open_fds():
-                    if fd not in keep and fd > 2:
-                        with contextlib.suppress(OSError):
-                            os.close(fd)
-                with contextlib.suppress(OSError):
-                    os.read(r, 1)  # EOF: the tracer dropped its references
-            finally:
-                os._exit(0)
-        os.close(r)
-        os.waitpid(pid, 0)
+                return
+        finally:
+            os.close(r)
         self._holder = w
 
     def close(self) -> None:
@@ -764,13 +745,6 @@ class Tracer:
             self._holder = -1
 
 
-def _open_fds() -> list[int]:
-    try:
-        return [int(n) for n in os.listdir("/proc/self/fd")]
-    except OSError:
-        return []
-
-
 # anon inodes that keep programs attached: perf events, BPF programs, links, maps
 _BPF_INODES = (
     "anon_inode:[perf_event]",
@@ -783,7 +757,7 @@ _BPF_INODES = (
 
 def _bpf_fds() -> list[int]:
     out = []
-    for fd in _open_fds():
+    for fd in probe.open_fds():
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:

@@ -9,6 +9,7 @@ No bcc is needed here, so `lsmtrace doctor` works on a machine without it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes as ct
 import errno
 import functools
@@ -195,6 +196,49 @@ def tracepoint_id(category: str, name: str) -> int | None:
         return None
 
 
+def open_fds() -> list[int]:
+    try:
+        return [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        return []
+
+
+def hand_to_orphan(fds: list[int], until: int | None = None) -> bool:
+    """Fork a holder of `fds` that closes them when it exits: at once, or at
+    EOF on the pipe read end `until`. The kernel's teardown of a BPF program
+    on a tracepoint waits for RCU grace periods (~70 ms per tracepoint here);
+    with the last reference in the holder, our own close() is immediate and
+    that wait is the holder's. False when fork fails (close in place).
+
+    The holder is a grandchild in a session of its own (reparented to init,
+    out of the terminal's process group); it keeps nothing else open, so a
+    caller reading our stdout/stderr sees EOF when we exit."""
+    try:
+        pid = os.fork()
+    except OSError:
+        return False
+    if pid == 0:  # pragma: no cover - the child only closes and waits
+        try:
+            if os.fork() != 0:
+                os._exit(0)
+            os.setsid()
+            keep = {*fds} if until is None else {*fds, until}
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            for fd in open_fds():
+                if fd not in keep and fd > 2:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            if until is not None:
+                with contextlib.suppress(OSError):
+                    os.read(until, 1)  # EOF: the tracer dropped its references
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    return True
+
+
 def probe_tracepoint() -> ProbeResult:
     tp = tracepoint_id("syscalls", "sys_exit_openat")
     if tp is None:
@@ -209,6 +253,7 @@ def probe_tracepoint() -> ProbeResult:
         pfd = _perf_event_open(_perf_attr(PERF_TYPE_TRACEPOINT, tp))
         try:
             _ioctl_set_bpf(pfd, prog)
+            hand_to_orphan([pfd, prog])  # its teardown: ~70 ms of every start
         finally:
             os.close(pfd)
     except OSError as e:
@@ -249,7 +294,9 @@ def probe_fexit(func: str = "security_file_open") -> ProbeResult:
     try:
         attr = bytearray(16)
         struct.pack_into("<QI", attr, 0, 0, prog)
-        os.close(sys_bpf(BPF_RAW_TRACEPOINT_OPEN, attr))
+        link = sys_bpf(BPF_RAW_TRACEPOINT_OPEN, attr)
+        hand_to_orphan([link, prog])
+        os.close(link)
     except OSError as e:
         return ProbeResult(False, f"fexit attach refused ({_explain(e)})")
     finally:
@@ -284,6 +331,7 @@ def probe_kprobe(func: str = "security_file_open") -> ProbeResult:
         pfd = _perf_event_open(_perf_attr(pmu, 0, ct.addressof(name)))
         try:
             _ioctl_set_bpf(pfd, prog)
+            hand_to_orphan([pfd, prog])
         finally:
             os.close(pfd)
     except OSError as e:

@@ -7,9 +7,11 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 
 REPO = Path(__file__).parents[2]
@@ -74,3 +76,20 @@ def test_fexit_reported_as_the_kernel_answers(doc: dict[str, Any]) -> None:
     if "EPERM" in real.detail:
         assert "EPERM" in c["detail"]
         assert "trampoline" in c["hint"]
+
+
+def test_a_probe_leaves_nothing_loaded_once_its_holder_exits() -> None:
+    """The rung probes hand their program and perf event to an orphan that
+    closes them (the kernel's teardown of a tracepoint attachment takes ~70 ms
+    of RCU waits): nothing of a probe stays loaded after that."""
+    from lsmtrace import probe
+
+    before = set(helpers.loaded_programs())
+    assert probe.probe_tracepoint().ok
+    deadline = time.monotonic() + 10
+    while True:
+        left = set(helpers.loaded_programs()) - before
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not left, f"programs of the probe still loaded: {left}"
