@@ -10,7 +10,6 @@ guest skips with that reason.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from product import lsmtrace_cmd
+from product import Running, lsmtrace_cmd
 from workloads import active_lsms, tomoyo_load, tomoyo_ready
 
 NOBODY = 65534
@@ -50,7 +49,7 @@ def rung(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-class Tracer:
+class Tracer(Running):
     """One `lsmtrace trace --backend RUNG --json ...` for many scenarios.
 
     Under TCG compiling the programs takes a minute, so each rung's tracer is
@@ -60,57 +59,30 @@ class Tracer:
     def __init__(
         self, rung: str, workdir: Path, *args: str, env: dict[str, str] | None = None
     ) -> None:
+        super().__init__(
+            workdir,
+            f"trace-{rung}",
+            "trace",
+            "--backend",
+            rung,
+            "--json",
+            *args,
+            env=env,
+        )
         self.rung = rung
-        self.out = workdir / f"trace-{rung}.out"
-        self.err = workdir / f"trace-{rung}.err"
-        with open(self.out, "wb") as o, open(self.err, "wb") as e:
-            self.proc = subprocess.Popen(
-                lsmtrace_cmd("trace", "--backend", rung, "--json", *args),
-                stdout=o,
-                stderr=e,
-                stdin=subprocess.DEVNULL,
-                cwd=workdir,
-                env=env,
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if "Ctrl-C to end" in self.stderr:
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        self.proc.kill()
-        raise AssertionError(f"tracer did not start: {self.stderr}")
+        self.wait_started(START_TIMEOUT)
 
-    def events(self) -> list[dict[str, Any]]:
-        lines = self.out.read_text(errors="replace").splitlines()
-        return [json.loads(ln) for ln in lines if ln.strip().endswith("}")]
-
-    def wait_for(
+    def wait_hook(
         self, pid: int, hook: str, timeout: float = 60.0
     ) -> list[dict[str, Any]]:
         """This pid's events for `hook`, once at least one has arrived."""
-        deadline = time.monotonic() + timeout
-        while True:
-            evs = [e for e in self.events() if e["tgid"] == pid and e["hook"] == hook]
-            if evs or time.monotonic() > deadline:
-                return evs
-            time.sleep(0.25)
+        evs = self.wait_for(pid, lambda e: e["hook"] == hook, timeout)
+        return [e for e in evs if e["hook"] == hook]
 
-    def stop(self, sig: int = signal.SIGINT) -> list[dict[str, Any]]:
-        self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout=300)
+    def stop_events(self, sig: int = signal.SIGINT) -> list[dict[str, Any]]:
+        rc = self.stop(sig)
         assert rc == 0, self.stderr
         return self.events()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    @property
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
 
 
 LIVE_HOOKS = ("capable", "file_open", "ptrace_access_check", "task_kill")
@@ -194,7 +166,7 @@ def test_capability(live: Tracer) -> None:
     )
     pid = pid_of(res)
     assert res.stdout.split()[1] in ("EPERM", "EACCES")
-    caps = [e for e in live.wait_for(pid, "capable") if e["object"]["cap"] == 23]
+    caps = [e for e in live.wait_hook(pid, "capable") if e["object"]["cap"] == 23]
     assert caps, f"no capable(CAP_SYS_NICE) denial for {pid}: {live.events()[-5:]}"
     ev = caps[0]
     assert_denied_by(ev, live.rung, "capability", "EPERM")
@@ -204,7 +176,7 @@ def test_capability(live: Tracer) -> None:
     assert ev["comm"] == "python3"
     assert ev["latency_ns"] is not None
     assert ev["latency_ns"] > 0
-    sys_ev = live.wait_for(pid, "sys_setpriority")
+    sys_ev = live.wait_hook(pid, "sys_setpriority")
     assert sys_ev, f"no syscall event for {pid}"
     assert sys_ev[0]["lsm"] == "capability", sys_ev
 
@@ -245,13 +217,13 @@ def test_landlock(live: Tracer, tmp_path: Path) -> None:
     )
     pid = pid_of(res)
     assert res.stdout.split()[1] == "EACCES", res
-    evs = live.wait_for(pid, "file_open")
+    evs = live.wait_hook(pid, "file_open")
     assert evs, f"no file_open denial for {pid}: {live.events()[-5:]}"
     ev = evs[0]
     assert_denied_by(ev, live.rung, "landlock", "EACCES")
     assert ev["object"]["path"] == str(target)
     assert ev["pid"] == pid
-    sys_ev = live.wait_for(pid, "sys_openat")
+    sys_ev = live.wait_hook(pid, "sys_openat")
     assert sys_ev, f"no syscall event for {pid}"
     assert sys_ev[0]["lsm"] == "landlock", sys_ev
 
@@ -275,7 +247,7 @@ def test_dac(live: Tracer, tmp_path: Path) -> None:
     assert res.stdout.split()[1] == "EACCES"
     sys_ev = [
         e
-        for e in live.wait_for(pid, "sys_openat")
+        for e in live.wait_hook(pid, "sys_openat")
         if e["object"].get("path") == str(target)
     ]
     assert sys_ev, f"no sys_openat denial for {pid}: {live.events()[-5:]}"
@@ -321,11 +293,11 @@ def test_tracepoint_rung_on_this_kernel(tmp_path: Path) -> None:
         pid = pid_of(res)
         evs = [
             e
-            for e in t.wait_for(pid, "sys_openat")
+            for e in t.wait_hook(pid, "sys_openat")
             if e["object"].get("path") == str(target)
         ]
         assert evs, f"no sys_openat denial for {pid}: {t.events()[-5:]} {t.stderr}"
-        t.stop()
+        t.stop_events()
     assert (evs[0]["rung"], evs[0]["verdict"], evs[0]["errno"]) == (
         "tracepoint",
         "deny",
@@ -382,7 +354,7 @@ def test_yama(live: Tracer) -> None:
         victim.wait()
     pid = pid_of(res)
     assert res.stdout.split()[1] == "EPERM"
-    evs = live.wait_for(pid, "ptrace_access_check")
+    evs = live.wait_hook(pid, "ptrace_access_check")
     assert evs, f"no ptrace_access_check denial for {pid}: {live.events()[-5:]}"
     assert_denied_by(evs[0], live.rung, "yama", "EPERM")
     assert evs[0]["object"]["target_pid"] == victim.pid
@@ -420,7 +392,7 @@ def test_apparmor(live: Tracer, tmp_path: Path) -> None:
         subprocess.run([parser, "-R", str(profile)], check=False)
         exe.unlink()
     assert proc.returncode != 0
-    evs = live.wait_for(proc.pid, "file_open")
+    evs = live.wait_hook(proc.pid, "file_open")
     assert evs, f"no file_open denial for {proc.pid}: {live.events()[-5:]}"
     assert_denied_by(evs[0], live.rung, "apparmor", "EACCES")
     assert evs[0]["object"]["path"] == str(secret)
@@ -462,7 +434,7 @@ def test_bpf_lsm(live: Tracer, tmp_path: Path) -> None:
         b.cleanup()
     pid = pid_of(res)
     assert res.stdout.split()[1] == "EPERM"
-    evs = live.wait_for(pid, "file_open")
+    evs = live.wait_hook(pid, "file_open")
     assert evs, f"no file_open denial for {pid}: {live.events()[-5:]}"
     assert_denied_by(evs[0], live.rung, "bpf", "EPERM")
     assert evs[0]["object"]["path"] == str(target)
@@ -493,7 +465,7 @@ def test_accounting_and_detach(rung: str, tmp_path: Path) -> None:
             check=True,
             timeout=300,
         )
-        events = t.stop(signal.SIGTERM)
+        events = t.stop_events(signal.SIGTERM)
     last = t.stderr.strip().splitlines()[-1]
     assert "mismatch" not in last, last
     delivered = int(last.split()[0])
@@ -600,7 +572,7 @@ def assert_loop_denial(
 ) -> None:
     path = str(loop.work / "c")
     evs = [
-        e for e in live.wait_for(pid, "file_open") if e["object"].get("path") == path
+        e for e in live.wait_hook(pid, "file_open") if e["object"].get("path") == path
     ]
     assert evs, f"no file_open denial of {path}: {live.events()[-5:]}"
     assert_denied_by(evs[0], live.rung, lsm, errno_name)
@@ -690,7 +662,7 @@ def test_grep_r_dac_denial_names_the_full_path(live: Tracer) -> None:
         )
         out, err = grep.communicate(timeout=120)
         pid = grep.pid
-        evs = [e for e in live.wait_for(pid, "sys_openat") if e["errno"] == "EACCES"]
+        evs = [e for e in live.wait_hook(pid, "sys_openat") if e["errno"] == "EACCES"]
     assert out.count("needle") == 2, (out, err)
     assert evs, f"no sys_openat denial for {pid}: {live.events()[-5:]}"
     ev = evs[0]
@@ -720,11 +692,11 @@ def test_quiet_probe_is_noaudit_by_opts(live: Tracer, tmp_path: Path) -> None:
             assert res.stdout.split()[1] == "True", res
             probes = [
                 e
-                for e in quiet.wait_for(pid, "capable")
+                for e in quiet.wait_hook(pid, "capable")
                 if e["object"]["cap_name"] == "CAP_SYS_PTRACE"
             ]
             assert probes, f"no CAP_SYS_PTRACE probe for {pid}: {quiet.events()[-5:]}"
-            quiet.stop()
+            quiet.stop_events()
     finally:
         sleeper.kill()
         sleeper.wait()

@@ -25,19 +25,17 @@ sharing everything that costs a bcc compile under TCG:
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import shutil
-import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from product import lsmtrace_cmd
+from product import Running, lsmtrace_cmd
 from workloads import active_lsms
 
 pytestmark = pytest.mark.vm_boot("selinux")
@@ -121,15 +119,14 @@ def tracer_module(
     return cmds
 
 
-class Tracer:
+class Tracer(Running):
     """`lsmtrace trace --backend RUNG --json --denied --audit on ...`, started
     without waiting: the three rungs compile together."""
 
     def __init__(self, rung: str, workdir: Path) -> None:
-        self.rung = rung
-        self.out = workdir / f"trace-{rung}.out"
-        self.err = workdir / f"trace-{rung}.err"
-        cmd = lsmtrace_cmd(
+        super().__init__(
+            workdir,
+            f"trace-{rung}",
             "trace",
             "--backend",
             rung,
@@ -139,60 +136,7 @@ class Tracer:
             "on",
             *HOOK_ARGS[rung],
         )
-        with open(self.out, "wb") as o, open(self.err, "wb") as e:
-            self.proc = subprocess.Popen(
-                cmd, stdout=o, stderr=e, stdin=subprocess.DEVNULL, cwd=workdir
-            )
-        self.started_at = time.monotonic()
-        self.ready_after: float | None = None
-
-    def wait_started(self, timeout: float = START_TIMEOUT) -> None:
-        deadline = self.started_at + timeout
-        while time.monotonic() < deadline:
-            if "Ctrl-C to end" in self.stderr:
-                self.ready_after = time.monotonic() - self.started_at
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.5)
-        self.kill()
-        raise AssertionError(f"{self.rung} tracer did not start: {self.stderr}")
-
-    @property
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
-
-    def events(self) -> list[dict[str, Any]]:
-        lines = self.out.read_text(errors="replace").splitlines()
-        return [json.loads(ln) for ln in lines if ln.strip().endswith("}")]
-
-    def wait_for(
-        self, pid: int, want: Callable[[dict[str, Any]], bool], timeout: float = 60.0
-    ) -> list[dict[str, Any]]:
-        """This pid's events, once one that `want`s has arrived (the audit
-        join holds a denial up to 200 ms for its record), and a second more
-        for the rest of its burst."""
-        deadline = time.monotonic() + timeout
-        while True:
-            evs = [e for e in self.events() if e["tgid"] == pid]
-            if any(want(e) for e in evs) or time.monotonic() > deadline:
-                time.sleep(1)
-                return [e for e in self.events() if e["tgid"] == pid]
-            time.sleep(0.5)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                return self.proc.wait(timeout=300)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        self.rung = rung
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +241,7 @@ def runs(loop: Loop, tracers: dict[str, Tracer]) -> Runs:
     for t in tracers.values():
         # a tracer that did not start fails its rung's tests with its stderr
         with contextlib.suppress(AssertionError):
-            t.wait_started()
+            t.wait_started(START_TIMEOUT)
     ok = subprocess.run(
         runcon(loop.domain, str(EXE), str(WORK / "a"), str(WORK / "b")),
         capture_output=True,
@@ -384,7 +328,7 @@ def test_hook_rung_attributes_selinux(
     t = tracers[rung]
     if t.ready_after is None:
         t.wait_started(timeout=1)
-    evs = t.wait_for(runs.bad_pid, lambda e: e["hook"] == "sys_openat")
+    evs = t.wait_for(runs.bad_pid, lambda e: e["hook"] == "sys_openat", settle=1.0)
     hooks = [e for e in evs if e["kind"] == "hook"]
     assert hooks, f"no hook denial for {runs.bad_pid}: {evs or t.events()[-5:]}"
     ev = hooks[0]
@@ -409,7 +353,7 @@ def test_tracepoint_rung_selinux_audited(
     t = tracers["tracepoint"]
     if t.ready_after is None:
         t.wait_started(timeout=1)
-    evs = t.wait_for(runs.bad_pid, lambda e: e["hook"] == "sys_openat")
+    evs = t.wait_for(runs.bad_pid, lambda e: e["hook"] == "sys_openat", settle=1.0)
     # entering the domain is audited too (runcon's transition: noatsecure,
     # siginh, rlimitinh of class process, which the kernel does not enforce
     # as refusals); the deviation is the file's

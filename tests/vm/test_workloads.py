@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import traceback
@@ -38,7 +37,7 @@ from typing import Any
 
 import pytest
 import workloads as W
-from product import lsmtrace_cmd
+from product import Running, lsmtrace_cmd
 
 # (recording rung, live rung) per kernel
 RUNGS = {"6.1": ("kprobe", "fexit"), "6.12": ("fexit", "kprobe")}
@@ -53,43 +52,11 @@ LIVE_HOOKS = ("file_open", "mmap_file", "bprm_check_security", "socket_*", "path
 SECCOMP_PATH = "/etc/hostname"
 
 
-class Lsmtrace:
-    """A long-running lsmtrace command whose stdout/stderr go to files."""
-
-    def __init__(self, workdir: Path, name: str, *args: str) -> None:
-        self.out, self.err = workdir / f"{name}.out", workdir / f"{name}.err"
-        with open(self.out, "wb") as o, open(self.err, "wb") as e:
-            self.proc = subprocess.Popen(
-                lsmtrace_cmd(*args),
-                stdout=o,
-                stderr=e,
-                stdin=subprocess.DEVNULL,
-                cwd=workdir,
-            )
-        t0 = time.monotonic()
-        while "Ctrl-C to end" not in self.stderr:
-            if self.proc.poll() is not None or time.monotonic() - t0 > START_TIMEOUT:
-                self.kill()
-                raise AssertionError(f"lsmtrace {args[0]} did not start: {self.stderr}")
-            time.sleep(0.25)
-        self.start_s = time.monotonic() - t0
-
-    @property
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
-
-    def events(self) -> list[dict[str, Any]]:
-        lines = self.out.read_text(errors="replace").splitlines()
-        return [json.loads(ln) for ln in lines if ln.strip().endswith("}")]
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(timeout=300)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+def started(workdir: Path, name: str, *args: str) -> Running:
+    """`lsmtrace ARGS...` running, output in workdir/NAME.out and .err."""
+    r = Running(workdir, name, *args)
+    r.wait_started(START_TIMEOUT)
+    return r
 
 
 @dataclass
@@ -370,7 +337,7 @@ def suite(vm_kernel: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             s = W.Suite(cg)
             # 1. one recording of the four workloads
             st.recording = workdir / "suite.jsonl"
-            rec = Lsmtrace(
+            rec = started(
                 workdir,
                 "record",
                 "record",
@@ -381,7 +348,7 @@ def suite(vm_kernel: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 "--cgroup",
                 str(cg),
             )
-            st.timings["record start"] = rec.start_s
+            st.timings["record start"] = rec.ready_after
             try:
                 for w in W.WORKLOADS:
                     st.recorded[w.name] = timed(lambda w=w: w.run(s, [], False))
@@ -395,7 +362,7 @@ def suite(vm_kernel: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             # 3. one live tracer for every enforcement run
             st.audit_before = auditnl.get_status().enabled
             hooks = [x for h in LIVE_HOOKS for x in ("--hooks", h)]
-            live = Lsmtrace(
+            live = started(
                 workdir,
                 "live",
                 "trace",
@@ -410,7 +377,7 @@ def suite(vm_kernel: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 str(cg),
                 *hooks,
             )
-            st.timings["live start"] = live.start_s
+            st.timings["live start"] = live.ready_after
             try:
                 _phase(st, "apparmor", lambda ph: _apparmor(st, s, ph))
                 _phase(st, "tomoyo", lambda ph: _tomoyo(st, s, ph))
