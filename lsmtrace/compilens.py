@@ -92,21 +92,22 @@ def stand_in_kallsyms(lines: Iterable[str] | None) -> Iterator[bool]:
         return
     libc = _libc()
     with contextlib.ExitStack() as stack:
-        f = stack.enter_context(
-            tempfile.NamedTemporaryFile("w", prefix="lsmtrace-kallsyms-", suffix=".txt")
-        )
-        f.write("".join(f"{ln}\n" for ln in lines or ()))
-        f.flush()
-        own = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-        stack.callback(os.close, own)
-        cwd = os.open(".", os.O_PATH | os.O_CLOEXEC | os.O_DIRECTORY)
-        stack.callback(os.close, cwd)
-        if libc.unshare(CLONE_NEWNS) != 0:
-            log.debug(
-                "bcc reads the real %s: unshare: %s",
-                KALLSYMS,
-                os.strerror(ct.get_errno()),
+        try:
+            f = stack.enter_context(
+                tempfile.NamedTemporaryFile(
+                    "w", prefix="lsmtrace-kallsyms-", suffix=".txt"
+                )
             )
+            f.write("".join(f"{ln}\n" for ln in lines or ()))
+            f.flush()
+            own = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            stack.callback(os.close, own)
+            cwd = os.open(".", os.O_PATH | os.O_CLOEXEC | os.O_DIRECTORY)
+            stack.callback(os.close, cwd)
+            if libc.unshare(CLONE_NEWNS) != 0:
+                raise OSError(ct.get_errno(), os.strerror(ct.get_errno()))
+        except OSError as e:  # no temporary file, no working directory...
+            log.debug("bcc reads the real %s: %s", KALLSYMS, e)
             yield False
             return
         try:
