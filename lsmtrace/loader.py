@@ -659,6 +659,17 @@ class Tracer:
             )
         return out
 
+    def lost_counts(self) -> dict[str, int]:
+        """{hook or syscall name: events lost (buffer full)}, "process events"
+        for exec/fork/exit; the ids this run uses only."""
+        out: dict[str, int] = {}
+        t = self.bpf["lost_counts"]
+        for id_ in (0, *sorted(self.id_names.names)):
+            n = int(sum(int(v) for v in t[t.Key(id_)]))
+            if n:
+                out["process events" if id_ == 0 else self.id_names.name(id_)] = n
+        return out
+
     def quiet_counts(self) -> list[tuple[int, int, int, int]]:
         """[(id, lsm, errno, count)] of refused quiet capability probes
         (CAP_OPT_NOAUDIT), which counts() leaves out of the denials."""

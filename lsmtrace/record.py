@@ -267,15 +267,30 @@ def loss_summary(rec: Recording) -> str | None:
         parts.append(f"{malformed} malformed events")
     if not parts:
         return None
-    hooks = sorted(
-        {
-            str(r.get("hook"))
-            for r in t.get("counts") or ()
-            if isinstance(r, dict) and r.get("hook")
-        }
-    )
     where = ""
-    if lost and hooks:
-        shown = ", ".join(hooks[:8]) + (", ..." if len(hooks) > 8 else "")
-        where = f"; the kernel counted decisions on: {shown}"
+    by_hook = t.get("lost_by_hook")
+    if lost and isinstance(by_hook, dict) and by_hook:
+        # the kernel's count of what it could not deliver, per hook
+        top = sorted(by_hook.items(), key=lambda kv: (-_int(kv[1]), str(kv[0])))
+        shown = ", ".join(f"{k} {_int(v)}" for k, v in top[:8])
+        where = f", lost on: {shown}" + (", ..." if len(top) > 8 else "")
+    elif lost:
+        # older recordings: the hooks the kernel saw decisions on
+        hooks = sorted(
+            {
+                str(r.get("hook"))
+                for r in t.get("counts") or ()
+                if isinstance(r, dict) and r.get("hook")
+            }
+        )
+        if hooks:
+            shown = ", ".join(hooks[:8]) + (", ..." if len(hooks) > 8 else "")
+            where = f"; the kernel counted decisions on: {shown}"
     return f"{rec.path}: " + " and ".join(parts) + where
+
+
+def _int(v: object) -> int:
+    try:
+        return int(v)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0

@@ -87,6 +87,8 @@ BPF_ARRAY(settings, struct lsmt_config, 1);
 BPF_PERCPU_ARRAY(stats, u64, LSMT_STAT_MAX);
 /* Allowed decisions per id: the hot path, an array the verifier inlines. */
 BPF_PERCPU_ARRAY(allow_counts, u64, LSMT_MAX_IDS);
+/* Events lost (buffer full) per id; process events under id 0. */
+BPF_PERCPU_ARRAY(lost_counts, u64, LSMT_MAX_IDS);
 /* Denials per (id, lsm, errno). */
 BPF_PERCPU_HASH(deny_counts, struct lsmt_count_key, u64, 8192);
 /* Quiet capability probes (CAP_OPT_NOAUDIT) per (id, lsm, errno): refused
@@ -224,8 +226,18 @@ static __always_inline s32 lsmt_current_syscall(void)
 	return (s32)nr;
 }
 
-/* Reserve an event; NULL (and the loss counted) when the buffer is full. */
-static __always_inline struct lsmt_event *lsmt_reserve(void)
+/* One event of `id` the buffer had no room for: in total and per id. */
+static __always_inline void lsmt_lost(u32 id)
+{
+	lsmt_stat(LSMT_STAT_LOST);
+	u32 idx = id & (LSMT_MAX_IDS - 1);
+	u64 *v = lost_counts.lookup(&idx);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+/* Reserve an event of `id`; NULL (and the loss counted) when the buffer is full. */
+static __always_inline struct lsmt_event *lsmt_reserve(u32 id)
 {
 	lsmt_stat(LSMT_STAT_ATTEMPTED);
 #ifdef LSMT_PERFBUF
@@ -235,7 +247,7 @@ static __always_inline struct lsmt_event *lsmt_reserve(void)
 	struct lsmt_event *e = events.ringbuf_reserve(sizeof(struct lsmt_event));
 #endif
 	if (!e)
-		lsmt_stat(LSMT_STAT_LOST);
+		lsmt_lost(id);
 	return e;
 }
 
@@ -243,21 +255,22 @@ static __always_inline struct lsmt_event *lsmt_reserve(void)
  * The filters, then a reserved event: NULL when the decision is not streamed
  * (counted as filtered while streaming) or the buffer is full (counted lost).
  */
-static __always_inline struct lsmt_event *lsmt_begin(struct lsmt_config *cfg, int denied)
+static __always_inline struct lsmt_event *lsmt_begin(struct lsmt_config *cfg, int denied,
+						     u32 id)
 {
 	if (!lsmt_want(cfg, denied)) {
 		if (cfg->flags & LSMT_CFG_STREAM)
 			lsmt_stat(LSMT_STAT_FILTERED);
 		return NULL;
 	}
-	return lsmt_reserve();
+	return lsmt_reserve(id);
 }
 
 static __always_inline void lsmt_submit(void *ctx, struct lsmt_event *e)
 {
 #ifdef LSMT_PERFBUF
 	if (events.perf_submit(ctx, e, sizeof(*e)) != 0)
-		lsmt_stat(LSMT_STAT_LOST);
+		lsmt_lost(e->id); /* 0 for process events */
 #else
 	/* No wakeup per event: the consumer polls on a short timer, and each CPU
 	 * wakes it early once every LSMT_WAKEUP_EVERY events (about 1/8 of the

@@ -438,7 +438,7 @@ static __always_inline int lsmt_hook_exit(void *ctx, u32 id, u32 dec, int use_sa
 		lsmt_latency(id, latency);
 	if (!cfg)
 		return 0;
-	struct lsmt_event *e = lsmt_begin(cfg, ret != 0);
+	struct lsmt_event *e = lsmt_begin(cfg, ret != 0, id);
 	if (!e)
 		return 0;
 	lsmt_fill(e, LSMT_KIND_HOOK, id, ret, lsm);

@@ -299,7 +299,7 @@ int lsmt_sys_exit(struct lsmt_sys_exit_args *args)
 		return 0;
 	}
 #endif
-	struct lsmt_event *e = lsmt_begin(cfg, r == -LSMT_EPERM || r == -LSMT_EACCES);
+	struct lsmt_event *e = lsmt_begin(cfg, r == -LSMT_EPERM || r == -LSMT_EACCES, id);
 	if (!e)
 		return 0;
 	lsmt_fill(e, LSMT_KIND_SYSCALL, id, r, lsm);
@@ -374,7 +374,7 @@ TRACEPOINT_PROBE(capability, cap_capable)
 	struct lsmt_config *cfg = lsmt_config();
 	if (!cfg)
 		return 0;
-	struct lsmt_event *e = lsmt_begin(cfg, ret < 0);
+	struct lsmt_event *e = lsmt_begin(cfg, ret < 0, LSMT_ID_CAPABLE);
 	if (!e)
 		return 0;
 	lsmt_fill(e, LSMT_KIND_CAPABLE, LSMT_ID_CAPABLE, ret, LSMT_LSM_CAPABILITY);
@@ -400,7 +400,7 @@ TRACEPOINT_PROBE(avc, selinux_audited)
 	struct lsmt_config *cfg = lsmt_config();
 	if (!cfg)
 		return 0;
-	struct lsmt_event *e = lsmt_begin(cfg, ret < 0);
+	struct lsmt_event *e = lsmt_begin(cfg, ret < 0, LSMT_ID_AVC);
 	if (!e)
 		return 0;
 	lsmt_fill(e, LSMT_KIND_AVC, LSMT_ID_AVC, ret, LSMT_LSM_SELINUX);
@@ -425,7 +425,7 @@ TRACEPOINT_PROBE(signal, signal_generate)
 	struct lsmt_config *cfg = lsmt_config();
 	if (!cfg || !lsmt_want(cfg, 0))
 		return 0;
-	struct lsmt_event *e = lsmt_reserve();
+	struct lsmt_event *e = lsmt_reserve(LSMT_ID_SIGNAL);
 	if (!e)
 		return 0;
 	lsmt_fill(e, LSMT_KIND_SIGNAL, LSMT_ID_SIGNAL, 0, LSMT_LSM_UNKNOWN);
@@ -457,7 +457,7 @@ static __always_inline struct lsmt_event *lsmt_proc_event(u16 kind, s32 child, s
 	 * filtered), process events included */
 	lsmt_stat(LSMT_STAT_SEEN);
 	int in_scope = lsmt_want(cfg, 1);
-	struct lsmt_event *e = lsmt_reserve();
+	struct lsmt_event *e = lsmt_reserve(0);
 	if (!e)
 		return NULL;
 	lsmt_fill(e, kind, 0, 0, LSMT_LSM_UNKNOWN);

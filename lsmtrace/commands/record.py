@@ -329,6 +329,7 @@ def run(args: argparse.Namespace) -> int:
         writer.close(
             {
                 "lost": summary.lost,
+                "lost_by_hook": tracer.lost_counts(),
                 "attempted": summary.attempted,
                 "ended": _now(),
                 "seen": summary.seen,

@@ -36,9 +36,12 @@ def load_access_set(
     warnings = []
     for p in paths:
         rec = read_recording(p)
-        problems = [
-            x for x in (loss_summary(rec), rec.error and rec.error.message) if x
-        ]
+        if rec.trailer is None and rec.error is not None:
+            problems = [rec.error.message]  # where it was cut
+        else:
+            problems = [
+                x for x in (loss_summary(rec), rec.error and rec.error.message) if x
+            ]
         if problems and not accept_lossy:
             raise RecordingError(
                 "; ".join(problems),

@@ -134,3 +134,64 @@ def test_pause_on_loss_with_small_buffers(
     check_complete(trailer, events, lists)
     assert isinstance(trailer["paused"], int)
     print(f"paused {trailer['paused']} times, {trailer['paused_s']} s", file=sys.stderr)
+
+
+def test_a_lossy_recording_says_where_it_lost_and_makes_no_policy(
+    tracepoint_rung: None, tree: Path, tmp_path: Path
+) -> None:
+    """A one-page ring (~8 events) and a 1 MiB backlog cannot keep up: the
+    kernel counts each event it could not deliver under its hook, the trailer
+    carries those counts (their sum is the loss), and `policy generate`
+    refuses the recording with one error line that names them."""
+    from lsmtrace.record import read_recording
+
+    out = tmp_path / "lossy.jsonl"
+    r = subprocess.run(
+        [
+            *helpers.lsmtrace_cmd(
+                "record",
+                "-o",
+                str(out),
+                "--backend",
+                "tracepoint",
+                "--buffer-pages",
+                "1",
+                "--backlog-mb",
+                "1",
+            ),
+            "--",
+            sys.executable,
+            "-c",
+            WORKLOAD,
+            str(tree),
+            str(tmp_path / "opened"),
+            "2",
+        ],
+        env=helpers.cli_env(),
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    rec = read_recording(out)
+    t = rec.trailer
+    assert t is not None
+    by_hook = t["lost_by_hook"]
+    assert t["lost"] > 0, "a one-page ring kept up: nothing to check"
+    assert sum(by_hook.values()) == t["lost"], by_hook
+    # the workload's opens are what overran the ring
+    assert max(by_hook, key=by_hook.get) == "sys_openat", by_hook
+    g = subprocess.run(
+        helpers.lsmtrace_cmd("policy", "generate", "--target", "landlock", str(out)),
+        env=helpers.cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert g.returncode != 0
+    errs = [ln for ln in g.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errs) == 1, g.stderr
+    assert f"{t['lost']} of {t['attempted']} events lost" in errs[0], errs[0]
+    assert f"sys_openat {by_hook['sys_openat']}" in errs[0], errs[0]
+    assert "--accept-lossy" in g.stderr
