@@ -290,7 +290,4 @@ def loss_summary(rec: Recording) -> str | None:
 
 
 def _int(v: object) -> int:
-    try:
-        return int(v)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return 0
+    return v if isinstance(v, int) else 0
