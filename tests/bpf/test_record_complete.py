@@ -53,7 +53,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def record(
-    tmp: Path, root: Path, *flags: str
+    tmp: Path, root: Path, *flags: str, rounds: int = ROUNDS
 ) -> tuple[dict[str, object], list[dict[str, object]], dict[str, list[str]]]:
     from lsmtrace.record import read_recording
 
@@ -69,7 +69,7 @@ def record(
             WORKLOAD,
             str(root),
             str(listing),
-            str(ROUNDS),
+            str(rounds),
         ],
         env=helpers.cli_env(),
         capture_output=True,
@@ -143,39 +143,10 @@ def test_a_lossy_recording_says_where_it_lost_and_makes_no_policy(
     kernel counts each event it could not deliver under its hook, the trailer
     carries those counts (their sum is the loss), and `policy generate`
     refuses the recording with one error line that names them."""
-    from lsmtrace.record import read_recording
-
-    out = tmp_path / "lossy.jsonl"
-    r = subprocess.run(
-        [
-            *helpers.lsmtrace_cmd(
-                "record",
-                "-o",
-                str(out),
-                "--backend",
-                "tracepoint",
-                "--buffer-pages",
-                "1",
-                "--backlog-mb",
-                "1",
-            ),
-            "--",
-            sys.executable,
-            "-c",
-            WORKLOAD,
-            str(tree),
-            str(tmp_path / "opened"),
-            "2",
-        ],
-        env=helpers.cli_env(),
-        capture_output=True,
-        timeout=600,
-        check=False,
+    t, _events, _lists = record(
+        tmp_path, tree, "--buffer-pages", "1", "--backlog-mb", "1", rounds=2
     )
-    assert r.returncode == 0, r.stderr.decode()
-    rec = read_recording(out)
-    t = rec.trailer
-    assert t is not None
+    out = tmp_path / "rec.jsonl"
     by_hook = t["lost_by_hook"]
     assert t["lost"] > 0, "a one-page ring kept up: nothing to check"
     assert sum(by_hook.values()) == t["lost"], by_hook
