@@ -427,13 +427,18 @@ _WORD_NUMBER = re.compile(r"[A-Za-z]+[_-]?\d{1,4}|\d{1,4}[_-]?[A-Za-z]+")
 
 def random_run(s: str) -> bool:
     """6+ of [A-Za-z0-9_] that look generated: a digit and a letter, or both
-    cases; not a word and a short number (`report_2024`, `python311`)."""
+    cases; not a word and a short number (`report_2024`, `python311`,
+    `Report7`). A word is lower case, upper case or Capitalised: mktemp's
+    `pfYhxmTMF2` (one of its names in 12) is not a word and a number."""
     if len(s) < 6 or not s.isascii() or not s.replace("_", "").isalnum():
         return False
-    letters = any(c.isalpha() for c in s)
+    letters = "".join(c for c in s if c.isalpha())
     digit = any(c.isdigit() for c in s)
-    mixed = any(c.islower() for c in s) and any(c.isupper() for c in s)
-    return ((digit and letters) or mixed) and not _WORD_NUMBER.fullmatch(s)
+    mixed = not (letters.islower() or letters.isupper())
+    word = letters.islower() or letters.isupper() or letters[1:].islower()
+    if word and _WORD_NUMBER.fullmatch(s):
+        return False
+    return bool(letters) and (digit or mixed)
 
 
 def atomic_tail(src: str, dst: str) -> bool:

@@ -120,8 +120,20 @@ def test_live_denial_on_screen_and_detached(secret: Path, tmp_path: Path) -> Non
         )
         assert r.returncode != 0
         assert "Permission denied" in r.stderr
+        # `f` moves the focus to the filter (a message the app handles in
+        # turn): text typed at once can reach the table first on a busy host
+        # (seen in CI), so type once the filter has the focus and its line
+        # shows the text, then apply it
         tmux("send-keys", "-t", SESSION, "f")
+        time.sleep(0.5)
         tmux("send-keys", "-t", SESSION, "-l", secret.name)
+        wait_until(
+            lambda t: any(
+                ln.lstrip().startswith("Filter") and secret.name in ln
+                for ln in t.splitlines()
+            ),
+            30,
+        )
         tmux("send-keys", "-t", SESSION, "Enter")
         # the filtered row, and the detail pane explaining it (the selected,
         # newest row): one screen with both, not a capture made mid-render
