@@ -326,10 +326,11 @@ def run(args: argparse.Namespace) -> int:
         rows = output.count_rows(
             tracer.counts(), tracer.id_names, tracer.quiet_counts()
         )
+        lost_by = tracer.lost_counts()
         writer.close(
             {
                 "lost": summary.lost,
-                "lost_by_hook": tracer.lost_counts(),
+                "lost_by_hook": lost_by,
                 "attempted": summary.attempted,
                 "ended": _now(),
                 "seen": summary.seen,
@@ -371,7 +372,7 @@ def run(args: argparse.Namespace) -> int:
         )
     print(
         f"{summary.delivered} events recorded ({summary.by_verdict['deny']} denied), "
-        f"{summary.lost} lost{paused}",
+        f"{summary.lost} lost{_where(lost_by)}{paused}",
         file=sys.stderr,
     )
     if cmd:
@@ -380,3 +381,12 @@ def run(args: argparse.Namespace) -> int:
             status.append(st)
         return _exit_code(status[0])
     return 0
+
+
+def _where(lost_by: dict[str, int]) -> str:
+    """(hook n, ...) of the kernel's per-hook loss, most first."""
+    if not lost_by:
+        return ""
+    top = sorted(lost_by.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = ", ".join(f"{k} {n}" for k, n in top[:5])
+    return f" ({shown}{', ...' if len(top) > 5 else ''})"
