@@ -271,9 +271,7 @@ def loss_summary(rec: Recording) -> str | None:
     by_hook = t.get("lost_by_hook")
     if lost and isinstance(by_hook, dict) and by_hook:
         # the kernel's count of what it could not deliver, per hook
-        top = sorted(by_hook.items(), key=lambda kv: (-_int(kv[1]), str(kv[0])))
-        shown = ", ".join(f"{k} {_int(v)}" for k, v in top[:8])
-        where = f", lost on: {shown}" + (", ..." if len(top) > 8 else "")
+        where = f", lost on: {lost_where(by_hook, 8)}"
     elif lost:
         # older recordings: the hooks the kernel saw decisions on
         hooks = sorted(
@@ -289,5 +287,15 @@ def loss_summary(rec: Recording) -> str | None:
     return f"{rec.path}: " + " and ".join(parts) + where
 
 
-def _int(v: object) -> int:
-    return v if isinstance(v, int) else 0
+def lost_where(by_hook: dict[Any, Any], most: int) -> str:
+    """`hook n, hook n, ...`: the `most` hooks that lost most events (the
+    kernel's per-hook counts: Tracer.lost_counts(), a trailer's
+    lost_by_hook). Names are escaped: a recording may come from anywhere."""
+    from lsmtrace.output import escape
+
+    def n(v: object) -> int:
+        return v if isinstance(v, int) else 0
+
+    top = sorted(by_hook.items(), key=lambda kv: (-n(kv[1]), str(kv[0])))
+    shown = ", ".join(f"{escape(str(k))} {n(v)}" for k, v in top[:most])
+    return shown + (", ..." if len(top) > most else "")

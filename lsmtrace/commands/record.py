@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     from lsmtrace.events import Event
     from lsmtrace.loader import Tracer, check_root
     from lsmtrace.proctree import Enricher
-    from lsmtrace.record import RecordingWriter
+    from lsmtrace.record import RecordingWriter, lost_where
     from lsmtrace.session import Session
 
     cmd = options.command_args(args)
@@ -372,7 +372,9 @@ def run(args: argparse.Namespace) -> int:
         )
     print(
         f"{summary.delivered} events recorded ({summary.by_verdict['deny']} denied), "
-        f"{summary.lost} lost{_where(lost_by)}{paused}",
+        f"{summary.lost} lost"
+        + (f" ({lost_where(lost_by, 5)})" if lost_by else "")
+        + paused,
         file=sys.stderr,
     )
     if cmd:
@@ -381,12 +383,3 @@ def run(args: argparse.Namespace) -> int:
             status.append(st)
         return _exit_code(status[0])
     return 0
-
-
-def _where(lost_by: dict[str, int]) -> str:
-    """(hook n, ...) of the kernel's per-hook loss, most first."""
-    if not lost_by:
-        return ""
-    top = sorted(lost_by.items(), key=lambda kv: (-kv[1], kv[0]))
-    shown = ", ".join(f"{k} {n}" for k, n in top[:5])
-    return f" ({shown}{', ...' if len(top) > 5 else ''})"

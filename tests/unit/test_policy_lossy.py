@@ -125,3 +125,19 @@ def test_a_trailer_without_per_hook_loss_names_the_hooks_seen(tmp_path: Path) ->
     assert s is not None
     assert "2 of 76 events lost" in s
     assert "the kernel counted decisions on: capable" in s
+
+
+def test_hook_names_from_a_recording_are_escaped(tmp_path: Path) -> None:
+    """A recording may come from anywhere: its per-hook names reach the
+    terminal escaped, never as control sequences."""
+    lines = CAT.read_text().splitlines()
+    t = json.loads(lines[-1])
+    t["lost"] = 1
+    t["lost_by_hook"] = {"evil\x1b[2J\rfile_open": 1}
+    rec = write(tmp_path / "evil.jsonl", [*lines[:-1], json.dumps(t)])
+    p = lsmtrace("policy", "generate", "--target", "landlock", str(rec))
+    assert p.returncode != 0
+    [err] = errors(p.stderr)
+    assert "\x1b" not in p.stderr
+    assert "\r" not in p.stderr
+    assert "evil\\x1b[2J\\rfile_open 1" in err, err
