@@ -87,18 +87,18 @@ def loaded_ids() -> set[int]:
 IDLE: set[int] = set()  # programs loaded before the first run (not ours)
 
 
-def settle(idle: set[int], limit: float = 30) -> None:
+def settle(limit: float = 30) -> None:
     """Wait until the programs of earlier runs are gone: the kernel tears a
     run's ~70 tracepoint attachments down one after another (in the holder,
     after lsmtrace exits: seconds), under the mutex a new run's
     perf_event_open also takes; each measure starts from a settled kernel."""
     end = time.monotonic() + limit
-    while loaded_ids() - idle and time.monotonic() < end:
+    while loaded_ids() - IDLE and time.monotonic() < end:
         time.sleep(0.05)
 
 
 def start_stop(tree: Path) -> dict[str, float]:
-    settle(IDLE)
+    settle()
     ticker = subprocess.Popen([sys.executable, "-c", TICKER])
     try:
         t0 = time.monotonic()
@@ -130,7 +130,7 @@ def start_stop(tree: Path) -> dict[str, float]:
 
 
 def duration_one(tree: Path) -> float:
-    settle(IDLE)
+    settle()
     t0 = time.monotonic()
     subprocess.run(
         lsmtrace(tree, "trace", "--duration", "1", "--uid", "4242424"),
@@ -144,7 +144,7 @@ def duration_one(tree: Path) -> float:
 
 
 def record_tail(tree: Path) -> float:
-    settle(IDLE)
+    settle()
     with tempfile.TemporaryDirectory() as d:
         stamp = Path(d) / "end"
         cmd = [

@@ -29,7 +29,7 @@ import ctypes as ct
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _why_not() -> str | None:
 
 
 @contextlib.contextmanager
-def stand_in_kallsyms(lines: Iterable[str] | None) -> Iterator[bool]:
+def stand_in_kallsyms(lines: Sequence[str]) -> Iterator[bool]:
     """Within: /proc/kallsyms reads as `lines` (True) for this process only,
     or nothing changed (False: no lines, or see the module's docstring)."""
     why = "no lines" if not lines else _why_not()
@@ -98,7 +98,7 @@ def stand_in_kallsyms(lines: Iterable[str] | None) -> Iterator[bool]:
                     "w", prefix="lsmtrace-kallsyms-", suffix=".txt"
                 )
             )
-            f.write("".join(f"{ln}\n" for ln in lines or ()))
+            f.write("".join(f"{ln}\n" for ln in lines))
             f.flush()
             own = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
             stack.callback(os.close, own)
@@ -123,9 +123,7 @@ def stand_in_kallsyms(lines: Iterable[str] | None) -> Iterator[bool]:
                     os.strerror(ct.get_errno()),
                 )
             else:
-                log.debug(
-                    "bcc reads a stand-in %s (%s)", KALLSYMS, ", ".join(lines or ())
-                )
+                log.debug("bcc reads a stand-in %s (%s)", KALLSYMS, ", ".join(lines))
             yield ok
         finally:
             if libc.setns(own, CLONE_NEWNS) != 0:

@@ -274,9 +274,11 @@ def loss_summary(rec: Recording) -> str | None:
         where = f", lost on: {lost_where(by_hook, 8)}"
     elif lost:
         # older recordings: the hooks the kernel saw decisions on
+        from lsmtrace.output import escape
+
         hooks = sorted(
             {
-                str(r.get("hook"))
+                escape(str(r.get("hook")))
                 for r in t.get("counts") or ()
                 if isinstance(r, dict) and r.get("hook")
             }

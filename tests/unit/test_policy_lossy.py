@@ -141,3 +141,15 @@ def test_hook_names_from_a_recording_are_escaped(tmp_path: Path) -> None:
     assert "\x1b" not in p.stderr
     assert "\r" not in p.stderr
     assert "evil\\x1b[2J\\rfile_open 1" in err, err
+
+
+def test_hook_names_of_an_older_trailer_are_escaped(tmp_path: Path) -> None:
+    lines = CAT.read_text().splitlines()
+    t = json.loads(lines[-1])
+    t["lost"] = 1
+    t["counts"] = [{"hook": "evil\x1b[2J", "count": 1}]
+    rec = read_recording(write(tmp_path / "old.jsonl", [*lines[:-1], json.dumps(t)]))
+    s = loss_summary(rec)
+    assert s is not None
+    assert "\x1b" not in s
+    assert "decisions on: evil\\x1b[2J" in s

@@ -127,3 +127,23 @@ class Running:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+class Trace(Running):
+    """`lsmtrace trace --backend RUNG --json ARGS...`, output in
+    WORKDIR/trace-RUNG.out and .err; started without waiting."""
+
+    def __init__(
+        self, rung: str, workdir: Path, *args: str, env: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(
+            workdir,
+            f"trace-{rung}",
+            "trace",
+            "--backend",
+            rung,
+            "--json",
+            *args,
+            env=env,
+        )
+        self.rung = rung

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from product import Running, lsmtrace_cmd
+from product import Trace, lsmtrace_cmd
 from workloads import active_lsms, tomoyo_load, tomoyo_ready
 
 NOBODY = 65534
@@ -49,7 +49,7 @@ def rung(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-class Tracer(Running):
+class Tracer(Trace):
     """One `lsmtrace trace --backend RUNG --json ...` for many scenarios.
 
     Under TCG compiling the programs takes a minute, so each rung's tracer is
@@ -59,17 +59,7 @@ class Tracer(Running):
     def __init__(
         self, rung: str, workdir: Path, *args: str, env: dict[str, str] | None = None
     ) -> None:
-        super().__init__(
-            workdir,
-            f"trace-{rung}",
-            "trace",
-            "--backend",
-            rung,
-            "--json",
-            *args,
-            env=env,
-        )
-        self.rung = rung
+        super().__init__(rung, workdir, *args, env=env)
         self.wait_started(START_TIMEOUT)
 
     def wait_hook(

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from product import Running, lsmtrace_cmd
+from product import Trace, lsmtrace_cmd
 from workloads import active_lsms
 
 pytestmark = pytest.mark.vm_boot("selinux")
@@ -119,32 +119,13 @@ def tracer_module(
     return cmds
 
 
-class Tracer(Running):
-    """`lsmtrace trace --backend RUNG --json --denied --audit on ...`, started
-    without waiting: the three rungs compile together."""
-
-    def __init__(self, rung: str, workdir: Path) -> None:
-        super().__init__(
-            workdir,
-            f"trace-{rung}",
-            "trace",
-            "--backend",
-            rung,
-            "--json",
-            "--denied",
-            "--audit",
-            "on",
-            *HOOK_ARGS[rung],
-        )
-        self.rung = rung
-
-
 @pytest.fixture(scope="module")
 def tracers(
     tracer_module: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Tracer]]:
+) -> Iterator[dict[str, Trace]]:
     d = tmp_path_factory.mktemp("tracers")
-    ts = {r: Tracer(r, d) for r in RUNGS}
+    # --denied --audit on: the three rungs compile together, waited for later
+    ts = {r: Trace(r, d, "--denied", "--audit", "on", *HOOK_ARGS[r]) for r in RUNGS}
     try:
         yield ts
     finally:
@@ -235,7 +216,7 @@ def runcon(domain: str, *argv: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def runs(loop: Loop, tracers: dict[str, Tracer]) -> Runs:
+def runs(loop: Loop, tracers: dict[str, Trace]) -> Runs:
     """The workload in its generated domain, then the deviation, with every
     tracer that started watching."""
     for t in tracers.values():
@@ -323,7 +304,7 @@ def assert_selinux_audit(ev: dict[str, Any], domain: str) -> None:
 
 @pytest.mark.parametrize("rung", ["fexit", "kprobe"])
 def test_hook_rung_attributes_selinux(
-    rung: str, tracers: dict[str, Tracer], loop: Loop, runs: Runs
+    rung: str, tracers: dict[str, Trace], loop: Loop, runs: Runs
 ) -> None:
     t = tracers[rung]
     if t.ready_after is None:
@@ -348,7 +329,7 @@ def test_hook_rung_attributes_selinux(
 
 
 def test_tracepoint_rung_selinux_audited(
-    tracers: dict[str, Tracer], loop: Loop, runs: Runs
+    tracers: dict[str, Trace], loop: Loop, runs: Runs
 ) -> None:
     t = tracers["tracepoint"]
     if t.ready_after is None:
@@ -378,7 +359,7 @@ def test_tracepoint_rung_selinux_audited(
     assert opens[0]["lsm_source"] == "audit", opens[0]
 
 
-def test_tracers_stop_cleanly(tracers: dict[str, Tracer], runs: Runs) -> None:
+def test_tracers_stop_cleanly(tracers: dict[str, Trace], runs: Runs) -> None:
     for rung, t in tracers.items():
         assert t.stop() == 0, f"{rung}: {t.stderr}"
 
