@@ -95,6 +95,8 @@ class Snapshot:
     # verdict "quiet": they refused nothing, so they are not denials
     quiet: list[tuple[int, int, int, int]] = field(default_factory=list)
     process_events: int = 0  # Session.summary.processes
+    # Tracer.lost_counts(): {hook or syscall name: events lost}, "process events"
+    lost_by_hook: Mapping[str, int] = field(default_factory=dict)
     quiet_probes: int = 0  # Session.summary.quiet
 
 
@@ -465,6 +467,15 @@ def families(snap: Snapshot) -> Iterator[Metric]:
         ),
     ):
         yield CounterMetricFamily(f"{p}_{name}", doc, value=st.get(key, 0))
+    by_hook = CounterMetricFamily(
+        f"{p}_hook_events_lost",
+        "events_lost by the hook or syscall whose events were dropped "
+        "('process events': exec, fork and exit); they sum to events_lost",
+        labels=["hook"],
+    )
+    for name, n in sorted(snap.lost_by_hook.items()):
+        by_hook.add_metric([label(name)], n)
+    yield by_hook
     yield CounterMetricFamily(
         f"{p}_events_delivered", "Events read from the buffer", value=snap.delivered
     )

@@ -494,6 +494,7 @@ class LiveSource:
             quiet = t.quiet_counts()
             latency = t.latency_histogram()
             stats = t.stats()
+            lost_by_hook = t.lost_counts()
             delivered = t.delivered
             programs = read_program_stats(self.program_fds) if stats_on else {}
             read_s = time.perf_counter() - t0
@@ -525,6 +526,7 @@ class LiveSource:
             quiet=quiet,
             process_events=processes,
             quiet_probes=quiet_probes,
+            lost_by_hook=lost_by_hook,
             **policy,
         )
         self._last = snap

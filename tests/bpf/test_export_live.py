@@ -206,6 +206,8 @@ def test_scrapes_answer_during_a_flood(exporter: Exporter, denied_file: Path) ->
         time.sleep(0.1)
     assert attempted >= FLOOD
     assert counted + other + lost == attempted, (counted, other, lost, attempted)
+    # the per-hook loss is the same loss, by hook
+    assert delta(m, "lsmtrace_hook_events_lost_total") == lost
 
 
 def test_sigterm_exits_0_lost_matches_and_detaches(exporter: Exporter) -> None:

@@ -89,6 +89,7 @@ def snapshot(**kw: Any) -> Snapshot:
         "programs": {"lsmt_sys_exit": ProgStat(2_000_000_000, 1000)},
         "version": "9.9.9",
         "read_seconds": 0.001,
+        "lost_by_hook": {"file_open": 1, "process events": 1},
     }
     base.update(kw)
     return Snapshot(**base)
@@ -214,9 +215,23 @@ def test_quiet_probes_are_not_denials() -> None:
     assert value(f, "lsmtrace_quiet_probes_total") == 5
 
 
+def test_lost_by_hook_names_are_labels_escaped_and_only_when_lost() -> None:
+    f = scrape(snapshot(lost_by_hook={}))
+    assert samples(f, "lsmtrace_hook_events_lost_total") == []
+    f = scrape(snapshot(lost_by_hook={"odd\nhook\x1b[2J": 3}))
+    (s,) = samples(f, "lsmtrace_hook_events_lost_total")
+    assert s.labels["hook"] == "odd\\nhook\\x1b[2J"
+    assert s.value == 3
+
+
 def test_self_metrics() -> None:
     f = scrape(snapshot())
     assert value(f, "lsmtrace_events_lost_total") == 2
+    # the same loss by hook: which decisions a full buffer hid
+    by_hook = {
+        s.labels["hook"]: s.value for s in samples(f, "lsmtrace_hook_events_lost_total")
+    }
+    assert by_hook == {"file_open": 1, "process events": 1}
     assert value(f, "lsmtrace_map_full_total") == 1
     assert value(f, "lsmtrace_read_errors_total") == 0
     assert value(f, "lsmtrace_events_attempted_total") == 12
