@@ -395,8 +395,14 @@ class Decoder:
         self.ids = ids
         self.syscall_names = syscall_names
         self.clock = clock or WallClock()
-        # decode_batch's memos: raw comm -> str, raw object -> object dict
+        # decode_batch's memos: raw comm -> str, raw object -> object dict,
+        # an event's bytes after its timestamps -> the event (but them)
         self._comms: dict[bytes, str] = {}
+        self._events: dict[bytes, Event] = {}
+        # the event memo costs ~0.5 µs a miss and saves ~2 µs a hit: used while
+        # a quarter of a batch hits, tried again every 16th batch otherwise
+        self._memo_on = True
+        self._batches = 0
         self._objects: dict[
             tuple[bytes, int, str, str | None, int], dict[str, Any]
         ] = {}
@@ -464,13 +470,21 @@ class Decoder:
         three times faster. The header is read with one struct unpack laid out
         from the ctypes mirror (_HEADER); the object goes through _object(),
         the one object decoder, once per distinct (raw object, kind, hook,
-        syscall): repeated accesses share one read-only object dict."""
+        syscall): repeated accesses share one read-only object dict.
+
+        An event whose bytes after its two timestamps (the process, hook,
+        verdict, object: everything) were seen lately is a copy of the one
+        decoded then with its own timestamps: a program repeating an access
+        (the same read, open, capability check) costs a dict copy, not a decode.
+        While batches are mostly new events the memo rests (see _memo_on).
+        """
         if not isinstance(chunk, bytes):
             chunk = bytes(chunk)  # slices of it are memo keys
         unpack = _HEADER.unpack_from
+        unpack_times = _TIMES.unpack_from
         ids, clock, sysnames = self.ids, self.clock, self.syscall_names
         names, families = ids.names, ids.families
-        comms, objects = self._comms, self._objects
+        comms, objects, seen = self._comms, self._objects, self._events
         iso = clock.iso
         obj_lo, obj_hi = _OBJ_OFFSET, _OBJ_OFFSET + _OBJ_SIZE
         comm_lo, comm_hi = _COMM_OFFSET, _COMM_OFFSET + abi.COMM_LEN
@@ -478,9 +492,26 @@ class Decoder:
         end = len(chunk)
         out: list[Event] = []
         append = out.append
+        memo = self._memo_on or not self._batches & 15
+        self._batches += 1
+        hits = 0
+        same = b""
+        e: Event
         for off in offsets:
             if end - off < size:
                 raise ValueError(f"short event: {end - off} < {size} bytes")
+            if memo:
+                same = chunk[off + _AFTER_TIMES : off + size]
+                before = seen.get(same)
+                if before is not None:
+                    ts, latency = unpack_times(chunk, off)
+                    e = before.copy()
+                    e["time"] = iso(ts)
+                    e["ts_ns"] = ts
+                    e["latency_ns"] = latency or None
+                    append(e)
+                    hits += 1
+                    continue
             (
                 ts,
                 latency,
@@ -535,7 +566,7 @@ class Decoder:
             else:
                 verdict = verdict_of(kind_name, ret)
                 err = errno_name(ret)
-            e: Event = {
+            e = {
                 "time": iso(ts),
                 "ts_ns": ts,
                 "rung": _RUNG_NAMES.get(rung, "?"),
@@ -568,7 +599,13 @@ class Decoder:
                     e["noaudit_by"] = "opts" if flags & _NOAUDIT_OPTS else "call_site"
             elif flags & _CONTEXT and family == "process":
                 e[CONTEXT_ONLY] = True
+            if memo:
+                if len(seen) >= _SEEN_EVENTS:
+                    seen.clear()
+                seen[same] = e.copy()  # consumers add to and take from theirs
             append(e)
+        if memo:
+            self._memo_on = hits * 4 >= len(offsets)
         return out
 
 
@@ -614,6 +651,12 @@ assert HEADER_FIELDS == (
     "flags",
 ), f"decode_batch needs updating for the header fields {HEADER_FIELDS}"
 _OBJ_OFFSET, _OBJ_SIZE = abi.Event.obj.offset, abi.Event.obj.size
+# The two per-event timestamps lead the wire event; the rest is decode_batch's
+# memo key of a repeated event.
+_TIMES = struct.Struct("<QQ")
+assert (abi.Event.ts_ns.offset, abi.Event.latency_ns.offset) == (0, 8)
+_AFTER_TIMES = _TIMES.size
+_SEEN_EVENTS = 2048  # repeated events remembered (~1.5 kB each)
 _COMM_OFFSET = abi.Event.comm.offset
 _KIND_NAMES_INT: dict[int, str] = {int(k): n for k, n in KIND_NAMES.items()}
 _LSM_NAMES: dict[int, str | None] = {int(k): v for k, v in abi.LSM_NAMES.items()}

@@ -8,6 +8,7 @@ per event, the values the scenario implies. No root or bcc needed here.
 from __future__ import annotations
 
 import json
+import struct
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -148,6 +149,67 @@ def test_decode_batch_equals_decode(capture: Capture) -> None:
     assert batch == [dec.decode(capture.raw, o) for o in capture.offsets()]
     for d in batch:
         assert d["latency_ns"] is None
+
+
+def test_decode_batch_repeated_events_keep_their_own_times(capture: Capture) -> None:
+    """A repeated event (same bytes after the timestamps) is decode_batch's
+    copy of the first one: with its own time and latency, and a dict of its
+    own that a consumer may change without touching the next."""
+    clock = WallClock(offset_ns=0)
+    dec = Decoder(capture.ids, capture.syscall_names, clock)
+    chunk = bytearray()
+    for off in capture.offsets():
+        for i in range(3):
+            ev = bytearray(capture.raw[off : off + abi.EVENT_SIZE])
+            ev[0:16] = struct.pack("<QQ", 10**18 + off * 7 + i * 1_001_000, i * 500)
+            chunk += ev
+    offsets = list(range(0, len(chunk), abi.EVENT_SIZE))
+    first = dec.decode_batch(bytes(chunk), offsets)
+    assert first == [dec.decode(chunk, o) for o in offsets]
+    assert len({e["time"] for e in first}) == len(first)
+    assert [e["latency_ns"] for e in first[:3]] == [None, 500, 1000]
+    for e in first:
+        e["enriched"] = True
+        e.pop("comm")
+    again = dec.decode_batch(bytes(chunk), offsets)  # every one from the memo now
+    assert again == [dec.decode(chunk, o) for o in offsets]
+    assert len({id(e) for e in again}) == len(again)
+
+
+def test_decode_batch_memo_rests_while_events_are_new() -> None:
+    """All-new events: after one batch of misses the memo is not fed (it would
+    cost a key and a copy per event for nothing) until a probe batch (every
+    16th) finds repeats again; the events are decode()'s either way."""
+    cap = load("open_eacces")
+    dec = Decoder(cap.ids, cap.syscall_names, WallClock(offset_ns=0))
+    one = cap.raw[: abi.EVENT_SIZE]
+    path_at = abi.Event.obj.offset + 40
+
+    def batch(first: int, n: int, new: bool) -> bytes:
+        out = bytearray()
+        for i in range(first, first + n):
+            ev = bytearray(one)
+            ev[0:8] = struct.pack("<Q", 10**15 + i)
+            if new:
+                ev[path_at : path_at + 6] = b"%06d" % i
+            out += ev
+        return bytes(out)
+
+    def decode(chunk: bytes) -> list[Event]:
+        offs = list(range(0, len(chunk), abi.EVENT_SIZE))
+        evs = dec.decode_batch(chunk, offs)
+        assert evs == [dec.decode(chunk, o) for o in offs]
+        return evs
+
+    decode(batch(0, 64, new=True))
+    remembered = len(dec._events)
+    assert remembered == 64
+    for k in range(1, 16):  # resting: nothing new remembered
+        decode(batch(64 * k, 64, new=True))
+        assert len(dec._events) == remembered
+    decode(batch(0, 64, new=False))  # the 16th batch probes: repeats again
+    decode(batch(64, 64, new=False))  # and the memo is back at work
+    assert len(dec._events) > remembered
 
 
 def test_open_eacces() -> None:
