@@ -8,9 +8,11 @@ escape sequences arrive as ``\\u001b`` and can never reach a terminal raw.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from lsmtrace.events import IdNames
@@ -245,6 +247,14 @@ def json_lines(objs: Iterable[Any]) -> bytes:
     if _orjson is None:
         return "".join([_JSON.encode(o) + "\n" for o in objs]).encode("ascii")
     dumps, opt, enc = _orjson.dumps, _orjson.OPT_APPEND_NEWLINE, _JSON.encode
+    if not isinstance(objs, (list, tuple)):
+        objs = list(objs)
+    # The whole batch in one pass (no Python per line); a batch with a line
+    # orjson would write otherwise than the json module goes line by line.
+    with contextlib.suppress(TypeError):
+        whole = b"".join(map(partial(dumps, option=opt), objs))
+        if whole.isascii() and b"\x7f" not in whole:
+            return whole
     parts = []
     for o in objs:
         try:

@@ -460,6 +460,18 @@ def test_json_lines_equals_json_text_edge_cases(obj: Any) -> None:
     assert line.count(b"\n") == 1
 
 
+def test_json_lines_one_odd_line_in_a_batch_and_any_iterable() -> None:
+    """A batch goes through orjson whole; one line it would write otherwise
+    (non-ASCII, beyond 64 bits) sends the batch line by line, same bytes."""
+    odd = [{"s": "\u00e9"}, {"big": 2**70}, {"s": raw_str(b"\xff")}]
+    for o in odd:
+        objs = [*ALL_EVENTS[:3], o, *ALL_EVENTS[3:6]]
+        assert json_lines(objs) == _lines_of(objs)
+        assert json_lines(iter(objs)) == _lines_of(objs)
+    assert json_lines(e for e in ALL_EVENTS) == _lines_of(ALL_EVENTS)
+    assert json_lines([]) == b""
+
+
 def test_json_lines_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
     from lsmtrace import output
 
