@@ -197,6 +197,17 @@ QEMU_SMP = 2
 # kernel double-faults in early boot (with -cpu max and qemu64 alike). Without CX16 the
 # kernel uses its software fallback. See docs/vm.md.
 QEMU_CPU = os.environ.get("VMTEST_CPU", "max,-cx16")
+# Single-threaded TCG: qemu 7.2's multi-threaded TCG (the default for an x86 guest)
+# does not keep one vCPU's translated code in step with the kernel patching its text
+# from the other (int3 breakpoints of text_poke_bp: static keys, kprobes, BPF
+# trampolines). The guests Oopsed ("int3", a call to 0x0) or hung in soft lockups
+# while tracers attached and detached; a tracefs stress (kprobe + syscall tracepoint
+# toggled in a loop while two loops open files) hangs a 2-vCPU guest within a minute
+# multi-threaded and ran 4 minutes clean single-threaded. docs/vm.md, section 6.
+QEMU_ACCEL = os.environ.get("VMTEST_ACCEL", "tcg,thread=single")
+# The parent harness of parallel runs hands its children these.
+SHARED_DIST_ENV = "VMTEST_DIST"
+RESULT_ENV = "VMTEST_RESULT"
 BOOT_TIMEOUT_S = 300
 DEFAULT_RUN_TIMEOUT_S = 3600
 GUEST_TREE = "/root/lsmtrace"
@@ -333,7 +344,7 @@ def qemu_command(
         "-name",
         "lsmtrace-vmtest",
         "-accel",
-        "tcg",
+        QEMU_ACCEL,
         "-cpu",
         cpu,
         "-m",
@@ -436,6 +447,18 @@ def parse_depends(output: str) -> list[str]:
             if name and not name.startswith("<"):
                 names.append(name)
     return names
+
+
+# ssh's own exit code: the connection to the guest broke (its kernel crashed or hung)
+SSH_LOST = 255
+KERNEL_TROUBLE = ("Oops", "BUG:", "Kernel panic", "soft lockup", "hung_task", "RIP:",
+                  "rcu: INFO", "general protection fault", "Call Trace")  # fmt: skip
+
+
+def kernel_trouble(console: str, most: int = 40) -> list[str]:
+    """The lines of a guest's console that tell a crash or a hang, first `most`."""
+    lines = [ln.strip() for ln in console.splitlines()]
+    return [ln for ln in lines if any(t in ln for t in KERNEL_TROUBLE)][:most]
 
 
 def format_duration(seconds: float) -> str:
@@ -1175,9 +1198,22 @@ class RunResult:
     boot: str = DEFAULT_BOOT
 
 
+def existing_dist(d: Path) -> Dist:
+    """A dist build_dist() wrote to d (the one wheel and its wheelhouse)."""
+    wheels = sorted(d.glob("lsmtrace-*.whl"))
+    if len(wheels) != 1 or not (d / "wheelhouse").is_dir():
+        raise HarnessError(f"{d} is not a dist of build_dist (one wheel + wheelhouse/)")
+    return Dist(wheels[0], d / "wheelhouse")
+
+
 @contextlib.contextmanager
 def host_dist(repo: Path = REPO) -> Iterator[Dist]:
-    """build_dist() into a run dir of this harness (pruned if the harness dies)."""
+    """build_dist() into a run dir of this harness (pruned if the harness dies), or
+    the dist a parent harness built once for its parallel runs (VMTEST_DIST)."""
+    shared = os.environ.get(SHARED_DIST_ENV)
+    if shared:
+        yield existing_dist(Path(shared))
+        return
     runs = cache_root(repo) / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     d = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-dist-", dir=runs))
@@ -1238,6 +1274,13 @@ def run_in_vm(
         rc = vm.run(command, timeout, tty=tty)
         timings["command"] = time.monotonic() - t2
         log(f"command exited {rc} in {format_duration(timings['command'])}")
+        if rc == SSH_LOST:
+            trouble = kernel_trouble(vm.console_tail(lines=5000))
+            log(
+                "ssh lost the guest (exit 255); the guest kernel's console says:\n  "
+                + ("\n  ".join(trouble) or "(nothing: no Oops, BUG, panic or stall)")
+                + f"\nwhole console log: {vm.last_console_log}"
+            )
     return RunResult(kernel, rc, timings, boot)
 
 
@@ -1290,10 +1333,14 @@ def _test_kernel(
         *extra,
     ]
     try:
-        return run_in_vm(cmd, kernel, timeout, dist, boot=boot)
+        r = run_in_vm(cmd, kernel, timeout, dist, boot=boot)
     except HarnessError as e:
         log(f"error on kernel {kernel} ({boot}): {e}")
-        return RunResult(kernel, 2, {"harness error": 0.0}, boot)
+        r = RunResult(kernel, 2, {"harness error": 0.0}, boot)
+    result = os.environ.get(RESULT_ENV)
+    if result:  # for the parent harness of parallel runs
+        Path(result).write_text(json.dumps({"rc": r.rc, "timings": r.timings}))
+    return r
 
 
 def cmd_dist(args: argparse.Namespace) -> int:
@@ -1318,10 +1365,14 @@ def cmd_test(args: argparse.Namespace) -> int:
     if not runs:
         raise HarnessError(f"no test run for --kernel {args.kernel} --boot {args.boot}")
     t0 = time.monotonic()
-    results = []
+    jobs = max(1, min(args.jobs, len(runs)))
     with host_dist() as dist:
-        for k, b in runs:
-            results.append(_test_kernel(k, extra, args.timeout, dist, boot=b))
+        if jobs == 1:
+            results = [
+                _test_kernel(k, extra, args.timeout, dist, boot=b) for k, b in runs
+            ]
+        else:
+            results = _test_parallel(runs, jobs, extra, args.timeout, dist)
     total = time.monotonic() - t0
     print("\nVM test summary:", file=sys.stderr)
     for r in results:
@@ -1331,6 +1382,78 @@ def cmd_test(args: argparse.Namespace) -> int:
         )
     print(f"  total {format_duration(total)}", file=sys.stderr, flush=True)
     return 0 if all(run_ok(r.rc) for r in results) else 1
+
+
+def _test_parallel(
+    runs: list[tuple[str, str]], jobs: int, extra: list[str], timeout: float, dist: Dist
+) -> list[RunResult]:
+    """Each run in a child harness of its own (`test --kernel K --boot B --jobs 1`),
+    at most `jobs` at a time, in the order of `runs` (longest first). The image and
+    the dist are built once here; a child's output goes to a log printed whole when it
+    ends, so the runs' lines do not interleave. A guest runs single-threaded TCG
+    (QEMU_ACCEL), so one run keeps about one host core busy."""
+    build_image()
+    pending = list(runs)
+    running: dict[subprocess.Popen[bytes], tuple[str, str, Path, Path, float]] = {}
+    done: dict[tuple[str, str], RunResult] = {}
+    logs = Path(
+        tempfile.mkdtemp(prefix=f"{os.getpid()}-logs-", dir=dist.wheel.parent.parent)
+    )
+    env = {**os.environ, SHARED_DIST_ENV: str(dist.wheel.parent)}
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                k, b = pending.pop(0)
+                out, res = logs / f"{k}-{b}.log", logs / f"{k}-{b}.json"
+                cmd = [
+                    sys.executable, str(Path(__file__).resolve()), "test",
+                    "--kernel", k, "--boot", b, "--jobs", "1",
+                    "--timeout", str(timeout), *extra,
+                ]  # fmt: skip
+                with out.open("wb") as f:
+                    p = subprocess.Popen(
+                        cmd,
+                        stdin=subprocess.DEVNULL,
+                        stdout=f,
+                        stderr=subprocess.STDOUT,
+                        env={**env, RESULT_ENV: str(res)},
+                        preexec_fn=_die_with_parent,
+                    )
+                running[p] = (k, b, out, res, time.monotonic())
+                log(f"started kernel {k} {b} (log {out})")
+            time.sleep(1)
+            for p in [p for p in running if p.poll() is not None]:
+                k, b, out, res, t = running.pop(p)
+                done[(k, b)] = _child_result(
+                    k, b, p.returncode, res, time.monotonic() - t
+                )
+                with _ignore_signals():
+                    log(
+                        f"=== kernel {k} {b}: {run_status(done[(k, b)].rc)}, its output: ==="
+                    )
+                    sys.stderr.buffer.write(out.read_bytes())
+                    sys.stderr.flush()
+    finally:
+        for p in running:
+            p.terminate()  # the child stops its guest (signals_raise) and exits
+        for p in running:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return [done[r] for r in runs]
+
+
+def _child_result(kernel: str, boot: str, rc: int, res: Path, wall: float) -> RunResult:
+    try:
+        timings = json.loads(res.read_text())["timings"]
+    except (OSError, ValueError, KeyError):
+        timings = {"harness (no result file)": wall}
+    # a child's own exit code says "some run failed" (1); its pytest/ssh code is
+    # the one worth showing
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        rc = int(json.loads(res.read_text())["rc"])
+    return RunResult(kernel, rc, timings, boot)
 
 
 # pytest's exit code when every test was deselected: a boot whose tests a -k
@@ -1400,6 +1523,13 @@ def build_parser() -> argparse.ArgumentParser:
         "6.1 and 6.12 apparmor, 6.12 selinux)",
     )
     t.add_argument("--timeout", type=float, default=DEFAULT_RUN_TIMEOUT_S)
+    t.add_argument(
+        "--jobs",
+        type=int,
+        default=int(os.environ.get("VMTEST_JOBS", os.cpu_count() or 1)),
+        help="runs booted at once, each in a child harness (default: the host's "
+        "CPUs, VMTEST_JOBS; each guest keeps about one host core busy)",
+    )
     t.set_defaults(func=cmd_test, pytest_args=[])
     d = sub.add_parser(
         "dist", help="build the wheel and a wheelhouse of its dependencies (no VM)"
