@@ -161,7 +161,8 @@ def test_decode_batch_repeated_events_keep_their_own_times(capture: Capture) -> 
     for off in capture.offsets():
         for i in range(3):
             ev = bytearray(capture.raw[off : off + abi.EVENT_SIZE])
-            ev[0:16] = struct.pack("<QQ", 10**18 + off * 7 + i * 1_001_000, i * 500)
+            # seconds apart too: the batch's own ISO seconds must follow
+            ev[0:16] = struct.pack("<QQ", 10**18 + off * 7 + i * 700_001_000, i * 500)
             chunk += ev
     offsets = list(range(0, len(chunk), abi.EVENT_SIZE))
     first = dec.decode_batch(bytes(chunk), offsets)
