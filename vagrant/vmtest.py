@@ -1445,15 +1445,13 @@ def _test_parallel(
 
 
 def _child_result(kernel: str, boot: str, rc: int, res: Path, wall: float) -> RunResult:
+    """What a child wrote (its run's pytest/ssh exit code and timings), or, if it
+    died first, its own exit code and the wall time."""
     try:
-        timings = json.loads(res.read_text())["timings"]
-    except (OSError, ValueError, KeyError):
-        timings = {"harness (no result file)": wall}
-    # a child's own exit code says "some run failed" (1); its pytest/ssh code is
-    # the one worth showing
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        rc = int(json.loads(res.read_text())["rc"])
-    return RunResult(kernel, rc, timings, boot)
+        written = json.loads(res.read_text())
+        return RunResult(kernel, int(written["rc"]), dict(written["timings"]), boot)
+    except (OSError, ValueError, KeyError, TypeError):
+        return RunResult(kernel, rc, {"harness (no result file)": wall}, boot)
 
 
 # pytest's exit code when every test was deselected: a boot whose tests a -k

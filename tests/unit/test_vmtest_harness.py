@@ -421,3 +421,19 @@ def test_dist_refuses_to_empty_a_foreign_directory(
     with pytest.raises(vmtest.HarnessError, match="not emptying"):
         vmtest.build_dist(tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_child_result_reads_the_run_it_wrote(
+    vmtest: ModuleType, tmp_path: Path
+) -> None:
+    """A parallel run's child writes {rc, timings}; without the file (the child
+    died first) its exit code and the wall time are what is known."""
+    res = tmp_path / "r.json"
+    res.write_text('{"rc": 255, "timings": {"boot-to-ready": 20.5, "command": 447.1}}')
+    r = vmtest._child_result("6.1", "apparmor", 1, res, 500.0)
+    assert (r.kernel, r.boot, r.rc) == ("6.1", "apparmor", 255)
+    assert r.timings == {"boot-to-ready": 20.5, "command": 447.1}
+    assert vmtest.run_status(r.rc) == "FAIL (exit 255)"
+    r = vmtest._child_result("6.12", "selinux", 2, tmp_path / "none.json", 12.0)
+    assert r.rc == 2
+    assert r.timings == {"harness (no result file)": 12.0}
