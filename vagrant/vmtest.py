@@ -203,7 +203,8 @@ QEMU_CPU = os.environ.get("VMTEST_CPU", "max,-cx16")
 # trampolines). The guests Oopsed ("int3", a call to 0x0) or hung in soft lockups
 # while tracers attached and detached; a tracefs stress (kprobe + syscall tracepoint
 # toggled in a loop while two loops open files) hangs a 2-vCPU guest within a minute
-# multi-threaded and ran 4 minutes clean single-threaded. docs/vm.md, section 6.
+# multi-threaded and ran 4 minutes clean single-threaded (vagrant/textpoke-stress.sh;
+# docs/vm.md, section 2).
 QEMU_ACCEL = os.environ.get("VMTEST_ACCEL", "tcg,thread=single")
 # The parent harness of parallel runs hands its children these.
 SHARED_DIST_ENV = "VMTEST_DIST"
@@ -1365,7 +1366,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     if not runs:
         raise HarnessError(f"no test run for --kernel {args.kernel} --boot {args.boot}")
     t0 = time.monotonic()
-    jobs = max(1, min(args.jobs, len(runs)))
+    jobs = max(1, min(default_jobs() if args.jobs is None else args.jobs, len(runs)))
     with host_dist() as dist:
         if jobs == 1:
             results = [
@@ -1475,6 +1476,16 @@ def cmd_shell(args: argparse.Namespace) -> int:
     return r.rc
 
 
+def default_jobs() -> int:
+    """VMTEST_JOBS, else the host's CPUs (a single-threaded guest keeps one busy)."""
+    env = os.environ.get("VMTEST_JOBS", "")
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise HarnessError(f"VMTEST_JOBS={env!r}: give a number of runs, 1 or more")
+        return int(env)
+    return os.cpu_count() or 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vmtest.py",
@@ -1524,7 +1535,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--jobs",
         type=int,
-        default=int(os.environ.get("VMTEST_JOBS", os.cpu_count() or 1)),
+        default=None,
         help="runs booted at once, each in a child harness (default: the host's "
         "CPUs, VMTEST_JOBS; each guest keeps about one host core busy)",
     )

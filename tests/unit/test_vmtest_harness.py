@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import signal
 import subprocess
 import sys
@@ -437,3 +438,19 @@ def test_child_result_reads_the_run_it_wrote(
     r = vmtest._child_result("6.12", "selinux", 2, tmp_path / "none.json", 12.0)
     assert r.rc == 2
     assert r.timings == {"harness (no result file)": 12.0}
+
+
+def test_jobs_from_the_environment_or_the_cpus(
+    vmtest: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VMTEST_JOBS", raising=False)
+    assert vmtest.default_jobs() == (os.cpu_count() or 1)
+    monkeypatch.setenv("VMTEST_JOBS", "3")
+    assert vmtest.default_jobs() == 3
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("VMTEST_JOBS", bad)
+        with pytest.raises(vmtest.HarnessError, match="VMTEST_JOBS"):
+            vmtest.default_jobs()
+    monkeypatch.setenv("VMTEST_JOBS", "two")
+    monkeypatch.delenv("LSMTRACE_SKIP_VM", raising=False)
+    assert vmtest.main(["test", "--kernel", "6.1", "--boot", "apparmor"]) == 2
