@@ -123,7 +123,11 @@ class RingBuffer:
         `avail` bytes are; else 0 (consume() then walks them one by one). The
         headers are read in the mapping itself, in one strided pass, before the
         records are copied: a record's data is written before its header says
-        committed."""
+        committed. Our programs submit only sizeof(struct lsmt_event), so the
+        records are at every stride; a record of another size (a C/Python layout
+        mismatch, which tests/bpf/test_payload_size.py guards) would shift them
+        and almost surely fail the check, sending the batch to the walk, which
+        counts it as malformed."""
         size = self.record_size
         assert size is not None
         stride = record_stride(size)
