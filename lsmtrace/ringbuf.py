@@ -83,39 +83,44 @@ class RingBuffer:
             if cons >= prod:
                 return total
             start = cons & self.mask
-            if self.record_size is not None:
-                n = self._committed_run(start, prod - cons)
-                if n:  # the common case: whole records of our size, all committed
-                    stride = record_stride(self.record_size)
-                    chunk = data[base + start : base + start + n * stride]
-                    _u64.pack_into(self._cons, 0, cons + n * stride)
-                    self.delivered += n
-                    total += n
-                    callback(chunk, list(range(HDR, n * stride, stride)))
-                    continue
-            pos = cons
-            offsets: list[int] = []
-            while pos < prod:
-                hdr = _u32.unpack_from(data, base + (pos & self.mask))[0]
-                if hdr & BUSY:
-                    break
-                length = hdr & ~(BUSY | DISCARD)
-                if hdr & DISCARD:
-                    pass
-                elif self.record_size is not None and length != self.record_size:
-                    self.malformed += 1
-                else:
-                    offsets.append(pos - cons + HDR)
-                pos += (length + HDR + 7) & ~7
-            if pos == cons:
-                return total  # the oldest record is still being written
-            # The data area is mapped twice: [start, start + n) is contiguous.
+            size = self.record_size
+            if size is not None and (n := self._committed_run(start, prod - cons)):
+                # the common case: whole records of our size, all committed
+                stride = record_stride(size)
+                pos = cons + n * stride
+                offsets = list(range(HDR, n * stride, stride))
+            else:
+                pos, offsets = self._walk(cons, prod)
+                if pos == cons:
+                    return total  # the oldest record is still being written
+            # The data area is mapped twice: the batch is contiguous past the end.
             chunk = data[base + start : base + start + (pos - cons)]
             _u64.pack_into(self._cons, 0, pos)
             if offsets:
                 self.delivered += len(offsets)
                 total += len(offsets)
                 callback(chunk, offsets)
+
+    def _walk(self, cons: int, prod: int) -> tuple[int, list[int]]:
+        """Record by record from `cons`: where the walk stopped (a busy record
+        or `prod`) and the offsets of the deliverable records from `cons`;
+        discarded ones are skipped, ones of another size counted malformed."""
+        data, base = self._data, self._page
+        pos = cons
+        offsets: list[int] = []
+        while pos < prod:
+            hdr = _u32.unpack_from(data, base + (pos & self.mask))[0]
+            if hdr & BUSY:
+                break
+            length = hdr & ~(BUSY | DISCARD)
+            if hdr & DISCARD:
+                pass
+            elif self.record_size is not None and length != self.record_size:
+                self.malformed += 1
+            else:
+                offsets.append(pos - cons + HDR)
+            pos += (length + HDR + 7) & ~7
+        return pos, offsets
 
     def _committed_run(self, start: int, avail: int) -> int:
         """How many records from `start` on are committed records of
