@@ -214,7 +214,7 @@ class WallClock:
         return self._prefix
 
     def iso(self, ts_ns: int) -> str:
-        ns = ts_ns + self.offset_ns
+        ns = self.wall_ns(ts_ns)
         return f"{self.second(ns // 1_000_000_000)}.{(ns // 1000) % 1_000_000:06d}Z"
 
 
