@@ -52,23 +52,37 @@
 /* Syscall arguments and number from the task's user registers. */
 #if defined(__x86_64__)
 #define LSMT_SYSCALL_NR(regs) ((regs)->orig_ax)
-#define LSMT_ARG0(regs) ((regs)->di)
-#define LSMT_ARG1(regs) ((regs)->si)
-#define LSMT_ARG2(regs) ((regs)->dx)
-#define LSMT_ARG3(regs) ((regs)->r10)
-#define LSMT_ARG4(regs) ((regs)->r8)
-#define LSMT_ARG5(regs) ((regs)->r9)
+#define LSMT_R0 di
+#define LSMT_R1 si
+#define LSMT_R2 dx
+#define LSMT_R3 r10
+#define LSMT_R4 r8
+#define LSMT_R5 r9
+/* r10, r9, r8, ax, cx, dx, si, di: all six arguments in one 64-byte read */
+#define LSMT_ARGS_FROM r10
+#define LSMT_ARGS_LEN 64
+#define LSMT_ARG0_IN_SPAN 1
 #elif defined(__aarch64__)
 #define LSMT_SYSCALL_NR(regs) ((regs)->syscallno)
-#define LSMT_ARG0(regs) ((regs)->orig_x0)
-#define LSMT_ARG1(regs) ((regs)->regs[1])
-#define LSMT_ARG2(regs) ((regs)->regs[2])
-#define LSMT_ARG3(regs) ((regs)->regs[3])
-#define LSMT_ARG4(regs) ((regs)->regs[4])
-#define LSMT_ARG5(regs) ((regs)->regs[5])
+#define LSMT_R0 orig_x0
+#define LSMT_R1 regs[1]
+#define LSMT_R2 regs[2]
+#define LSMT_R3 regs[3]
+#define LSMT_R4 regs[4]
+#define LSMT_R5 regs[5]
+/* x1..x5 in one read; the first argument (orig_x0) apart */
+#define LSMT_ARGS_FROM regs[1]
+#define LSMT_ARGS_LEN 40
+#define LSMT_ARG0_IN_SPAN 0
 #else
 #error "lsmtrace supports x86_64 and aarch64"
 #endif
+#define LSMT_ARG0(regs) ((regs)->LSMT_R0)
+#define LSMT_ARG1(regs) ((regs)->LSMT_R1)
+#define LSMT_ARG2(regs) ((regs)->LSMT_R2)
+#define LSMT_ARG3(regs) ((regs)->LSMT_R3)
+#define LSMT_ARG4(regs) ((regs)->LSMT_R4)
+#define LSMT_ARG5(regs) ((regs)->LSMT_R5)
 
 #define LSMT_READ(dst, src) bpf_probe_read_kernel(&(dst), sizeof(dst), &(src))
 /* v &= mask, in asm: clang drops a C mask it can prove redundant, and the
@@ -289,9 +303,11 @@ static __always_inline void lsmt_submit(void *ctx, struct lsmt_event *e)
 #endif
 }
 
-/* Fill the header: who, where, when. The object is the caller's. */
-static __always_inline void lsmt_fill(struct lsmt_event *e, u16 kind, u16 id, s32 ret,
-				      u16 lsm)
+/* Fill the header: who, where, when; `nr` is the syscall under way (a
+ * syscall exit knows it; lsmt_fill() reads it from the task's registers).
+ * The object is the caller's. */
+static __always_inline void lsmt_fill_nr(struct lsmt_event *e, u16 kind, u16 id, s32 ret,
+					 u16 lsm, s32 nr)
 {
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	u64 uid_gid = bpf_get_current_uid_gid();
@@ -329,7 +345,7 @@ static __always_inline void lsmt_fill(struct lsmt_event *e, u16 kind, u16 id, s3
 	 * BTF (-DLSMT_MNTNS_INUM), so real kernel headers work too */
 	if (mnt)
 		bpf_probe_read_kernel(&e->mntns, sizeof(e->mntns), (void *)mnt + LSMT_MNTNS_INUM);
-	e->syscall = lsmt_current_syscall();
+	e->syscall = nr;
 	e->obj_type = LSMT_OBJ_NONE;
 	e->flags = 0;
 	/* ring buffer memory is not zeroed: no stale bytes may leak out */
@@ -339,6 +355,12 @@ static __always_inline void lsmt_fill(struct lsmt_event *e, u16 kind, u16 id, s3
 	for (int i = 0; i < sizeof(e->obj) / 8; i++)
 		words[i] = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+static __always_inline void lsmt_fill(struct lsmt_event *e, u16 kind, u16 id, s32 ret,
+				      u16 lsm)
+{
+	lsmt_fill_nr(e, kind, id, ret, lsm, lsmt_current_syscall());
 }
 
 /* Reads from user (LSMT_USER) or kernel (LSMT_KERNEL) memory. `mem` is a
@@ -430,6 +452,14 @@ static __always_inline char *lsmt_scratch(void)
 	return s ? s->b : NULL;
 }
 
+/* struct dentry's d_parent is followed by d_name (struct qstr: hash_len,
+ * name), as in every kernel since 2.6: lsmt_dpath_build() then reads a
+ * component's parent and name in one call. A constant: the other branch
+ * folds away. */
+#define LSMT_DENTRY_LINK_ADJACENT                                                      \
+	(__builtin_offsetof(struct dentry, d_name) == __builtin_offsetof(struct dentry, d_parent) + 8 &&   \
+	 __builtin_offsetof(struct qstr, name) == 8 && sizeof(((struct dentry *)0)->d_parent) == 8)
+
 /*
  * Walk a dentry up to its filesystem root and, when `mnt` is known, across
  * mount points up to the namespace root; write "/a/b/c" into b and return its
@@ -473,12 +503,23 @@ static __always_inline u32 lsmt_dpath_build(char *b, struct dentry *d, struct vf
 			d = mp;
 			continue;
 		}
-		LSMT_READ(parent, d->d_parent);
+		const unsigned char *name = NULL;
+		if (LSMT_DENTRY_LINK_ADJACENT) {
+			/* d_parent and d_name (hash_len, name) side by side: one read */
+			u64 link[3] = {};
+			bpf_probe_read_kernel(link, sizeof(link),
+					      (void *)d + __builtin_offsetof(struct dentry, d_parent));
+			parent = (struct dentry *)link[0];
+			name = (const unsigned char *)link[2];
+		} else {
+			LSMT_READ(parent, d->d_parent);
+			LSMT_READ(name, d->d_name.name);
+		}
 		if (!parent || parent == d) {
 			*complete = 1;
 			break; /* the filesystem root */
 		}
-		LSMT_READ(names[i], d->d_name.name);
+		names[i] = name;
 		d = parent;
 	}
 	u32 pos = 0;
@@ -561,11 +602,17 @@ static __always_inline struct file *lsmt_fd_file(s32 fd)
 	bpf_probe_read_kernel(&fdt, sizeof(fdt), files + LSMT_FILES_FDT);
 	if (!fdt)
 		return NULL;
-	bpf_probe_read_kernel(&max, sizeof(max), fdt + LSMT_FDT_MAX_FDS);
-	if ((u32)fd >= max)
-		return NULL;
-	bpf_probe_read_kernel(&fds, sizeof(fds), fdt + LSMT_FDT_FD);
-	if (!fds)
+	if (LSMT_FDT_FD == LSMT_FDT_MAX_FDS + 8) {
+		/* struct fdtable { unsigned int max_fds; struct file **fd; ...}: one read */
+		u64 head[2] = {};
+		bpf_probe_read_kernel(head, sizeof(head), fdt + LSMT_FDT_MAX_FDS);
+		max = (u32)head[0];
+		fds = (struct file **)head[1];
+	} else {
+		bpf_probe_read_kernel(&max, sizeof(max), fdt + LSMT_FDT_MAX_FDS);
+		bpf_probe_read_kernel(&fds, sizeof(fds), fdt + LSMT_FDT_FD);
+	}
+	if ((u32)fd >= max || !fds)
 		return NULL;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;

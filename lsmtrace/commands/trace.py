@@ -179,6 +179,11 @@ def _run(
             from lsmtrace.proctree import format_tree
 
         select = args.denied and policy is not None
+        # JSON Lines are ASCII bytes already: written under the text layer
+        # (flushed once first), not decoded to be encoded again (~0.2 us an event)
+        raw = getattr(out, "buffer", None) if args.json else None
+        if raw is not None:
+            out.flush()
 
         def on_events(evs: list[Event]) -> None:
             if select:  # --denied with --policy: what was or would be denied
@@ -186,7 +191,12 @@ def _run(
             if not evs:
                 return
             if args.json:
-                text = output.json_lines(evs).decode("ascii")
+                data = output.json_lines(evs)
+                if raw is not None:
+                    raw.write(data)
+                    raw.flush()
+                    return
+                text = data.decode("ascii")
             elif tree:
                 lines: list[str] = []
                 for d in evs:
