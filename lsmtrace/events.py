@@ -500,7 +500,8 @@ class Decoder:
         memo = self._memo_on or not self._batches & 15
         self._batches += 1
         hits = 0
-        same = b""
+        same = last_key = b""
+        last: Event | None = None
         e: Event
         for off in offsets:
             if end - off < size:
@@ -512,8 +513,16 @@ class Decoder:
                 prefix = second(last_sec)
             when = f"{prefix}.{(ns // 1000) % 1_000_000:06d}Z"
             if memo:
-                same = chunk[off + _AFTER_TIMES : off + size]
-                before = seen.get(same)
+                # the same as the event before (a loop's repeated access):
+                # compared in place, no key made or hashed
+                before: Event | None
+                if last is not None and chunk.startswith(last_key, off + _AFTER_TIMES):
+                    before = last
+                else:
+                    same = chunk[off + _AFTER_TIMES : off + size]
+                    before = seen.get(same)
+                    if before is not None:
+                        last, last_key = before, same
                 if before is not None:
                     e = before.copy()
                     e["time"] = when
@@ -612,7 +621,8 @@ class Decoder:
             if memo:
                 if len(seen) >= _SEEN_EVENTS:
                     seen.clear()
-                seen[same] = e.copy()  # consumers add to and take from theirs
+                last = seen[same] = e.copy()  # consumers add to and take from theirs
+                last_key = same
             append(e)
         if memo:
             self._memo_on = hits * 4 >= len(offsets)

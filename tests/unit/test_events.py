@@ -177,6 +177,29 @@ def test_decode_batch_repeated_events_keep_their_own_times(capture: Capture) -> 
     assert len({id(e) for e in again}) == len(again)
 
 
+def test_decode_batch_event_like_the_one_before_but_its_last_byte() -> None:
+    """The comparison with the event before is over every byte after the
+    timestamps: one differing only in the last character of its path (or in
+    the event's very last byte) is decoded on its own."""
+    cap = load("open_eacces")
+    dec = Decoder(cap.ids, cap.syscall_names, WallClock(offset_ns=0))
+    one = bytearray(cap.raw[: abi.EVENT_SIZE])
+    path_at = abi.Event.obj.offset + abi.ObjFile.path.offset
+    end = one.index(0, path_at) - 1  # the path's last character
+    other = bytearray(one)
+    other[end] ^= 0x01
+    tail = bytearray(one)
+    tail[abi.EVENT_SIZE - 1] ^= 0x01
+    chunk = bytes(one + one + other + other + one + tail)
+    offs = list(range(0, len(chunk), abi.EVENT_SIZE))
+    evs = dec.decode_batch(chunk, offs)
+    assert evs == [dec.decode(chunk, o) for o in offs]
+    paths = [e["object"]["path"] for e in evs]
+    assert paths[0] == paths[1] == paths[4] == paths[5] != paths[2] == paths[3]
+    assert paths[2][:-1] == paths[0][:-1]
+    assert dec._events.keys() >= {chunk[o + 16 : o + abi.EVENT_SIZE] for o in offs}
+
+
 def test_decode_batch_memo_rests_while_events_are_new() -> None:
     """All-new events: after one batch of misses the memo is not fed (it would
     cost a key and a copy per event for nothing) until a probe batch (every
