@@ -16,6 +16,11 @@ change) every measurement runs for both, alternated in the same run.
    start-up excluded).
 3. Back-pressure: the unpaced loop under `record` with and without
    `--pause-on-loss` (small backlog), the loop's wall time and the loss.
+4. The producer's side: the unpaced loop untraced and under `trace --discard`
+   (every event streamed, none decoded), A/B alternated: the loop's ns per
+   open+close and the kernel's ns per call of the syscall-exit program that
+   streams each open (bpf_stats: run_time_ns / run_cnt from the tracer's
+   /proc/<pid>/fdinfo, kernel.bpf_stats_enabled=1 for the run).
 
 Nothing here is a pass/fail test.
 """
@@ -268,6 +273,74 @@ def backpressure(tree: Path, n: int, backlog_mb: int) -> None:
             )
 
 
+BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
+
+
+def prog_runs(pid: int) -> dict[int, tuple[int, int]]:
+    """{prog_id: (run_time_ns, run_cnt)} of the BPF programs process pid holds."""
+    out: dict[int, tuple[int, int]] = {}
+    for fd in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            info = dict(
+                line.split(":", 1)
+                for line in fd.read_text().splitlines()
+                if ":" in line
+            )
+        except OSError:
+            continue
+        if "prog_id" in info and "run_cnt" in info:
+            out[int(info["prog_id"])] = (
+                int(info["run_time_ns"]),
+                int(info["run_cnt"]),
+            )
+    return out
+
+
+def producer(trees: dict[str, Path], n: int, pairs: int) -> None:
+    loop = own_loop()
+    print(
+        f"producer: unpaced open loop of {n}, untraced and under trace --discard "
+        f"--comm {loop.name} (kernel.bpf_stats_enabled=1):",
+        flush=True,
+    )
+
+    def run() -> list[float]:
+        return [
+            float(x)
+            for x in subprocess.run(
+                [str(loop), str(n)], capture_output=True, text=True, check=True
+            ).stdout.split()
+        ]
+
+    was = BPF_STATS.read_text().strip()
+    BPF_STATS.write_text("1")
+    try:
+        for _ in range(pairs):
+            ns = run()[0]
+            print(f"  {'untraced':<14} loop {ns:7.1f} ns/pair", flush=True)
+            for name, tree in trees.items():
+                c = Consumer(tree, ["trace", "--discard", "--comm", loop.name])
+                before = prog_runs(c.proc.pid)
+                ns_t, _rate, cpu_t = run()
+                after = prog_runs(c.proc.pid)
+                c.stop()
+                # the program run once per open: the syscall-exit one (others
+                # -- capability, sched -- run a handful of times)
+                busiest = max(
+                    after, key=lambda i: after[i][1] - before.get(i, (0, 0))[1]
+                )
+                t0, c0 = before.get(busiest, (0, 0))
+                t1, c1 = after[busiest]
+                print(
+                    f"  {name:<14} loop {ns_t:7.1f} ns/pair (own CPU {cpu_t:.1f})  "
+                    f"untraced/traced {ns / ns_t:.3f}  sys_exit program "
+                    f"{(t1 - t0) / max(1, c1 - c0):6.1f} ns/call ({c1 - c0} calls)",
+                    flush=True,
+                )
+    finally:
+        BPF_STATS.write_text(was)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -284,6 +357,12 @@ def main() -> int:
         type=int,
         default=4_000_000,
         help="opens of the back-pressure loop (0: skip)",
+    )
+    p.add_argument(
+        "--producer-n",
+        type=int,
+        default=1_000_000,
+        help="opens of the producer-cost loop (0: skip)",
     )
     p.add_argument("--skip", default="", help="comma list of grep,throughput")
     a = p.parse_args()
@@ -305,6 +384,8 @@ def main() -> int:
         )
     if a.bp_n:
         backpressure(ROOT, a.bp_n, 128)
+    if a.producer_n:
+        producer(trees, a.producer_n, a.pairs)
     return 0
 
 

@@ -17,7 +17,9 @@ then, with every tracer attached:
   - `cat /etc/shadow` as uid 65534: a real denial;
   - `cat /proc/<root process>/stat` as uid 65534: ptrace_may_access asks
     ns_capable_noaudit(CAP_SYS_PTRACE), refused, and the read succeeds;
-  - a connect to an abstract AF_UNIX socket as uid 65534.
+  - a connect to an abstract AF_UNIX socket as uid 65534;
+  - `cat deep.txt` as uid 65534 from a directory deeper than the kernel side
+    walks (LSMT_MAX_DEPTH): a successful open whose name is read only then.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ except OSError as e:
     err = e.strerror
 sys.stdout.write(f"{os.getpid()} {err}\n")
 """
+
+
+DEEP = 20  # directories: more than the BPF path walk's LSMT_MAX_DEPTH (16)
 
 
 @dataclass
@@ -107,6 +112,12 @@ def scene(
     hidden.chmod(0)
     for f in (tree / "a" / "f1.txt", tree / "a" / "b" / "f2.txt"):
         f.chmod(0o644)
+    deep = Path(os.path.realpath(world_dir))
+    for i in range(DEEP):
+        deep = deep / f"d{i}"
+        deep.mkdir(mode=0o755)
+    (deep / "deep.txt").write_text("deep\n")
+    (deep / "deep.txt").chmod(0o644)
     ll = Path(os.path.realpath(world_dir / "landlock"))
     ll.mkdir(mode=0o755)
     (ll / "open-denied.py").write_text(OPEN_DENIED)
@@ -151,6 +162,9 @@ def scene(
         )
         sc.pids["connect"], sc.outputs["connect"] = spawn_nobody(
             [sys.executable, "-c", code]
+        )
+        sc.pids["deep"], sc.outputs["deep"] = spawn_nobody(
+            ["cat", "deep.txt"], cwd=str(deep)
         )
         helpers.stop_all(r for r in runs.values() if not r.start_error)
         yield sc
@@ -283,6 +297,21 @@ def test_denied_openat_dirfd_name_is_joined(scene: Scene) -> None:
         "grep",
     )
     assert scene.outputs["grep"].count("needle") == 2
+
+
+def test_open_too_deep_to_walk_keeps_its_name_as_given(scene: Scene) -> None:
+    """A successful open's path comes from its new fd's file; where that walk
+    stops short (deeper than LSMT_MAX_DEPTH), the name the program gave is
+    read from its memory then, and said to be as given."""
+    assert scene.outputs["deep"] == "deep\n"
+    evs = [
+        e
+        for e in events_of(scene.run("nobody"), scene.pids["deep"], "sys_openat")
+        if str(e["object"].get("path", "")).endswith("deep.txt")
+    ]
+    assert [
+        (e["verdict"], e["object"]["path"], e["object"]["path_kind"]) for e in evs
+    ] == [("allow", "deep.txt", "as_given")], evs
 
 
 def test_find_walks_directories_by_real_path(scene: Scene) -> None:
