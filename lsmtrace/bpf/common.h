@@ -457,8 +457,9 @@ static __always_inline char *lsmt_scratch(void)
  * component's parent and name in one call. A constant: the other branch
  * folds away. */
 #define LSMT_DENTRY_LINK_ADJACENT                                                      \
-	(__builtin_offsetof(struct dentry, d_name) == __builtin_offsetof(struct dentry, d_parent) + 8 &&   \
-	 __builtin_offsetof(struct qstr, name) == 8 && sizeof(((struct dentry *)0)->d_parent) == 8)
+	(__builtin_offsetof(struct dentry, d_name) ==                                  \
+		 __builtin_offsetof(struct dentry, d_parent) + 8 &&                    \
+	 __builtin_offsetof(struct qstr, name) == 8)
 
 /*
  * Walk a dentry up to its filesystem root and, when `mnt` is known, across

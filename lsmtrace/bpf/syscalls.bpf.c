@@ -112,9 +112,9 @@ static __always_inline u64 lsmt_arg(const struct lsmt_args *args, u8 i)
  * Whatever cannot be placed keeps the name as given (a walk deeper than
  * LSMT_MAX_DEPTH, a result longer than LSMT_PATH_LEN, an unknown dirfd).
  *
- * `unread`: a successful open's name, not read yet. The new fd's file says
- * the path exactly, so the name is read from user memory (~130 ns, the
- * most common streamed event) only when that walk cannot place it.
+ * `unread`: a successful open's name, not read yet. Its new fd's file gives
+ * the exact path, so the name is read from user memory (~130 ns; opens are
+ * the most streamed events) only when that walk cannot place it.
  */
 static __always_inline void lsmt_resolve_path(struct lsmt_event *e, u8 dec, s64 ret,
 					      const void *unread)
