@@ -174,6 +174,9 @@ GUARDED = r"""
 import os, signal, sys, time
 from lsmtrace import auditnl
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))  # as the session does
+# Ctrl-C as KeyboardInterrupt, whoever started us: a shell's background job
+# inherits SIGINT ignored, and Python then leaves it ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 how = sys.argv[1]
 with auditnl.EnableGuard() as g:
     assert g.enable()
