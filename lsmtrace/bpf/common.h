@@ -587,6 +587,16 @@ static __always_inline void lsmt_fs_path(int root, struct vfsmount **mnt, struct
 	*d = p.dentry;
 }
 
+/* A file's mount and dentry: its struct path in one read. */
+static __always_inline void lsmt_file_path(struct file *f, struct vfsmount **mnt,
+					   struct dentry **d)
+{
+	struct path p = {};
+	LSMT_READ(p, f->f_path);
+	*mnt = p.mnt;
+	*d = p.dentry;
+}
+
 /* The open file of the current task's descriptor fd, or NULL. */
 static __always_inline struct file *lsmt_fd_file(s32 fd)
 {

@@ -74,8 +74,7 @@ static __always_inline void lsmt_file(struct lsmt_event *e, char *buf, struct fi
 	struct inode *inode = NULL;
 	if (!f)
 		return;
-	LSMT_READ(mnt, f->f_path.mnt);
-	LSMT_READ(d, f->f_path.dentry);
+	lsmt_file_path(f, &mnt, &d);
 	lsmt_dpath(e, buf, d, mnt);
 	LSMT_READ(inode, f->f_inode);
 	if (buf == e->obj.file.path) {

@@ -154,12 +154,8 @@ static __always_inline void lsmt_resolve_path(struct lsmt_event *e, u8 dec, s64 
 				f = lsmt_fd_file(o->dfd);
 		}
 	}
-	if (f) {
-		struct path fp = {};
-		LSMT_READ(fp, f->f_path);
-		mnt = fp.mnt;
-		d = fp.dentry;
-	}
+	if (f)
+		lsmt_file_path(f, &mnt, &d);
 	char *b = lsmt_scratch();
 	if (!d || !b)
 		goto given;
@@ -585,8 +581,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 	}
 #endif
 	if (exe) {
-		LSMT_READ(mnt, exe->f_path.mnt);
-		LSMT_READ(d, exe->f_path.dentry);
+		lsmt_file_path(exe, &mnt, &d);
 		len = lsmt_dpath_build(b, d, mnt, &complete);
 	}
 	if (!complete) {
