@@ -26,6 +26,7 @@ instead of wall time: on a loaded host wall-clock ratios drift with the load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +55,32 @@ for _ in range(n):
 el, cpu = time.perf_counter() - t, time.process_time() - c
 print(el * 1e9 / n, n / el, cpu * 1e9 / n)
 """
+
+
+BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
+
+
+@contextlib.contextmanager
+def bpf_stats() -> Iterator[None]:
+    """kernel.bpf_stats_enabled=1 for the block (programs then count
+    run_time_ns and run_cnt), as it was after."""
+    was = BPF_STATS.read_text().strip()
+    BPF_STATS.write_text("1")
+    try:
+        yield
+    finally:
+        BPF_STATS.write_text(was)
+
+
+def fdinfo(path: Path) -> dict[str, str]:
+    """/proc/<pid>/fdinfo/<fd> as {field: value}; a BPF program's has prog_id,
+    run_time_ns and run_cnt (with bpf_stats on)."""
+    out = {}
+    for line in path.read_text().splitlines():
+        k, sep, v = line.partition(":")
+        if sep:
+            out[k] = v.strip()
+    return out
 
 
 def build_loop(name: str = "openloop") -> Path:

@@ -35,12 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import build_loop, run_loop  # noqa: E402
+from bench import bpf_stats, build_loop, fdinfo, run_loop  # noqa: E402
 
 from lsmtrace import bpfgen, kheaders, probe  # noqa: E402
 from lsmtrace.loader import TraceOptions, Tracer, import_bcc  # noqa: E402
 
-STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 # our tracepoint programs -> the empty program beside them
 TP_GROUPS = {
     "sys_exit": "lsmt_sys_exit",
@@ -53,14 +52,8 @@ TP_GROUPS = {
 
 def prog_stats(fd: int) -> tuple[int, int]:
     """(run_time_ns, run_cnt) of one program fd of this process."""
-    t = c = 0
-    for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines():
-        k, _, v = line.partition(":")
-        if k == "run_time_ns":
-            t = int(v)
-        elif k == "run_cnt":
-            c = int(v)
-    return t, c
+    info = fdinfo(Path(f"/proc/self/fdinfo/{fd}"))
+    return int(info.get("run_time_ns", 0)), int(info.get("run_cnt", 0))
 
 
 def empty_source(plan: bpfgen.Plan) -> tuple[str, list[tuple[str, str, str]]]:
@@ -257,14 +250,10 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     build_loop()
     print(f"bench_hooks on {platform.release()}, {os.cpu_count()} CPUs", flush=True)
-    saved = STATS.read_text().strip()
-    STATS.write_text("1")
-    try:
+    with bpf_stats():
         rows = []
         for backend in a.backends.split(","):
             rows += measure(backend, a.n)
-    finally:
-        STATS.write_text(saved)
     print("counting-mode loop ratio (untraced/traced, C open+close):", flush=True)
     loops = {}
     for backend in a.backends.split(","):

@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import build_loop  # noqa: E402
+from bench import bpf_stats, build_loop, fdinfo  # noqa: E402
 
 GREP = [
     "grep",
@@ -273,19 +273,12 @@ def backpressure(tree: Path, n: int, backlog_mb: int) -> None:
             )
 
 
-BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
-
-
 def prog_runs(pid: int) -> dict[int, tuple[int, int]]:
     """{prog_id: (run_time_ns, run_cnt)} of the BPF programs process pid holds."""
     out: dict[int, tuple[int, int]] = {}
     for fd in Path(f"/proc/{pid}/fdinfo").iterdir():
         try:
-            info = dict(
-                line.split(":", 1)
-                for line in fd.read_text().splitlines()
-                if ":" in line
-            )
+            info = fdinfo(fd)
         except OSError:
             continue
         if "prog_id" in info and "run_cnt" in info:
@@ -312,9 +305,7 @@ def producer(trees: dict[str, Path], n: int, pairs: int) -> None:
             ).stdout.split()
         ]
 
-    was = BPF_STATS.read_text().strip()
-    BPF_STATS.write_text("1")
-    try:
+    with bpf_stats():
         for _ in range(pairs):
             ns = run()[0]
             print(f"  {'untraced':<14} loop {ns:7.1f} ns/pair", flush=True)
@@ -337,8 +328,6 @@ def producer(trees: dict[str, Path], n: int, pairs: int) -> None:
                     f"{(t1 - t0) / max(1, c1 - c0):6.1f} ns/call ({c1 - c0} calls)",
                     flush=True,
                 )
-    finally:
-        BPF_STATS.write_text(was)
 
 
 def main() -> int:
